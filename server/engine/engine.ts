@@ -1,0 +1,110 @@
+/**
+ * Main-thread handle on the engine worker: start it on a model folder, run edits (with progress and
+ * cancellation), close it. The event loop stays free while the worker computes.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import type { Log } from './ort';
+import type { ModelInfo } from './models';
+import { EditCancelledError, type EditOptions, type EditResult, type EditSource, type Progress, type Region } from './pipeline';
+import type { FromWorker, ToWorker, WorkerInit } from './protocol';
+
+/** The built worker bundle: dist/engine-worker.js, found from sources (server/engine) and bundles (dist/*). */
+export function defaultWorkerFile(): string {
+  const candidates = [path.resolve(__dirname, '..', 'engine-worker.js'), path.resolve(__dirname, '..', '..', 'dist', 'engine-worker.js')];
+  const found = candidates.find((f) => fs.existsSync(f));
+  if (!found) throw new Error(`engine worker bundle not found (looked for ${candidates.join(', ')}): run 'npm run build' first`);
+  return found;
+}
+
+interface Pending {
+  resolve: (v: { result: EditResult; timings: { totalMs: number; onnxMs: number } }) => void;
+  reject: (e: Error) => void;
+  onProgress?: (p: Progress) => void;
+}
+
+export class Engine {
+  private readonly pending = new Map<string, Pending>();
+  private failure: Error | null = null;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly info: ModelInfo,
+    private readonly log: Log,
+  ) {
+    worker.on('message', (msg: FromWorker) => this.handle(msg));
+    worker.on('error', (err) => this.fail(err));
+    worker.on('exit', (code) => this.fail(new Error(`engine worker exited (code ${code})`)));
+  }
+
+  static start(init: WorkerInit & { workerFile?: string; log?: Log }): Promise<Engine> {
+    const log = init.log ?? ((m: string) => process.stderr.write(m + '\n'));
+    const worker = new Worker(init.workerFile ?? defaultWorkerFile(), {
+      workerData: { modelDir: init.modelDir, device: init.device, threads: init.threads } satisfies WorkerInit,
+    });
+    return new Promise((resolve, reject) => {
+      const onMessage = (msg: FromWorker) => {
+        if (msg.type === 'log') log(msg.message);
+        else if (msg.type === 'ready') {
+          worker.off('message', onMessage);
+          worker.off('exit', onExit);
+          resolve(new Engine(worker, msg.info, log));
+        } else if (msg.type === 'error') reject(new Error(msg.message));
+      };
+      const onExit = (code: number) => reject(new Error(`engine worker exited during start (code ${code})`));
+      worker.on('message', onMessage);
+      worker.on('exit', onExit);
+      worker.once('error', reject);
+    });
+  }
+
+  /** Run one edit in the worker. Rejects with EditCancelledError when `signal` aborts. */
+  edit(
+    source: EditSource,
+    regions: Region[],
+    options: Partial<EditOptions>,
+    hooks: { onProgress?: (p: Progress) => void; signal?: AbortSignal } = {},
+  ): Promise<{ result: EditResult; timings: { totalMs: number; onnxMs: number } }> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress: hooks.onProgress });
+      if (hooks.signal) {
+        if (hooks.signal.aborted) this.send({ type: 'cancel', id });
+        hooks.signal.addEventListener('abort', () => this.send({ type: 'cancel', id }), { once: true });
+      }
+      this.send({ type: 'edit', id, source, regions, options });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.failure) return;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.send({ type: 'shutdown' });
+    await exited;
+  }
+
+  private send(msg: ToWorker): void {
+    this.worker.postMessage(msg);
+  }
+
+  private handle(msg: FromWorker): void {
+    if (msg.type === 'log') return this.log(msg.message);
+    if (msg.type === 'ready') return;
+    const job = msg.id ? this.pending.get(msg.id) : undefined;
+    if (msg.type === 'progress') return job?.onProgress?.(msg.progress);
+    if (!job || !msg.id) return;
+    this.pending.delete(msg.id);
+    if (msg.type === 'result') job.resolve({ result: msg.result, timings: msg.timings });
+    else job.reject(msg.cancelled ? new EditCancelledError() : new Error(msg.message));
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const job of this.pending.values()) job.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Pixel-side helpers: RGBA images, conversion to and from model tensors, resizing (sharp), and the
+ * exact-preservation composite that puts an edit back into the original-resolution source.
+ */
+import sharp from 'sharp';
+
+/** 8-bit RGBA, row-major, no padding. */
+export interface RgbaImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export function createImage(width: number, height: number, data?: Uint8Array): RgbaImage {
+  const expected = width * height * 4;
+  if (data && data.length !== expected) {
+    throw new Error(`RGBA data has ${data.length} bytes, expected ${expected} for ${width}x${height}`);
+  }
+  return { width, height, data: data ?? new Uint8Array(expected) };
+}
+
+/** RGB of an RGBA image as a [3,H,W] tensor in [-1,1] (the VAE's input range). */
+export function toModelTensor(img: RgbaImage): Float32Array {
+  const n = img.width * img.height;
+  const out = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) out[c * n + i] = img.data[i * 4 + c] / 127.5 - 1;
+  }
+  return out;
+}
+
+/** [3,H,W] tensor in about [-1,1] -> opaque RGBA, rounding like diffusers' numpy_to_pil. */
+export function fromModelTensor(t: Float32Array, width: number, height: number): RgbaImage {
+  const n = width * height;
+  if (t.length < 3 * n) throw new Error(`tensor has ${t.length} values, expected 3x${width}x${height}`);
+  const img = createImage(width, height);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) {
+      const v = (t[c * n + i] + 1) / 2;
+      img.data[i * 4 + c] = Math.round(Math.min(1, Math.max(0, v)) * 255);
+    }
+    img.data[i * 4 + 3] = 255;
+  }
+  return img;
+}
+
+/** High-quality resize (lanczos3) of an RGBA image. */
+export async function resizeImage(img: RgbaImage, width: number, height: number): Promise<RgbaImage> {
+  if (img.width === width && img.height === height) return img;
+  const { data, info } = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
+    raw: { width: img.width, height: img.height, channels: 4 },
+  })
+    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return createImage(info.width, info.height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+/** Crop a rectangle (must lie inside the image). */
+export function cropImage(img: RgbaImage, x: number, y: number, width: number, height: number): RgbaImage {
+  if (x < 0 || y < 0 || x + width > img.width || y + height > img.height) {
+    throw new Error(`crop ${width}x${height}+${x}+${y} is outside the ${img.width}x${img.height} image`);
+  }
+  const out = createImage(width, height);
+  for (let row = 0; row < height; row++) {
+    const from = ((y + row) * img.width + x) * 4;
+    out.data.set(img.data.subarray(from, from + width * 4), row * width * 4);
+  }
+  return out;
+}
+
+/** Bilinear resize of a soft mask [h*w] (area-preserving enough for masks; values stay in [0,1]). */
+export function resizeMask(mask: Float32Array, w: number, h: number, nw: number, nh: number): Float32Array {
+  if (w === nw && h === nh) return mask;
+  const out = new Float32Array(nw * nh);
+  for (let y = 0; y < nh; y++) {
+    const sy = Math.min(h - 1, Math.max(0, ((y + 0.5) * h) / nh - 0.5));
+    const y0 = Math.floor(sy);
+    const y1 = Math.min(h - 1, y0 + 1);
+    const fy = sy - y0;
+    for (let x = 0; x < nw; x++) {
+      const sx = Math.min(w - 1, Math.max(0, ((x + 0.5) * w) / nw - 0.5));
+      const x0 = Math.floor(sx);
+      const x1 = Math.min(w - 1, x0 + 1);
+      const fx = sx - x0;
+      const top = mask[y0 * w + x0] * (1 - fx) + mask[y0 * w + x1] * fx;
+      const bottom = mask[y1 * w + x0] * (1 - fx) + mask[y1 * w + x1] * fx;
+      out[y * nw + x] = top * (1 - fy) + bottom * fy;
+    }
+  }
+  return out;
+}
+
+/**
+ * Put `edit` (same size as the crop rectangle at x,y) into a copy of `source` through the soft mask
+ * (source-sized, [H*W], 1 = take the edit). Where the mask is 0 the source bytes are copied untouched, so
+ * pixels outside the mask come back bit-identical; alpha always stays the source's.
+ */
+export function compositeInto(source: RgbaImage, edit: RgbaImage, x: number, y: number, mask: Float32Array | null): RgbaImage {
+  const out = createImage(source.width, source.height, new Uint8Array(source.data));
+  for (let row = 0; row < edit.height; row++) {
+    for (let col = 0; col < edit.width; col++) {
+      const si = (y + row) * source.width + (x + col);
+      const m = mask ? mask[si] : 1;
+      if (m <= 0) continue;
+      const ei = (row * edit.width + col) * 4;
+      for (let c = 0; c < 3; c++) {
+        const s = source.data[si * 4 + c];
+        out.data[si * 4 + c] = m >= 1 ? edit.data[ei + c] : Math.round(s + (edit.data[ei + c] - s) * m);
+      }
+    }
+  }
+  return out;
+}
+
+/** Decode PNG/JPEG/WebP bytes to RGBA (throws sharp's message on malformed input). */
+export async function decodeImage(bytes: Uint8Array): Promise<RgbaImage> {
+  const { data, info } = await sharp(bytes).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return createImage(info.width, info.height, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+}
+
+export async function encodePng(img: RgbaImage): Promise<Buffer> {
+  return sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
+    raw: { width: img.width, height: img.height, channels: 4 },
+  })
+    .png()
+    .toBuffer();
+}
+
+/** A grayscale (or RGBA, first channel) image as a soft mask [h*w] in [0,1]. */
+export function maskFromImage(img: RgbaImage): Float32Array {
+  const n = img.width * img.height;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = img.data[i * 4] / 255;
+  return out;
+}

@@ -1,0 +1,248 @@
+/**
+ * The engine on the shipped tiny model (CPU): folder validation, devices, fp16, variations batching,
+ * exact preservation, previews, cancellation, and the worker thread keeping the event loop free.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Pix2PixModel } from '../../server/engine/models';
+import { edit, EditCancelledError, type Progress } from '../../server/engine/pipeline';
+import { Engine } from '../../server/engine/engine';
+import { decodeImage, maskFromImage, type RgbaImage } from '../../server/imaging/image';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const MODEL = path.join(ROOT, 'models', 'tiny-pix2pix');
+const FIXTURE = path.join(ROOT, 'test', 'fixtures');
+const quiet = () => {};
+const timer = () => ({ onnxMs: 0, calls: 0 });
+
+async function fixture(name: string): Promise<RgbaImage> {
+  return decodeImage(fs.readFileSync(path.join(FIXTURE, name)));
+}
+
+function copyModel(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-model-'));
+  fs.cpSync(MODEL, dir, { recursive: true });
+  return dir;
+}
+
+function psnr(a: RgbaImage, b: RgbaImage): number {
+  let se = 0;
+  let n = 0;
+  for (let i = 0; i < a.data.length; i++) {
+    if (i % 4 === 3) continue;
+    se += (a.data[i] - b.data[i]) ** 2;
+    n++;
+  }
+  return se === 0 ? Infinity : 10 * Math.log10((255 * 255 * n) / se);
+}
+
+describe('model folders', () => {
+  it('reads the tiny model configs', async () => {
+    const model = await Pix2PixModel.load(MODEL, { device: 'cpu', timer: timer(), log: quiet });
+    expect(model.info).toMatchObject({ vaeScaleFactor: 8, nativeSize: 128, sizeMultiple: 32, defaultSampler: 'euler_ancestral', defaultSpacing: 'linspace', precision: 'float32', provider: 'cpu' });
+    expect(model.info.scalingFactor).toBeGreaterThan(0);
+    expect(model.info.latentToRgb).toHaveLength(3);
+    await model.release();
+  });
+
+  it('names the missing file of an incomplete folder', async () => {
+    const dir = copyModel();
+    fs.rmSync(path.join(dir, 'unet', 'model.onnx'));
+    await expect(Pix2PixModel.load(dir, { device: 'cpu', timer: timer(), log: quiet })).rejects.toThrow(/missing unet\/model\.onnx/);
+  });
+
+  it('rejects a UNet config that is not InstructPix2Pix (in_channels 4)', async () => {
+    const dir = copyModel();
+    const cfg = path.join(dir, 'unet', 'config.json');
+    fs.writeFileSync(cfg, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfg, 'utf8')), in_channels: 4 }));
+    await expect(Pix2PixModel.load(dir, { device: 'cpu', timer: timer(), log: quiet })).rejects.toThrow(/unet\/config\.json: in_channels is 4.*takes 8/);
+  });
+
+  it('rejects a component whose tensors do not match the contract, naming file and tensor', async () => {
+    const dir = copyModel();
+    fs.copyFileSync(path.join(MODEL, 'vae_decoder', 'model.onnx'), path.join(dir, 'unet', 'model.onnx'));
+    await expect(Pix2PixModel.load(dir, { device: 'cpu', timer: timer(), log: quiet })).rejects.toThrow(/unet\/model\.onnx: expected input tensor 'sample', found \[latent_sample\]/);
+  });
+
+  it('reports malformed config JSON with the file name', async () => {
+    const dir = copyModel();
+    fs.writeFileSync(path.join(dir, 'vae_decoder', 'config.json'), '{"scaling_factor": -1}');
+    await expect(Pix2PixModel.load(dir, { device: 'cpu', timer: timer(), log: quiet })).rejects.toThrow(/vae_decoder\/config\.json: field 'scaling_factor'/);
+  });
+});
+
+describe('devices', () => {
+  it('auto falls back to CPU with one loud log line when CUDA cannot load', async () => {
+    const lines: string[] = [];
+    const model = await Pix2PixModel.load(MODEL, { device: 'auto', timer: timer(), log: (l) => lines.push(l) });
+    if (model.info.provider === 'cuda') {
+      expect(lines).toHaveLength(0); // a GPU host: nothing to fall back from
+    } else {
+      expect(lines.filter((l) => /falling back to CPU/.test(l))).toHaveLength(1);
+    }
+    await model.release();
+  });
+
+  it('an explicit cuda request fails with install instructions when CUDA cannot load', async () => {
+    const probe = await Pix2PixModel.load(MODEL, { device: 'auto', timer: timer(), log: quiet });
+    const onGpu = probe.info.provider === 'cuda';
+    await probe.release();
+    if (onGpu) return;
+    await expect(Pix2PixModel.load(MODEL, { device: 'cuda', timer: timer(), log: quiet })).rejects.toThrow(/--onnxruntime-node-install=cuda12/);
+  });
+});
+
+describe('edits (in-process)', () => {
+  let model: Pix2PixModel;
+  let image: RgbaImage;
+  let circleMask: Float32Array;
+  beforeAll(async () => {
+    model = await Pix2PixModel.load(MODEL, { device: 'cpu', timer: timer(), log: quiet });
+    image = await fixture('shapes-128.png');
+    circleMask = maskFromImage(await fixture('shapes-128-circle-mask.png'));
+  });
+  afterAll(async () => model.release());
+
+  it('keeps every pixel outside the mask bit-identical (all locality modes)', async () => {
+    for (const locality of ['guidance', 'blend', 'both'] as const) {
+      const result = await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: circleMask }], { locality, steps: 8, seed: 3 });
+      const out = result.variations[0].image;
+      let changedInside = 0;
+      for (let i = 0; i < circleMask.length; i++) {
+        const px = (img: RgbaImage) => Array.from(img.data.subarray(i * 4, i * 4 + 4));
+        if (circleMask[i] === 0) expect(px(out)).toEqual(px(image));
+        else if (px(out).join() !== px(image).join()) changedInside++;
+      }
+      expect(changedInside).toBeGreaterThan(0);
+    }
+  });
+
+  it('is reproducible per seed, and batched variations equal the same seeds run one by one', async () => {
+    const opts = { steps: 6, seed: 10 };
+    const batched = await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the square red', mask: null }], { ...opts, variations: 3 });
+    expect(batched.variations.map((v) => v.seed)).toEqual([10, 11, 12]);
+    for (const [k, v] of batched.variations.entries()) {
+      const single = await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the square red', mask: null }], { ...opts, seed: 10 + k });
+      const a = single.variations[0].latent.data;
+      let maxDiff = 0;
+      for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - v.latent.data[i]));
+      expect(maxDiff).toBeLessThan(1e-4);
+    }
+    expect(psnr(batched.variations[0].image, batched.variations[1].image)).toBeLessThan(60); // different seeds differ
+    // chunking (maxBatch smaller than the variations' batch) gives the same results
+    const chunked = await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the square red', mask: null }], { ...opts, variations: 3, maxBatch: 3 });
+    chunked.variations.forEach((v, k) => expect(Array.from(v.image.data)).toEqual(Array.from(batched.variations[k].image.data)));
+  });
+
+  it('continues from a stored latent without re-encoding, and re-encodes when the geometry differs', async () => {
+    const first = await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: 6 });
+    const v = first.variations[0];
+    const next = await edit(model, { kind: 'latent', image: v.image, latent: v.latent }, [{ instruction: '', mask: null }], { steps: 6 });
+    expect(next.conditioning).toBe('latent');
+    const moved = { ...v.latent, geometry: { ...v.latent.geometry, workWidth: 64 } };
+    const fallback = await edit(model, { kind: 'latent', image: v.image, latent: moved }, [{ instruction: '', mask: null }], { steps: 2 });
+    expect(fallback.conditioning).toBe('pixels');
+  });
+
+  it('streams progress for every step, with previews every k steps', async () => {
+    const events: Progress[] = [];
+    await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: 10, previewEvery: 3 }, { onProgress: (p) => events.push(p) });
+    expect(events.map((e) => e.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(events.every((e) => e.totalSteps === 10)).toBe(true);
+    const previews = events.filter((e) => e.preview);
+    expect(previews.map((e) => e.step)).toEqual([3, 6, 9]);
+    expect(previews[0].preview).toMatchObject({ width: 16, height: 16 }); // latent-resolution linear preview
+  });
+
+  it('runs fewer steps at lower strength (SDEdit start)', async () => {
+    const events: Progress[] = [];
+    await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: 20, strength: 0.5 }, { onProgress: (p) => events.push(p) });
+    expect(events).toHaveLength(10);
+  });
+
+  it('cancels between steps', async () => {
+    const controller = new AbortController();
+    let seen = 0;
+    const run = edit(model, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: 20 }, {
+      signal: controller.signal,
+      onProgress: () => {
+        if (++seen === 3) controller.abort();
+      },
+    });
+    await expect(run).rejects.toBeInstanceOf(EditCancelledError);
+    expect(seen).toBe(3);
+  });
+
+  it('rejects bad requests with messages that say what to fix', async () => {
+    const src = { kind: 'pixels' as const, image };
+    await expect(edit(model, src, [], {})).rejects.toThrow(/at least one region/);
+    await expect(edit(model, src, [{ instruction: 'x', mask: new Float32Array(10) }], {})).rejects.toThrow(/mask has 10 values, the source is 128x128/);
+    await expect(edit(model, src, [{ instruction: 'x', mask: new Float32Array(128 * 128) }], {})).rejects.toThrow(/the mask is empty/);
+    await expect(edit(model, src, [{ instruction: 'x', mask: null }], { strength: 0 })).rejects.toThrow(/strength must be in \(0, 1\]/);
+    await expect(edit(model, src, [{ instruction: 'x', mask: null }], { steps: 0 })).rejects.toThrow(/steps must be a positive integer/);
+  });
+
+  it('edits a large non-square layer in a context crop and keeps the rest identical', async () => {
+    const big = await fixture('shapes-320x224.png');
+    const mask = new Float32Array(320 * 224);
+    for (let y = 60; y < 100; y++) for (let x = 70; x < 110; x++) mask[y * 320 + x] = 1;
+    const result = await edit(model, { kind: 'pixels', image: big }, [{ instruction: 'make the circle green', mask }], { steps: 6 });
+    expect(result.geometry.width).toBeLessThan(320);
+    const out = result.variations[0].image;
+    expect([out.width, out.height]).toEqual([320, 224]);
+    for (let i = 0; i < mask.length; i++) if (!mask[i]) expect(out.data[i * 4]).toBe(big.data[i * 4]);
+  });
+});
+
+describe('fp16 model', () => {
+  it('runs the fp16 folder through Uint16Array tensors and agrees with fp32 closely', async () => {
+    const m16 = await Pix2PixModel.load(`${MODEL}-fp16`, { device: 'cpu', timer: timer(), log: quiet });
+    const m32 = await Pix2PixModel.load(MODEL, { device: 'cpu', timer: timer(), log: quiet });
+    expect(m16.info.precision).toBe('float16');
+    const image = await fixture('shapes-128.png');
+    const req = [{ instruction: 'make the circle blue', mask: null }];
+    const a = await edit(m16, { kind: 'pixels', image }, req, { steps: 10, sampler: 'euler' });
+    const b = await edit(m32, { kind: 'pixels', image }, req, { steps: 10, sampler: 'euler' });
+    expect(psnr(a.variations[0].image, b.variations[0].image)).toBeGreaterThan(30);
+    await Promise.all([m16.release(), m32.release()]);
+  });
+});
+
+describe('worker thread', () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await Engine.start({ modelDir: MODEL, device: 'cpu', log: quiet });
+  });
+  afterAll(async () => engine.close());
+
+  it('keeps the main event loop ticking during an edit', async () => {
+    const image = await fixture('shapes-128.png');
+    let ticks = 0;
+    const interval = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    const { result, timings } = await engine.edit({ kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: 30, variations: 2 });
+    const elapsed = performance.now() - started;
+    clearInterval(interval);
+    expect(result.variations).toHaveLength(2);
+    expect(timings.onnxMs).toBeGreaterThan(0);
+    expect(timings.onnxMs).toBeLessThanOrEqual(timings.totalMs);
+    // at a 5 ms interval the loop should tick for most of the edit; a blocked loop would tick ~0 times
+    expect(ticks).toBeGreaterThan((elapsed / 5) * 0.3);
+  });
+
+  it('cancels a running edit from the main thread', async () => {
+    const image = await fixture('shapes-128.png');
+    const controller = new AbortController();
+    const run = engine.edit({ kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: 200 }, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.step === 2) controller.abort();
+      },
+    });
+    await expect(run).rejects.toBeInstanceOf(EditCancelledError);
+    // the worker is still healthy afterwards
+    const { result } = await engine.edit({ kind: 'pixels', image }, [{ instruction: '', mask: null }], { steps: 2 });
+    expect(result.variations).toHaveLength(1);
+  });
+});

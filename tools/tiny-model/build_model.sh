@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Reproduce models/tiny-pix2pix (and its fp16 twin) from scratch with fixed seeds, evaluate it, and
+# regenerate the engine's parity fixtures. About an hour on a 2-core machine.
+#   bash tools/tiny-model/build_model.sh [work-dir]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+work=${1:-/tmp/tiny-pix2pix-work}
+cd "$here"
+python3 train.py --work "$work"
+python3 export.py --checkpoint "$work/tiny-pix2pix.pt" --out "$root/models/tiny-pix2pix"
+python3 to_fp16.py --model "$root/models/tiny-pix2pix" --out "$root/models/tiny-pix2pix-fp16"
+python3 evaluate.py --model "$root/models/tiny-pix2pix" --out "$root/models/tiny-pix2pix/EVAL.md" --samples "$root/models/tiny-pix2pix/samples.png"
+python3 make_parity_fixtures.py --model "$root/models/tiny-pix2pix" --out "$root/test/fixtures/parity"
