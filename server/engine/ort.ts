@@ -27,6 +27,8 @@ export interface RunTimer {
   /** milliseconds spent inside session.run, summed over the engine's lifetime */
   onnxMs: number;
   calls: number;
+  /** the same, per model file (optional: benchmarks ask for it) */
+  perFile?: Record<string, { ms: number; calls: number }>;
 }
 
 export type Log = (message: string) => void;
@@ -86,8 +88,14 @@ export class OnnxModel {
       const dims = this.inputs.map((s) => `${s.name}: ${s.type}[${feeds[s.name].dims}]`).join(', ');
       throw new Error(`${this.file}: inference failed with ${dims}: ${(err as Error).message}`);
     } finally {
-      this.timer.onnxMs += performance.now() - started;
+      const ms = performance.now() - started;
+      this.timer.onnxMs += ms;
       this.timer.calls += 1;
+      if (this.timer.perFile) {
+        const entry = (this.timer.perFile[this.file] ??= { ms: 0, calls: 0 });
+        entry.ms += ms;
+        entry.calls += 1;
+      }
       for (const t of Object.values(tensors)) t.dispose();
     }
     const out: Record<string, { data: Float32Array; dims: number[] }> = {};
@@ -146,6 +154,9 @@ export async function loadWithDevice(
   threads?: number,
 ): Promise<OnnxModel> {
   if (device === 'cpu') return OnnxModel.load(file, 'cpu', timer, threads);
+  // ORT's provider bridge prints its own error line through the global logger when the CUDA library is
+  // missing; we report that once, below, so keep ORT's global logging to fatal errors.
+  ort.env.logLevel = 'fatal';
   try {
     return await OnnxModel.load(file, 'cuda', timer, threads);
   } catch (err) {

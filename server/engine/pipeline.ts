@@ -46,6 +46,8 @@ export interface EditOptions {
   previewEvery: number;
   /** largest UNet batch; variations are chunked to fit */
   maxBatch: number;
+  /** working area as the side of an equal-area square, in pixels; 0 = the model's native size */
+  workSide: number;
 }
 
 export const DEFAULT_EDIT_OPTIONS: Readonly<EditOptions> = Object.freeze({
@@ -61,6 +63,7 @@ export const DEFAULT_EDIT_OPTIONS: Readonly<EditOptions> = Object.freeze({
   progressiveShrink: true,
   previewEvery: 5,
   maxBatch: 12,
+  workSide: 0,
 });
 
 /** Where in the source the model works, and at what size. */
@@ -111,6 +114,8 @@ export interface EditVariation {
   latent: StoredLatent;
   /** the edit composited into the full-resolution source */
   image: RgbaImage;
+  /** the decoded edit at working resolution, before compositing (what the model made of the whole crop) */
+  decoded: RgbaImage;
 }
 
 export interface EditResult {
@@ -199,6 +204,7 @@ function validate(source: EditSource, regions: Region[], o: EditOptions): void {
   if (!(o.strength > 0 && o.strength <= 1)) throw new Error(`strength must be in (0, 1], got ${o.strength}`);
   if (!(o.spread >= 0 && o.spread <= 1)) throw new Error(`spread must be in [0, 1], got ${o.spread}`);
   if (!Number.isInteger(o.variations) || o.variations < 1) throw new Error(`variations must be a positive integer, got ${o.variations}`);
+  if (!Number.isInteger(o.workSide) || o.workSide < 0 || o.workSide > 2048) throw new Error(`workSide must be an integer in [0, 2048] (0 = native), got ${o.workSide}`);
 }
 
 /** Cheap preview of a predicted x0 (scaled latent [4,h,w]): the model's fitted linear map, else the decoder. */
@@ -247,7 +253,7 @@ export async function edit(
   }
   const box = unionMask ? maskBounds(unionMask, W, H) : null;
   if (unionMask && !box) throw new Error('the mask is empty: paint or select the area to edit, or send no mask for a global edit');
-  const geometry = planGeometry(W, H, box, info.nativeSize, info.sizeMultiple);
+  const geometry = planGeometry(W, H, box, o.workSide || info.nativeSize, info.sizeMultiple);
   const { workWidth: ww, workHeight: wh } = geometry;
   const f = info.vaeScaleFactor;
   const lw = ww / f;
@@ -374,6 +380,7 @@ export async function edit(
       variations.push({
         seed: o.seed + first + v,
         latent: { data: z0, height: lh, width: lw, geometry },
+        decoded: work,
         image: compositeInto(source.image, back, geometry.x, geometry.y, compositeMask(unionMask, regionMasks, o.spread, W, H, geometry, lw, lh)),
       });
     }

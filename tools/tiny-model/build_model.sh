@@ -12,3 +12,4 @@ python3 export.py --checkpoint "$work/tiny-pix2pix.pt" --out "$root/models/tiny-
 python3 to_fp16.py --model "$root/models/tiny-pix2pix" --out "$root/models/tiny-pix2pix-fp16"
 python3 evaluate.py --model "$root/models/tiny-pix2pix" --out "$root/models/tiny-pix2pix/EVAL.md" --samples "$root/models/tiny-pix2pix/samples.png"
 python3 make_parity_fixtures.py --model "$root/models/tiny-pix2pix" --out "$root/test/fixtures/parity"
+python3 make_heldout_fixtures.py --out "$root/test/fixtures/heldout"

@@ -1,0 +1,594 @@
+/**
+ * The in-process job queue in front of one engine device (DESIGN 3, 8).
+ *
+ * - One job runs at a time (one queue per device).
+ * - Fair across documents: the next job comes from the document served least recently (a document with
+ *   nothing served yet goes first), FIFO within a document. So a document with 10 queued jobs delays
+ *   another document's single job by at most one job.
+ * - Cancellation is an AbortSignal handed to `run`; a queued job is removed at once.
+ * - Every job has an explicit state (queued -> running -> succeeded | failed | cancelled) and an event log
+ *   (see events.ts) that `events()` replays and streams. Finished jobs are kept for a while, then pruned.
+ *
+ * The work itself is injected (`run`): the server passes a function that calls the engine and stores the
+ * results; tests pass controllable fakes. No timers run except inside `close()`; nothing is global.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  MAX_PREVIEW_DATA_URL_LENGTH,
+  isTerminalJobState,
+  type EditRequest,
+  type JobEvent,
+  type JobEventOf,
+  type JobResult,
+  type JobSnapshot,
+  type JobState,
+} from '../../shared/protocol';
+import { DEFAULT_BACKLOG_SIZE, JobEventLog, type JobEventBody } from './events';
+
+/** What `run` reports while it works; the queue adds jobId and seq. */
+export type RunUpdate = Omit<JobEventOf<'progress'>, 'jobId' | 'seq'> | Omit<JobEventOf<'preview'>, 'jobId' | 'seq'>;
+
+export interface RunContext {
+  /** aborts when the job is cancelled or the queue shuts down; check it between steps and reject */
+  signal: AbortSignal;
+  /** progress and previews; ignored once the job was aborted or has ended */
+  emit: (update: RunUpdate) => void;
+}
+
+/** The job as `run` sees it. */
+export interface JobInput {
+  readonly jobId: string;
+  readonly documentId: string;
+  /** a private copy of what was enqueued */
+  readonly request: EditRequest;
+  readonly enqueuedAt: number;
+}
+
+/** Does the work of one job. Resolve with the stored edits; reject with a message written for the user. */
+export type RunJob = (job: JobInput, ctx: RunContext) => Promise<JobResult>;
+
+export interface JobStateInfo {
+  documentId: string;
+  /** epoch ms of the change */
+  at: number;
+  /** set when the state is 'succeeded' */
+  result?: JobResult;
+  /** set when the state is 'failed' */
+  error?: string;
+}
+
+export interface JobQueueOptions {
+  /** most jobs waiting (the running job is not counted); see MAX_QUEUE_LENGTH */
+  maxLength: number;
+  /** most jobs waiting per document (default: maxLength, i.e. no extra limit) */
+  maxPerDocument?: number;
+  run: RunJob;
+  /** called on every state change (for the store to persist it); errors are logged, never thrown back */
+  onStateChange?: (jobId: string, state: JobState, info: JobStateInfo) => void | Promise<void>;
+  /** events kept per job for resuming clients (default 200; the terminal event is always kept) */
+  backlogSize?: number;
+  /** finished jobs are forgotten after this long (default 10 minutes) ... */
+  finishedTtlMs?: number;
+  /** ... or when more than this many are kept (default 500) */
+  maxFinished?: number;
+  /** how many recent job durations feed estimates and stats (default 20) */
+  durationWindow?: number;
+  /** assumed job duration before any job has finished, for retryAfterSeconds (default 15 s) */
+  assumedJobMs?: number;
+  now?: () => number;
+  newId?: () => string;
+  log?: (message: string) => void;
+}
+
+export interface QueueStats {
+  accepting: boolean;
+  queued: number;
+  running: number;
+  runningJobId: string | null;
+  perDocument: Record<string, { queued: number; running: number }>;
+  /** most recent last; only jobs that succeeded (failures and cancellations end early and would skew it) */
+  recentDurationsMs: number[];
+  averageDurationMs: number | null;
+  /** jobs still known to get(): active and recently finished */
+  retainedJobs: number;
+}
+
+export class QueueFullError extends Error {
+  constructor(
+    /** 'queue': the device's queue is full; 'document': this document has too many jobs waiting */
+    readonly scope: 'queue' | 'document',
+    readonly limit: number,
+    /** estimated seconds until a slot frees, at least 1 */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(
+      scope === 'queue'
+        ? `the edit queue is full (${limit} jobs waiting); try again in about ${retryAfterSeconds} s`
+        : `this document already has ${limit} edits waiting; wait for one to start (about ${retryAfterSeconds} s) or cancel one`,
+    );
+    this.name = 'QueueFullError';
+  }
+}
+
+export class QueueClosedError extends Error {
+  constructor() {
+    super('the server is shutting down and accepts no new edits; try again in a moment');
+    this.name = 'QueueClosedError';
+  }
+}
+
+export class UnknownJobError extends Error {
+  constructor(readonly jobId: string) {
+    super(`no job ${jobId}: it never existed or finished long ago`);
+    this.name = 'UnknownJobError';
+  }
+}
+
+export const SHUTDOWN_QUEUED_MESSAGE = 'the server is shutting down and this edit never started: submit it again';
+export const SHUTDOWN_RUNNING_MESSAGE = 'the server shut down while this edit was running: submit it again';
+
+interface Job {
+  readonly input: JobInput;
+  /** enqueue order, for FIFO and tie-breaks */
+  readonly order: number;
+  readonly log: JobEventLog;
+  state: JobState;
+  position: number | null;
+  cancelRequested: boolean;
+  /** why the running job's signal was aborted */
+  stopReason: 'cancel' | 'shutdown' | null;
+  abort: AbortController | null;
+  progress: { step: number; totalSteps: number; variation: number } | null;
+  preview: { step: number; dataUrl: string } | null;
+  result: JobResult | null;
+  error: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+type Ending = { state: 'succeeded'; result: JobResult } | { state: 'failed'; error: string } | { state: 'cancelled' };
+type Outcome = { ok: true; result: JobResult } | { ok: false; error: unknown };
+
+export class JobQueue {
+  private readonly maxLength: number;
+  private readonly maxPerDocument: number;
+  private readonly backlogSize: number;
+  private readonly finishedTtlMs: number;
+  private readonly maxFinished: number;
+  private readonly durationWindow: number;
+  private readonly assumedJobMs: number;
+  private readonly now: () => number;
+  private readonly newId: () => string;
+  private readonly log: (message: string) => void;
+
+  /** every job get() still knows */
+  private readonly jobs = new Map<string, Job>();
+  /** waiting jobs per document, FIFO; only documents with waiting jobs */
+  private readonly waiting = new Map<string, Job[]>();
+  /** serve counter of each document's latest started job, while it has jobs waiting or running */
+  private readonly lastServed = new Map<string, number>();
+  /** finished jobs in the order they finished, for pruning */
+  private readonly finished = new Map<string, Job>();
+  private readonly durations: number[] = [];
+  private running: { job: Job; settled: Promise<void> } | null = null;
+  private enqueued = 0;
+  private served = 0;
+  private accepting = true;
+  private pumpScheduled = false;
+  private idleWaiters: (() => void)[] = [];
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly options: JobQueueOptions) {
+    const positiveInt = (name: string, v: number): number => {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`JobQueue: ${name} must be a positive integer, got ${v}`);
+      return v;
+    };
+    this.maxLength = positiveInt('maxLength', options.maxLength);
+    this.maxPerDocument = positiveInt('maxPerDocument', options.maxPerDocument ?? options.maxLength);
+    this.backlogSize = positiveInt('backlogSize', options.backlogSize ?? DEFAULT_BACKLOG_SIZE);
+    this.maxFinished = positiveInt('maxFinished', options.maxFinished ?? 500);
+    this.durationWindow = positiveInt('durationWindow', options.durationWindow ?? 20);
+    this.finishedTtlMs = options.finishedTtlMs ?? 10 * 60_000;
+    this.assumedJobMs = options.assumedJobMs ?? 15_000;
+    this.now = options.now ?? Date.now;
+    this.newId = options.newId ?? randomUUID;
+    this.log = options.log ?? ((m) => process.stderr.write(`${m}\n`));
+  }
+
+  // ------------------------------------------------------------------------------------------- public
+
+  /**
+   * Queue an edit. `position` is the number of waiting jobs ahead of it (0 = next to start).
+   * Throws QueueClosedError after drain()/close(), QueueFullError when maxLength jobs are waiting (or
+   * maxPerDocument for this document).
+   */
+  enqueue(documentId: string, request: EditRequest): { jobId: string; position: number } {
+    if (request.documentId !== documentId) {
+      throw new Error(`JobQueue.enqueue: documentId ${documentId} differs from the request's ${request.documentId}`);
+    }
+    if (!this.accepting) throw new QueueClosedError();
+    this.prune();
+    const waitingCount = this.waitingCount();
+    if (waitingCount >= this.maxLength) {
+      throw new QueueFullError('queue', this.maxLength, toRetrySeconds(this.estimateWaitMs(0)));
+    }
+    const mine = this.waiting.get(documentId);
+    if (mine && mine.length >= this.maxPerDocument) {
+      throw new QueueFullError('document', this.maxPerDocument, toRetrySeconds(this.estimateWaitMs(mine[0].position ?? 0)));
+    }
+    const jobId = this.newId();
+    if (this.jobs.has(jobId)) throw new Error(`JobQueue: newId() returned a duplicate id ${jobId}`);
+    const job: Job = {
+      input: { jobId, documentId, request: structuredClone(request), enqueuedAt: this.now() },
+      order: ++this.enqueued,
+      log: new JobEventLog(jobId, this.backlogSize),
+      state: 'queued',
+      position: null,
+      cancelRequested: false,
+      stopReason: null,
+      abort: null,
+      progress: null,
+      preview: null,
+      result: null,
+      error: null,
+      startedAt: null,
+      finishedAt: null,
+    };
+    this.jobs.set(jobId, job);
+    if (mine) mine.push(job);
+    else this.waiting.set(documentId, [job]);
+    this.stateChanged(job);
+    this.updatePositions(); // emits this job's first 'queued' event
+    this.schedulePump();
+    return { jobId, position: job.position ?? 0 };
+  }
+
+  /**
+   * Cancel a job. Queued: removed and 'cancelled' at once. Running: its signal aborts, and it turns
+   * 'cancelled' when `run` settles. Returns false for unknown or already finished jobs.
+   */
+  cancel(jobId: string): boolean {
+    const job = this.jobs.get(jobId);
+    if (!job || isTerminalJobState(job.state)) return false;
+    if (job.state === 'queued') {
+      this.removeWaiting(job);
+      this.finish(job, { state: 'cancelled' });
+      this.updatePositions();
+      this.checkIdle();
+      return true;
+    }
+    if (!job.cancelRequested) {
+      job.cancelRequested = true;
+      job.stopReason ??= 'cancel';
+      job.abort?.abort();
+    }
+    return true;
+  }
+
+  /**
+   * The job's current state, cheap enough to poll. `previewAfterStep`: leave the preview out (null) unless
+   * it is newer than that step. Null for unknown (or pruned) jobs.
+   */
+  get(jobId: string, opts: { previewAfterStep?: number } = {}): JobSnapshot | null {
+    this.prune();
+    const job = this.jobs.get(jobId);
+    if (!job) return null;
+    const preview = job.preview;
+    const sendPreview = preview !== null && (opts.previewAfterStep === undefined || preview.step > opts.previewAfterStep);
+    return {
+      jobId,
+      documentId: job.input.documentId,
+      state: job.state,
+      position: job.state === 'queued' ? job.position : null,
+      cancelRequested: job.cancelRequested,
+      progress: job.progress ? { ...job.progress } : null,
+      previewStep: preview?.step ?? null,
+      previewDataUrl: sendPreview ? preview.dataUrl : null,
+      result: job.result ? { editIds: [...job.result.editIds], resultSha256s: [...job.result.resultSha256s] } : null,
+      error: job.error,
+      lastSeq: job.log.lastSeq,
+      enqueuedAt: job.input.enqueuedAt,
+      startedAt: job.startedAt,
+      finishedAt: job.finishedAt,
+    };
+  }
+
+  /**
+   * The job's events: first the retained ones with seq > afterSeq, then live ones, ending after the terminal
+   * event or when `signal` aborts. Throws UnknownJobError (synchronously) for unknown jobs.
+   */
+  events(jobId: string, afterSeq = 0, signal?: AbortSignal): AsyncIterable<JobEvent> {
+    this.prune();
+    const job = this.jobs.get(jobId);
+    if (!job) throw new UnknownJobError(jobId);
+    return job.log.stream(afterSeq, signal);
+  }
+
+  stats(): QueueStats {
+    const perDocument: QueueStats['perDocument'] = {};
+    for (const [documentId, jobs] of this.waiting) perDocument[documentId] = { queued: jobs.length, running: 0 };
+    const runningJob = this.running?.job ?? null;
+    if (runningJob) {
+      const entry = (perDocument[runningJob.input.documentId] ??= { queued: 0, running: 0 });
+      entry.running = 1;
+    }
+    return {
+      accepting: this.accepting,
+      queued: this.waitingCount(),
+      running: runningJob ? 1 : 0,
+      runningJobId: runningJob?.input.jobId ?? null,
+      perDocument,
+      recentDurationsMs: [...this.durations],
+      averageDurationMs: this.averageDurationMs(),
+      retainedJobs: this.jobs.size,
+    };
+  }
+
+  /** Stop accepting jobs and resolve when every queued and running job has finished. */
+  drain(): Promise<void> {
+    this.accepting = false;
+    return this.whenIdle();
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, fail the queued jobs (SHUTDOWN_QUEUED_MESSAGE), give the running job
+   * `timeoutMs` to finish, then abort it (it ends 'failed', SHUTDOWN_RUNNING_MESSAGE) and wait up to
+   * `graceMs` more for `run` to stop; a run that ignores its signal is then abandoned. Idempotent.
+   */
+  close(opts: { timeoutMs?: number; graceMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(opts.timeoutMs ?? 30_000, opts.graceMs ?? 5_000);
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------------------------------- scheduling
+
+  private waitingCount(): number {
+    let n = 0;
+    for (const jobs of this.waiting.values()) n += jobs.length;
+    return n;
+  }
+
+  /**
+   * The order the waiting jobs will start in, if nothing else arrives: documents by least recently served
+   * (never served first, then by their oldest job), one job per document per round.
+   */
+  private plannedOrder(): Job[] {
+    const docs = [...this.waiting.entries()].sort(
+      ([a, ja], [b, jb]) => (this.lastServed.get(a) ?? 0) - (this.lastServed.get(b) ?? 0) || ja[0].order - jb[0].order,
+    );
+    const order: Job[] = [];
+    const total = this.waitingCount();
+    for (let round = 0; order.length < total; round++) {
+      for (const [, jobs] of docs) if (round < jobs.length) order.push(jobs[round]);
+    }
+    return order;
+  }
+
+  /** Recompute positions and tell each waiting job whose position changed. */
+  private updatePositions(): void {
+    this.plannedOrder().forEach((job, position) => {
+      if (job.position === position) return;
+      job.position = position;
+      this.emit(job, { type: 'queued', position });
+    });
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const next = this.plannedOrder()[0];
+    if (!next) {
+      this.checkIdle();
+      return;
+    }
+    this.removeWaiting(next);
+    this.lastServed.set(next.input.documentId, ++this.served);
+    this.start(next);
+    this.updatePositions();
+  }
+
+  private removeWaiting(job: Job): void {
+    const { documentId } = job.input;
+    const jobs = this.waiting.get(documentId);
+    const i = jobs ? jobs.indexOf(job) : -1;
+    if (!jobs || i < 0) return;
+    jobs.splice(i, 1);
+    if (jobs.length === 0) this.waiting.delete(documentId);
+    job.position = null;
+    this.forgetIdleDocument(documentId);
+  }
+
+  /** A document with nothing waiting or running counts as new when it comes back. */
+  private forgetIdleDocument(documentId: string): void {
+    if (!this.waiting.has(documentId) && this.running?.job.input.documentId !== documentId) this.lastServed.delete(documentId);
+  }
+
+  // ---------------------------------------------------------------------------------------- running
+
+  private start(job: Job): void {
+    const abort = new AbortController();
+    job.state = 'running';
+    job.abort = abort;
+    job.startedAt = this.now();
+    const ctx: RunContext = { signal: abort.signal, emit: (update) => this.onRunUpdate(job, update) };
+    const settled = Promise.resolve()
+      .then(() => this.options.run(job.input, ctx))
+      .then(
+        (result): Outcome => ({ ok: true, result }),
+        (error: unknown): Outcome => ({ ok: false, error }),
+      )
+      .then((outcome) => this.settle(job, outcome));
+    this.running = { job, settled };
+    this.stateChanged(job);
+    this.emit(job, { type: 'started' });
+  }
+
+  private onRunUpdate(job: Job, update: RunUpdate): void {
+    if (job.state !== 'running' || job.abort?.signal.aborted) return;
+    const { step, totalSteps, variation } = update;
+    if (update.type === 'preview') {
+      if (update.dataUrl.length > MAX_PREVIEW_DATA_URL_LENGTH || !update.dataUrl.startsWith('data:image/png;base64,')) {
+        this.log(`job ${job.input.jobId}: dropped a preview that is not a PNG data URL of at most ${MAX_PREVIEW_DATA_URL_LENGTH} characters`);
+        return;
+      }
+      job.preview = { step, dataUrl: update.dataUrl };
+      this.emit(job, { type: 'preview', step, totalSteps, variation, dataUrl: update.dataUrl });
+    } else {
+      this.emit(job, { type: 'progress', step, totalSteps, variation });
+    }
+    job.progress = { step, totalSteps, variation };
+  }
+
+  private settle(job: Job, outcome: Outcome): void {
+    if (this.running?.job === job) this.running = null;
+    if (!isTerminalJobState(job.state)) {
+      if (job.stopReason === 'shutdown') {
+        this.finish(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
+      } else if (job.abort?.signal.aborted) {
+        this.finish(job, { state: 'cancelled' }); // whatever run returned after the abort
+      } else if (outcome.ok) {
+        const problem = resultProblem(outcome.result);
+        if (problem) {
+          this.log(`job ${job.input.jobId}: run returned a malformed result: ${problem}`);
+          this.finish(job, { state: 'failed', error: `internal error: ${problem}` });
+        } else {
+          this.recordDuration(this.now() - (job.startedAt ?? this.now()));
+          this.finish(job, { state: 'succeeded', result: outcome.result });
+        }
+      } else {
+        this.finish(job, { state: 'failed', error: errorMessage(outcome.error) });
+      }
+    }
+    this.forgetIdleDocument(job.input.documentId);
+    this.schedulePump();
+    this.checkIdle();
+  }
+
+  private finish(job: Job, ending: Ending): void {
+    job.state = ending.state;
+    job.position = null;
+    job.finishedAt = this.now();
+    if (ending.state === 'succeeded') job.result = { editIds: [...ending.result.editIds], resultSha256s: [...ending.result.resultSha256s] };
+    if (ending.state === 'failed') job.error = ending.error;
+    this.stateChanged(job);
+    if (ending.state === 'succeeded') this.emit(job, { type: 'succeeded', ...ending.result });
+    else if (ending.state === 'failed') this.emit(job, { type: 'failed', message: ending.error });
+    else this.emit(job, { type: 'cancelled' });
+    this.finished.set(job.input.jobId, job);
+    this.prune();
+  }
+
+  private emit(job: Job, body: JobEventBody): void {
+    job.log.append(body);
+  }
+
+  private stateChanged(job: Job): void {
+    const hook = this.options.onStateChange;
+    if (!hook) return;
+    const info: JobStateInfo = { documentId: job.input.documentId, at: this.now() };
+    if (job.result) info.result = { editIds: [...job.result.editIds], resultSha256s: [...job.result.resultSha256s] };
+    if (job.error !== null) info.error = job.error;
+    const report = (err: unknown) => this.log(`onStateChange(${job.input.jobId}, ${job.state}) failed: ${errorMessage(err)}`);
+    try {
+      const pending = hook(job.input.jobId, job.state, info);
+      if (pending) pending.catch(report);
+    } catch (err) {
+      report(err);
+    }
+  }
+
+  // ---------------------------------------------------------------------------- estimates, pruning, idle
+
+  private recordDuration(ms: number): void {
+    this.durations.push(ms);
+    if (this.durations.length > this.durationWindow) this.durations.shift();
+  }
+
+  private averageDurationMs(): number | null {
+    if (this.durations.length === 0) return null;
+    return this.durations.reduce((a, b) => a + b, 0) / this.durations.length;
+  }
+
+  /** Time until the waiting job at `position` would start: the rest of the running job plus whole jobs ahead. */
+  private estimateWaitMs(position: number): number {
+    const avg = this.averageDurationMs() ?? this.assumedJobMs;
+    let remaining = 0;
+    const running = this.running?.job;
+    if (running?.startedAt != null) remaining = Math.max(avg - (this.now() - running.startedAt), avg / 4);
+    return remaining + position * avg;
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [jobId, job] of this.finished) {
+      if (this.finished.size <= this.maxFinished && now - (job.finishedAt ?? now) <= this.finishedTtlMs) break;
+      this.finished.delete(jobId);
+      this.jobs.delete(jobId);
+    }
+  }
+
+  private whenIdle(): Promise<void> {
+    if (!this.running && this.waiting.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private checkIdle(): void {
+    if (this.running || this.waiting.size > 0 || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private async shutdown(timeoutMs: number, graceMs: number): Promise<void> {
+    this.accepting = false;
+    for (const job of this.plannedOrder()) {
+      this.removeWaiting(job);
+      this.finish(job, { state: 'failed', error: SHUTDOWN_QUEUED_MESSAGE });
+    }
+    const current = this.running;
+    if (current && !(await settlesWithin(current.settled, timeoutMs))) {
+      const { job } = current;
+      job.stopReason = 'shutdown';
+      job.abort?.abort();
+      if (!(await settlesWithin(current.settled, graceMs)) && !isTerminalJobState(job.state)) {
+        this.log(`job ${job.input.jobId} ignored its abort signal for ${graceMs} ms during shutdown; abandoning it`);
+        if (this.running === current) this.running = null;
+        this.finish(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
+      }
+    }
+    this.checkIdle();
+  }
+}
+
+function toRetrySeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return typeof err === 'string' ? err : 'the edit failed';
+}
+
+function resultProblem(result: unknown): string | null {
+  const r = result as Partial<JobResult> | null | undefined;
+  if (!r || !Array.isArray(r.editIds) || !Array.isArray(r.resultSha256s)) return 'expected {editIds: string[], resultSha256s: string[]}';
+  if (r.editIds.length !== r.resultSha256s.length) return `${r.editIds.length} edit ids but ${r.resultSha256s.length} result images`;
+  return null;
+}
+
+/** true if `p` settles within `ms` */
+function settlesWithin(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,234 @@
+/**
+ * FsBlobStore: the embedded BlobStore. Each blob is one file at `dir/ab/cd/<sha256>` (two fan-out levels keep
+ * directories small). Its content type, when given, sits beside it in `<sha256>.json`.
+ *
+ * Writes are atomic and durable: write a temp file in the target directory, fsync it, rename it over the final
+ * name, fsync the directory. A crash at any point leaves either no blob or the whole blob, never a prefix.
+ * Temp files are named `.<name>.<uuid>.tmp`, which can never match a sha256, so a leftover is invisible to
+ * get/has/stat; removeTempFiles() sweeps them.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import {
+  type BlobMeta,
+  BlobMeta as BlobMetaSchema,
+  type BlobPutResult,
+  type BlobStat,
+  type BlobStore,
+  ContentType,
+  StoreError,
+  assertSha256,
+  parseOrThrow,
+} from './store';
+
+export interface FsBlobStoreOptions {
+  /**
+   * Test seam: runs after a temp file is written and fsynced, just before the rename makes it visible. The crash
+   * test parks a child process here and SIGKILLs it; a throw here behaves like any failed write.
+   */
+  beforeRename?: (tempPath: string) => Promise<void> | void;
+}
+
+const SidecarSchema = z.strictObject({ contentType: ContentType });
+const TEMP_FILE = /^\..+\.tmp$/;
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export class FsBlobStore implements BlobStore {
+  constructor(
+    readonly dir: string,
+    private readonly options: FsBlobStoreOptions = {},
+  ) {}
+
+  /** The file a blob lives in. Validates first: this is the only place a hash becomes a path. */
+  pathFor(sha256: string): string {
+    assertSha256(sha256);
+    return path.join(this.dir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
+  }
+
+  async put(bytes: Uint8Array, meta?: BlobMeta): Promise<BlobPutResult> {
+    if (!(bytes instanceof Uint8Array)) {
+      throw new StoreError('invalid_input', `blob put: expected a Uint8Array, got ${describe(bytes)}`);
+    }
+    const { contentType } = parseOrThrow(BlobMetaSchema, meta ?? {}, 'blob meta');
+    const sha256 = sha256Hex(bytes);
+    const file = this.pathFor(sha256);
+    const size = bytes.byteLength;
+
+    // Same bytes, same name: nothing to write. A file of the wrong size is damage (content addressing makes the
+    // size part of the name's promise), and rewriting it with the right bytes is the repair.
+    const existing = await statFile(file);
+    if (existing && existing.size === size) return { sha256, size, created: false };
+
+    await this.ensureDir(path.dirname(file));
+    // The sidecar goes first: if we crash between the two, the blob is simply absent and the next put rewrites both.
+    if (contentType !== undefined) await this.writeAtomic(sidecarPath(file), JSON.stringify({ contentType }));
+    await this.writeAtomic(file, bytes);
+    // Two concurrent puts of the same new bytes may both report created: true; both wrote identical content.
+    return { sha256, size, created: true };
+  }
+
+  async get(sha256: string, options: { verify?: boolean } = {}): Promise<Uint8Array | null> {
+    const file = this.pathFor(sha256);
+    let buffer: Buffer;
+    try {
+      buffer = await fs.readFile(file);
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+    if (options.verify) {
+      const actual = sha256Hex(buffer);
+      if (actual !== sha256) throw new StoreError('corrupt', `blob ${sha256} is corrupt: its ${buffer.byteLength} bytes hash to ${actual}`);
+    }
+    // a plain Uint8Array view, so callers never depend on Buffer's extra behaviour
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+
+  async has(sha256: string): Promise<boolean> {
+    return (await statFile(this.pathFor(sha256))) !== null;
+  }
+
+  async stat(sha256: string): Promise<BlobStat | null> {
+    const file = this.pathFor(sha256);
+    const info = await statFile(file);
+    if (!info) return null;
+    return { sha256, size: info.size, contentType: await readSidecar(sidecarPath(file), sha256) };
+  }
+
+  /**
+   * Deletes temp files left by crashed writers. Only those older than `olderThanMs` (default 1 h), so a write in
+   * flight in another process sharing the directory is not pulled from under it. Returns how many were removed.
+   */
+  async removeTempFiles(options: { olderThanMs?: number } = {}): Promise<number> {
+    const cutoff = Date.now() - (options.olderThanMs ?? 3_600_000);
+    let removed = 0;
+    for (const dir of await this.fanOutDirs()) {
+      for (const name of await listDir(dir)) {
+        if (!TEMP_FILE.test(name)) continue;
+        const file = path.join(dir, name);
+        const info = await statFile(file);
+        if (info && info.mtimeMs <= cutoff) {
+          await fs.rm(file, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  // -- internals
+
+  /** Every `dir/ab/cd` directory that exists (plus the root and the first level, where temp files never go). */
+  private async fanOutDirs(): Promise<string[]> {
+    const out: string[] = [];
+    for (const a of await listDir(this.dir)) {
+      if (!/^[0-9a-f]{2}$/.test(a)) continue;
+      for (const b of await listDir(path.join(this.dir, a))) {
+        if (/^[0-9a-f]{2}$/.test(b)) out.push(path.join(this.dir, a, b));
+      }
+    }
+    return out;
+  }
+
+  private async writeAtomic(finalPath: string, data: Uint8Array | string): Promise<void> {
+    const dir = path.dirname(finalPath);
+    const temp = path.join(dir, `.${path.basename(finalPath)}.${randomUUID()}.tmp`);
+    try {
+      const handle = await fs.open(temp, 'wx', 0o644);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await this.options.beforeRename?.(temp);
+      await fs.rename(temp, finalPath);
+    } catch (error) {
+      await fs.rm(temp, { force: true });
+      throw error;
+    }
+    // the rename is only durable once the directory entry is
+    await fsyncDir(dir);
+  }
+
+  /** mkdir -p, then fsync the parent of every directory it created so the new entries survive a power loss. */
+  private async ensureDir(dir: string): Promise<void> {
+    const first = await fs.mkdir(dir, { recursive: true });
+    if (first === undefined) return;
+    for (let current = dir; ; current = path.dirname(current)) {
+      const parent = path.dirname(current);
+      await fsyncDir(parent);
+      if (current === first || parent === current) break;
+    }
+  }
+}
+
+function sidecarPath(blobFile: string): string {
+  return `${blobFile}.json`;
+}
+
+async function readSidecar(file: string, sha256: string): Promise<string | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new StoreError('corrupt', `blob ${sha256}: its metadata file is not valid JSON`);
+  }
+  return parseOrThrow(SidecarSchema, value, `blob ${sha256} metadata`, 'corrupt').contentType;
+}
+
+async function statFile(file: string): Promise<{ size: number; mtimeMs: number } | null> {
+  try {
+    const info = await fs.stat(file);
+    return info.isFile() ? { size: info.size, mtimeMs: info.mtimeMs } : null;
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some platforms and file systems (Windows, a few network mounts) cannot fsync a directory; there the rename
+    // is as durable as the OS makes it and refusing to store anything would help nobody.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'EPERM' && code !== 'EISDIR' && code !== 'ENOTSUP') throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'object') return typeof value;
+  return (value as object).constructor?.name ?? 'object';
+}

@@ -1,0 +1,592 @@
+/**
+ * SqliteEditStore: the embedded EditStore on one SQLite file (better-sqlite3), next to an FsBlobStore.
+ *
+ * Durability: WAL with synchronous=FULL, so a committed transaction survives a process kill or power loss.
+ * Ordering: callers put blobs first (each durable on its own) and then add the nodes that reference them; the
+ * node insert refuses references to blobs that are not there. So after any crash, every node's blobs exist,
+ * and a job's nodes appear together or not at all.
+ *
+ * better-sqlite3 is synchronous; the methods are async only because the EditStore contract must also fit a
+ * networked backend. Every row read back is parsed with zod, so a damaged row is a clear StoreError('corrupt').
+ */
+import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { z } from 'zod';
+import { latentByteLength } from './latent';
+import { migrate } from './migrations';
+import {
+  type AddEditNodesOptions,
+  type BlobStore,
+  Conditioning,
+  CreateJobInput,
+  type CreateJobInput as CreateJobInputType,
+  type Document,
+  type EditNode,
+  EditNodeInput,
+  type EditNodeInput as EditNodeInputType,
+  type EditStore,
+  Host,
+  HostDocumentKey,
+  type History,
+  INTERRUPTED_QUEUED_ERROR,
+  INTERRUPTED_RUNNING_ERROR,
+  Id,
+  type IntegrityOptions,
+  type IntegrityProblem,
+  type Job,
+  JobFilter,
+  type JobFilter as JobFilterType,
+  JobState,
+  JobUpdate,
+  type JobUpdate as JobUpdateType,
+  JOB_TRANSITIONS,
+  JsonObject,
+  type LatentRef,
+  LatentRef as LatentRefSchema,
+  NodeKind,
+  RegionRef,
+  Seed,
+  Sha256,
+  SourceNodeInput,
+  type SourceNodeInput as SourceNodeInputType,
+  StoreError,
+  isLegalTransition,
+  parseOrThrow,
+} from './store';
+
+export interface SqliteEditStoreOptions {
+  /** Clock for createdAt/startedAt/finishedAt (tests pin it). */
+  now?: () => Date;
+  /** How long a write waits for another process's write lock before failing (default 5 s). */
+  busyTimeoutMs?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// rows as they come back from SQLite
+
+/** A TEXT column holding JSON, parsed and then validated by `schema`. */
+function jsonColumn<T>(schema: z.ZodType<T>) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
+const Timestamp = z.iso.datetime();
+
+const DocumentRow = z.object({ id: Id, host: Host, host_key: z.string(), created_at: Timestamp });
+
+const NodeRow = z.object({
+  id: Id,
+  document_id: Id,
+  parent_id: Id.nullable(),
+  kind: NodeKind,
+  instruction: z.string().nullable(),
+  regions: jsonColumn(z.array(RegionRef)),
+  options: jsonColumn(JsonObject),
+  seed: Seed.nullable(),
+  variation: z.number().int().min(0).nullable(),
+  source_image_sha256: Sha256,
+  result_image_sha256: Sha256,
+  latent: jsonColumn(LatentRefSchema).nullable(),
+  conditioning: Conditioning.nullable(),
+  job_id: Id.nullable(),
+  created_at: Timestamp,
+});
+
+const JobRow = z.object({
+  id: Id,
+  document_id: Id,
+  state: JobState,
+  request: jsonColumn(JsonObject),
+  error: z.string().nullable(),
+  result_node_ids: jsonColumn(z.array(Id)),
+  created_at: Timestamp,
+  started_at: Timestamp.nullable(),
+  finished_at: Timestamp.nullable(),
+});
+
+function rowLabel(table: string, row: unknown): string {
+  const id = (row as { id?: unknown } | undefined)?.id;
+  return `${table} row ${typeof id === 'string' ? id : '(no id)'}`;
+}
+
+function toDocument(row: unknown): Document {
+  const r = parseOrThrow(DocumentRow, row, rowLabel('documents', row), 'corrupt');
+  return { id: r.id, host: r.host, hostDocumentKey: r.host_key, createdAt: r.created_at };
+}
+
+function toNode(row: unknown): EditNode {
+  const r = parseOrThrow(NodeRow, row, rowLabel('nodes', row), 'corrupt');
+  return {
+    id: r.id,
+    documentId: r.document_id,
+    parentId: r.parent_id,
+    kind: r.kind,
+    instruction: r.instruction,
+    regions: r.regions,
+    options: r.options,
+    seed: r.seed,
+    variation: r.variation,
+    sourceImageSha256: r.source_image_sha256,
+    resultImageSha256: r.result_image_sha256,
+    latent: r.latent,
+    conditioning: r.conditioning,
+    jobId: r.job_id,
+    createdAt: r.created_at,
+  };
+}
+
+function toJob(row: unknown): Job {
+  const r = parseOrThrow(JobRow, row, rowLabel('jobs', row), 'corrupt');
+  return {
+    id: r.id,
+    documentId: r.document_id,
+    state: r.state,
+    request: r.request,
+    error: r.error,
+    resultNodeIds: r.result_node_ids,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+/** Every blob a node points at, with the field that points at it (for messages). */
+function blobRefs(node: {
+  sourceImageSha256: string;
+  resultImageSha256: string;
+  regions: { maskSha256: string | null }[];
+  latent: LatentRef | null;
+}): { field: string; sha256: string }[] {
+  const refs = [
+    { field: 'sourceImageSha256', sha256: node.sourceImageSha256 },
+    { field: 'resultImageSha256', sha256: node.resultImageSha256 },
+  ];
+  node.regions.forEach((region, i) => {
+    if (region.maskSha256 !== null) refs.push({ field: `regions.${i}.maskSha256`, sha256: region.maskSha256 });
+  });
+  if (node.latent) refs.push({ field: 'latent.sha256', sha256: node.latent.sha256 });
+  return refs;
+}
+
+const TERMINAL: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
+
+// ---------------------------------------------------------------------------------------------
+
+export class SqliteEditStore implements EditStore {
+  private readonly db: Database.Database;
+  private readonly now: () => Date;
+  private readonly sql: ReturnType<typeof prepareStatements>;
+
+  constructor(
+    readonly file: string,
+    private readonly blobs: BlobStore,
+    options: SqliteEditStoreOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.db = new Database(file);
+    try {
+      configure(this.db, file, options.busyTimeoutMs ?? 5000);
+      migrate(this.db);
+      this.sql = prepareStatements(this.db);
+    } catch (error) {
+      this.db.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** The connection's durability settings and schema version (for a health endpoint, and the tests). */
+  diagnostics(): { schemaVersion: number; journalMode: string; synchronous: 'off' | 'normal' | 'full' | 'extra'; foreignKeys: boolean } {
+    const sync = this.db.pragma('synchronous', { simple: true }) as number;
+    return {
+      schemaVersion: this.db.pragma('user_version', { simple: true }) as number,
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: (['off', 'normal', 'full', 'extra'] as const)[sync],
+      foreignKeys: this.db.pragma('foreign_keys', { simple: true }) === 1,
+    };
+  }
+
+  // -- documents
+
+  async openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }> {
+    const h = parseOrThrow(Host, host, 'openDocument host');
+    const key = parseOrThrow(HostDocumentKey, hostDocumentKey, 'openDocument hostDocumentKey');
+    const info = this.sql.insertDocument.run({ id: randomUUID(), host: h, key, now: this.timestamp() });
+    const row = this.sql.documentByKey.get({ host: h, key });
+    return { documentId: toDocument(row).id, created: info.changes === 1 };
+  }
+
+  async getDocument(id: string): Promise<Document | null> {
+    const row = this.sql.document.get(parseOrThrow(Id, id, 'getDocument id'));
+    return row === undefined ? null : toDocument(row);
+  }
+
+  // -- nodes
+
+  async addSourceNode(input: SourceNodeInputType): Promise<EditNode> {
+    const n = parseOrThrow(SourceNodeInput, input, 'addSourceNode');
+    await this.requireBlobs('addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
+    const id = randomUUID();
+    this.db
+      .transaction(() => {
+        this.requireDocument(n.documentId, 'addSourceNode documentId');
+        if (n.parentId !== null) this.requireParent(n.parentId, n.documentId, 'addSourceNode parentId');
+        this.sql.insertNode.run({
+          id,
+          documentId: n.documentId,
+          parentId: n.parentId,
+          kind: 'source',
+          instruction: null,
+          regions: '[]',
+          options: JSON.stringify(n.options),
+          seed: null,
+          variation: null,
+          sourceImageSha256: n.imageSha256,
+          resultImageSha256: n.imageSha256,
+          latent: null,
+          conditioning: null,
+          jobId: null,
+          createdAt: this.timestamp(),
+        });
+      })
+      .immediate();
+    return this.mustGetNode(id);
+  }
+
+  async addEditNodes(jobId: string, nodes: EditNodeInputType[], options: AddEditNodesOptions = {}): Promise<EditNode[]> {
+    const id = parseOrThrow(Id, jobId, 'addEditNodes jobId');
+    const inputs = parseOrThrow(z.array(EditNodeInput).min(1).max(1024), nodes, 'addEditNodes nodes');
+    // Outside the transaction (it is async); blobs are never deleted, so what exists now still exists at commit.
+    for (const [i, node] of inputs.entries()) {
+      await this.requireBlobs(`addEditNodes nodes.${i}`, blobRefs(node), node.latent);
+    }
+    const ids = inputs.map(() => randomUUID());
+    const createdAt = this.timestamp();
+    this.db
+      .transaction(() => {
+        const job = this.requireJob(id);
+        if (job.state !== 'running') {
+          throw new StoreError('illegal_transition', `addEditNodes: job ${id} is ${job.state}; results can only be added to a running job`);
+        }
+        inputs.forEach((node, i) => {
+          this.requireParent(node.parentId, job.documentId, `addEditNodes nodes.${i}.parentId`);
+          this.sql.insertNode.run({
+            id: ids[i],
+            documentId: job.documentId,
+            parentId: node.parentId,
+            kind: 'edit',
+            instruction: node.instruction,
+            regions: JSON.stringify(node.regions),
+            options: JSON.stringify(node.options),
+            seed: node.seed,
+            variation: node.variation,
+            sourceImageSha256: node.sourceImageSha256,
+            resultImageSha256: node.resultImageSha256,
+            latent: node.latent === null ? null : JSON.stringify(node.latent),
+            conditioning: node.conditioning,
+            jobId: id,
+            createdAt,
+          });
+        });
+        if (options.markSucceeded) this.transition(job, 'succeeded', { resultNodeIds: ids });
+      })
+      .immediate();
+    return ids.map((nodeId) => this.mustGetNode(nodeId));
+  }
+
+  async getNode(id: string): Promise<EditNode | null> {
+    const row = this.sql.node.get(parseOrThrow(Id, id, 'getNode id'));
+    return row === undefined ? null : toNode(row);
+  }
+
+  async history(documentId: string): Promise<History | null> {
+    const id = parseOrThrow(Id, documentId, 'history documentId');
+    // one read transaction, so the document and its nodes are one consistent snapshot
+    return this.db.transaction(() => {
+      if (this.sql.document.get(id) === undefined) return null;
+      return { documentId: id, nodes: this.sql.nodesOfDocument.all(id).map(toNode) };
+    })();
+  }
+
+  // -- jobs
+
+  async createJob(input: CreateJobInputType): Promise<Job> {
+    const { documentId, request, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
+    this.db
+      .transaction(() => {
+        this.requireDocument(documentId, 'createJob documentId');
+        if (this.sql.job.get(id) !== undefined) throw new StoreError('invalid_input', `createJob: a job ${id} already exists`);
+        this.sql.insertJob.run({ id, documentId, request: JSON.stringify(request), now: this.timestamp() });
+      })
+      .immediate();
+    return this.requireJob(id);
+  }
+
+  async updateJobState(id: string, state: JobState, update: JobUpdateType = {}): Promise<Job> {
+    const jobId = parseOrThrow(Id, id, 'updateJobState id');
+    const to = parseOrThrow(JobState, state, 'updateJobState state');
+    const u = parseOrThrow(JobUpdate, update, 'updateJobState update');
+    this.db.transaction(() => this.transition(this.requireJob(jobId), to, u)).immediate();
+    return this.requireJob(jobId);
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    const row = this.sql.job.get(parseOrThrow(Id, id, 'getJob id'));
+    return row === undefined ? null : toJob(row);
+  }
+
+  async listJobs(filter: JobFilterType = {}): Promise<Job[]> {
+    const f = parseOrThrow(JobFilter, filter, 'listJobs filter');
+    const rows = this.sql.listJobs.all({
+      documentId: f.documentId ?? null,
+      states: f.states === undefined ? null : JSON.stringify(f.states),
+    });
+    return rows.map(toJob);
+  }
+
+  async recoverInterruptedJobs(): Promise<Job[]> {
+    // This deliberately bypasses JOB_TRANSITIONS (queued -> failed is not a move a worker may make): it records
+    // what happened to jobs whose process is gone, rather than asking for a transition.
+    const ids = this.db
+      .transaction(() => {
+        const now = this.timestamp();
+        const stranded = this.sql.unfinishedJobs.all().map(toJob);
+        for (const job of stranded) {
+          const error = job.state === 'running' ? INTERRUPTED_RUNNING_ERROR : INTERRUPTED_QUEUED_ERROR;
+          this.sql.failInterrupted.run({ id: job.id, from: job.state, error, now });
+        }
+        return stranded.map((job) => job.id);
+      })
+      .immediate();
+    return ids.map((jobId) => this.requireJob(jobId));
+  }
+
+  // -- integrity
+
+  async integrityCheck(options: IntegrityOptions = {}): Promise<IntegrityProblem[]> {
+    const problems: IntegrityProblem[] = [];
+    for (const row of this.db.pragma('integrity_check') as { integrity_check: string }[]) {
+      if (row.integrity_check !== 'ok') problems.push({ kind: 'sqlite', message: row.integrity_check });
+    }
+    for (const row of this.db.pragma('foreign_key_check') as { table: string; rowid: number; parent: string }[]) {
+      problems.push({ kind: 'foreign_key', message: `${row.table} rowid ${row.rowid} references a missing ${row.parent} row` });
+    }
+
+    // Read every row first (one snapshot), then check blobs: the connection must not be mid-query across awaits.
+    const { documents, nodes, jobs } = this.db.transaction(() => ({
+      documents: this.sql.allDocuments.all(),
+      nodes: this.sql.allNodes.all(),
+      jobs: this.sql.allJobs.all(),
+    }))();
+
+    const parse = <T>(rows: unknown[], to: (row: unknown) => T): T[] =>
+      rows.flatMap((row) => {
+        try {
+          return [to(row)];
+        } catch (error) {
+          problems.push({ kind: 'corrupt_row', message: (error as Error).message });
+          return [];
+        }
+      });
+    parse(documents, toDocument);
+    const goodNodes = parse(nodes, toNode);
+    const goodJobs = parse(jobs, toJob);
+
+    const seen = new Map<string, Promise<IntegrityProblem | null>>();
+    const checkBlob = (sha256: string, expectedSize: number | null) => {
+      const key = `${sha256}:${expectedSize}`;
+      let pending = seen.get(key);
+      if (!pending) {
+        pending = this.blobProblem(sha256, expectedSize, options.verifyBlobHashes === true);
+        seen.set(key, pending);
+      }
+      return pending;
+    };
+    for (const node of goodNodes) {
+      for (const ref of blobRefs(node)) {
+        const expectedSize = ref.field === 'latent.sha256' && node.latent ? latentByteLength(node.latent.shape) : null;
+        const problem = await checkBlob(ref.sha256, expectedSize);
+        if (problem) problems.push({ kind: problem.kind, message: `node ${node.id} ${ref.field}: ${problem.message}` });
+      }
+    }
+
+    const jobOfNode = new Map(goodNodes.map((node) => [node.id, node.jobId]));
+    for (const job of goodJobs) {
+      for (const nodeId of job.resultNodeIds) {
+        if (jobOfNode.get(nodeId) !== job.id) {
+          problems.push({ kind: 'job_results', message: `job ${job.id}: result node ${nodeId} is not a node of this job` });
+        }
+      }
+      if (job.resultNodeIds.length > 0 && job.state !== 'succeeded') {
+        problems.push({ kind: 'job_results', message: `job ${job.id} is ${job.state} but lists result nodes` });
+      }
+    }
+    return problems;
+  }
+
+  // -- internals
+
+  private timestamp(): string {
+    return this.now().toISOString();
+  }
+
+  private async blobProblem(sha256: string, expectedSize: number | null, verify: boolean): Promise<IntegrityProblem | null> {
+    const stat = await this.blobs.stat(sha256);
+    if (!stat) return { kind: 'missing_blob', message: `blob ${sha256} is missing from the blob store` };
+    if (expectedSize !== null && stat.size !== expectedSize) {
+      return { kind: 'latent_size', message: `latent blob ${sha256} has ${stat.size} bytes, its shape needs ${expectedSize}` };
+    }
+    if (verify) {
+      try {
+        await this.blobs.get(sha256, { verify: true });
+      } catch (error) {
+        return { kind: 'corrupt_blob', message: (error as Error).message };
+      }
+    }
+    return null;
+  }
+
+  /** Every referenced blob must be stored already, and a latent's bytes must match its shape. */
+  private async requireBlobs(where: string, refs: { field: string; sha256: string }[], latent: LatentRef | null): Promise<void> {
+    for (const ref of refs) {
+      if (!(await this.blobs.has(ref.sha256))) {
+        throw new StoreError('invalid_input', `${where}.${ref.field}: blob ${ref.sha256} is not in the blob store (put blobs before the nodes that reference them)`);
+      }
+    }
+    if (latent) {
+      const size = (await this.blobs.stat(latent.sha256))?.size;
+      const expected = latentByteLength(latent.shape);
+      if (size !== expected) {
+        throw new StoreError('invalid_input', `${where}.latent: blob ${latent.sha256} has ${size} bytes; shape [${latent.shape.join(', ')}] in float16 needs ${expected}`);
+      }
+    }
+  }
+
+  private requireDocument(id: string, where: string): void {
+    if (this.sql.document.get(id) === undefined) throw new StoreError('not_found', `${where}: no document ${id}`);
+  }
+
+  private requireParent(parentId: string, documentId: string, where: string): void {
+    if (this.sql.nodeInDocument.get({ id: parentId, documentId }) === undefined) {
+      throw new StoreError('not_found', `${where}: ${parentId} is not a node of document ${documentId}`);
+    }
+  }
+
+  private requireJob(id: string): Job {
+    const row = this.sql.job.get(id);
+    if (row === undefined) throw new StoreError('not_found', `no job ${id}`);
+    return toJob(row);
+  }
+
+  private mustGetNode(id: string): EditNode {
+    const row = this.sql.node.get(id);
+    if (row === undefined) throw new StoreError('not_found', `no node ${id}`);
+    return toNode(row);
+  }
+
+  /** Runs inside a write transaction. */
+  private transition(job: Job, to: JobState, update: JobUpdateType): void {
+    if (!isLegalTransition(job.state, to)) {
+      const allowed = JOB_TRANSITIONS[job.state];
+      const options = allowed.length > 0 ? `from ${job.state} only ${allowed.join(' or ')}` : `${job.state} is final`;
+      throw new StoreError('illegal_transition', `job ${job.id}: ${job.state} -> ${to} is not allowed (${options})`);
+    }
+    if (update.error !== undefined && to !== 'failed' && to !== 'cancelled') {
+      throw new StoreError('invalid_input', `job ${job.id}: an error is recorded only when a job fails or is cancelled, not when it becomes ${to}`);
+    }
+    if (to === 'failed' && update.error === undefined) {
+      throw new StoreError('invalid_input', `job ${job.id}: a failed job needs an error message`);
+    }
+    if (update.resultNodeIds !== undefined && to !== 'succeeded') {
+      throw new StoreError('invalid_input', `job ${job.id}: resultNodeIds are recorded only when a job succeeds, not when it becomes ${to}`);
+    }
+    let results: string[] = [];
+    if (to === 'succeeded') {
+      const own = this.sql.nodeIdsOfJob.all(job.id).map((row) => (row as { id: string }).id);
+      results = update.resultNodeIds ?? own;
+      const ownSet = new Set(own);
+      const bad = results.find((nodeId) => !ownSet.has(nodeId));
+      if (bad !== undefined) throw new StoreError('invalid_input', `job ${job.id}: resultNodeIds: ${bad} is not a node of this job`);
+      if (new Set(results).size !== results.length) throw new StoreError('invalid_input', `job ${job.id}: resultNodeIds has duplicates`);
+    }
+    const now = this.timestamp();
+    const info = this.sql.updateJob.run({
+      id: job.id,
+      from: job.state,
+      to,
+      error: update.error ?? null,
+      results: JSON.stringify(results),
+      startedAt: to === 'running' ? now : job.startedAt,
+      finishedAt: TERMINAL.has(to) ? now : null,
+    });
+    // The WHERE clause repeats the state we read; inside BEGIN IMMEDIATE nothing can change it, but a backend
+    // without that lock relies on exactly this compare-and-set, so the SQLite one does the same.
+    if (info.changes !== 1) throw new StoreError('illegal_transition', `job ${job.id} changed state concurrently`);
+  }
+}
+
+function configure(db: Database.Database, file: string, busyTimeoutMs: number): void {
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  if (mode !== 'wal') throw new Error(`${file}: could not switch to WAL journaling (journal_mode is ${String(mode)})`);
+  // FULL: a commit is on disk when it returns (NORMAL in WAL mode may lose the last commits on power loss)
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insertDocument: db.prepare(
+      `INSERT INTO documents (id, host, host_key, created_at) VALUES (@id, @host, @key, @now)
+       ON CONFLICT (host, host_key) DO NOTHING`,
+    ),
+    documentByKey: db.prepare('SELECT * FROM documents WHERE host = @host AND host_key = @key'),
+    document: db.prepare('SELECT * FROM documents WHERE id = ?'),
+    allDocuments: db.prepare('SELECT * FROM documents ORDER BY rowid'),
+
+    insertNode: db.prepare(
+      `INSERT INTO nodes (id, document_id, parent_id, kind, instruction, regions, options, seed, variation,
+         source_image_sha256, result_image_sha256, latent, conditioning, job_id, created_at)
+       VALUES (@id, @documentId, @parentId, @kind, @instruction, @regions, @options, @seed, @variation,
+         @sourceImageSha256, @resultImageSha256, @latent, @conditioning, @jobId, @createdAt)`,
+    ),
+    node: db.prepare('SELECT * FROM nodes WHERE id = ?'),
+    nodeInDocument: db.prepare('SELECT 1 FROM nodes WHERE id = @id AND document_id = @documentId'),
+    nodesOfDocument: db.prepare('SELECT * FROM nodes WHERE document_id = ? ORDER BY seq'),
+    nodeIdsOfJob: db.prepare('SELECT id FROM nodes WHERE job_id = ? ORDER BY seq'),
+    allNodes: db.prepare('SELECT * FROM nodes ORDER BY seq'),
+
+    insertJob: db.prepare(
+      `INSERT INTO jobs (id, document_id, state, request, created_at) VALUES (@id, @documentId, 'queued', @request, @now)`,
+    ),
+    job: db.prepare('SELECT * FROM jobs WHERE id = ?'),
+    listJobs: db.prepare(
+      `SELECT * FROM jobs
+       WHERE (@documentId IS NULL OR document_id = @documentId)
+         AND (@states IS NULL OR state IN (SELECT value FROM json_each(@states)))
+       ORDER BY seq`,
+    ),
+    allJobs: db.prepare('SELECT * FROM jobs ORDER BY seq'),
+    unfinishedJobs: db.prepare(`SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq`),
+    updateJob: db.prepare(
+      `UPDATE jobs SET state = @to, error = @error, result_node_ids = @results, started_at = @startedAt,
+         finished_at = @finishedAt
+       WHERE id = @id AND state = @from`,
+    ),
+    failInterrupted: db.prepare(
+      `UPDATE jobs SET state = 'failed', error = @error, finished_at = @now WHERE id = @id AND state = @from`,
+    ),
+  };
+}

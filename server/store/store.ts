@@ -1,0 +1,341 @@
+/**
+ * The store's contracts (DESIGN.md section 5): a content-addressed BlobStore for image, mask and latent bytes,
+ * and an EditStore for documents, their edit-node trees and jobs. The embedded default (FsBlobStore +
+ * SqliteEditStore) implements them; a networked backend (object storage + Postgres) is meant to implement the
+ * same interfaces and pass the same contract tests (test/unit/store/contract.ts), so everything here is async
+ * and nothing here mentions SQLite or the file system.
+ *
+ * Anything arriving from outside the process goes through the zod schemas below; the types are inferred from
+ * them so the schema and the type cannot drift apart.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------
+// errors
+
+/**
+ * `code` is what an API layer maps to a status: invalid_input -> 400, not_found -> 404,
+ * illegal_transition -> 409, corrupt -> 500 (the data on disk is damaged, not the request).
+ */
+export type StoreErrorCode = 'invalid_input' | 'not_found' | 'illegal_transition' | 'corrupt';
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.length === 0 ? '(root)' : path.map(String).join('.');
+}
+
+/** Parse with zod; a failure throws a StoreError reading `WHERE: field.path: message` for the first issues. */
+export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: string, code: StoreErrorCode = 'invalid_input'): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues;
+  const shown = issues.slice(0, 3).map((issue) => `${where}: ${formatPath(issue.path)}: ${issue.message}`);
+  const more = issues.length > shown.length ? ` (and ${issues.length - shown.length} more)` : '';
+  throw new StoreError(code, shown.join('; ') + more);
+}
+
+// ---------------------------------------------------------------------------------------------
+// blobs
+
+/** Lowercase hex sha256. Strict on purpose: the hash becomes a file path or an object key. */
+export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+export const Sha256 = z.string().regex(SHA256_PATTERN, 'expected a sha256: 64 lowercase hex characters');
+
+/**
+ * Throws unless `value` is a well-formed sha256. Every blob entry point calls this before touching storage, so
+ * '../../etc/passwd', 'ABC…' (uppercase), or a hash with a trailing newline can never name a path.
+ */
+export function assertSha256(value: unknown, what = 'blob hash'): asserts value is string {
+  if (typeof value === 'string' && SHA256_PATTERN.test(value)) return;
+  const shown = typeof value === 'string' ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value) : typeof value;
+  throw new StoreError('invalid_input', `invalid ${what} ${shown}: expected a sha256 of 64 lowercase hex characters`);
+}
+
+/** A MIME type such as `image/png` or `application/octet-stream; charset=binary`: printable ASCII, bounded. */
+export const ContentType = z
+  .string()
+  .max(255)
+  .regex(/^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$/, 'expected a MIME type such as image/png');
+
+export const BlobMeta = z.strictObject({ contentType: ContentType.optional() });
+export type BlobMeta = z.infer<typeof BlobMeta>;
+
+export interface BlobPutResult {
+  sha256: string;
+  size: number;
+  /** false when a blob with these bytes was already stored (nothing was rewritten) */
+  created: boolean;
+}
+
+export interface BlobStat {
+  sha256: string;
+  size: number;
+  /** as given to the first put() that stored the bytes; null when none was given */
+  contentType: string | null;
+}
+
+export interface BlobStore {
+  /** Stores bytes under their sha256. Durable when the promise resolves; a crash before that leaves nothing visible. */
+  put(bytes: Uint8Array, meta?: BlobMeta): Promise<BlobPutResult>;
+  /** null when absent; with `verify`, rehashes and throws StoreError('corrupt') on a mismatch. */
+  get(sha256: string, options?: { verify?: boolean }): Promise<Uint8Array | null>;
+  has(sha256: string): Promise<boolean>;
+  stat(sha256: string): Promise<BlobStat | null>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// documents
+
+export const Host = z.enum(['figma', 'photoshop', 'web', 'cli']);
+export type Host = z.infer<typeof Host>;
+
+/** Opaque to the server (a Figma file key + node id, a Photoshop document id…); bounded so it stays an index key. */
+export const HostDocumentKey = z.string().min(1).max(1024);
+
+export const Id = z.uuid();
+
+export interface Document {
+  id: string;
+  host: Host;
+  hostDocumentKey: string;
+  createdAt: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// nodes
+
+/** A plain JSON object (no undefined, NaN, functions…): what options and requests must be to survive storage. */
+export const JsonObject = z.record(z.string(), z.json());
+export type JsonObject = z.infer<typeof JsonObject>;
+
+const PixelInt = z.number().int().min(0).max(1 << 20);
+
+/** Where in the source image the model worked, and at what size (the engine's Geometry). */
+export const LatentGeometry = z.strictObject({
+  x: PixelInt,
+  y: PixelInt,
+  width: PixelInt.min(1),
+  height: PixelInt.min(1),
+  workWidth: PixelInt.min(1),
+  workHeight: PixelInt.min(1),
+});
+
+/**
+ * A stored latent: float16 little-endian bytes in the blob store (see latent.ts), laid out by `shape`
+ * (e.g. [4, h, w] for SD 1.x), scaled by `scalingFactor` (the loop's space, z0 = s * E(x)).
+ */
+export const LatentRef = z.strictObject({
+  sha256: Sha256,
+  dtype: z.literal('float16'),
+  shape: z.array(z.number().int().min(1)).min(1).max(8),
+  geometry: LatentGeometry,
+  scalingFactor: z.number().positive(),
+});
+export type LatentRef = z.infer<typeof LatentRef>;
+
+/** One (mask, instruction) pair of an edit; a null mask means everywhere. */
+export const RegionRef = z.strictObject({
+  instruction: z.string().min(1).max(4000),
+  maskSha256: Sha256.nullable(),
+});
+export type RegionRef = z.infer<typeof RegionRef>;
+
+export const NodeKind = z.enum(['source', 'edit']);
+export type NodeKind = z.infer<typeof NodeKind>;
+
+export const Conditioning = z.enum(['latent', 'pixels']);
+export type Conditioning = z.infer<typeof Conditioning>;
+
+export const Seed = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export interface EditNode {
+  id: string;
+  documentId: string;
+  /** null only for a root (a source node); the client builds the tree from this */
+  parentId: string | null;
+  kind: NodeKind;
+  /** null for source nodes */
+  instruction: string | null;
+  /** empty for source nodes */
+  regions: RegionRef[];
+  options: JsonObject;
+  seed: number | null;
+  /** index among the variations of one job */
+  variation: number | null;
+  sourceImageSha256: string;
+  resultImageSha256: string;
+  latent: LatentRef | null;
+  conditioning: Conditioning | null;
+  jobId: string | null;
+  createdAt: string;
+}
+
+/** A new root (or re-synced) image: its source and result are the same pixels. */
+export const SourceNodeInput = z.strictObject({
+  documentId: Id,
+  parentId: Id.nullable().default(null),
+  imageSha256: Sha256,
+  options: JsonObject.default({}),
+});
+export type SourceNodeInput = z.input<typeof SourceNodeInput>;
+
+/** One variation of a job's result. An edit always continues from an earlier node, so parentId is required. */
+export const EditNodeInput = z.strictObject({
+  parentId: Id,
+  instruction: z.string().min(1).max(4000),
+  regions: z.array(RegionRef).min(1).max(64),
+  options: JsonObject,
+  seed: Seed.nullable(),
+  variation: z.number().int().min(0).max(1024).nullable(),
+  sourceImageSha256: Sha256,
+  resultImageSha256: Sha256,
+  latent: LatentRef.nullable(),
+  conditioning: Conditioning.nullable(),
+});
+export type EditNodeInput = z.input<typeof EditNodeInput>;
+
+export interface History {
+  documentId: string;
+  /** in creation order, so a parent always comes before its children */
+  nodes: EditNode[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// jobs
+
+export const JobState = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+export type JobState = z.infer<typeof JobState>;
+
+/** The only legal moves; everything else throws StoreError('illegal_transition'). */
+export const JOB_TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = Object.freeze({
+  queued: ['running', 'cancelled', 'failed'], // failed: the server stopped (shutdown, crash recovery) before it started
+  running: ['succeeded', 'failed', 'cancelled'],
+  succeeded: [],
+  failed: [],
+  cancelled: [],
+});
+
+export function isLegalTransition(from: JobState, to: JobState): boolean {
+  return JOB_TRANSITIONS[from].includes(to);
+}
+
+/** The error recoverInterruptedJobs() records on a job that was running when its process died. */
+export const INTERRUPTED_RUNNING_ERROR = 'interrupted: the server stopped while this job was running';
+/** ...and on one that was still waiting in the queue (it never started, so it says so). */
+export const INTERRUPTED_QUEUED_ERROR = 'interrupted: the server stopped before this job started';
+
+export interface Job {
+  id: string;
+  documentId: string;
+  state: JobState;
+  /** the job's complete input (the request schema lives in shared/) */
+  request: JsonObject;
+  error: string | null;
+  resultNodeIds: string[];
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export const CreateJobInput = z.strictObject({
+  documentId: Id,
+  request: JsonObject,
+  /** optional: a caller that names jobs itself (the in-memory queue does) passes its id; default a new uuid */
+  id: Id.optional(),
+});
+export type CreateJobInput = z.input<typeof CreateJobInput>;
+
+export const JobUpdate = z.strictObject({
+  error: z.string().min(1).max(8000).optional(),
+  resultNodeIds: z.array(Id).max(1024).optional(),
+});
+export type JobUpdate = z.input<typeof JobUpdate>;
+
+export const JobFilter = z.strictObject({
+  documentId: Id.optional(),
+  states: z.array(JobState).optional(),
+});
+export type JobFilter = z.input<typeof JobFilter>;
+
+export interface AddEditNodesOptions {
+  /**
+   * Also move the job to 'succeeded' with these nodes as its results, in the same transaction: one commit
+   * point, so a crash leaves either a running job without results or a succeeded job with all of them.
+   */
+  markSucceeded?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// integrity
+
+export type IntegrityProblemKind =
+  | 'sqlite'
+  | 'foreign_key'
+  | 'corrupt_row'
+  | 'missing_blob'
+  | 'corrupt_blob'
+  | 'latent_size'
+  | 'job_results';
+
+export interface IntegrityProblem {
+  kind: IntegrityProblemKind;
+  message: string;
+}
+
+export interface IntegrityOptions {
+  /** Also rehash every referenced blob (reads everything: slow on a big store). */
+  verifyBlobHashes?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the edit store
+
+export interface EditStore {
+  /** Same (host, key) -> same id, also across restarts. */
+  openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }>;
+  getDocument(id: string): Promise<Document | null>;
+
+  /** Referenced blobs must already be in the blob store (blobs first, then metadata: see the crash test). */
+  addSourceNode(input: SourceNodeInput): Promise<EditNode>;
+  /**
+   * All variations of one job in one transaction: either every node is added or none is. The job must be
+   * running; the nodes belong to the job's document, and each parent must be a node of that document.
+   */
+  addEditNodes(jobId: string, nodes: EditNodeInput[], options?: AddEditNodesOptions): Promise<EditNode[]>;
+  getNode(id: string): Promise<EditNode | null>;
+  /** null for an unknown document */
+  history(documentId: string): Promise<History | null>;
+
+  createJob(input: CreateJobInput): Promise<Job>;
+  /**
+   * Legal moves only (JOB_TRANSITIONS). 'failed' needs an error; error is allowed with failed/cancelled only;
+   * resultNodeIds with succeeded only, and must be nodes of this job (default: all of its nodes).
+   */
+  updateJobState(id: string, state: JobState, update?: JobUpdate): Promise<Job>;
+  getJob(id: string): Promise<Job | null>;
+  /** in creation order */
+  listJobs(filter?: JobFilter): Promise<Job[]>;
+  /**
+   * Marks every queued or running job as failed (INTERRUPTED_*_ERROR) and returns them as updated. Call it at
+   * startup, while this process is the only one working on the store: it cannot tell a dead worker from a live one.
+   */
+  recoverInterruptedJobs(): Promise<Job[]>;
+  /** Empty when all is well. */
+  integrityCheck(options?: IntegrityOptions): Promise<IntegrityProblem[]>;
+}
+
+/** What openStore() returns: both halves plus one way to let go of them. */
+export interface Store {
+  blobs: BlobStore;
+  edits: EditStore;
+  close(): Promise<void>;
+}

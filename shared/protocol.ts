@@ -1,0 +1,341 @@
+/**
+ * The wire protocol between the edit server and its clients (Figma plugin, UXP panel, playground, CLI).
+ *
+ * This module is bundled into a Figma iframe and a UXP panel: it imports nothing but zod (no Node built-ins,
+ * no server code). Every limit lives here, once, as an exported constant; every schema's error messages say
+ * what to send instead. The edit request is the job's complete input (STYLE rule 6): serialisable,
+ * comparable, and with the seed filled in, enough to reproduce the result.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------- limits
+
+export const MAX_INSTRUCTION_LENGTH = 500;
+export const MAX_STEPS = 100;
+export const MAX_VARIATIONS = 8;
+export const MAX_REGIONS = 4;
+/** 16 megapixels */
+export const MAX_IMAGE_PIXELS = 4096 * 4096;
+export const MAX_IMAGE_SIDE = 8192;
+/** long side / short side */
+export const MAX_ASPECT_RATIO = 8;
+/** 64 MiB: the largest body PUT /v1/blobs accepts */
+export const MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
+/** jobs waiting per engine device (the running job is not counted) */
+export const MAX_QUEUE_LENGTH = 64;
+export const MAX_SEED = 2 ** 31 - 1;
+export const MAX_HOST_DOCUMENT_KEY_LENGTH = 200;
+/** previews are small PNGs inlined as data URLs; the server keeps them under this many characters */
+export const MAX_PREVIEW_DATA_URL_LENGTH = 256 * 1024;
+/** the long side of a preview image, in pixels */
+export const PREVIEW_MAX_SIDE = 256;
+
+/** Why an image of this size cannot be edited, or null when it can. The plugins check before uploading. */
+export function imageSizeProblem(width: number, height: number): string | null {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    return `the image must be at least 1x1 pixels with integer sides, got ${width}x${height}`;
+  }
+  if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
+    return `the image is ${width}x${height}; each side must be at most ${MAX_IMAGE_SIDE} pixels: scale it down`;
+  }
+  if (width * height > MAX_IMAGE_PIXELS) {
+    return `the image is ${width}x${height} (${width * height} pixels); at most ${MAX_IMAGE_PIXELS} pixels (4096x4096) are allowed: scale it down or crop it`;
+  }
+  if (Math.max(width, height) / Math.min(width, height) > MAX_ASPECT_RATIO) {
+    return `the image is ${width}x${height}; the long side may be at most ${MAX_ASPECT_RATIO} times the short side: crop it`;
+  }
+  return null;
+}
+
+// ------------------------------------------------------------------------------------------ primitives
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'number') return String(value); // NaN and Infinity print as themselves
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value;
+}
+
+/**
+ * A finite number in [min, max] (or (min, max] with `minExclusive`). Every failure (wrong type, NaN,
+ * Infinity, fraction, out of range) gets the same message naming the field, the allowed range and the value.
+ */
+function boundedNumber(name: string, min: number, max: number, opts: { integer?: boolean; minExclusive?: boolean } = {}) {
+  const what = opts.integer
+    ? `an integer between ${min} and ${max}`
+    : opts.minExclusive
+      ? `a number greater than ${min} and at most ${max}`
+      : `a number between ${min} and ${max}`;
+  const message = (input: unknown): string => {
+    const finite = typeof input === 'number' && !Number.isFinite(input) ? 'a finite number: ' : '';
+    return `${name} must be ${finite}${what}, got ${show(input)}`;
+  };
+  // one issue per field: stop at the first failed check (they all carry the same message)
+  const check = { error: (iss: { input?: unknown }) => message(iss.input), abort: true };
+  let schema = z.number(check);
+  if (opts.integer) schema = schema.int(check);
+  schema = opts.minExclusive ? schema.gt(min, check) : schema.gte(min, check);
+  return schema.lte(max, check);
+}
+
+function uuidField(name: string, hint: string) {
+  return z.uuid({ error: (iss) => `${name} must be a UUID ${hint}, got ${show(iss.input)}` });
+}
+
+export const sha256Schema = z
+  .string({ error: (iss) => `expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs), got ${show(iss.input)}` })
+  .regex(/^[0-9a-f]{64}$/, {
+    error: (iss) => `expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs), got ${show(iss.input)}`,
+  });
+
+export const HOSTS = ['figma', 'photoshop', 'web', 'cli'] as const;
+export const hostSchema = z.enum(HOSTS, { error: (iss) => `host must be one of ${HOSTS.join(', ')}, got ${show(iss.input)}` });
+export type Host = z.infer<typeof hostSchema>;
+
+// ------------------------------------------------------------------------------------------ edit options
+
+export const SAMPLERS = ['euler_ancestral', 'euler', 'ddim'] as const;
+export const LOCALITIES = ['guidance', 'blend', 'both'] as const;
+
+/**
+ * Sampling options. Defaults match the engine's DEFAULT_EDIT_OPTIONS (server/engine/pipeline.ts; a unit test
+ * keeps them in step). `seed` may be left out: the server then picks one and records it with the edit, so
+ * every stored edit can be reproduced. Unknown keys are rejected so a misspelt option is never silently ignored.
+ */
+export const editOptionsSchema = z.strictObject({
+  steps: boundedNumber('steps', 1, MAX_STEPS, { integer: true }).default(20),
+  /** s_T: how strongly to follow the instruction */
+  textScale: boundedNumber('textScale', 0, 30).default(7.5),
+  /** s_I: how strongly to stay close to the source image */
+  imageScale: boundedNumber('imageScale', 0, 10).default(1.5),
+  sampler: z.enum(SAMPLERS, { error: (iss) => `sampler must be one of ${SAMPLERS.join(', ')}, got ${show(iss.input)}` }).default('euler_ancestral'),
+  /** guidance masking, latent blending, or both (DESIGN 4) */
+  locality: z.enum(LOCALITIES, { error: (iss) => `locality must be one of ${LOCALITIES.join(', ')}, got ${show(iss.input)}` }).default('both'),
+  /** 0 = exactly the mask, 1 = the whole image */
+  spread: boundedNumber('spread', 0, 1).default(0),
+  /** 1 = start from pure noise; below 1 = start from the noised source (SDEdit/iEdit) */
+  strength: boundedNumber('strength', 0, 1, { minExclusive: true }).default(1),
+  variations: boundedNumber('variations', 1, MAX_VARIATIONS, { integer: true }).default(1),
+  seed: boundedNumber('seed', 0, MAX_SEED, { integer: true }).optional(),
+  progressiveShrink: z.boolean({ error: (iss) => `progressiveShrink must be true or false, got ${show(iss.input)}` }).default(true),
+  /** a preview every k steps; 0 = never */
+  previewEvery: boundedNumber('previewEvery', 0, 50, { integer: true }).default(5),
+});
+/** What a client may send (every field optional). */
+export type EditOptionsInput = z.input<typeof editOptionsSchema>;
+/** After parsing: defaults applied, `seed` still optional until the server picks one. */
+export type EditOptionsParsed = z.output<typeof editOptionsSchema>;
+
+// ------------------------------------------------------------------------------------------ edit request
+
+export const editParentSchema = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({
+      /** continue from a stored edit (latent iteration) */
+      kind: z.literal('edit'),
+      editId: uuidField('editId', '(the id of a stored edit)'),
+      /**
+       * What the host layer holds now. If it differs from the parent edit's result (the user painted on the
+       * layer), the server re-encodes these pixels instead of reusing the stored latent.
+       */
+      pixelsSha256: sha256Schema.optional(),
+    }),
+    z.strictObject({
+      /** start from pixels uploaded with PUT /v1/blobs */
+      kind: z.literal('source'),
+      imageSha256: sha256Schema,
+    }),
+  ],
+  { error: (iss) => `kind must be 'edit' (continue from a stored edit) or 'source' (an uploaded image), got ${show((iss.input as { kind?: unknown } | undefined)?.kind)}` },
+);
+export type EditParent = z.infer<typeof editParentSchema>;
+
+export const editRegionSchema = z.strictObject({
+  /** trimmed; empty = keep the image as it is in this region */
+  instruction: z
+    .string({ error: (iss) => `instruction must be a string, got ${show(iss.input)}` })
+    .trim()
+    .max(MAX_INSTRUCTION_LENGTH, {
+      error: (iss) => `instruction must be at most ${MAX_INSTRUCTION_LENGTH} characters, got ${(iss.input as string).length}: shorten it`,
+    }),
+  /** a blob holding the mask (white = edit); null = the whole image */
+  maskSha256: sha256Schema.nullable(),
+});
+export type EditRegion = z.infer<typeof editRegionSchema>;
+
+export const editRequestSchema = z.strictObject({
+  documentId: uuidField('documentId', '(from documents.open)'),
+  parent: editParentSchema,
+  regions: z
+    .array(editRegionSchema, { error: (iss) => `regions must be a list of {instruction, maskSha256}, got ${show(iss.input)}` })
+    .min(1, { error: 'regions must hold at least one {instruction, maskSha256}' })
+    .max(MAX_REGIONS, { error: (iss) => `at most ${MAX_REGIONS} regions per edit, got ${(iss.input as unknown[]).length}: merge or drop some` }),
+  options: editOptionsSchema.prefault({}),
+});
+/** What a client sends. */
+export type EditRequestInput = z.input<typeof editRequestSchema>;
+/** A validated request, defaults applied. */
+export type EditRequest = z.output<typeof editRequestSchema>;
+
+// ------------------------------------------------------------------------------------ documents and ids
+
+export const openDocumentSchema = z.strictObject({
+  host: hostSchema,
+  /** the host's own key for the document (Figma file key + page, Photoshop XMP uuid, ...) */
+  hostDocumentKey: z
+    .string({ error: (iss) => `hostDocumentKey must be a string, got ${show(iss.input)}` })
+    .min(1, { error: 'hostDocumentKey must not be empty' })
+    .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` }),
+});
+export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;
+
+export const jobIdSchema = uuidField('jobId', '(from edits.create)');
+export const documentIdSchema = uuidField('documentId', '(from documents.open)');
+
+export const documentHistoryInputSchema = z.strictObject({ documentId: documentIdSchema });
+export const cancelJobInputSchema = z.strictObject({ jobId: jobIdSchema });
+export const getJobInputSchema = z.strictObject({
+  jobId: jobIdSchema,
+  /** pollers that already show the preview of this step get `previewDataUrl: null` until a newer one exists */
+  previewAfterStep: boundedNumber('previewAfterStep', 0, MAX_STEPS * MAX_VARIATIONS, { integer: true }).optional(),
+});
+/**
+ * jobs.watch: tRPC's SSE link adds `lastEventId` (the last tracked id it saw) when it reconnects; event ids
+ * are the events' `seq` as decimal strings (see `eventId`).
+ */
+export const watchJobInputSchema = z.strictObject({
+  jobId: jobIdSchema,
+  lastEventId: z.string().regex(/^\d{1,15}$/, { error: 'lastEventId must be a decimal event seq' }).nullish(),
+});
+export type DocumentHistoryInput = z.infer<typeof documentHistoryInputSchema>;
+export type CancelJobInput = z.infer<typeof cancelJobInputSchema>;
+export type GetJobInput = z.infer<typeof getJobInputSchema>;
+export type WatchJobInput = z.infer<typeof watchJobInputSchema>;
+
+// ------------------------------------------------------------------------------------------------- jobs
+
+/** queued -> running -> succeeded | failed | cancelled; queued -> cancelled | failed (server shutdown) */
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const jobStateSchema = z.enum(JOB_STATES);
+export type JobState = z.infer<typeof jobStateSchema>;
+export const TERMINAL_JOB_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+export function isTerminalJobState(state: JobState): boolean {
+  return TERMINAL_JOB_STATES.includes(state);
+}
+
+const eventBase = {
+  jobId: z.string(),
+  /** 1, 2, 3, ... per job; the SSE event id, so a reconnecting client resumes after the last one it saw */
+  seq: z.number().int().positive(),
+};
+const stepFields = {
+  /** 1-based, counted over all variations */
+  step: z.number().int().nonnegative(),
+  totalSteps: z.number().int().nonnegative(),
+  /** index of the first variation of the batch being sampled */
+  variation: z.number().int().nonnegative(),
+};
+
+export const jobResultSchema = z.object({
+  /** one stored edit per variation */
+  editIds: z.array(z.string()),
+  /** the result images (GET /v1/blobs/:sha256), in the same order as editIds */
+  resultSha256s: z.array(sha256Schema),
+});
+export type JobResult = z.infer<typeof jobResultSchema>;
+
+export const jobEventSchema = z.discriminatedUnion('type', [
+  /** accepted, or the number of jobs ahead changed (0 = next to start) */
+  z.object({ type: z.literal('queued'), ...eventBase, position: z.number().int().nonnegative() }),
+  z.object({ type: z.literal('started'), ...eventBase }),
+  z.object({ type: z.literal('progress'), ...eventBase, ...stepFields }),
+  /**
+   * A small PNG of the predicted result (long side at most a few hundred pixels) inlined as a
+   * `data:image/png;base64,...` URL, so clients show it directly (img src, Figma image bytes) without a
+   * second request. Sent every `previewEvery` steps.
+   */
+  z.object({
+    type: z.literal('preview'),
+    ...eventBase,
+    ...stepFields,
+    dataUrl: z.string().startsWith('data:image/png;base64,').max(MAX_PREVIEW_DATA_URL_LENGTH),
+  }),
+  z.object({ type: z.literal('succeeded'), ...eventBase, ...jobResultSchema.shape }),
+  /** message: what went wrong, written for the user */
+  z.object({ type: z.literal('failed'), ...eventBase, message: z.string() }),
+  z.object({ type: z.literal('cancelled'), ...eventBase }),
+]);
+export type JobEvent = z.infer<typeof jobEventSchema>;
+export type JobEventType = JobEvent['type'];
+export type JobEventOf<T extends JobEventType> = Extract<JobEvent, { type: T }>;
+export type TerminalJobEvent = JobEventOf<'succeeded' | 'failed' | 'cancelled'>;
+
+export function isTerminalJobEvent(e: JobEvent): e is TerminalJobEvent {
+  return e.type === 'succeeded' || e.type === 'failed' || e.type === 'cancelled';
+}
+
+/** The SSE event id of an event (for tRPC `tracked(eventId(e), e)`). */
+export function eventId(e: JobEvent): string {
+  return String(e.seq);
+}
+
+/** The seq to resume after, from a `lastEventId`; 0 (replay everything) when absent. */
+export function seqFromEventId(lastEventId: string | null | undefined): number {
+  if (lastEventId == null || !/^\d{1,15}$/.test(lastEventId)) return 0;
+  return Number(lastEventId);
+}
+
+/**
+ * What jobs.get returns: everything a polling client (UXP has no EventSource) needs, small enough to poll
+ * every 500 ms (the preview can be left out with `previewAfterStep`).
+ */
+export const jobSnapshotSchema = z.object({
+  jobId: z.string(),
+  documentId: z.string(),
+  state: jobStateSchema,
+  /** jobs ahead of this one while queued (0 = next to start); null once it left the queue */
+  position: z.number().int().nonnegative().nullable(),
+  /** cancel() was called while it was running; the state turns 'cancelled' when the engine stops */
+  cancelRequested: z.boolean(),
+  progress: z.object(stepFields).nullable(),
+  /** step of the latest preview, null before the first */
+  previewStep: z.number().int().nonnegative().nullable(),
+  /** the latest preview (see the preview event); null if none, or not newer than `previewAfterStep` */
+  previewDataUrl: z.string().nullable(),
+  result: jobResultSchema.nullable(),
+  error: z.string().nullable(),
+  /** seq of the latest event: pass it as lastEventId to jobs.watch to switch from polling to streaming */
+  lastSeq: z.number().int().nonnegative(),
+  /** epoch milliseconds */
+  enqueuedAt: z.number(),
+  startedAt: z.number().nullable(),
+  finishedAt: z.number().nullable(),
+});
+export type JobSnapshot = z.infer<typeof jobSnapshotSchema>;
+
+/** edits.create's answer */
+export const createEditResultSchema = z.object({ jobId: z.string(), position: z.number().int().nonnegative() });
+export type CreateEditResult = z.infer<typeof createEditResultSchema>;
+
+// ------------------------------------------------------------------------------------------- error text
+
+/**
+ * One line per issue, each saying where: `regions[1].maskSha256: expected a SHA-256 ...`, or
+ * `options.steps must be an integer ...` when the message already starts with the field's name.
+ */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const where = issue.path.reduce<string>(
+        (acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+        '',
+      );
+      const last = issue.path[issue.path.length - 1];
+      if (typeof last === 'string' && issue.message.startsWith(`${last} `)) return `${where}${issue.message.slice(last.length)}`;
+      return where ? `${where}: ${issue.message}` : issue.message;
+    })
+    .join('\n');
+}

@@ -1,0 +1,469 @@
+/**
+ * Contract tests for BlobStore and EditStore. Each backend's test file calls these with a factory, so the
+ * embedded store (FsBlobStore + SqliteEditStore) and a later networked one are held to the same behaviour.
+ * Backend-specific checks (file layout, pragmas, migrations) live in that backend's own test file.
+ */
+import { createHash } from 'node:crypto';
+import {
+  type BlobStore,
+  type EditNodeInput,
+  type EditStore,
+  INTERRUPTED_QUEUED_ERROR,
+  INTERRUPTED_RUNNING_ERROR,
+  JOB_TRANSITIONS,
+  type JobState,
+  type LatentRef,
+  type Store,
+  StoreError,
+} from '../../../server/store/store';
+import { encodeLatent } from '../../../server/store/latent';
+
+/** A clock the tests set explicitly, so createdAt/startedAt/finishedAt can be compared exactly. */
+export class TestClock {
+  private current = new Date('2025-03-04T05:06:07.000Z');
+  readonly now = (): Date => new Date(this.current.getTime());
+  set(iso: string): string {
+    this.current = new Date(iso);
+    return iso;
+  }
+}
+
+/** Deterministic bytes, different per seed. */
+export function bytesOf(seed: number, length = 257): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Expects `promise` to reject with a StoreError of `code` whose message matches `message`. */
+export async function expectStoreError(promise: Promise<unknown>, code: StoreError['code'], message?: RegExp): Promise<StoreError> {
+  let caught: unknown;
+  try {
+    await promise;
+  } catch (error) {
+    caught = error;
+  }
+  if (!(caught instanceof StoreError)) throw new Error(`expected a StoreError(${code}), got ${caught === undefined ? 'no error' : String(caught)}`);
+  expect(caught.code).toBe(code);
+  if (message) expect(caught.message).toMatch(message);
+  return caught;
+}
+
+export const BAD_HASHES: unknown[] = [
+  '../../etc/passwd',
+  '../../../../../../etc/passwd',
+  'ab/../../cd',
+  '',
+  'A'.repeat(64),
+  'a'.repeat(63),
+  'a'.repeat(65),
+  `${'a'.repeat(64)}\n`,
+  ` ${'a'.repeat(63)}`,
+  `${'a'.repeat(62)}/x`,
+  `${'0'.repeat(62)}..`,
+  'g'.repeat(64),
+  123,
+  null,
+  undefined,
+];
+
+// ---------------------------------------------------------------------------------------------
+
+export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
+  let blobs: BlobStore;
+  beforeEach(async () => {
+    blobs = await makeBlobs();
+  });
+
+  test('put stores bytes under their sha256; the same bytes again are deduplicated', async () => {
+    const bytes = bytesOf(1);
+    const first = await blobs.put(bytes, { contentType: 'image/png' });
+    expect(first).toEqual({ sha256: sha256Of(bytes), size: 257, created: true });
+    const again = await blobs.put(bytesOf(1), { contentType: 'application/octet-stream' });
+    expect(again).toEqual({ sha256: first.sha256, size: 257, created: false });
+    expect(await blobs.get(first.sha256)).toEqual(bytes);
+    expect(await blobs.has(first.sha256)).toBe(true);
+    // the first put's content type sticks: content addressing stores the bytes once
+    expect(await blobs.stat(first.sha256)).toEqual({ sha256: first.sha256, size: 257, contentType: 'image/png' });
+  });
+
+  test('different bytes get different hashes; an empty blob is a blob', async () => {
+    const a = await blobs.put(bytesOf(2));
+    const b = await blobs.put(bytesOf(3));
+    expect(a.sha256).not.toBe(b.sha256);
+    const empty = await blobs.put(new Uint8Array(0));
+    expect(empty).toEqual({ sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', size: 0, created: true });
+    expect(await blobs.get(empty.sha256)).toEqual(new Uint8Array(0));
+    expect(await blobs.stat(a.sha256)).toEqual({ sha256: a.sha256, size: 257, contentType: null });
+  });
+
+  test('absent blobs read as null / false', async () => {
+    const absent = sha256Of(bytesOf(99));
+    expect(await blobs.get(absent)).toBeNull();
+    expect(await blobs.get(absent, { verify: true })).toBeNull();
+    expect(await blobs.has(absent)).toBe(false);
+    expect(await blobs.stat(absent)).toBeNull();
+  });
+
+  test('get with verify returns the bytes of an intact blob', async () => {
+    const { sha256 } = await blobs.put(bytesOf(4));
+    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(4));
+  });
+
+  test('malformed hashes are rejected by every reader, never turned into a path', async () => {
+    for (const bad of BAD_HASHES) {
+      for (const call of [() => blobs.get(bad as string), () => blobs.has(bad as string), () => blobs.stat(bad as string)]) {
+        await expectStoreError(call(), 'invalid_input', /sha256 of 64 lowercase hex/);
+      }
+    }
+  });
+
+  test('put rejects non-bytes and malformed content types', async () => {
+    await expectStoreError(blobs.put('hello' as unknown as Uint8Array), 'invalid_input', /Uint8Array/);
+    await expectStoreError(blobs.put([1, 2, 3] as unknown as Uint8Array), 'invalid_input', /Uint8Array/);
+    await expectStoreError(blobs.put(bytesOf(5), { contentType: 'not a type\n' }), 'invalid_input', /contentType/);
+    await expectStoreError(blobs.put(bytesOf(5), { contentType: 'image/png', extra: 1 } as never), 'invalid_input');
+    expect(await blobs.has(sha256Of(bytesOf(5)))).toBe(false);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface EditStoreHarness {
+  store: Store;
+  clock: TestClock;
+}
+
+/** Puts a latent of `shape` (values derived from `seed`) and returns its reference. */
+export async function putLatent(blobs: BlobStore, seed: number, shape = [4, 2, 3]): Promise<LatentRef> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const values = Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7 + i) * 3);
+  const { sha256 } = await blobs.put(encodeLatent(values), { contentType: 'application/octet-stream' });
+  return {
+    sha256,
+    dtype: 'float16',
+    shape,
+    geometry: { x: 8, y: 16, width: 96, height: 64, workWidth: 96, workHeight: 64 },
+    scalingFactor: 0.18215,
+  };
+}
+
+export function editStoreContract(makeHarness: () => Promise<EditStoreHarness>): void {
+  let h: EditStoreHarness;
+  let edits: EditStore;
+  let blobs: BlobStore;
+  beforeEach(async () => {
+    h = await makeHarness();
+    edits = h.store.edits;
+    blobs = h.store.blobs;
+  });
+  afterEach(async () => {
+    await h.store.close();
+  });
+
+  /** a document with a source node; returns ids and the source image hash */
+  async function documentWithSource(key = 'file-1:node-2') {
+    const { documentId } = await edits.openDocument('figma', key);
+    const image = (await blobs.put(bytesOf(10), { contentType: 'image/png' })).sha256;
+    const source = await edits.addSourceNode({ documentId, imageSha256: image });
+    return { documentId, image, source };
+  }
+
+  async function runningJob(documentId: string) {
+    const job = await edits.createJob({ documentId, request: { instruction: 'x' } });
+    return edits.updateJobState(job.id, 'running');
+  }
+
+  async function editInput(parentId: string, sourceImageSha256: string, variation: number): Promise<EditNodeInput> {
+    const result = (await blobs.put(bytesOf(100 + variation))).sha256;
+    const mask = (await blobs.put(bytesOf(200))).sha256;
+    return {
+      parentId,
+      instruction: 'make the circle blue',
+      regions: [
+        { instruction: 'make the circle blue', maskSha256: mask },
+        { instruction: 'stormy sky', maskSha256: null },
+      ],
+      options: { steps: 20, guidance: { text: 7.5, image: 1.5 }, locality: 'both' },
+      seed: 42 + variation,
+      variation,
+      sourceImageSha256,
+      resultImageSha256: result,
+      latent: await putLatent(blobs, variation),
+      conditioning: 'pixels',
+    };
+  }
+
+  describe('documents', () => {
+    test('the same (host, key) gives the same id; another host or key gives another', async () => {
+      const t = h.clock.set('2025-05-06T07:08:09.123Z');
+      const a = await edits.openDocument('figma', 'abc');
+      expect(a.created).toBe(true);
+      expect(a.documentId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      h.clock.set('2025-05-06T08:00:00.000Z');
+      expect(await edits.openDocument('figma', 'abc')).toEqual({ documentId: a.documentId, created: false });
+      const b = await edits.openDocument('photoshop', 'abc');
+      const c = await edits.openDocument('figma', 'abd');
+      expect(new Set([a.documentId, b.documentId, c.documentId]).size).toBe(3);
+      expect(await edits.getDocument(a.documentId)).toEqual({ id: a.documentId, host: 'figma', hostDocumentKey: 'abc', createdAt: t });
+    });
+
+    test('unknown documents read as null; bad hosts, keys and ids are rejected', async () => {
+      expect(await edits.getDocument('7d444840-9dc0-41c4-8ab3-6e6b2c1e5a11')).toBeNull();
+      expect(await edits.history('7d444840-9dc0-41c4-8ab3-6e6b2c1e5a11')).toBeNull();
+      await expectStoreError(edits.openDocument('krita' as never, 'k'), 'invalid_input', /host/);
+      await expectStoreError(edits.openDocument('web', ''), 'invalid_input', /hostDocumentKey/);
+      await expectStoreError(edits.getDocument('not-a-uuid'), 'invalid_input', /getDocument id/);
+    });
+  });
+
+  describe('nodes', () => {
+    test('a source node round-trips with exact field values', async () => {
+      const { documentId } = await edits.openDocument('web', 'upload-1');
+      const image = (await blobs.put(bytesOf(11))).sha256;
+      const t = h.clock.set('2025-06-01T00:00:00.500Z');
+      const node = await edits.addSourceNode({ documentId, imageSha256: image, options: { name: 'Layer 1' } });
+      const expected = {
+        id: node.id,
+        documentId,
+        parentId: null,
+        kind: 'source',
+        instruction: null,
+        regions: [],
+        options: { name: 'Layer 1' },
+        seed: null,
+        variation: null,
+        sourceImageSha256: image,
+        resultImageSha256: image,
+        latent: null,
+        conditioning: null,
+        jobId: null,
+        createdAt: t,
+      };
+      expect(node).toEqual(expected);
+      expect(await edits.getNode(node.id)).toEqual(expected);
+      expect(await edits.getNode('2b0f1c55-3f67-4c39-9d3b-1c4d8e2a7f00')).toBeNull();
+    });
+
+    test('edit nodes of a job round-trip with exact field values; history is in creation order', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const job = await runningJob(documentId);
+      const inputs = [await editInput(source.id, image, 0), await editInput(source.id, image, 1)];
+      const t = h.clock.set('2025-06-02T10:11:12.131Z');
+      const nodes = await edits.addEditNodes(job.id, inputs);
+      expect(nodes).toHaveLength(2);
+      nodes.forEach((node, i) => {
+        expect(node).toEqual({ ...inputs[i], id: node.id, documentId, kind: 'edit', jobId: job.id, createdAt: t });
+      });
+      expect(await edits.getNode(nodes[1].id)).toEqual(nodes[1]);
+
+      // a second-generation edit continuing from the first variation's latent
+      const job2 = await runningJob(documentId);
+      const next = { ...(await editInput(nodes[0].id, inputs[0].resultImageSha256, 0)), conditioning: 'latent' as const, seed: null, variation: null };
+      const [child] = await edits.addEditNodes(job2.id, [next]);
+      expect(child.parentId).toBe(nodes[0].id);
+      expect(child.seed).toBeNull();
+
+      const history = await edits.history(documentId);
+      expect(history).toEqual({ documentId, nodes: [source, ...nodes, child] });
+    });
+
+    test('addEditNodes is one transaction: a failing node leaves none of the batch', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const job = await runningJob(documentId);
+      const good = [await editInput(source.id, image, 0), await editInput(source.id, image, 1)];
+      const orphan = { ...(await editInput(source.id, image, 2)), parentId: 'a1b2c3d4-0000-4000-8000-000000000000' };
+      await expectStoreError(edits.addEditNodes(job.id, [...good, orphan]), 'not_found', /nodes\.2\.parentId/);
+      expect((await edits.history(documentId))?.nodes).toEqual([source]);
+      expect(await edits.getJob(job.id)).toMatchObject({ state: 'running', resultNodeIds: [] });
+      // and the same batch without the bad node goes in whole
+      expect(await edits.addEditNodes(job.id, good)).toHaveLength(2);
+    });
+
+    test('markSucceeded adds the nodes and finishes the job in one step', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const job = await runningJob(documentId);
+      const t = h.clock.set('2025-06-03T00:00:00.000Z');
+      const nodes = await edits.addEditNodes(job.id, [await editInput(source.id, image, 0)], { markSucceeded: true });
+      expect(await edits.getJob(job.id)).toEqual({ ...job, state: 'succeeded', resultNodeIds: [nodes[0].id], finishedAt: t });
+    });
+
+    test('a parent must be a node of the same document', async () => {
+      const one = await documentWithSource('doc-one');
+      const two = await documentWithSource('doc-two');
+      const job = await runningJob(two.documentId);
+      await expectStoreError(edits.addEditNodes(job.id, [await editInput(one.source.id, one.image, 0)]), 'not_found', /is not a node of document/);
+      await expectStoreError(edits.addSourceNode({ documentId: two.documentId, parentId: one.source.id, imageSha256: one.image }), 'not_found');
+      await expectStoreError(edits.addSourceNode({ documentId: 'c0ffee00-0000-4000-8000-000000000000', imageSha256: one.image }), 'not_found', /no document/);
+    });
+
+    test('nodes cannot reference blobs that are not stored, nor a latent whose bytes do not fit its shape', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const job = await runningJob(documentId);
+      const missing = sha256Of(bytesOf(4242));
+      const base = await editInput(source.id, image, 0);
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, resultImageSha256: missing }]), 'invalid_input', /resultImageSha256: blob .* is not in the blob store/);
+      await expectStoreError(
+        edits.addEditNodes(job.id, [{ ...base, regions: [{ instruction: 'x', maskSha256: missing }] }]),
+        'invalid_input',
+        /regions\.0\.maskSha256/,
+      );
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, latent: { ...base.latent!, shape: [4, 8, 8] } }]), 'invalid_input', /needs 512/);
+      await expectStoreError(edits.addSourceNode({ documentId, imageSha256: missing }), 'invalid_input', /imageSha256/);
+      expect((await edits.history(documentId))?.nodes).toEqual([source]);
+    });
+
+    test('malformed node input is rejected with the field named', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const job = await runningJob(documentId);
+      const base = await editInput(source.id, image, 0);
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, seed: 1.5 }]), 'invalid_input', /nodes: 0\.seed/);
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, regions: [] }]), 'invalid_input', /0\.regions/);
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, resultImageSha256: '../../etc/passwd' }]), 'invalid_input', /resultImageSha256/);
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, options: { bad: undefined } as never }]), 'invalid_input', /options/);
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, latent: { ...base.latent!, dtype: 'float32' as never } }]), 'invalid_input', /dtype/);
+      await expectStoreError(edits.addEditNodes(job.id, []), 'invalid_input');
+    });
+
+    test('results can only be added to a running job', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const queued = await edits.createJob({ documentId, request: {} });
+      await expectStoreError(edits.addEditNodes(queued.id, [await editInput(source.id, image, 0)]), 'illegal_transition', /is queued/);
+      await expectStoreError(edits.addEditNodes('00000000-0000-4000-8000-000000000000', [await editInput(source.id, image, 0)]), 'not_found');
+    });
+  });
+
+  describe('jobs', () => {
+    test('a job round-trips through its states with exact timestamps', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const created = h.clock.set('2025-07-01T00:00:01.000Z');
+      const request = { instruction: 'make it red', variations: 2, nested: { a: [1, null, 'x'] } };
+      const job = await edits.createJob({ documentId, request });
+      const queued = { id: job.id, documentId, state: 'queued', request, error: null, resultNodeIds: [], createdAt: created, startedAt: null, finishedAt: null };
+      expect(job).toEqual(queued);
+      expect(await edits.getJob(job.id)).toEqual(queued);
+
+      const started = h.clock.set('2025-07-01T00:00:02.000Z');
+      expect(await edits.updateJobState(job.id, 'running')).toEqual({ ...queued, state: 'running', startedAt: started });
+      const nodes = await edits.addEditNodes(job.id, [await editInput(source.id, image, 0), await editInput(source.id, image, 1)]);
+      const finished = h.clock.set('2025-07-01T00:00:03.000Z');
+      const done = await edits.updateJobState(job.id, 'succeeded', { resultNodeIds: [nodes[1].id, nodes[0].id] });
+      expect(done).toEqual({ ...queued, state: 'succeeded', resultNodeIds: [nodes[1].id, nodes[0].id], startedAt: started, finishedAt: finished });
+      expect(await edits.getJob(job.id)).toEqual(done);
+      expect(await edits.getJob('00000000-0000-4000-8000-000000000000')).toBeNull();
+    });
+
+    test('succeeded without resultNodeIds lists the job\'s nodes; failed and cancelled keep their error', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const a = await runningJob(documentId);
+      const nodes = await edits.addEditNodes(a.id, [await editInput(source.id, image, 0), await editInput(source.id, image, 1)]);
+      expect((await edits.updateJobState(a.id, 'succeeded')).resultNodeIds).toEqual(nodes.map((n) => n.id));
+
+      const b = await runningJob(documentId);
+      expect(await edits.updateJobState(b.id, 'failed', { error: 'out of memory' })).toMatchObject({ state: 'failed', error: 'out of memory', resultNodeIds: [] });
+      const c = await edits.createJob({ documentId, request: {} });
+      const cancelled = await edits.updateJobState(c.id, 'cancelled');
+      expect(cancelled).toMatchObject({ state: 'cancelled', error: null, startedAt: null });
+      expect(cancelled.finishedAt).not.toBeNull();
+    });
+
+    test('a caller may name the job; a duplicate id is refused', async () => {
+      const { documentId } = await documentWithSource();
+      const id = '5b8e6f7a-1c2d-4e3f-9a0b-1c2d3e4f5a6b';
+      expect((await edits.createJob({ documentId, request: {}, id })).id).toBe(id);
+      await expectStoreError(edits.createJob({ documentId, request: {}, id }), 'invalid_input', /already exists/);
+      await expectStoreError(edits.createJob({ documentId: '00000000-0000-4000-8000-000000000000', request: {} }), 'not_found', /no document/);
+      await expectStoreError(edits.createJob({ documentId, request: [] as never }), 'invalid_input', /request/);
+    });
+
+    test('only legal transitions are allowed; every other one throws', async () => {
+      const { documentId } = await documentWithSource();
+      const path: Record<JobState, JobState[]> = {
+        queued: [],
+        running: ['running'],
+        succeeded: ['running', 'succeeded'],
+        failed: ['running', 'failed'],
+        cancelled: ['cancelled'],
+      };
+      const states = Object.keys(path) as JobState[];
+      for (const from of states) {
+        for (const to of states) {
+          const job = await edits.createJob({ documentId, request: {} });
+          for (const step of path[from]) await edits.updateJobState(job.id, step, step === 'failed' ? { error: 'e' } : {});
+          const move = edits.updateJobState(job.id, to, to === 'failed' ? { error: 'boom' } : {});
+          if (JOB_TRANSITIONS[from].includes(to)) {
+            expect((await move).state).toBe(to);
+          } else {
+            await expectStoreError(move, 'illegal_transition', new RegExp(`${from} -> ${to} is not allowed`));
+            expect((await edits.getJob(job.id))?.state).toBe(from);
+          }
+        }
+      }
+      // the table itself is the one the brief fixes
+      expect(JOB_TRANSITIONS).toEqual({ queued: ['running', 'cancelled', 'failed'], running: ['succeeded', 'failed', 'cancelled'], succeeded: [], failed: [], cancelled: [] });
+    });
+
+    test('error and resultNodeIds only where they make sense', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const job = await runningJob(documentId);
+      await expectStoreError(edits.updateJobState(job.id, 'failed'), 'invalid_input', /needs an error/);
+      await expectStoreError(edits.updateJobState(job.id, 'succeeded', { error: 'x' }), 'invalid_input', /error is recorded only/);
+      await expectStoreError(edits.updateJobState(job.id, 'cancelled', { resultNodeIds: [] }), 'invalid_input', /resultNodeIds/);
+      const other = await runningJob(documentId);
+      const [foreign] = await edits.addEditNodes(other.id, [await editInput(source.id, image, 0)]);
+      await expectStoreError(edits.updateJobState(job.id, 'succeeded', { resultNodeIds: [foreign.id] }), 'invalid_input', /is not a node of this job/);
+      await expectStoreError(edits.updateJobState(job.id, 'done' as never), 'invalid_input', /state/);
+      await expectStoreError(edits.updateJobState('00000000-0000-4000-8000-000000000000', 'running'), 'not_found');
+      expect((await edits.getJob(job.id))?.state).toBe('running');
+    });
+
+    test('listJobs filters by document and states, in creation order', async () => {
+      const one = await documentWithSource('one');
+      const two = await documentWithSource('two');
+      const a = await edits.createJob({ documentId: one.documentId, request: { n: 1 } });
+      const b = await runningJob(two.documentId);
+      const c = await runningJob(one.documentId);
+      const ids = (jobs: { id: string }[]) => jobs.map((j) => j.id);
+      expect(ids(await edits.listJobs())).toEqual([a.id, b.id, c.id]);
+      expect(ids(await edits.listJobs({ documentId: one.documentId }))).toEqual([a.id, c.id]);
+      expect(ids(await edits.listJobs({ states: ['running'] }))).toEqual([b.id, c.id]);
+      expect(ids(await edits.listJobs({ documentId: one.documentId, states: ['queued', 'failed'] }))).toEqual([a.id]);
+      expect(await edits.listJobs({ states: [] })).toEqual([]);
+      await expectStoreError(edits.listJobs({ states: ['paused' as never] }), 'invalid_input');
+    });
+
+    test('recoverInterruptedJobs fails queued and running jobs and leaves finished ones alone', async () => {
+      const { documentId } = await documentWithSource();
+      const queued = await edits.createJob({ documentId, request: {} });
+      const running = await runningJob(documentId);
+      const done = await runningJob(documentId);
+      await edits.updateJobState(done.id, 'succeeded');
+      const t = h.clock.set('2025-08-01T12:00:00.000Z');
+      const recovered = await edits.recoverInterruptedJobs();
+      expect(recovered).toEqual([
+        { ...queued, state: 'failed', error: INTERRUPTED_QUEUED_ERROR, finishedAt: t },
+        { ...running, state: 'failed', error: INTERRUPTED_RUNNING_ERROR, finishedAt: t },
+      ]);
+      expect(INTERRUPTED_RUNNING_ERROR).toBe('interrupted: the server stopped while this job was running');
+      expect(await edits.getJob(running.id)).toEqual(recovered[1]);
+      expect((await edits.getJob(done.id))?.state).toBe('succeeded');
+      expect(await edits.recoverInterruptedJobs()).toEqual([]);
+    });
+  });
+
+  test('integrityCheck is empty on a healthy store', async () => {
+    const { documentId, image, source } = await documentWithSource();
+    const job = await runningJob(documentId);
+    await edits.addEditNodes(job.id, [await editInput(source.id, image, 0)], { markSucceeded: true });
+    expect(await edits.integrityCheck()).toEqual([]);
+    expect(await edits.integrityCheck({ verifyBlobHashes: true })).toEqual([]);
+  });
+}
