@@ -8,12 +8,14 @@ const node = {
   format: 'cjs',
   sourcemap: true,
   // native addons load their own binaries at run time
-  external: ['onnxruntime-node', 'sharp'],
+  external: ['onnxruntime-node', 'sharp', 'better-sqlite3'],
   logLevel: 'warning',
 };
 
 await Promise.all([
   build({ ...node, entryPoints: ['server/cli/edit.ts'], outfile: 'dist/cli/edit.js' }),
   build({ ...node, entryPoints: ['server/engine/worker.ts'], outfile: 'dist/engine-worker.js' }),
+  build({ ...node, entryPoints: ['server/main.ts'], outfile: 'dist/server/main.js' }),
   build({ ...node, entryPoints: ['bench/overhead.ts', 'bench/paper.ts', 'bench/gpu.ts'], outdir: 'dist/bench' }),
 ]);
+

@@ -317,7 +317,14 @@ export const jobSnapshotSchema = z.object({
 export type JobSnapshot = z.infer<typeof jobSnapshotSchema>;
 
 /** edits.create's answer */
-export const createEditResultSchema = z.object({ jobId: z.string(), position: z.number().int().nonnegative() });
+export const createEditResultSchema = z.object({
+  jobId: z.string(),
+  documentId: z.string(),
+  /** jobs ahead of this one (0 = next to start) */
+  position: z.number().int().nonnegative(),
+  /** the seed the edit runs with (the request's, or the one the server picked): variation k uses seed + k */
+  seed: z.number().int().nonnegative(),
+});
 export type CreateEditResult = z.infer<typeof createEditResultSchema>;
 
 // ------------------------------------------------------------------------------------------- error text

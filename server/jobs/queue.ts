@@ -198,26 +198,19 @@ export class JobQueue {
   // ------------------------------------------------------------------------------------------- public
 
   /**
-   * Queue an edit. `position` is the number of waiting jobs ahead of it (0 = next to start).
+   * Queue an edit. `position` is the number of waiting jobs ahead of it (0 = next to start). `opts.jobId`:
+   * use this id (a caller that stored the job first) instead of a new one.
    * Throws QueueClosedError after drain()/close(), QueueFullError when maxLength jobs are waiting (or
    * maxPerDocument for this document).
    */
-  enqueue(documentId: string, request: EditRequest): { jobId: string; position: number } {
+  enqueue(documentId: string, request: EditRequest, opts: { jobId?: string } = {}): { jobId: string; position: number } {
     if (request.documentId !== documentId) {
       throw new Error(`JobQueue.enqueue: documentId ${documentId} differs from the request's ${request.documentId}`);
     }
-    if (!this.accepting) throw new QueueClosedError();
-    this.prune();
-    const waitingCount = this.waitingCount();
-    if (waitingCount >= this.maxLength) {
-      throw new QueueFullError('queue', this.maxLength, toRetrySeconds(this.estimateWaitMs(0)));
-    }
+    this.assertCanEnqueue(documentId);
     const mine = this.waiting.get(documentId);
-    if (mine && mine.length >= this.maxPerDocument) {
-      throw new QueueFullError('document', this.maxPerDocument, toRetrySeconds(this.estimateWaitMs(mine[0].position ?? 0)));
-    }
-    const jobId = this.newId();
-    if (this.jobs.has(jobId)) throw new Error(`JobQueue: newId() returned a duplicate id ${jobId}`);
+    const jobId = opts.jobId ?? this.newId();
+    if (this.jobs.has(jobId)) throw new Error(`JobQueue: ${opts.jobId ? 'the given jobId' : 'newId()'} is a duplicate id ${jobId}`);
     const job: Job = {
       input: { jobId, documentId, request: structuredClone(request), enqueuedAt: this.now() },
       order: ++this.enqueued,
@@ -241,6 +234,22 @@ export class JobQueue {
     this.updatePositions(); // emits this job's first 'queued' event
     this.schedulePump();
     return { jobId, position: job.position ?? 0 };
+  }
+
+  /**
+   * Throws what enqueue() would throw right now for this document (QueueClosedError, QueueFullError), so a
+   * caller that must persist a job before enqueueing it (under a jobId it chose) can refuse early.
+   */
+  assertCanEnqueue(documentId: string): void {
+    if (!this.accepting) throw new QueueClosedError();
+    this.prune();
+    if (this.waitingCount() >= this.maxLength) {
+      throw new QueueFullError('queue', this.maxLength, toRetrySeconds(this.estimateWaitMs(0)));
+    }
+    const mine = this.waiting.get(documentId);
+    if (mine && mine.length >= this.maxPerDocument) {
+      throw new QueueFullError('document', this.maxPerDocument, toRetrySeconds(this.estimateWaitMs(mine[0].position ?? 0)));
+    }
   }
 
   /**

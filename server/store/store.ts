@@ -142,9 +142,9 @@ export const LatentRef = z.strictObject({
 });
 export type LatentRef = z.infer<typeof LatentRef>;
 
-/** One (mask, instruction) pair of an edit; a null mask means everywhere. */
+/** One (mask, instruction) pair of an edit; a null mask means everywhere; an empty instruction keeps that region as it is. */
 export const RegionRef = z.strictObject({
-  instruction: z.string().min(1).max(4000),
+  instruction: z.string().max(4000),
   maskSha256: Sha256.nullable(),
 });
 export type RegionRef = z.infer<typeof RegionRef>;

@@ -604,3 +604,32 @@ describe('JobQueue drain and close', () => {
     await first;
   });
 });
+
+// ------------------------------------------------------------------------------- caller-chosen ids
+
+describe('JobQueue: caller-chosen job ids and admission checks', () => {
+  test('enqueue uses the given jobId, and refuses a duplicate', async () => {
+    const { queue } = harness();
+    const jobId = randomUUID();
+    expect(queue.enqueue(DOC_A, request(DOC_A, 'a'), { jobId }).jobId).toBe(jobId);
+    expect(queue.get(jobId)?.documentId).toBe(DOC_A);
+    expect(() => queue.enqueue(DOC_A, request(DOC_A, 'b'), { jobId })).toThrow(/duplicate/);
+  });
+
+  test('assertCanEnqueue throws what enqueue would throw, without queueing anything', async () => {
+    const { queue, calls } = harness({ maxLength: 1, maxPerDocument: 1 });
+    expect(() => queue.assertCanEnqueue(DOC_A)).not.toThrow();
+    enqueue(queue, DOC_A, 'running');
+    await flush();
+    expect(calls).toHaveLength(1);
+    enqueue(queue, DOC_A, 'waiting');
+    expect(() => queue.assertCanEnqueue(DOC_B)).toThrow(QueueFullError);
+    expect(queue.stats().queued).toBe(1);
+    void queue.drain();
+    expect(() => queue.assertCanEnqueue(DOC_B)).toThrow(QueueClosedError);
+    calls[0].resolve(result());
+    await flush();
+    calls[1].resolve(result());
+    await flush();
+  });
+});

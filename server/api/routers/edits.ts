@@ -1,0 +1,108 @@
+/**
+ * edits.create: check an edit request against the store, fill in the seed, record the job, queue it.
+ *
+ * Everything that can be checked before the job runs is checked here, so a bad request is a 4xx now rather
+ * than a failed job later: the document exists, the parent edit belongs to it, every referenced blob is an
+ * uploaded image, and every mask has the size of the image it applies to.
+ */
+import { randomInt, randomUUID } from 'node:crypto';
+import { TRPCError } from '@trpc/server';
+import sharp from 'sharp';
+import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest } from '../../../shared/protocol';
+import { maskSizeProblem } from '../../jobs/runner';
+import type { JsonObject, Store } from '../../store';
+import { authedProcedure, router } from '../trpc';
+
+interface Size {
+  width: number;
+  height: number;
+}
+
+/** The size of an uploaded image blob; NOT_FOUND when absent, BAD_REQUEST when the blob is not an image. */
+async function blobImageSize(store: Store, sha256: string, field: string): Promise<Size> {
+  const bytes = await store.blobs.get(sha256);
+  if (!bytes) throw new TRPCError({ code: 'NOT_FOUND', message: `${field}: no blob ${sha256} on this server: upload the image with PUT /v1/blobs first` });
+  try {
+    const meta = await sharp(bytes).metadata();
+    if (meta.width && meta.height) return { width: meta.width, height: meta.height };
+  } catch {
+    // falls through
+  }
+  throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: blob ${sha256} is not an image: pass the sha256 that PUT /v1/blobs returned for an image` });
+}
+
+/** True when no pixel of the mask (its first channel, as the engine reads it) is above 0. */
+async function maskIsEmpty(store: Store, sha256: string): Promise<boolean> {
+  const bytes = await store.blobs.get(sha256);
+  if (!bytes) return false; // blobImageSize already answered NOT_FOUND
+  const { data, info } = await sharp(bytes).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  for (let i = 0; i < data.length; i += info.channels) if (data[i] > 0) return false;
+  return true;
+}
+
+/** The size of the image the edit applies to (the uploaded source, the painted layer, or the parent's result). */
+async function startImageSize(store: Store, request: EditRequest): Promise<Size> {
+  const { parent, documentId } = request;
+  if (parent.kind === 'source') return blobImageSize(store, parent.imageSha256, 'parent.imageSha256');
+  const node = await store.edits.getNode(parent.editId);
+  if (!node || node.documentId !== documentId) {
+    throw new TRPCError({
+      code: 'NOT_FOUND',
+      message: `parent.editId: ${parent.editId} is not an edit of document ${documentId}: use an id from documents.history or a job result`,
+    });
+  }
+  if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
+    return blobImageSize(store, parent.pixelsSha256, 'parent.pixelsSha256');
+  }
+  return blobImageSize(store, node.resultImageSha256, `the result of edit ${node.id}`);
+}
+
+export const editsRouter = router({
+  /**
+   * Queue an edit. Returns at once with the job id (follow it with jobs.watch or jobs.get) and the seed it runs
+   * with: the request's, or one the server picked and recorded, so the stored request reproduces the result.
+   */
+  create: authedProcedure
+    .input(editRequestSchema)
+    .output(createEditResultSchema)
+    .mutation(async ({ ctx, input }) => {
+      const { store, queue } = ctx.services;
+      if (!(await store.edits.getDocument(input.documentId))) {
+        throw new TRPCError({ code: 'NOT_FOUND', message: `documentId: no document ${input.documentId}: get one from documents.open` });
+      }
+      if (input.regions.every((r) => r.instruction === '')) {
+        throw new TRPCError({ code: 'BAD_REQUEST', message: 'regions: every instruction is empty: say what to change in at least one region' });
+      }
+      const image = await startImageSize(store, input);
+      for (const [i, region] of input.regions.entries()) {
+        if (region.maskSha256 === null) continue;
+        const field = `regions[${i}].maskSha256`;
+        const problem = maskSizeProblem(await blobImageSize(store, region.maskSha256, field), image);
+        if (problem) throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: ${problem}` });
+        if (await maskIsEmpty(store, region.maskSha256)) {
+          throw new TRPCError({
+            code: 'BAD_REQUEST',
+            message: `${field}: the mask is empty (all black): paint the area to edit white, or send maskSha256: null to edit the whole image`,
+          });
+        }
+      }
+
+      queue.assertCanEnqueue(input.documentId); // refuse early (429/503) before anything is recorded
+      const seed = input.options.seed ?? randomInt(0, MAX_SEED);
+      const request: EditRequest = { ...input, options: { ...input.options, seed } };
+      const jobId = randomUUID();
+      // the job's row exists before the queue can report any state change of it
+      await store.edits.createJob({ documentId: input.documentId, request: request as unknown as JsonObject, id: jobId });
+      try {
+        const { position } = queue.enqueue(input.documentId, request, { jobId });
+        ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
+        return { jobId, documentId: input.documentId, position, seed };
+      } catch (err) {
+        // the queue filled up (or closed) between the check and now: record why this job never ran
+        await store.edits
+          .updateJobState(jobId, 'failed', { error: `not queued: ${(err as Error).message}` })
+          .catch((e: unknown) => ctx.log.error('could not record a refused job', { jobId, error: (e as Error).message }));
+        throw err;
+      }
+    }),
+});

@@ -1,0 +1,101 @@
+/**
+ * jobs: follow an edit job by polling (get), streaming (watch, SSE) or stop it (cancel).
+ *
+ * The queue keeps active and recently finished jobs in memory with their events; older jobs (and jobs from
+ * before a restart) are answered from the store: get and cancel still work, watch says to use get.
+ */
+import { TRPCError, tracked } from '@trpc/server';
+import {
+  cancelJobInputSchema,
+  eventId,
+  getJobInputSchema,
+  jobSnapshotSchema,
+  seqFromEventId,
+  watchJobInputSchema,
+  type JobEvent,
+  type JobSnapshot,
+} from '../../../shared/protocol';
+import { UnknownJobError } from '../../jobs/queue';
+import type { Job, Store } from '../../store';
+import { authedProcedure, router } from '../trpc';
+
+function notFound(jobId: string): TRPCError {
+  return new TRPCError({ code: 'NOT_FOUND', message: `no job ${jobId}: use the jobId that edits.create returned` });
+}
+
+/** A snapshot of a job the queue no longer holds, from its store record. */
+async function snapshotFromStore(store: Store, job: Job): Promise<JobSnapshot> {
+  let result: JobSnapshot['result'] = null;
+  if (job.state === 'succeeded') {
+    const nodes = await Promise.all(job.resultNodeIds.map((id) => store.edits.getNode(id)));
+    result = { editIds: [...job.resultNodeIds], resultSha256s: nodes.map((n) => n?.resultImageSha256 ?? '').filter((s) => s !== '') };
+    if (result.resultSha256s.length !== result.editIds.length) result = null;
+  }
+  const ms = (iso: string | null) => (iso === null ? null : Date.parse(iso));
+  return {
+    jobId: job.id,
+    documentId: job.documentId,
+    state: job.state,
+    position: null,
+    cancelRequested: false,
+    progress: null,
+    previewStep: null,
+    previewDataUrl: null,
+    result,
+    error: job.error,
+    lastSeq: 0,
+    enqueuedAt: Date.parse(job.createdAt),
+    startedAt: ms(job.startedAt),
+    finishedAt: ms(job.finishedAt),
+  };
+}
+
+export const jobsRouter = router({
+  /** The job's state, progress, latest preview and result; cheap enough to poll every 500 ms. */
+  get: authedProcedure
+    .input(getJobInputSchema)
+    .output(jobSnapshotSchema)
+    .query(async ({ ctx, input }) => {
+      const { queue, store } = ctx.services;
+      const live = queue.get(input.jobId, { previewAfterStep: input.previewAfterStep });
+      if (live) return live;
+      const stored = await store.edits.getJob(input.jobId);
+      if (!stored) throw notFound(input.jobId);
+      return snapshotFromStore(store, stored);
+    }),
+
+  /**
+   * The job's events over SSE: the retained ones first, then live ones, ending with the terminal event.
+   * Each is sent with its seq as the SSE id, so a reconnecting client (lastEventId) resumes where it left off.
+   */
+  watch: authedProcedure.input(watchJobInputSchema).subscription(async function* ({ ctx, input, signal }) {
+    const { queue, store } = ctx.services;
+    let events: AsyncIterable<JobEvent>;
+    try {
+      events = queue.events(input.jobId, seqFromEventId(input.lastEventId), signal);
+    } catch (err) {
+      if (!(err instanceof UnknownJobError)) throw err;
+      const stored = await store.edits.getJob(input.jobId);
+      if (!stored) throw notFound(input.jobId);
+      throw new TRPCError({
+        code: 'NOT_FOUND',
+        message: `job ${input.jobId} finished (${stored.state}) too long ago to stream its events: read it with jobs.get`,
+      });
+    }
+    for await (const event of events) yield tracked(eventId(event), event);
+  }),
+
+  /**
+   * Cancel a queued job (it never starts) or a running one (it stops at the next step and ends 'cancelled').
+   * `cancelled` is false when the job had already finished; `state` is its state now.
+   */
+  cancel: authedProcedure.input(cancelJobInputSchema).mutation(async ({ ctx, input }) => {
+    const { queue, store } = ctx.services;
+    const cancelled = queue.cancel(input.jobId);
+    const live = queue.get(input.jobId);
+    if (live) return { cancelled, state: live.state, cancelRequested: live.cancelRequested };
+    const stored = await store.edits.getJob(input.jobId);
+    if (!stored) throw notFound(input.jobId);
+    return { cancelled: false, state: stored.state, cancelRequested: false };
+  }),
+});

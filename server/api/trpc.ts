@@ -1,0 +1,115 @@
+/**
+ * The one initTRPC of the server (STYLE rule 9): the request context, the error format, and the procedure
+ * builders every router uses.
+ *
+ * - `publicProcedure`: no token needed (health only).
+ * - `authedProcedure`: when the server has a token, the request must carry `Authorization: Bearer <token>`
+ *   (subscriptions may pass it as the `token` connection param instead, because EventSource cannot set headers).
+ *
+ * Every procedure maps the errors of the layers below to tRPC codes with messages that say what to fix:
+ * zod input errors -> BAD_REQUEST (formatIssues), StoreError -> 400/404/409, QueueFullError -> 429 (the
+ * HTTP layer adds Retry-After), QueueClosedError -> 503, UnknownJobError -> 404.
+ */
+import { initTRPC, TRPCError } from '@trpc/server';
+import type { z } from 'zod';
+import { formatIssues } from '../../shared/protocol';
+import type { Config } from '../config';
+import type { ModelInfo } from '../engine/models';
+import { QueueClosedError, QueueFullError, UnknownJobError, type JobQueue } from '../jobs/queue';
+import type { Logger } from '../log';
+import { StoreError, type Store } from '../store';
+
+/** Everything the procedures use, built once in main.ts (no globals). */
+export interface Services {
+  readonly config: Config;
+  readonly store: Store;
+  readonly queue: JobQueue;
+  readonly engine: { readonly info: ModelInfo };
+  /** package.json's version */
+  readonly version: string;
+  /** epoch ms */
+  readonly startedAt: number;
+  readonly log: Logger;
+}
+
+export interface Context {
+  services: Services;
+  /** true when the server has no token, or the request presented it */
+  authorized: boolean;
+  requestId: string;
+  log: Logger;
+}
+
+export const UNAUTHORIZED_MESSAGE =
+  "this server requires a token: send the header 'Authorization: Bearer <token>' with the token the server was started with (--token / LAYERLOOP_TOKEN)";
+
+function zodIssuesOf(cause: unknown): z.ZodError | null {
+  if (cause && typeof cause === 'object' && (cause as { name?: unknown }).name === 'ZodError' && Array.isArray((cause as { issues?: unknown }).issues)) {
+    return cause as z.ZodError;
+  }
+  return null;
+}
+
+/** tRPC inputs are small JSON; images go through PUT /v1/blobs. */
+export const MAX_TRPC_BODY_BYTES = 1024 * 1024;
+
+/** What the client reads: zod issues one per line, transport errors rephrased to say what to send. */
+function clientMessage(error: TRPCError, fallback: string): string {
+  const issues = error.code === 'BAD_REQUEST' ? zodIssuesOf(error.cause) : null;
+  if (issues) return formatIssues(issues);
+  if (error.code === 'PAYLOAD_TOO_LARGE') {
+    return `the request body is larger than ${MAX_TRPC_BODY_BYTES / 1048576} MiB: API inputs are small JSON; upload images with PUT /v1/blobs and pass their sha256`;
+  }
+  if (error.code === 'BAD_REQUEST' && error.cause?.name === 'SyntaxError') {
+    return `the input is not valid JSON (${error.cause.message}): send the procedure's input as JSON`;
+  }
+  return fallback;
+}
+
+const t = initTRPC.context<Context>().create({
+  // no stack traces on the wire
+  isDev: false,
+  sse: {
+    ping: { enabled: true, intervalMs: 15_000 },
+    client: { reconnectAfterInactivityMs: 40_000 },
+  },
+  errorFormatter({ shape, error }) {
+    return {
+      message: clientMessage(error, shape.message),
+      code: shape.code,
+      data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path: shape.data.path ?? null },
+    };
+  },
+});
+
+/** The error a lower layer threw, as a TRPCError with the right code; null to keep tRPC's own. */
+function toTRPCError(error: TRPCError): TRPCError | null {
+  const cause = error.cause;
+  if (cause instanceof QueueFullError) return new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
+  if (cause instanceof QueueClosedError) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: cause.message, cause });
+  if (cause instanceof UnknownJobError) return new TRPCError({ code: 'NOT_FOUND', message: cause.message, cause });
+  if (cause instanceof StoreError) {
+    const code = ({ invalid_input: 'BAD_REQUEST', not_found: 'NOT_FOUND', illegal_transition: 'CONFLICT', corrupt: 'INTERNAL_SERVER_ERROR' } as const)[cause.code];
+    return new TRPCError({ code, message: cause.message, cause });
+  }
+  return null;
+}
+
+const mapErrors = t.middleware(async ({ next, ctx, path }) => {
+  const result = await next();
+  if (result.ok) return result;
+  const mapped = toTRPCError(result.error);
+  const final = mapped ?? result.error;
+  if (final.code === 'INTERNAL_SERVER_ERROR') ctx.log.error('procedure failed', { path, error: final.message, stack: final.cause?.stack ?? null });
+  if (mapped) throw mapped;
+  return result;
+});
+
+const isAuthed = t.middleware(({ ctx, next }) => {
+  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: UNAUTHORIZED_MESSAGE });
+  return next();
+});
+
+export const router = t.router;
+export const publicProcedure = t.procedure.use(mapErrors);
+export const authedProcedure = publicProcedure.use(isAuthed);

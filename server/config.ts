@@ -1,0 +1,152 @@
+/**
+ * The server's configuration: CLI flags over environment variables over defaults, parsed once by zod into a
+ * frozen object (STYLE rule 8). Every default lives in `defaults()`; nothing else reads process.env or argv.
+ *
+ *   --host        LAYERLOOP_HOST        127.0.0.1
+ *   --port        LAYERLOOP_PORT        7860 (0 = any free port)
+ *   --token       LAYERLOOP_TOKEN       none (required when --host is not a loopback address)
+ *   --data-dir    LAYERLOOP_DATA_DIR    <repo>/data
+ *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix
+ *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
+ *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { MAX_QUEUE_LENGTH, formatIssues } from '../shared/protocol';
+
+export const DEVICES = ['auto', 'cuda', 'cpu'] as const;
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** null: no authentication (only allowed on loopback hosts) */
+  readonly token: string | null;
+  readonly dataDir: string;
+  readonly modelDir: string;
+  /** where models.list looks for other model folders */
+  readonly modelsRoot: string;
+  readonly device: (typeof DEVICES)[number];
+  readonly maxQueue: number;
+}
+
+/** A configuration the server refuses to start with; `message` says what to change. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const USAGE = `usage: npm start -- [options]      (flags win over environment variables)
+  --host HOST        LAYERLOOP_HOST       address to listen on (default 127.0.0.1)
+  --port N           LAYERLOOP_PORT       port, 0 = any free port (default 7860)
+  --token SECRET     LAYERLOOP_TOKEN      require 'Authorization: Bearer SECRET' (required off loopback)
+  --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
+  --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
+  --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
+  --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})`;
+
+function defaults(repoRoot: string) {
+  return {
+    host: '127.0.0.1',
+    port: '7860',
+    dataDir: path.join(repoRoot, 'data'),
+    modelDir: path.join(repoRoot, 'models', 'tiny-pix2pix'),
+    modelsRoot: path.join(repoRoot, 'models'),
+    device: 'auto',
+    maxQueue: String(MAX_QUEUE_LENGTH),
+  } as const;
+}
+
+/** The repository root: the nearest folder above `start` holding package.json (works from sources and dist/). */
+export function findRepoRoot(start: string): string {
+  for (let dir = path.resolve(start); ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start);
+  }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+function intString(name: string, min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, { error: (iss) => `${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(iss.input)}` })
+    .transform(Number)
+    .pipe(z.number().int().min(min, { error: `${name} must be at least ${min}` }).max(max, { error: `${name} must be at most ${max}` }));
+}
+
+const configSchema = z.strictObject({
+  host: z.string().min(1, { error: 'host must not be empty' }),
+  port: intString('port', 0, 65535),
+  token: z
+    .string()
+    .min(8, { error: 'token must be at least 8 characters' })
+    .max(512, { error: 'token must be at most 512 characters' })
+    .regex(/^[\x21-\x7e]+$/, { error: 'token must be printable ASCII without spaces (it travels in an HTTP header)' })
+    .nullable(),
+  dataDir: z.string().min(1),
+  modelDir: z.string().min(1),
+  modelsRoot: z.string().min(1),
+  device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
+  maxQueue: intString('max-queue', 1, 100_000),
+});
+
+/**
+ * Parse flags and environment. Throws ConfigError for unknown flags, malformed values, or a non-loopback
+ * host without a token. `help` is true when --help was given (the caller prints USAGE and exits).
+ */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, repoRoot: string): { config: Config; help: boolean } {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        token: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'model-dir': { type: 'string' },
+        device: { type: 'string' },
+        'max-queue': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+  }
+  const envValue = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const flag = (name: string): string | undefined => values[name] as string | undefined;
+  const d = defaults(repoRoot);
+  const raw = {
+    host: flag('host') ?? envValue('LAYERLOOP_HOST') ?? d.host,
+    port: flag('port') ?? envValue('LAYERLOOP_PORT') ?? d.port,
+    token: flag('token') ?? envValue('LAYERLOOP_TOKEN') ?? null,
+    dataDir: path.resolve(flag('data-dir') ?? envValue('LAYERLOOP_DATA_DIR') ?? d.dataDir),
+    modelDir: path.resolve(flag('model-dir') ?? envValue('LAYERLOOP_MODEL_DIR') ?? d.modelDir),
+    modelsRoot: d.modelsRoot,
+    device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
+    maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,
+  };
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);
+  const config = parsed.data;
+  if (config.token === null && !isLoopbackHost(config.host)) {
+    throw new ConfigError(
+      `refusing to listen on ${config.host} without a token: anyone who can reach it could use the server. ` +
+        `Pass --token SECRET (or set LAYERLOOP_TOKEN), or listen on 127.0.0.1`,
+    );
+  }
+  return { config: Object.freeze({ ...config }), help: values.help === true };
+}

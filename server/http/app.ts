@@ -1,0 +1,300 @@
+/**
+ * The HTTP front: one node:http request handler for everything the server answers.
+ *
+ *   OPTIONS *               CORS preflight (any origin, including Figma's 'null' iframe origin)
+ *   GET     /               a placeholder page pointing at the docs
+ *   PUT     /v1/blobs       an image (PNG/JPEG/WebP, or raw RGBA with ?width=&height=) -> {sha256, width, height}
+ *   GET     /v1/blobs/:sha  the stored bytes (immutable: cached forever, ETag, 304)
+ *   *       /trpc/...       the tRPC API (server/api/router.ts), subscriptions over SSE
+ *
+ * When the server has a token, everything except OPTIONS, the placeholder page and `health` needs
+ * `Authorization: Bearer <token>`. Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
+ * to fix; nothing a client sends may crash the process.
+ */
+import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import * as http from 'node:http';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { MAX_UPLOAD_BYTES } from '../../shared/protocol';
+import { appRouter } from '../api/router';
+import type { Context, Services } from '../api/trpc';
+import { MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE } from '../api/trpc';
+import { canonicalPng, decodeUpload, UploadError } from '../imaging/upload';
+import { QueueFullError } from '../jobs/queue';
+import { IMAGE_CONTENT_TYPE } from '../jobs/runner';
+import { SHA256_PATTERN, StoreError } from '../store';
+
+/** An error with the HTTP status and the message to send. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** The client went away mid-request: nothing to answer. */
+class ClientGoneError extends Error {}
+
+// ------------------------------------------------------------------------------------------------ auth
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Constant-time comparison of a presented token with the configured one. */
+function tokenMatches(expected: string, presented: string | undefined | null): boolean {
+  if (typeof presented !== 'string') return false;
+  return timingSafeEqual(digest(expected), digest(presented));
+}
+
+function bearerToken(header: string | undefined): string | null {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+  return m ? m[1] : null;
+}
+
+export function isAuthorized(token: string | null, req: http.IncomingMessage, connectionParams?: Record<string, string | undefined> | null): boolean {
+  if (token === null) return true;
+  if (tokenMatches(token, bearerToken(req.headers.authorization))) return true;
+  return tokenMatches(token, connectionParams?.token);
+}
+
+// ------------------------------------------------------------------------------------------------ CORS
+
+function setCorsHeaders(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const origin = req.headers.origin;
+  // Echo the origin (Figma's plugin iframe sends the literal 'null'); no cookies are used, auth is a header.
+  res.setHeader('Access-Control-Allow-Origin', typeof origin === 'string' && origin.length > 0 ? origin : '*');
+  res.setHeader('Vary', 'Origin');
+  res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, OPTIONS');
+  res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Last-Event-ID, trpc-accept, X-Request-Id');
+  res.setHeader('Access-Control-Expose-Headers', 'ETag, Retry-After, X-Request-Id');
+  res.setHeader('Access-Control-Max-Age', '600');
+  // Chrome's Private Network Access: a page on the internet (figma.com) asking a server on this machine
+  if (req.headers['access-control-request-private-network'] === 'true') res.setHeader('Access-Control-Allow-Private-Network', 'true');
+}
+
+// ------------------------------------------------------------------------------------------------ responses
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+function sendError(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  sendJson(res, status, { error: message }, headers);
+}
+
+const HOME_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>layerloop</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}code{background:#eee;padding:0 .2em}</style>
+</head><body>
+<h1>layerloop</h1>
+<p>The edit server is running. The Figma and Photoshop plugins talk to it; a playground page will live here.</p>
+<ul>
+<li>API: tRPC under <code>/trpc</code> (for example <a href="/trpc/health"><code>/trpc/health</code></a>)</li>
+<li>Images: <code>PUT /v1/blobs</code>, <code>GET /v1/blobs/:sha256</code></li>
+<li>Documentation: the "Server" section of <code>README.md</code> in the repository</li>
+</ul>
+</body></html>
+`;
+
+// ------------------------------------------------------------------------------------------------ blobs
+
+/** Reads the body, refusing with 413 as soon as it exceeds `limit` bytes (before reading it all). */
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (err: Error | null, body?: Buffer) => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      if (err) reject(err);
+      else resolve(body!);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        finish(new HttpError(413, `the body is larger than ${limit} bytes (${Math.round(limit / 1048576)} MiB): scale the image down or crop it`, { Connection: 'close' }));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => finish(null, Buffer.concat(chunks, size)));
+    req.once('aborted', () => finish(new ClientGoneError('client aborted the upload')));
+    req.once('error', (err) => finish(new ClientGoneError(err.message)));
+  });
+}
+
+async function putBlob(services: Services, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toString().trim().toLowerCase();
+  if (encoding !== 'identity' && encoding !== '') {
+    throw new HttpError(415, `Content-Encoding '${encoding}' is not supported: send the image bytes uncompressed`);
+  }
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > MAX_UPLOAD_BYTES) {
+    throw new HttpError(413, `the body is ${declared} bytes; at most ${MAX_UPLOAD_BYTES} (${MAX_UPLOAD_BYTES / 1048576} MiB) are accepted: scale the image down or crop it`, {
+      Connection: 'close',
+    });
+  }
+  const body = await readBody(req, MAX_UPLOAD_BYTES);
+  const q = url.searchParams;
+  const image = await decodeUpload(body, req.headers['content-type'], { width: q.get('width') ?? q.get('w'), height: q.get('height') ?? q.get('h') });
+  const png = await canonicalPng(image);
+  const { sha256, created } = await services.store.blobs.put(png, { contentType: IMAGE_CONTENT_TYPE });
+  sendJson(res, created ? 201 : 200, { sha256, width: image.width, height: image.height, size: png.length });
+}
+
+function etagMatches(header: string | undefined, sha256: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((tag) => {
+    const t = tag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
+    return t === '*' || t === sha256;
+  });
+}
+
+async function getBlob(services: Services, req: http.IncomingMessage, res: http.ServerResponse, sha256: string): Promise<void> {
+  if (!SHA256_PATTERN.test(sha256)) {
+    throw new HttpError(400, `'${sha256.slice(0, 80)}' is not a blob id: expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs)`);
+  }
+  const stat = await services.store.blobs.stat(sha256);
+  if (!stat) throw new HttpError(404, `no blob ${sha256} on this server: upload it with PUT /v1/blobs, or use a result sha256 from jobs.get`);
+  const headers = {
+    ETag: `"${sha256}"`,
+    'Cache-Control': 'public, max-age=31536000, immutable',
+    'X-Content-Type-Options': 'nosniff',
+  };
+  if (etagMatches(req.headers['if-none-match'], sha256)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const bytes = await services.store.blobs.get(sha256);
+  if (!bytes) throw new HttpError(404, `no blob ${sha256} on this server`);
+  res.writeHead(200, { ...headers, 'Content-Type': stat.contentType ?? 'application/octet-stream', 'Content-Length': bytes.byteLength });
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}
+
+// ------------------------------------------------------------------------------------------------ handler
+
+export function createRequestHandler(services: Services): http.RequestListener {
+  const { log, config } = services;
+  const requestIds = new WeakMap<http.IncomingMessage, string>();
+
+  const trpc = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodySize: MAX_TRPC_BODY_BYTES,
+    createContext: ({ req, info }): Context => {
+      const requestId = requestIds.get(req) ?? randomUUID();
+      return { services, authorized: isAuthorized(config.token, req, info.connectionParams), requestId, log: log.child({ requestId }) };
+    },
+    responseMeta: ({ errors }) => {
+      const full = errors.map((e) => e.cause).find((c): c is QueueFullError => c instanceof QueueFullError);
+      return full ? { headers: { 'Retry-After': String(full.retryAfterSeconds) } } : {};
+    },
+  });
+
+  const route = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const method = req.method ?? 'GET';
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      throw new HttpError(400, 'the request URL is malformed');
+    }
+    const pathname = url.pathname;
+
+    if (method === 'OPTIONS') {
+      res.writeHead(204, { 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {
+      trpc(req, res);
+      return;
+    }
+    if (pathname === '/' || pathname === '/index.html') {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} ${pathname} is not supported: use GET`, { Allow: 'GET, HEAD, OPTIONS' });
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(HOME_PAGE), 'Cache-Control': 'no-cache' });
+      res.end(method === 'HEAD' ? undefined : HOME_PAGE);
+      return;
+    }
+    const blobRoute = pathname === '/v1/blobs' || pathname === '/v1/blobs/' ? 'collection' : pathname.startsWith('/v1/blobs/') ? 'item' : null;
+    if (blobRoute) {
+      if (!isAuthorized(config.token, req)) throw new HttpError(401, UNAUTHORIZED_MESSAGE, { 'WWW-Authenticate': 'Bearer realm="layerloop"' });
+      if (blobRoute === 'collection') {
+        if (method !== 'PUT' && method !== 'POST') throw new HttpError(405, `${method} /v1/blobs is not supported: PUT the image bytes`, { Allow: 'PUT, POST, OPTIONS' });
+        await putBlob(services, req, res, url);
+        return;
+      }
+      if (method !== 'GET' && method !== 'HEAD') {
+        throw new HttpError(405, `${method} ${pathname} is not supported: GET a blob, or PUT new bytes to /v1/blobs`, { Allow: 'GET, HEAD, OPTIONS' });
+      }
+      await getBlob(services, req, res, decodeURIComponentSafe(pathname.slice('/v1/blobs/'.length)));
+      return;
+    }
+    throw new HttpError(404, `no route ${method} ${pathname.slice(0, 200)}: the API is under /trpc, images under /v1/blobs`);
+  };
+
+  return (req, res) => {
+    const requestId = randomUUID();
+    requestIds.set(req, requestId);
+    res.setHeader('X-Request-Id', requestId);
+    req.on('error', () => {}); // a reset connection must never surface as an unhandled 'error'
+    res.on('error', () => {});
+    try {
+      setCorsHeaders(req, res);
+    } catch {
+      // a header value we cannot echo (it came from the client); answer without CORS
+    }
+    route(req, res).catch((err: unknown) => {
+      if (err instanceof ClientGoneError) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof HttpError) return sendError(res, err.status, err.message, err.headers);
+      if (err instanceof UploadError) return sendError(res, err.status, err.message);
+      if (err instanceof StoreError && err.code === 'invalid_input') return sendError(res, 400, err.message);
+      // the path only: a query string may carry a subscription's token (connectionParams)
+      log.error('request failed', { requestId, method: req.method ?? null, path: (req.url ?? '').split('?')[0].slice(0, 200), error: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack ?? null });
+      sendError(res, 500, `internal error (request ${requestId}): the server logged the details`);
+    });
+  };
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The HTTP server: the handler above, plus a JSON 400 for requests too malformed to reach it. */
+export function createHttpServer(services: Services): http.Server {
+  const server = http.createServer(createRequestHandler(services));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+    const message = tooLarge ? 'the request headers are too large: send fewer or shorter headers' : `malformed HTTP request (${err.code ?? 'parse error'}): send a valid HTTP/1.1 request`;
+    const body = JSON.stringify({ error: message });
+    socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  return server;
+}

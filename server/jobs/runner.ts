@@ -1,0 +1,276 @@
+/**
+ * The work of one edit job (the JobQueue's injected `run`): resolve what the edit starts from, load the masks,
+ * run the engine with the job's signal, forward progress and previews, then store every variation (result
+ * PNG + latent as blobs first, then all nodes in one transaction that also marks the job succeeded).
+ *
+ * Starting points (request.parent):
+ * - `source`: an uploaded image. The document's root source node for that image is reused, or created
+ *   before the job's edit nodes; the edit encodes the pixels.
+ * - `edit`: a stored edit. Latent iteration: the engine continues from its stored latent (conditioning
+ *   'latent'), unless the host layer's pixels (`pixelsSha256`) differ from the edit's result: the user painted
+ *   on the layer, so those pixels are recorded as a re-synced source node under the edit and encoded
+ *   (conditioning 'pixels').
+ *
+ * Errors thrown here become the job's `failed` message, so they are written for the user.
+ */
+import {
+  PREVIEW_MAX_SIDE,
+  type EditRegion,
+  type EditRequest,
+  type JobResult,
+} from '../../shared/protocol';
+import type { Engine } from '../engine/engine';
+import type { EditOptions, EditSource, Progress, Region, StoredLatent } from '../engine/pipeline';
+import { decodeImage, maskFromImage, resizeImage, type RgbaImage } from '../imaging/image';
+import { canonicalPng } from '../imaging/upload';
+import type { Logger } from '../log';
+import {
+  decodeLatent,
+  encodeLatent,
+  type EditNode,
+  type EditNodeInput,
+  type JsonObject,
+  type LatentRef,
+  type Store,
+} from '../store';
+import type { RunContext, RunJob } from './queue';
+
+/** What the runner needs of the engine (tests may pass a fake). */
+export type EditEngine = Pick<Engine, 'info' | 'edit'>;
+
+export const IMAGE_CONTENT_TYPE = 'image/png';
+export const LATENT_CONTENT_TYPE = 'application/x-layerloop-latent';
+
+export interface EditRunnerDeps {
+  store: Store;
+  engine: EditEngine;
+  log: Logger;
+  /**
+   * Resolves when every state change of this job so far is persisted (JobStateRecorder.settled): the nodes
+   * are only added to a job the store already knows is running.
+   */
+  persisted?: (jobId: string) => Promise<void>;
+}
+
+/** Where an edit starts, resolved against the store. */
+interface Start {
+  source: EditSource;
+  /** the node the new edits hang under */
+  parentId: string;
+  /** the pixels the edit is applied to */
+  sourceImageSha256: string;
+}
+
+export function createEditRunner(deps: EditRunnerDeps): RunJob {
+  const { store, engine } = deps;
+  return async (job, ctx) => {
+    const log = deps.log.child({ jobId: job.jobId });
+    const { request } = job;
+    const seed = request.options.seed;
+    if (seed === undefined) throw new Error('internal error: the request reached the runner without a seed');
+
+    const start = await resolveStart(store, engine, request);
+    const regions = await loadRegions(store, request.regions, start.source.image);
+    throwIfAborted(ctx.signal);
+
+    const progress = progressForwarder(ctx, log);
+    const { result, timings } = await engine.edit(start.source, regions, engineOptions(request, seed), {
+      signal: ctx.signal,
+      onProgress: progress.onProgress,
+    });
+    await progress.flush();
+    throwIfAborted(ctx.signal);
+    log.info('edit computed', { conditioning: result.conditioning, variations: result.variations.length, totalMs: Math.round(timings.totalMs) });
+
+    // blobs first (each durable on its own), then the nodes that reference them in one transaction
+    const nodes: EditNodeInput[] = [];
+    for (const [k, variation] of result.variations.entries()) {
+      const png = await canonicalPng(variation.image);
+      const image = await store.blobs.put(png, { contentType: IMAGE_CONTENT_TYPE });
+      const latentBytes = encodeLatent(variation.latent.data);
+      const latentBlob = await store.blobs.put(latentBytes, { contentType: LATENT_CONTENT_TYPE });
+      const latent: LatentRef = {
+        sha256: latentBlob.sha256,
+        dtype: 'float16',
+        shape: [variation.latent.data.length / (variation.latent.height * variation.latent.width), variation.latent.height, variation.latent.width],
+        geometry: { ...variation.latent.geometry },
+        scalingFactor: engine.info.scalingFactor,
+      };
+      nodes.push({
+        parentId: start.parentId,
+        instruction: nodeInstruction(request.regions),
+        regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
+        options: nodeOptions(request, seed, engine.info.name),
+        seed: variation.seed,
+        variation: k,
+        sourceImageSha256: start.sourceImageSha256,
+        resultImageSha256: image.sha256,
+        latent,
+        conditioning: result.conditioning,
+      });
+    }
+    await deps.persisted?.(job.jobId);
+    throwIfAborted(ctx.signal);
+    const stored = await store.edits.addEditNodes(job.jobId, nodes, { markSucceeded: true });
+    const out: JobResult = { editIds: stored.map((n) => n.id), resultSha256s: stored.map((n) => n.resultImageSha256) };
+    log.info('edit stored', { editIds: out.editIds.join(',') });
+    return out;
+  };
+}
+
+// ------------------------------------------------------------------------------------------ starting point
+
+async function resolveStart(store: Store, engine: EditEngine, request: EditRequest): Promise<Start> {
+  const { documentId, parent } = request;
+  if (parent.kind === 'source') {
+    const image = await loadImage(store, parent.imageSha256, 'the source image');
+    const node = await findOrAddSourceNode(store, documentId, null, parent.imageSha256);
+    return { source: { kind: 'pixels', image }, parentId: node.id, sourceImageSha256: parent.imageSha256 };
+  }
+
+  const node = await store.edits.getNode(parent.editId);
+  if (!node || node.documentId !== documentId) {
+    throw new Error(`edit ${parent.editId} is not part of document ${documentId}: continue from an edit listed by documents.history`);
+  }
+  if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
+    // the user painted on the layer: record those pixels under the edit and encode them
+    const image = await loadImage(store, parent.pixelsSha256, 'the layer pixels (pixelsSha256)');
+    const resynced = await findOrAddSourceNode(store, documentId, node.id, parent.pixelsSha256);
+    return { source: { kind: 'pixels', image }, parentId: resynced.id, sourceImageSha256: parent.pixelsSha256 };
+  }
+  const image = await loadImage(store, node.resultImageSha256, `the result of edit ${node.id}`);
+  const latent = await loadLatent(store, engine, node);
+  return {
+    source: latent ? { kind: 'latent', image, latent } : { kind: 'pixels', image },
+    parentId: node.id,
+    sourceImageSha256: node.resultImageSha256,
+  };
+}
+
+/**
+ * The stored latent of a node, if this engine can continue from it: made by a model with the same VAE
+ * scaling (and the same model name when recorded). Otherwise null: the engine re-encodes the pixels.
+ */
+async function loadLatent(store: Store, engine: EditEngine, node: EditNode): Promise<StoredLatent | null> {
+  const ref = node.latent;
+  if (!ref) return null;
+  const madeBy = node.options.model;
+  if (ref.scalingFactor !== engine.info.scalingFactor || (typeof madeBy === 'string' && madeBy !== engine.info.name) || ref.shape.length !== 3) {
+    return null;
+  }
+  const bytes = await store.blobs.get(ref.sha256);
+  if (!bytes) throw new Error(`the stored latent of edit ${node.id} is missing (blob ${ref.sha256}); run the store's integrity check`);
+  const data = decodeLatent(bytes, ref.shape);
+  return { data, height: ref.shape[1], width: ref.shape[2], geometry: { ...ref.geometry } };
+}
+
+/** Reuse the document's source node for these pixels under `parentId` (null = a root), or add one. */
+async function findOrAddSourceNode(store: Store, documentId: string, parentId: string | null, imageSha256: string): Promise<EditNode> {
+  const history = await store.edits.history(documentId);
+  if (!history) throw new Error(`no document ${documentId}: open it with documents.open`);
+  const existing = history.nodes.find((n) => n.kind === 'source' && n.parentId === parentId && n.resultImageSha256 === imageSha256);
+  return existing ?? store.edits.addSourceNode({ documentId, parentId, imageSha256 });
+}
+
+async function loadImage(store: Store, sha256: string, what: string): Promise<RgbaImage> {
+  const bytes = await store.blobs.get(sha256);
+  if (!bytes) throw new Error(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
+  try {
+    return await decodeImage(bytes);
+  } catch (err) {
+    throw new Error(`${what} (blob ${sha256}) is not a readable image (${(err as Error).message}): upload it again with PUT /v1/blobs`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------ masks
+
+async function loadRegions(store: Store, regions: EditRegion[], image: RgbaImage): Promise<Region[]> {
+  const out: Region[] = [];
+  for (const [i, region] of regions.entries()) {
+    if (region.maskSha256 === null) {
+      out.push({ instruction: region.instruction, mask: null });
+      continue;
+    }
+    const mask = await loadImage(store, region.maskSha256, `the mask of region ${i}`);
+    const problem = maskSizeProblem(mask, image);
+    if (problem) throw new Error(`region ${i}: ${problem}`);
+    out.push({ instruction: region.instruction, mask: maskFromImage(mask) });
+  }
+  return out;
+}
+
+/** Null when the mask fits the image; else what to fix. */
+export function maskSizeProblem(mask: { width: number; height: number }, image: { width: number; height: number }): string | null {
+  if (mask.width === image.width && mask.height === image.height) return null;
+  return `the mask is ${mask.width}x${mask.height} but the image is ${image.width}x${image.height}: export the mask at the image's size`;
+}
+
+// ------------------------------------------------------------------------------------------ options
+
+function engineOptions(request: EditRequest, seed: number): Partial<EditOptions> {
+  const o = request.options;
+  return {
+    steps: o.steps,
+    textScale: o.textScale,
+    imageScale: o.imageScale,
+    sampler: o.sampler,
+    locality: o.locality,
+    spread: o.spread,
+    strength: o.strength,
+    variations: o.variations,
+    seed,
+    progressiveShrink: o.progressiveShrink,
+    previewEvery: o.previewEvery,
+  };
+}
+
+/** The options recorded on each node: the request's, with the seed and the model that made it. */
+function nodeOptions(request: EditRequest, seed: number, model: string): JsonObject {
+  return { ...request.options, seed, model } as JsonObject;
+}
+
+/** A node's one-line instruction: the regions' non-empty instructions. */
+export function nodeInstruction(regions: readonly EditRegion[]): string {
+  const parts = regions.map((r) => r.instruction.trim()).filter((s) => s.length > 0);
+  return parts.length > 0 ? parts.join(' | ') : '(no change)';
+}
+
+// ------------------------------------------------------------------------------------------ progress
+
+/**
+ * Engine progress -> queue events, in order: every step a 'progress' event, and when the step carries a
+ * preview, a 'preview' event with a small PNG data URL right after it. Encoding a preview is async, so
+ * updates go through one promise chain; `flush` waits for it.
+ */
+function progressForwarder(ctx: RunContext, log: Logger): { onProgress: (p: Progress) => void; flush: () => Promise<void> } {
+  let chain: Promise<void> = Promise.resolve();
+  return {
+    onProgress: (p) => {
+      const { step, totalSteps, variation } = p;
+      const preview = p.preview;
+      chain = chain
+        .then(async () => {
+          ctx.emit({ type: 'progress', step, totalSteps, variation });
+          if (preview) ctx.emit({ type: 'preview', step, totalSteps, variation, dataUrl: await previewDataUrl(preview) });
+        })
+        .catch((err: unknown) => log.warn('could not forward progress', { error: (err as Error).message }));
+    },
+    flush: () => chain,
+  };
+}
+
+/** A preview as a `data:image/png;base64,...` URL, its long side at most PREVIEW_MAX_SIDE. */
+export async function previewDataUrl(img: RgbaImage): Promise<string> {
+  const long = Math.max(img.width, img.height);
+  let small = img;
+  if (long > PREVIEW_MAX_SIDE) {
+    const k = PREVIEW_MAX_SIDE / long;
+    small = await resizeImage(img, Math.max(1, Math.round(img.width * k)), Math.max(1, Math.round(img.height * k)));
+  }
+  const png = await canonicalPng(small);
+  return `data:image/png;base64,${png.toString('base64')}`;
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new Error('edit cancelled');
+}

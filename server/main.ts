@@ -1,0 +1,137 @@
+/**
+ * The edit server's entry point (`npm start`, built to dist/server/main.js):
+ * config -> store (recover interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
+ *
+ * Prints exactly one line on stdout once it accepts connections:
+ *   layerloop listening on http://HOST:PORT (model NAME on PROVIDER)
+ * Everything else is JSON log lines on stderr. SIGINT/SIGTERM shut down gracefully: stop accepting, let the
+ * running edit finish (or fail it after a grace period), fail the queued ones, close the engine and the store.
+ */
+import type { AddressInfo } from 'node:net';
+import { version } from '../package.json';
+import type { Services } from './api/trpc';
+import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
+import { Engine } from './engine/engine';
+import { createHttpServer } from './http/app';
+import { JobStateRecorder } from './jobs/persist';
+import { JobQueue } from './jobs/queue';
+import { createEditRunner } from './jobs/runner';
+import { createLogger, type Logger } from './log';
+import { openStore } from './store';
+
+/** How long a shutdown lets the running edit finish before aborting it. */
+const SHUTDOWN_FINISH_MS = 10_000;
+const SHUTDOWN_GRACE_MS = 5_000;
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`layerloop: ${message}\n`);
+  process.exit(code);
+}
+
+function readConfig(): Config {
+  try {
+    const { config, help } = parseConfig(process.argv.slice(2), process.env, findRepoRoot(__dirname));
+    if (help) {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    return config;
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const log = createLogger();
+  log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null });
+
+  const store = await openStore(config.dataDir).catch((err: Error) => fail(`cannot open the data directory ${config.dataDir}: ${err.message}`));
+  for (const job of await store.edits.recoverInterruptedJobs()) {
+    log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
+  }
+  const problems = await store.edits.integrityCheck();
+  for (const problem of problems) log.warn('store integrity problem', { kind: problem.kind, problem: problem.message });
+  if (problems.length === 0) log.info('store integrity check passed');
+
+  const engine = await Engine.start({
+    modelDir: config.modelDir,
+    device: config.device,
+    log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
+  }).catch(async (err: Error) => {
+    await store.close();
+    return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
+  });
+
+  const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
+  const queue = new JobQueue({
+    maxLength: config.maxQueue,
+    run: createEditRunner({ store, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId) }),
+    onStateChange: recorder.onStateChange,
+    log: (message) => log.warn(message, { component: 'queue' }),
+  });
+  const services: Services = { config, store, queue, engine, version, startedAt: Date.now(), log };
+  const server = createHttpServer(services);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch(async (err: NodeJS.ErrnoException) => {
+    await engine.close();
+    await store.close();
+    const hint = err.code === 'EADDRINUSE' ? `: the port is in use; pass --port N (or --port 0 for any free port)` : '';
+    fail(`cannot listen on ${config.host}:${config.port}: ${err.message}${hint}`);
+  });
+  server.on('error', (err) => log.error('server error', { error: err.message }));
+
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  process.stdout.write(`layerloop listening on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = (reason: string, exitCode: number): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('shutting down', { reason });
+      server.close();
+      server.closeIdleConnections();
+      await queue.close({ timeoutMs: SHUTDOWN_FINISH_MS, graceMs: SHUTDOWN_GRACE_MS });
+      await recorder.idle();
+      server.closeAllConnections(); // watchers got their final events; end the streams
+      await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
+      await store.close();
+      log.info('stopped');
+      process.exit(exitCode);
+    })();
+    return stopping;
+  };
+  installSignalHandlers(log, shutdown);
+}
+
+function installSignalHandlers(log: Logger, shutdown: (reason: string, exitCode: number) => Promise<void>): void {
+  let signalled = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (signalled) {
+        log.warn('second signal: exiting now', { signal });
+        process.exit(1);
+      }
+      signalled = true;
+      void shutdown(signal, 0);
+    });
+  }
+  // A bug must not take the server down with a client's request; log it. An exception thrown outside any
+  // request leaves the process in an unknown state: shut down cleanly and exit non-zero.
+  process.on('unhandledRejection', (reason) => {
+    log.error('unhandled rejection', { error: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? (reason.stack ?? null) : null });
+  });
+  process.on('uncaughtException', (err) => {
+    log.error('uncaught exception', { error: err.message, stack: err.stack ?? null });
+    void shutdown('uncaught exception', 1);
+  });
+}
+
+main().catch((err: Error) => fail(err.stack ?? err.message));

@@ -1,0 +1,50 @@
+import * as path from 'node:path';
+import { ConfigError, isLoopbackHost, parseConfig } from '../../../server/config';
+import { MAX_QUEUE_LENGTH } from '../../../shared/protocol';
+
+const REPO = path.resolve('/repo');
+const parse = (argv: string[] = [], env: Record<string, string> = {}) => parseConfig(argv, env, REPO).config;
+
+describe('server config', () => {
+  test('defaults', () => {
+    const c = parse();
+    expect(c).toEqual({
+      host: '127.0.0.1',
+      port: 7860,
+      token: null,
+      dataDir: path.join(REPO, 'data'),
+      modelDir: path.join(REPO, 'models', 'tiny-pix2pix'),
+      modelsRoot: path.join(REPO, 'models'),
+      device: 'auto',
+      maxQueue: MAX_QUEUE_LENGTH,
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  test('environment over defaults, flags over environment; empty variables count as unset', () => {
+    const env = { LAYERLOOP_PORT: '9000', LAYERLOOP_DEVICE: 'cpu', LAYERLOOP_TOKEN: '', LAYERLOOP_DATA_DIR: '/var/ll' };
+    expect(parse([], env)).toMatchObject({ port: 9000, device: 'cpu', token: null, dataDir: '/var/ll' });
+    expect(parse(['--port', '0', '--device', 'cuda', '--max-queue', '3'], env)).toMatchObject({ port: 0, device: 'cuda', maxQueue: 3 });
+  });
+
+  test('malformed values and unknown flags are refused with what to fix', () => {
+    expect(() => parse(['--port', '70000'])).toThrow(/port must be at most 65535/);
+    expect(() => parse(['--port', 'http'])).toThrow(/port must be a whole number/);
+    expect(() => parse(['--device', 'tpu'])).toThrow(/device must be one of auto, cuda, cpu, got "tpu"/);
+    expect(() => parse(['--max-queue', '0'])).toThrow(/max-queue must be at least 1/);
+    expect(() => parse(['--token', 'short'])).toThrow(/token must be at least 8 characters/);
+    expect(() => parse(['--bogus'])).toThrow(ConfigError);
+  });
+
+  test('a non-loopback host needs a token', () => {
+    expect(() => parse(['--host', '0.0.0.0'])).toThrow(/refusing to listen on 0\.0\.0\.0 without a token/);
+    expect(() => parse([], { LAYERLOOP_HOST: '192.168.1.5' })).toThrow(ConfigError);
+    expect(parse(['--host', '0.0.0.0', '--token', 'long-enough-secret']).token).toBe('long-enough-secret');
+    expect(parse(['--host', 'localhost']).host).toBe('localhost');
+  });
+
+  test('loopback hosts', () => {
+    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]']) expect(isLoopbackHost(h)).toBe(true);
+    for (const h of ['0.0.0.0', '::', '192.168.0.1', 'example.com', '128.0.0.1']) expect(isLoopbackHost(h)).toBe(false);
+  });
+});
