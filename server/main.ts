@@ -4,8 +4,9 @@
  *
  * Prints exactly one line on stdout once it accepts connections:
  *   layerloop listening on http://HOST:PORT (model NAME on PROVIDER)
- * Everything else is JSON log lines on stderr. SIGINT/SIGTERM shut down gracefully: stop accepting, let the
- * running edit finish (or fail it after a grace period), fail the queued ones, close the engine and the store.
+ * Everything else is JSON log lines (pino) on stderr; Prometheus metrics are served at GET /metrics.
+ * SIGINT/SIGTERM shut down gracefully: stop accepting, let the running edit finish (or fail it after a grace
+ * period), fail the queued ones, close the engine and the store.
  */
 import type { AddressInfo } from 'node:net';
 import { version } from '../package.json';
@@ -17,6 +18,7 @@ import { JobStateRecorder } from './jobs/persist';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
+import { createServerMetrics, type ServerMetrics } from './metrics';
 import { openStore } from './store';
 
 /** How long a shutdown lets the running edit finish before aborting it. */
@@ -45,15 +47,25 @@ function readConfig(): Config {
 async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger();
+  const metrics = createServerMetrics();
   log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null });
 
   const store = await openStore(config.dataDir).catch((err: Error) => fail(`cannot open the data directory ${config.dataDir}: ${err.message}`));
   for (const job of await store.edits.recoverInterruptedJobs()) {
     log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
   }
+  // temp files of blob writes a crash cut short (older than an hour: never a write in flight)
+  try {
+    const swept = await store.blobs.removeTempFiles();
+    if (swept > 0) log.info('removed temp files left by interrupted blob writes', { count: swept });
+  } catch (err) {
+    log.warn('could not sweep blob temp files', { error: (err as Error).message });
+  }
   const problems = await store.edits.integrityCheck();
   for (const problem of problems) log.warn('store integrity problem', { kind: problem.kind, problem: problem.message });
   if (problems.length === 0) log.info('store integrity check passed');
+  const integrity = { problems: problems.length, checkedAt: Date.now() };
+  metrics.storeIntegrityProblems.set(problems.length);
 
   const engine = await Engine.start({
     modelDir: config.modelDir,
@@ -67,11 +79,18 @@ async function main(): Promise<void> {
   const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
   const queue = new JobQueue({
     maxLength: config.maxQueue,
-    run: createEditRunner({ store, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId) }),
-    onStateChange: recorder.onStateChange,
+    run: createEditRunner({ store, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
+    onStateChange: (jobId, state, info) => {
+      metrics.onJobState(jobId, state, info);
+      if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+        (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
+      }
+      return recorder.onStateChange(jobId, state, info);
+    },
     log: (message) => log.warn(message, { component: 'queue' }),
   });
-  const services: Services = { config, store, queue, engine, version, startedAt: Date.now(), log };
+  metrics.watchQueue(() => queue.stats());
+  const services: Services = { config, store, queue, engine, version, startedAt: Date.now(), log, metrics, integrity };
   const server = createHttpServer(services);
 
   await new Promise<void>((resolve, reject) => {
@@ -108,10 +127,10 @@ async function main(): Promise<void> {
     })();
     return stopping;
   };
-  installSignalHandlers(log, shutdown);
+  installSignalHandlers(log, metrics, shutdown);
 }
 
-function installSignalHandlers(log: Logger, shutdown: (reason: string, exitCode: number) => Promise<void>): void {
+function installSignalHandlers(log: Logger, metrics: ServerMetrics, shutdown: (reason: string, exitCode: number) => Promise<void>): void {
   let signalled = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
@@ -126,9 +145,11 @@ function installSignalHandlers(log: Logger, shutdown: (reason: string, exitCode:
   // A bug must not take the server down with a client's request; log it. An exception thrown outside any
   // request leaves the process in an unknown state: shut down cleanly and exit non-zero.
   process.on('unhandledRejection', (reason) => {
+    metrics.errors.inc({ source: 'process' });
     log.error('unhandled rejection', { error: reason instanceof Error ? reason.message : String(reason), stack: reason instanceof Error ? (reason.stack ?? null) : null });
   });
   process.on('uncaughtException', (err) => {
+    metrics.errors.inc({ source: 'process' });
     log.error('uncaught exception', { error: err.message, stack: err.stack ?? null });
     void shutdown('uncaught exception', 1);
   });

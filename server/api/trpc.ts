@@ -17,6 +17,7 @@ import type { Config } from '../config';
 import type { ModelInfo } from '../engine/models';
 import { QueueClosedError, QueueFullError, UnknownJobError, type JobQueue } from '../jobs/queue';
 import type { Logger } from '../log';
+import type { ServerMetrics } from '../metrics';
 import { StoreError, type Store } from '../store';
 
 /** Everything the procedures use, built once in main.ts (no globals). */
@@ -30,6 +31,9 @@ export interface Services {
   /** epoch ms */
   readonly startedAt: number;
   readonly log: Logger;
+  readonly metrics: ServerMetrics;
+  /** the store's integrity check at start-up */
+  readonly integrity: { readonly problems: number; readonly checkedAt: number };
 }
 
 export interface Context {

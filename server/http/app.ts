@@ -2,17 +2,21 @@
  * The HTTP front: one node:http request handler for everything the server answers.
  *
  *   OPTIONS *               CORS preflight (any origin, including Figma's 'null' iframe origin)
- *   GET     /               a placeholder page pointing at the docs
+ *   GET     /               the playground page (dist/web/playground.html, built from server/web/)
  *   PUT     /v1/blobs       an image (PNG/JPEG/WebP, or raw RGBA with ?width=&height=) -> {sha256, width, height}
  *   GET     /v1/blobs/:sha  the stored bytes (immutable: cached forever, ETag, 304)
  *   *       /trpc/...       the tRPC API (server/api/router.ts), subscriptions over SSE
+ *   GET     /metrics        Prometheus metrics (server/metrics.ts), text format 0.0.4; needs the token when one is set
  *
- * When the server has a token, everything except OPTIONS, the placeholder page and `health` needs
+ * When the server has a token, everything except OPTIONS, the playground page and `health` needs
  * `Authorization: Bearer <token>`. Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
  * to fix; nothing a client sends may crash the process.
  */
+import { decodeImage } from '../imaging/image';
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { MAX_UPLOAD_BYTES } from '../../shared/protocol';
 import { appRouter } from '../api/router';
@@ -21,7 +25,9 @@ import { MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE } from '../api/trpc';
 import { canonicalPng, decodeUpload, UploadError } from '../imaging/upload';
 import { QueueFullError } from '../jobs/queue';
 import { IMAGE_CONTENT_TYPE } from '../jobs/runner';
+import { METRICS_CONTENT_TYPE } from '../metrics';
 import { SHA256_PATTERN, StoreError } from '../store';
+import { observeRequest } from './observe';
 
 /** An error with the HTTP status and the message to send. */
 class HttpError extends Error {
@@ -70,7 +76,7 @@ function setCorsHeaders(req: http.IncomingMessage, res: http.ServerResponse): vo
   res.setHeader('Vary', 'Origin');
   res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, OPTIONS');
   res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Last-Event-ID, trpc-accept, X-Request-Id');
-  res.setHeader('Access-Control-Expose-Headers', 'ETag, Retry-After, X-Request-Id');
+  res.setHeader('Access-Control-Expose-Headers', 'ETag, Retry-After, X-Request-Id, X-Image-Width, X-Image-Height');
   res.setHeader('Access-Control-Max-Age', '600');
   // Chrome's Private Network Access: a page on the internet (figma.com) asking a server on this machine
   if (req.headers['access-control-request-private-network'] === 'true') res.setHeader('Access-Control-Allow-Private-Network', 'true');
@@ -92,19 +98,46 @@ function sendError(res: http.ServerResponse, status: number, message: string, he
   sendJson(res, status, { error: message }, headers);
 }
 
-const HOME_PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>layerloop</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}code{background:#eee;padding:0 .2em}</style>
+/**
+ * The playground page, built by esbuild.config.mjs. The server bundle is dist/server/main.js, so it lies in
+ * ../web from here. Read on every request (a few tens of KB): a rebuild shows without a restart.
+ */
+export const PLAYGROUND_PAGE = path.join(__dirname, '..', 'web', 'playground.html');
+
+function missingPlaygroundPage(file: string, reason: string): string {
+  const escape = (t: string) => t.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>layerloop: playground not built</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem}code{background:#eee;padding:0 .2em}</style>
 </head><body>
-<h1>layerloop</h1>
-<p>The edit server is running. The Figma and Photoshop plugins talk to it; a playground page will live here.</p>
-<ul>
-<li>API: tRPC under <code>/trpc</code> (for example <a href="/trpc/health"><code>/trpc/health</code></a>)</li>
-<li>Images: <code>PUT /v1/blobs</code>, <code>GET /v1/blobs/:sha256</code></li>
-<li>Documentation: the "Server" section of <code>README.md</code> in the repository</li>
-</ul>
+<h1>The playground page is not built</h1>
+<p>The edit server is running, but it cannot read <code>${escape(file)}</code> (${escape(reason)}).</p>
+<p>Build it with <code>npm run build</code> (or start the server with <code>npm start</code>, which builds first), then reload.</p>
+<p>The API works regardless: tRPC under <code>/trpc</code> (for example <a href="/trpc/health"><code>/trpc/health</code></a>), images under <code>/v1/blobs</code>.</p>
 </body></html>
 `;
+}
+
+async function sendPlaygroundPage(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  let status = 200;
+  let page: Buffer;
+  try {
+    page = await fs.readFile(PLAYGROUND_PAGE);
+  } catch (err) {
+    status = 503;
+    page = Buffer.from(missingPlaygroundPage(PLAYGROUND_PAGE, (err as NodeJS.ErrnoException).code ?? (err as Error).message));
+  }
+  res.writeHead(status, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': page.length,
+    'Cache-Control': 'no-cache',
+    'X-Content-Type-Options': 'nosniff',
+    // the page's script and styles are inline; it talks only to this server and shows blobs, previews (data:) and object URLs
+    'Content-Security-Policy':
+      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  });
+  res.end(req.method === 'HEAD' ? undefined : page);
+}
 
 // ------------------------------------------------------------------------------------------------ blobs
 
@@ -164,24 +197,46 @@ function etagMatches(header: string | undefined, sha256: string): boolean {
   });
 }
 
-async function getBlob(services: Services, req: http.IncomingMessage, res: http.ServerResponse, sha256: string): Promise<void> {
+/**
+ * GET /v1/blobs/:sha256, as stored, or with ?format=rgba decoded to raw straight-alpha RGBA8 (rows top to
+ * bottom, width x height x 4 bytes, size in X-Image-Width / X-Image-Height): UXP panels cannot decode PNG.
+ */
+async function getBlob(services: Services, req: http.IncomingMessage, res: http.ServerResponse, sha256: string, format: string | null): Promise<void> {
+  if (format !== null && format !== 'rgba' && format !== 'png') {
+    throw new HttpError(400, `format must be 'rgba' (raw RGBA bytes) or 'png', got '${format.slice(0, 40)}'`);
+  }
+  const rgba = format === 'rgba';
   if (!SHA256_PATTERN.test(sha256)) {
     throw new HttpError(400, `'${sha256.slice(0, 80)}' is not a blob id: expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs)`);
   }
   const stat = await services.store.blobs.stat(sha256);
   if (!stat) throw new HttpError(404, `no blob ${sha256} on this server: upload it with PUT /v1/blobs, or use a result sha256 from jobs.get`);
+  if (rgba && stat.contentType !== IMAGE_CONTENT_TYPE) throw new HttpError(400, `blob ${sha256} is not an image, so it has no RGBA form: leave out ?format=rgba`);
   const headers = {
-    ETag: `"${sha256}"`,
+    // the RGBA form must never be confused with the stored bytes by a cache
+    ETag: rgba ? `"${sha256}-rgba"` : `"${sha256}"`,
     'Cache-Control': 'public, max-age=31536000, immutable',
     'X-Content-Type-Options': 'nosniff',
   };
-  if (etagMatches(req.headers['if-none-match'], sha256)) {
+  if (etagMatches(req.headers['if-none-match'], rgba ? `${sha256}-rgba` : sha256)) {
     res.writeHead(304, headers);
     res.end();
     return;
   }
   const bytes = await services.store.blobs.get(sha256);
   if (!bytes) throw new HttpError(404, `no blob ${sha256} on this server`);
+  if (rgba) {
+    const image = await decodeImage(bytes);
+    res.writeHead(200, {
+      ...headers,
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': image.data.byteLength,
+      'X-Image-Width': image.width,
+      'X-Image-Height': image.height,
+    });
+    res.end(req.method === 'HEAD' ? undefined : image.data);
+    return;
+  }
   res.writeHead(200, { ...headers, 'Content-Type': stat.contentType ?? 'application/octet-stream', 'Content-Length': bytes.byteLength });
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
@@ -227,8 +282,7 @@ export function createRequestHandler(services: Services): http.RequestListener {
     }
     if (pathname === '/' || pathname === '/index.html') {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} ${pathname} is not supported: use GET`, { Allow: 'GET, HEAD, OPTIONS' });
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(HOME_PAGE), 'Cache-Control': 'no-cache' });
-      res.end(method === 'HEAD' ? undefined : HOME_PAGE);
+      await sendPlaygroundPage(req, res);
       return;
     }
     const blobRoute = pathname === '/v1/blobs' || pathname === '/v1/blobs/' ? 'collection' : pathname.startsWith('/v1/blobs/') ? 'item' : null;
@@ -242,7 +296,15 @@ export function createRequestHandler(services: Services): http.RequestListener {
       if (method !== 'GET' && method !== 'HEAD') {
         throw new HttpError(405, `${method} ${pathname} is not supported: GET a blob, or PUT new bytes to /v1/blobs`, { Allow: 'GET, HEAD, OPTIONS' });
       }
-      await getBlob(services, req, res, decodeURIComponentSafe(pathname.slice('/v1/blobs/'.length)));
+      await getBlob(services, req, res, decodeURIComponentSafe(pathname.slice('/v1/blobs/'.length)), url.searchParams.get('format'));
+      return;
+    }
+    if (pathname === '/metrics') {
+      if (!isAuthorized(config.token, req)) throw new HttpError(401, UNAUTHORIZED_MESSAGE, { 'WWW-Authenticate': 'Bearer realm="layerloop"' });
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} /metrics is not supported: use GET`, { Allow: 'GET, HEAD, OPTIONS' });
+      const text = services.metrics.registry.expose();
+      res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+      res.end(method === 'HEAD' ? undefined : text);
       return;
     }
     throw new HttpError(404, `no route ${method} ${pathname.slice(0, 200)}: the API is under /trpc, images under /v1/blobs`);
@@ -252,6 +314,7 @@ export function createRequestHandler(services: Services): http.RequestListener {
     const requestId = randomUUID();
     requestIds.set(req, requestId);
     res.setHeader('X-Request-Id', requestId);
+    observeRequest(services, req, res, requestId);
     req.on('error', () => {}); // a reset connection must never surface as an unhandled 'error'
     res.on('error', () => {});
     try {

@@ -50,13 +50,26 @@ export interface EditRunnerDeps {
    * are only added to a job the store already knows is running.
    */
   persisted?: (jobId: string) => Promise<void>;
+  /** told about engine timings (the server's metrics) */
+  observer?: EditObserver;
+}
+
+/** What the runner reports about the engine's work (ServerMetrics implements it). */
+export interface EditObserver {
+  /** one denoising step took `ms` (measured between two progress events of the same variation chunk) */
+  onStep(ms: number): void;
+  /** the engine finished an edit: its whole time, and the part inside onnxruntime */
+  onEdit(timings: { totalMs: number; onnxMs: number }): void;
 }
 
 /** Where an edit starts, resolved against the store. */
 interface Start {
   source: EditSource;
-  /** the node the new edits hang under */
-  parentId: string;
+  /**
+   * The node the new edits hang under. A promise: recording a new source node (a store write) runs while the
+   * engine computes; it is only needed when the results are stored.
+   */
+  parentId: Promise<string>;
   /** the pixels the edit is applied to */
   sourceImageSha256: string;
 }
@@ -69,51 +82,64 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
     const seed = request.options.seed;
     if (seed === undefined) throw new Error('internal error: the request reached the runner without a seed');
 
+    const began = performance.now();
     const start = await resolveStart(store, engine, request);
     const regions = await loadRegions(store, request.regions, start.source.image);
     throwIfAborted(ctx.signal);
 
-    const progress = progressForwarder(ctx, log);
+    const prepared = performance.now();
+    const progress = progressForwarder(ctx, log, deps.observer);
     const { result, timings } = await engine.edit(start.source, regions, engineOptions(request, seed), {
       signal: ctx.signal,
       onProgress: progress.onProgress,
     });
+    deps.observer?.onEdit(timings);
     await progress.flush();
     throwIfAborted(ctx.signal);
-    log.info('edit computed', { conditioning: result.conditioning, variations: result.variations.length, totalMs: Math.round(timings.totalMs) });
+    log.info('edit computed', {
+      conditioning: result.conditioning,
+      variations: result.variations.length,
+      totalMs: Math.round(timings.totalMs * 10) / 10,
+      onnxMs: Math.round(timings.onnxMs * 10) / 10,
+      prepareMs: Math.round((prepared - began) * 10) / 10,
+    });
+    const computed = performance.now();
 
-    // blobs first (each durable on its own), then the nodes that reference them in one transaction
-    const nodes: EditNodeInput[] = [];
-    for (const [k, variation] of result.variations.entries()) {
-      const png = await canonicalPng(variation.image);
-      const image = await store.blobs.put(png, { contentType: IMAGE_CONTENT_TYPE });
-      const latentBytes = encodeLatent(variation.latent.data);
-      const latentBlob = await store.blobs.put(latentBytes, { contentType: LATENT_CONTENT_TYPE });
-      const latent: LatentRef = {
-        sha256: latentBlob.sha256,
-        dtype: 'float16',
-        shape: [variation.latent.data.length / (variation.latent.height * variation.latent.width), variation.latent.height, variation.latent.width],
-        geometry: { ...variation.latent.geometry },
-        scalingFactor: engine.info.scalingFactor,
-      };
-      nodes.push({
-        parentId: start.parentId,
-        instruction: nodeInstruction(request.regions),
-        regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
-        options: nodeOptions(request, seed, engine.info.name),
-        seed: variation.seed,
-        variation: k,
-        sourceImageSha256: start.sourceImageSha256,
-        resultImageSha256: image.sha256,
-        latent,
-        conditioning: result.conditioning,
-      });
-    }
+    // blobs first (each durable on its own; written concurrently, so their fsyncs overlap), then the nodes
+    // that reference them in one transaction
+    const parentId = await start.parentId;
+    const nodes: EditNodeInput[] = await Promise.all(
+      result.variations.map(async (variation, k): Promise<EditNodeInput> => {
+        const [image, latentBlob] = await Promise.all([
+          canonicalPng(variation.image).then((png) => store.blobs.put(png, { contentType: IMAGE_CONTENT_TYPE })),
+          store.blobs.put(encodeLatent(variation.latent.data), { contentType: LATENT_CONTENT_TYPE }),
+        ]);
+        const latent: LatentRef = {
+          sha256: latentBlob.sha256,
+          dtype: 'float16',
+          shape: [variation.latent.data.length / (variation.latent.height * variation.latent.width), variation.latent.height, variation.latent.width],
+          geometry: { ...variation.latent.geometry },
+          scalingFactor: engine.info.scalingFactor,
+        };
+        return {
+          parentId,
+          instruction: nodeInstruction(request.regions),
+          regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
+          options: nodeOptions(request, seed, engine.info.name),
+          seed: variation.seed,
+          variation: k,
+          sourceImageSha256: start.sourceImageSha256,
+          resultImageSha256: image.sha256,
+          latent,
+          conditioning: result.conditioning,
+        };
+      }),
+    );
     await deps.persisted?.(job.jobId);
     throwIfAborted(ctx.signal);
     const stored = await store.edits.addEditNodes(job.jobId, nodes, { markSucceeded: true });
     const out: JobResult = { editIds: stored.map((n) => n.id), resultSha256s: stored.map((n) => n.resultImageSha256) };
-    log.info('edit stored', { editIds: out.editIds.join(',') });
+    log.info('edit stored', { editIds: out.editIds.join(','), storeMs: Math.round((performance.now() - computed) * 10) / 10 });
     return out;
   };
 }
@@ -123,9 +149,9 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
 async function resolveStart(store: Store, engine: EditEngine, request: EditRequest): Promise<Start> {
   const { documentId, parent } = request;
   if (parent.kind === 'source') {
+    const parentId = sourceNodeId(store, documentId, null, parent.imageSha256);
     const image = await loadImage(store, parent.imageSha256, 'the source image');
-    const node = await findOrAddSourceNode(store, documentId, null, parent.imageSha256);
-    return { source: { kind: 'pixels', image }, parentId: node.id, sourceImageSha256: parent.imageSha256 };
+    return { source: { kind: 'pixels', image }, parentId, sourceImageSha256: parent.imageSha256 };
   }
 
   const node = await store.edits.getNode(parent.editId);
@@ -134,15 +160,15 @@ async function resolveStart(store: Store, engine: EditEngine, request: EditReque
   }
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
     // the user painted on the layer: record those pixels under the edit and encode them
+    const parentId = sourceNodeId(store, documentId, node.id, parent.pixelsSha256);
     const image = await loadImage(store, parent.pixelsSha256, 'the layer pixels (pixelsSha256)');
-    const resynced = await findOrAddSourceNode(store, documentId, node.id, parent.pixelsSha256);
-    return { source: { kind: 'pixels', image }, parentId: resynced.id, sourceImageSha256: parent.pixelsSha256 };
+    return { source: { kind: 'pixels', image }, parentId, sourceImageSha256: parent.pixelsSha256 };
   }
   const image = await loadImage(store, node.resultImageSha256, `the result of edit ${node.id}`);
   const latent = await loadLatent(store, engine, node);
   return {
     source: latent ? { kind: 'latent', image, latent } : { kind: 'pixels', image },
-    parentId: node.id,
+    parentId: Promise.resolve(node.id),
     sourceImageSha256: node.resultImageSha256,
   };
 }
@@ -162,6 +188,16 @@ async function loadLatent(store: Store, engine: EditEngine, node: EditNode): Pro
   if (!bytes) throw new Error(`the stored latent of edit ${node.id} is missing (blob ${ref.sha256}); run the store's integrity check`);
   const data = decodeLatent(bytes, ref.shape);
   return { data, height: ref.shape[1], width: ref.shape[2], geometry: { ...ref.geometry } };
+}
+
+/**
+ * findOrAddSourceNode, started now and awaited later (when the results are stored). A failure surfaces there;
+ * if the edit fails first, nobody awaits it, so it must not count as an unhandled rejection.
+ */
+function sourceNodeId(store: Store, documentId: string, parentId: string | null, imageSha256: string): Promise<string> {
+  const id = findOrAddSourceNode(store, documentId, parentId, imageSha256).then((n) => n.id);
+  id.catch(() => {});
+  return id;
 }
 
 /** Reuse the document's source node for these pixels under `parentId` (null = a root), or add one. */
@@ -242,11 +278,16 @@ export function nodeInstruction(regions: readonly EditRegion[]): string {
  * preview, a 'preview' event with a small PNG data URL right after it. Encoding a preview is async, so
  * updates go through one promise chain; `flush` waits for it.
  */
-function progressForwarder(ctx: RunContext, log: Logger): { onProgress: (p: Progress) => void; flush: () => Promise<void> } {
+function progressForwarder(ctx: RunContext, log: Logger, observer?: EditObserver): { onProgress: (p: Progress) => void; flush: () => Promise<void> } {
   let chain: Promise<void> = Promise.resolve();
+  // step timing: the first step of a chunk also holds the text/VAE encoding (or the previous chunk's decode)
+  let last: { at: number; variation: number } | null = null;
   return {
     onProgress: (p) => {
       const { step, totalSteps, variation } = p;
+      const now = performance.now();
+      if (observer && last && last.variation === variation) observer.onStep(now - last.at);
+      last = { at: now, variation };
       const preview = p.preview;
       chain = chain
         .then(async () => {

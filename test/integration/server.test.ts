@@ -6,9 +6,8 @@
  * The model may be retrained at any time: nothing here depends on specific pixels, only on behaviour, shapes,
  * states and ids. Edits are cheap (4-8 steps) except where a job must stay busy (queue-full, cancel).
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink, TRPCClientError } from '@trpc/client';
 import { EventSource } from 'eventsource';
@@ -16,57 +15,12 @@ import sharp from 'sharp';
 import type { AppRouter } from '../../server/api/router';
 import { openStore } from '../../server/store';
 import type { EditRequestInput, JobEvent, JobSnapshot } from '../../shared/protocol';
+import { ROOT, MAIN, startServer, type ServerProcess } from '../support/server';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'server', 'main.js');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
-const LISTENING = /^layerloop listening on http:\/\/([^\s]+):(\d+) \(model (\S+) on (\S+)\)$/m;
 const TOKEN = 'test-token-0123456789';
 
 // ------------------------------------------------------------------------------------------ helpers
-
-interface RunningServer {
-  url: string;
-  proc: ChildProcessWithoutNullStreams;
-  dataDir: string;
-  stderr: () => string;
-  stop: () => Promise<number | null>;
-}
-
-function startServer(args: string[] = []): Promise<RunningServer> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-server-'));
-  const proc = spawn(process.execPath, [MAIN, '--port', '0', '--data-dir', dataDir, '--device', 'cpu', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, LAYERLOOP_TOKEN: '', LAYERLOOP_HOST: '' },
-  });
-  let out = '';
-  let err = '';
-  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${err}`)), 60_000);
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = LISTENING.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      resolve({
-        url: `http://127.0.0.1:${m[2]}`,
-        proc,
-        dataDir,
-        stderr: () => err,
-        stop: async () => {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-          return exited;
-        },
-      });
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (code ${code}) before listening:\n${err}`));
-    });
-  });
-}
 
 function makeClient(url: string, token?: string) {
   const auth: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
@@ -158,7 +112,7 @@ const instruction = (text: string, maskSha256: string | null = null) => [{ instr
 // ------------------------------------------------------------------------------------------ the open server
 
 describe('layerloop server (no token)', () => {
-  let server: RunningServer;
+  let server: ServerProcess;
   let client: Client;
   let documentId: string;
   let sourceSha: string;
@@ -172,7 +126,7 @@ describe('layerloop server (no token)', () => {
   });
 
   afterAll(async () => {
-    const code = await server.stop();
+    const { code } = await server.stop();
     expect(code).toBe(0);
     // the store recorded what the queue did, and is consistent
     const store = await openStore(server.dataDir);
@@ -487,15 +441,15 @@ describe('layerloop server (no token)', () => {
 // ------------------------------------------------------------------------------------------ token, queue limit
 
 describe('layerloop server with --token and --max-queue 1', () => {
-  let server: RunningServer;
+  let server: ServerProcess;
   let client: Client;
 
   beforeAll(async () => {
-    server = await startServer(['--token', TOKEN, '--max-queue', '1']);
+    server = await startServer({ args: ['--token', TOKEN, '--max-queue', '1'] });
     client = makeClient(server.url, TOKEN);
   });
   afterAll(async () => {
-    expect(await server.stop()).toBe(0);
+    expect((await server.stop()).code).toBe(0);
     fs.rmSync(server.dataDir, { recursive: true, force: true });
   });
 

@@ -3,7 +3,7 @@ import { publicProcedure } from '../trpc';
 
 /** Served at the top level as `health` (GET /trpc/health). */
 export const healthProcedure = publicProcedure.query(({ ctx }) => {
-    const { config, engine, queue, version, startedAt } = ctx.services;
+    const { config, engine, queue, version, startedAt, integrity } = ctx.services;
     const stats = queue.stats();
     return {
       status: stats.accepting ? ('ok' as const) : ('shutting-down' as const),
@@ -13,6 +13,8 @@ export const healthProcedure = publicProcedure.query(({ ctx }) => {
       device: config.device,
       queue: { queued: stats.queued, running: stats.running, maxQueued: config.maxQueue, averageJobMs: stats.averageDurationMs },
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      /** the store's integrity check at start-up: 0 problems = consistent (details are in the log) */
+      store: { integrityProblems: integrity.problems, checkedAt: integrity.checkedAt },
       authRequired: config.token !== null,
     };
 });

@@ -1,0 +1,343 @@
+/**
+ * The edit server under clients, over real HTTP (dist/server/main.js on 127.0.0.1, its own temp data dir):
+ *
+ *   (a) one client: end-to-end latency of upload + edits.create + wait (jobs.watch, SSE) + download, against
+ *       the engine time of the same job (the server's 'edit computed' log line). Target: e2e / engine <= 1.10.
+ *   (b) N concurrent clients (default 16), each its own document, each doing 3-edit chains (upload, edit the
+ *       upload, continue from that result twice) for a fixed time: throughput, p50/p95 latency per edit,
+ *       fairness (per-client completed edits: min/max, Jain's index), errors (429s are retried after
+ *       Retry-After and counted apart), and the server's peak RSS (VmHWM).
+ *
+ *   npm run bench:server [-- --duration 60 --clients 16 --steps 8 --runs 10 --chain 3 --maxQueue 64 --model DIR
+ *                            --serverLog FILE (the server's JSON log lines)]
+ *
+ * Prints one JSON object on stdout; progress on stderr.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { EventSource } from 'eventsource';
+import sharp from 'sharp';
+import type { AppRouter } from '../server/api/router';
+import type { CreateEditResult, EditRequestInput, JobEvent } from '../shared/protocol';
+import { benchArgs, median, round } from './lib/args';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(REPO, 'dist', 'server', 'main.js');
+const SOURCE = path.join(REPO, 'test', 'fixtures', 'shapes-128.png');
+const TARGET_RATIO = 1.1;
+
+type Client = ReturnType<typeof makeClient>;
+
+interface Server {
+  url: string;
+  pid: number;
+  proc: ChildProcessWithoutNullStreams;
+  /** engine timings from the server's log, by job id */
+  engine: Map<string, { totalMs: number; onnxMs: number }>;
+  stop: () => Promise<void>;
+}
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function startServer(args: { model: string; maxQueue: number; serverLog: string }, dataDir: string): Promise<Server> {
+  const proc = spawn(
+    process.execPath,
+    [MAIN, '--port', '0', '--data-dir', dataDir, '--device', 'cpu', '--model-dir', args.model, '--max-queue', String(args.maxQueue)],
+    { env: { ...process.env, LAYERLOOP_TOKEN: '', LAYERLOOP_HOST: '' } },
+  );
+  const engine = new Map<string, { totalMs: number; onnxMs: number }>();
+  let partial = '';
+  let tail = '';
+  const logFile = args.serverLog ? fs.createWriteStream(args.serverLog) : null;
+  proc.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    logFile?.write(chunk);
+    tail = (tail + chunk).slice(-4000);
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (!line.includes('"edit computed"')) continue;
+      const entry = JSON.parse(line) as { jobId: string; totalMs: number; onnxMs: number };
+      engine.set(entry.jobId, { totalMs: entry.totalMs, onnxMs: entry.onnxMs });
+    }
+  });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (!m) return;
+      const stop = () => {
+        proc.kill('SIGTERM');
+        return exited;
+      };
+      resolve({ url: m[1], pid: proc.pid!, proc, engine, stop });
+    });
+    void exited.then(() => reject(new Error(`the server exited before listening:\n${tail}`)));
+  });
+}
+
+function makeClient(url: string) {
+  return createTRPCClient<AppRouter>({
+    links: [
+      splitLink({
+        condition: (op) => op.type === 'subscription',
+        true: httpSubscriptionLink({ url: `${url}/trpc`, EventSource }),
+        false: httpLink({ url: `${url}/trpc` }),
+      }),
+    ],
+  });
+}
+
+/** Raw RGBA of the test image; `variant` changes one pixel so every upload is new bytes (no dedup shortcut). */
+async function sourcePixels(variant: number): Promise<{ data: Buffer; width: number; height: number }> {
+  const { data, info } = await sharp(SOURCE).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  data.writeUInt32LE(variant >>> 0, 0);
+  data[3] = 255;
+  return { data, width: info.width, height: info.height };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly retryAfterS: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+async function upload(url: string, img: { data: Buffer; width: number; height: number }): Promise<string> {
+  const res = await fetch(`${url}/v1/blobs?width=${img.width}&height=${img.height}`, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/octet-stream' },
+    body: img.data,
+  });
+  const body = (await res.json()) as { sha256?: string; error?: string };
+  if (!res.ok || !body.sha256) throw new HttpError(res.status, `upload: ${body.error}`);
+  return body.sha256;
+}
+
+/** edits.create over plain fetch, so a 429's Retry-After header can be read. */
+async function createEdit(url: string, request: EditRequestInput): Promise<CreateEditResult> {
+  const res = await fetch(`${url}/trpc/edits.create`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });
+  const body = (await res.json()) as { result?: { data: CreateEditResult }; error?: { message: string } };
+  if (res.status === 429) throw new HttpError(429, body.error?.message ?? 'queue full', Number(res.headers.get('retry-after') ?? 1));
+  if (!res.ok || !body.result) throw new HttpError(res.status, `edits.create: ${body.error?.message}`);
+  return body.result.data;
+}
+
+/** Follow the job over SSE until its terminal event. */
+function waitForResult(client: Client, jobId: string): Promise<{ editId: string; resultSha256: string }> {
+  return new Promise((resolve, reject) => {
+    const sub = client.jobs.watch.subscribe(
+      { jobId },
+      {
+        onData: ({ data }: { data: JobEvent }) => {
+          if (data.type === 'succeeded') {
+            sub.unsubscribe();
+            resolve({ editId: data.editIds[0], resultSha256: data.resultSha256s[0] });
+          } else if (data.type === 'failed' || data.type === 'cancelled') {
+            sub.unsubscribe();
+            reject(new Error(`job ${jobId} ${data.type}${data.type === 'failed' ? `: ${data.message}` : ''}`));
+          }
+        },
+        onError: (err) => {
+          sub.unsubscribe();
+          reject(err);
+        },
+      },
+    );
+  });
+}
+
+async function download(url: string, sha256: string): Promise<number> {
+  const res = await fetch(`${url}/v1/blobs/${sha256}`);
+  if (!res.ok) throw new HttpError(res.status, `download ${sha256}`);
+  return (await res.arrayBuffer()).byteLength;
+}
+
+interface EditOutcome {
+  jobId: string;
+  editId: string;
+  resultSha256: string;
+  createMs: number;
+  waitMs: number;
+  downloadMs: number;
+}
+
+/** create -> wait -> download, retrying 429s after Retry-After. */
+async function oneEdit(url: string, client: Client, request: EditRequestInput, counters: { rateLimited: number }): Promise<EditOutcome> {
+  const t0 = performance.now();
+  let created: CreateEditResult;
+  for (;;) {
+    try {
+      created = await createEdit(url, request);
+      break;
+    } catch (err) {
+      if (!(err instanceof HttpError) || err.status !== 429) throw err;
+      counters.rateLimited++;
+      await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
+    }
+  }
+  const t1 = performance.now();
+  const result = await waitForResult(client, created.jobId);
+  const t2 = performance.now();
+  await download(url, result.resultSha256);
+  const t3 = performance.now();
+  return { jobId: created.jobId, ...result, createMs: t1 - t0, waitMs: t2 - t1, downloadMs: t3 - t2 };
+}
+
+const percentile = (values: number[], p: number) => {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+};
+
+function peakRssMiB(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? round(Number(m[1]) / 1024, 1) : null;
+  } catch {
+    return null;
+  }
+}
+
+function metricValue(text: string, series: string): number | null {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? null : Number(line.slice(series.length + 1));
+}
+
+async function main(): Promise<void> {
+  const args = benchArgs({
+    model: path.join(REPO, 'models', 'tiny-pix2pix'),
+    duration: 60,
+    clients: 16,
+    steps: 8,
+    runs: 10,
+    chain: 3,
+    maxQueue: 64,
+    serverLog: '',
+  });
+  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} not found: run 'npm run build' first`);
+  const loadBefore = os.loadavg().map((v) => round(v, 2));
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-bench-'));
+  const server = await startServer(args, dataDir);
+  log(`server ${server.url} (pid ${server.pid}); load ${loadBefore.join(' ')}`);
+  const options = { steps: args.steps };
+  try {
+    // ------------------------------------------------------------------ (a) one client
+    const client = makeClient(server.url);
+    const { documentId } = await client.documents.open.mutate({ host: 'cli', hostDocumentKey: 'bench-single' });
+    const counters = { rateLimited: 0 };
+    const single: { e2eMs: number; engineMs: number; onnxMs: number; uploadMs: number; createMs: number; waitMs: number; downloadMs: number }[] = [];
+    for (let run = 0; run <= args.runs; run++) {
+      const pixels = await sourcePixels(1_000_000 + run);
+      const t0 = performance.now();
+      const sha = await upload(server.url, pixels);
+      const uploadMs = performance.now() - t0;
+      const edit = await oneEdit(server.url, client, { documentId, parent: { kind: 'source', imageSha256: sha }, regions: [{ instruction: 'make the circle blue', maskSha256: null }], options }, counters);
+      const e2eMs = performance.now() - t0;
+      // the log line is written before the result is stored, but travels another pipe: give it a moment
+      for (let i = 0; i < 50 && !server.engine.has(edit.jobId); i++) await new Promise((r) => setTimeout(r, 10));
+      const engine = server.engine.get(edit.jobId);
+      if (!engine) throw new Error(`no 'edit computed' log line for job ${edit.jobId}`);
+      if (run === 0) continue; // warm-up
+      single.push({ e2eMs, engineMs: engine.totalMs, onnxMs: engine.onnxMs, uploadMs, createMs: edit.createMs, waitMs: edit.waitMs, downloadMs: edit.downloadMs });
+    }
+    const ratios = single.map((s) => s.e2eMs / s.engineMs);
+    const med = (key: keyof (typeof single)[number]) => round(median(single.map((s) => s[key])), 1);
+    const singleResult = {
+      runs: single.length,
+      e2eMsMedian: med('e2eMs'),
+      engineMsMedian: med('engineMs'),
+      onnxMsMedian: med('onnxMs'),
+      breakdownMsMedian: { upload: med('uploadMs'), create: med('createMs'), waitForResult: med('waitMs'), download: med('downloadMs') },
+      ratioMedian: round(median(ratios)),
+      ratioMax: round(Math.max(...ratios)),
+      target: TARGET_RATIO,
+      pass: median(ratios) <= TARGET_RATIO,
+    };
+    log(`(a) one client: e2e ${singleResult.e2eMsMedian} ms vs engine ${singleResult.engineMsMedian} ms (x${singleResult.ratioMedian})`);
+
+    // ------------------------------------------------------------------ (b) concurrent clients
+    const latencies: number[] = [];
+    const perClient: number[] = new Array<number>(args.clients).fill(0);
+    const errors: string[] = [];
+    const concurrentCounters = { rateLimited: 0 };
+    const started = performance.now();
+    const deadline = started + args.duration * 1000;
+    let lastDone = started;
+    await Promise.all(
+      Array.from({ length: args.clients }, async (_, c) => {
+        const me = makeClient(server.url);
+        const { documentId: doc } = await me.documents.open.mutate({ host: 'cli', hostDocumentKey: `bench-client-${c}` });
+        for (let chain = 0; performance.now() < deadline; chain++) {
+          try {
+            const sha = await upload(server.url, await sourcePixels(c * 100_000 + chain));
+            let parent: EditRequestInput['parent'] = { kind: 'source', imageSha256: sha };
+            for (let k = 0; k < args.chain && performance.now() < deadline; k++) {
+              const t0 = performance.now();
+              const edit = await oneEdit(server.url, me, { documentId: doc, parent, regions: [{ instruction: `make the circle ${['blue', 'green', 'red'][k % 3]}`, maskSha256: null }], options }, concurrentCounters);
+              lastDone = performance.now();
+              latencies.push(lastDone - t0);
+              perClient[c]++;
+              parent = { kind: 'edit', editId: edit.editId, pixelsSha256: edit.resultSha256 };
+            }
+          } catch (err) {
+            errors.push(`client ${c}: ${(err as Error).message}`);
+          }
+        }
+      }),
+    );
+    const elapsedMin = (lastDone - started) / 60_000;
+    const sum = perClient.reduce((a, b) => a + b, 0);
+    const sumSq = perClient.reduce((a, b) => a + b * b, 0);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const steps = { sum: metricValue(metrics, 'layerloop_engine_step_seconds_sum'), count: metricValue(metrics, 'layerloop_engine_step_seconds_count') };
+    const concurrentResult = {
+      clients: args.clients,
+      chainLength: args.chain,
+      durationS: args.duration,
+      completedEdits: sum,
+      editsPerMinute: round(sum / elapsedMin, 1),
+      latencyMs: { p50: round(percentile(latencies, 50), 1), p95: round(percentile(latencies, 95), 1), max: round(Math.max(...latencies), 1) },
+      perClientCompleted: { min: Math.min(...perClient), max: Math.max(...perClient), jainIndex: round((sum * sum) / (args.clients * sumSq), 4) },
+      errors: errors.length,
+      errorSamples: errors.slice(0, 5),
+      rateLimitedRetried: concurrentCounters.rateLimited,
+      serverPeakRssMiB: peakRssMiB(server.pid),
+      engineStepMsMean: steps.sum !== null && steps.count ? round((1000 * steps.sum) / steps.count, 2) : null,
+    };
+    log(`(b) ${args.clients} clients: ${concurrentResult.editsPerMinute} edits/min, p50 ${concurrentResult.latencyMs.p50} ms, p95 ${concurrentResult.latencyMs.p95} ms`);
+
+    const health = await client.health.query();
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          benchmark: 'server',
+          model: health.model.name,
+          provider: health.model.provider,
+          steps: args.steps,
+          machine: { cpus: os.cpus().length, loadAvgBefore: loadBefore, loadAvgAfter: os.loadavg().map((v) => round(v, 2)) },
+          singleClient: singleResult,
+          concurrent: concurrentResult,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } finally {
+    await server.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

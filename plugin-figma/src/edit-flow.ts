@@ -1,0 +1,183 @@
+/**
+ * One Apply, from the UI's side: ask the main thread for the pixels, upload them, queue the edit, follow
+ * the job, download the results and have the main thread place them. Every step reports to the state
+ * machine (ui-state.ts) through `dispatch`. No DOM: ui.ts wires it to the real API and bridge, tests to
+ * fakes.
+ */
+import {
+  editOptionsSchema,
+  editRequestSchema,
+  formatIssues,
+  isTerminalJobEvent,
+  type EditParent,
+  type EditRequestInput,
+  type JobEvent,
+  type LOCALITIES,
+} from '../../shared/protocol';
+import { ApiError, isAbortError, type LayerloopApi } from './api';
+import { MainRequestError, type MainBridge } from './bridge';
+import { pngSize } from './geometry';
+import type { PngImage } from './messages';
+import type { EditAction } from './ui-state';
+
+/** What the panel's controls hold. */
+export interface EditForm {
+  instruction: string;
+  locality: (typeof LOCALITIES)[number];
+  /** 0 = exactly the mask .. 1 = the whole image */
+  spread: number;
+  strength: number;
+  variations: number;
+  /** null = the server picks one (and reports it) */
+  seed: number | null;
+  steps: number;
+}
+
+export const DEFAULT_FORM: EditForm = { instruction: '', locality: 'both', spread: 0, strength: 1, variations: 1, seed: null, steps: 20 };
+
+export const NO_INSTRUCTION = 'Type an instruction first, for example "make the sky stormy".';
+
+/** Why the form cannot be sent, or null. */
+export function formProblem(form: EditForm): string | null {
+  if (form.instruction.trim() === '') return NO_INSTRUCTION;
+  const options = editOptionsSchema.safeParse(optionsOf(form));
+  return options.success ? null : formatIssues(options.error);
+}
+
+function optionsOf(form: EditForm): EditRequestInput['options'] {
+  return {
+    steps: form.steps,
+    strength: form.strength,
+    variations: form.variations,
+    locality: form.locality,
+    spread: form.spread,
+    ...(form.seed === null ? {} : { seed: form.seed }),
+  };
+}
+
+/** The edits.create input; throws with the protocol's own message if something is out of range. */
+export function buildEditRequest(form: EditForm, documentId: string, parent: EditParent, maskSha256: string | null): EditRequestInput {
+  const request: EditRequestInput = {
+    documentId,
+    parent,
+    regions: [{ instruction: form.instruction.trim(), maskSha256 }],
+    options: optionsOf(form),
+  };
+  const checked = editRequestSchema.safeParse(request);
+  if (!checked.success) throw new ApiError('bad-request', formatIssues(checked.error));
+  return request;
+}
+
+/** A history edit pinned as the parent of the next Apply. */
+export interface PinnedEdit {
+  editId: string;
+  resultImageSha256: string;
+}
+
+export interface EditFlowDeps {
+  api: LayerloopApi;
+  main: Pick<MainBridge, 'prepareEdit' | 'placeResults'>;
+  dispatch: (action: EditAction) => void;
+  /** scale a mask PNG to width x height (a canvas in the iframe); masks must match the image exactly */
+  resizePng: (png: Uint8Array, width: number, height: number) => Promise<Uint8Array>;
+}
+
+/** The text the panel shows for a failure. */
+export function failureMessage(err: unknown): string {
+  if (err instanceof ApiError || err instanceof MainRequestError) return err.message;
+  return `Something unexpected went wrong: ${err instanceof Error ? err.message : String(err)}. Try again; if it keeps happening, reopen the plugin.`;
+}
+
+/** One Apply. `run` once; `cancel` any time. */
+export class EditRun {
+  private readonly abort = new AbortController();
+  private cancelWanted = false;
+  private jobId: string | null = null;
+
+  constructor(private readonly deps: EditFlowDeps) {}
+
+  /** Stop the edit: before the job exists nothing is sent; after, the server is asked to cancel it. */
+  cancel(): void {
+    if (this.cancelWanted) return;
+    this.cancelWanted = true;
+    this.deps.dispatch({ type: 'cancel-requested' });
+    if (this.jobId === null) {
+      this.abort.abort();
+      return;
+    }
+    this.deps.api.cancelJob(this.jobId).catch((err: unknown) => {
+      this.abort.abort();
+      this.deps.dispatch({ type: 'fail', message: `Could not cancel the edit: ${failureMessage(err)}` });
+    });
+  }
+
+  private async upload(png: Uint8Array): Promise<string> {
+    return (await this.deps.api.putPng(png, this.abort.signal)).sha256;
+  }
+
+  /** The mask at exactly the image's size (Figma may round the two exports differently). */
+  private async maskAt(mask: PngImage, size: { width: number; height: number } | null): Promise<Uint8Array> {
+    if (!size || (mask.width === size.width && mask.height === size.height)) return mask.png;
+    return this.deps.resizePng(mask.png, size.width, size.height);
+  }
+
+  async run(form: EditForm, documentId: string, pinned: PinnedEdit | null): Promise<void> {
+    const { api, main, dispatch } = this.deps;
+    const signal = this.abort.signal;
+    dispatch({ type: 'start' });
+    try {
+      const inputs = await main.prepareEdit(pinned ? { editId: pinned.editId } : null);
+      if (this.cancelWanted) return;
+      dispatch({ type: 'exported' });
+
+      let parent: EditParent;
+      if (inputs.parent.kind === 'source') {
+        if (!inputs.image) throw new MainRequestError('Figma sent no pixels for the layer. Select it again and Apply.');
+        parent = { kind: 'source', imageSha256: await this.upload(inputs.image.png) };
+      } else {
+        parent = { kind: 'edit', editId: inputs.parent.editId };
+        // the layer's current pixels: the server compares them with the edit's result (painted on?)
+        if (inputs.image) parent.pixelsSha256 = await this.upload(inputs.image.png);
+      }
+      let maskSha256: string | null = null;
+      if (inputs.mask) {
+        let size = inputs.image ? { width: inputs.image.width, height: inputs.image.height } : null;
+        if (!size && pinned) size = pngSize(await api.getBlob(pinned.resultImageSha256, signal));
+        maskSha256 = await this.upload(await this.maskAt(inputs.mask, size));
+      }
+
+      const request = buildEditRequest(form, documentId, parent, maskSha256);
+      // not aborted once sent: a job the server accepted is cancelled by id, never orphaned
+      const created = await api.createEdit(request);
+      this.jobId = created.jobId;
+      if (this.cancelWanted) {
+        await api.cancelJob(created.jobId).catch(() => undefined);
+        return;
+      }
+      dispatch({ type: 'job-created', jobId: created.jobId, seed: created.seed, position: created.position });
+
+      let terminal: JobEvent | null = null;
+      for await (const event of api.watchJob(created.jobId, signal)) {
+        dispatch({ type: 'job-event', event });
+        if (isTerminalJobEvent(event)) {
+          terminal = event;
+          break;
+        }
+      }
+      if (!terminal) throw new ApiError('server', 'The server stopped reporting on the edit. Its result, if any, will show up in History.');
+      if (terminal.type !== 'succeeded' || this.cancelWanted) return;
+
+      const pngs = await Promise.all(terminal.resultSha256s.map((sha) => api.getBlob(sha, signal)));
+      const nodeIds = await main.placeResults({
+        target: { kind: 'node', nodeId: inputs.sourceNodeId },
+        instruction: form.instruction,
+        documentId,
+        results: terminal.editIds.map((editId, i) => ({ editId, png: pngs[i] })),
+      });
+      dispatch({ type: 'placed', nodeIds });
+    } catch (err) {
+      if (this.cancelWanted && isAbortError(err)) return; // the reducer already shows "cancelled"
+      dispatch({ type: 'fail', message: failureMessage(err) });
+    }
+  }
+}

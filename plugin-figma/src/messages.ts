@@ -1,0 +1,140 @@
+/**
+ * Every message between the main thread (code.ts) and the UI iframe (ui.ts): two discriminated unions on
+ * `type`, validated with zod on receipt on both sides (a message that does not parse is reported, never
+ * acted on). Requests from the UI carry a `requestId`; the main thread answers each with exactly one reply
+ * carrying the same id (`edit-inputs` / `placed` / `request-failed`).
+ *
+ * Images travel as Uint8Array (structured clone, no base64), one message per request.
+ *
+ * Handshake: the UI sends `ready` first; the main thread sends nothing before it, and answers with `init`.
+ */
+import { z } from 'zod';
+import { MAX_INSTRUCTION_LENGTH, MAX_VARIATIONS } from '../../shared/protocol';
+
+/** A Uint8Array, also one made in another realm (iframe, vm context), where instanceof fails. */
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array || Object.prototype.toString.call(v) === '[object Uint8Array]', {
+  message: 'expected image bytes (a Uint8Array)',
+});
+
+const requestId = z.string().min(1).max(64);
+const nodeId = z.string().min(1).max(200);
+
+export const DEFAULT_SERVER_URL = 'http://localhost:7860';
+
+/** What the user sets once per machine (figma.clientStorage, never in the file). */
+export const settingsSchema = z.object({
+  serverUrl: z
+    .string()
+    .trim()
+    .regex(/^https?:\/\/[^\s/?#]+[^\s?#]*$/i, {
+      message: 'The server URL must start with http:// or https:// and name a host, e.g. http://localhost:7860',
+    })
+    .transform((url) => url.replace(/\/+$/, '')),
+  token: z.string().trim().max(1000, { message: 'The token is too long (at most 1000 characters)' }),
+});
+export type Settings = z.output<typeof settingsSchema>;
+export const DEFAULT_SETTINGS: Settings = { serverUrl: DEFAULT_SERVER_URL, token: '' };
+
+/** What the current selection will do, shown above Apply. */
+export const selectionSummarySchema = z.object({
+  /** false: Apply is disabled and `text` says what to change */
+  ready: z.boolean(),
+  text: z.string(),
+  mode: z.enum(['global', 'masked']).nullable(),
+  /** the source is a result layer: the edit continues from its stored latent */
+  continues: z.boolean(),
+  sourceName: z.string().nullable(),
+  maskName: z.string().nullable(),
+});
+export type SelectionSummary = z.infer<typeof selectionSummarySchema>;
+
+const pngImage = z.object({ png: bytes, width: z.number().int().positive(), height: z.number().int().positive() });
+export type PngImage = z.infer<typeof pngImage>;
+
+/** Where the edit starts, as the main thread sees it; the UI turns it into the request's `parent`. */
+export const plannedParentSchema = z.discriminatedUnion('kind', [
+  /** fresh pixels: upload `image`, parent {kind:'source', imageSha256} */
+  z.object({ kind: z.literal('source') }),
+  /**
+   * continue from a stored edit; `image` (when present) is the layer's current export: upload it and send
+   * its sha256 as pixelsSha256 so the server can tell whether the layer was painted on
+   */
+  z.object({ kind: z.literal('edit'), editId: z.string().min(1) }),
+]);
+export type PlannedParent = z.infer<typeof plannedParentSchema>;
+
+export const placementTargetSchema = z.discriminatedUnion('kind', [
+  /** exactly over this node, just above it (an edit's source) */
+  z.object({ kind: z.literal('node'), nodeId }),
+  /** over the one selected layer if there is one, else at the centre of the viewport (history: Place) */
+  z.object({ kind: z.literal('selection-or-viewport') }),
+]);
+export type PlacementTarget = z.infer<typeof placementTargetSchema>;
+
+// ------------------------------------------------------------------------------------------- UI -> main
+
+export const uiToMainSchema = z.discriminatedUnion('type', [
+  /** the UI is listening; `freshDocumentKey` (crypto.randomUUID in the iframe) names this file if it has no key yet */
+  z.object({ type: z.literal('ready'), freshDocumentKey: z.uuid() }),
+  z.object({ type: z.literal('save-settings'), settings: settingsSchema }),
+  /** documents.open answered: remember the id in the file, so result layers can be recognised */
+  z.object({ type: z.literal('document-opened'), documentId: z.uuid() }),
+  /** export what the current selection needs for an edit; continueFrom pins a history edit as the parent */
+  z.object({ type: z.literal('prepare-edit'), requestId, continueFrom: z.object({ editId: z.string().min(1) }).nullable() }),
+  /** place result images as new layers; one undo step */
+  z.object({
+    type: z.literal('place-results'),
+    requestId,
+    target: placementTargetSchema,
+    instruction: z.string().max(MAX_INSTRUCTION_LENGTH),
+    documentId: z.string().min(1),
+    results: z.array(z.object({ editId: z.string().min(1), png: bytes })).min(1).max(MAX_VARIATIONS),
+  }),
+  /** a toast in Figma (100 characters are shown) */
+  z.object({ type: z.literal('notify'), message: z.string().max(500), error: z.boolean() }),
+]);
+export type UiToMain = z.infer<typeof uiToMainSchema>;
+
+// ------------------------------------------------------------------------------------------- main -> UI
+
+export const mainToUiSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('init'),
+    settings: settingsSchema,
+    /** this file's hostDocumentKey (a uuid kept in figma.root plugin data) */
+    documentKey: z.string().min(1),
+    /** the documentId last opened for this file, if any */
+    documentId: z.string().nullable(),
+    selection: selectionSummarySchema,
+  }),
+  z.object({ type: z.literal('selection'), selection: selectionSummarySchema }),
+  z.object({
+    type: z.literal('edit-inputs'),
+    requestId,
+    sourceNodeId: nodeId,
+    sourceName: z.string(),
+    parent: plannedParentSchema,
+    /** the source's PNG export (1x, its absolute bounds); null when continuing from a pinned history edit */
+    image: pngImage.nullable(),
+    /** white = edit, gray = partly, black = keep; same bounds as the source; null = global edit */
+    mask: pngImage.nullable(),
+  }),
+  z.object({ type: z.literal('placed'), requestId, nodeIds: z.array(z.string()).min(1) }),
+  z.object({ type: z.literal('request-failed'), requestId, message: z.string() }),
+  /** something went wrong outside a request (a malformed message, storage failure) */
+  z.object({ type: z.literal('error'), message: z.string() }),
+]);
+export type MainToUi = z.infer<typeof mainToUiSchema>;
+
+export type UiToMainOf<T extends UiToMain['type']> = Extract<UiToMain, { type: T }>;
+export type MainToUiOf<T extends MainToUi['type']> = Extract<MainToUi, { type: T }>;
+
+/** Parse a message; the error text names the message type and the first problem. */
+export function parseMessage<S extends z.ZodType>(schema: S, raw: unknown, direction: string): { ok: true; message: z.output<S> } | { ok: false; error: string } {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { ok: true, message: parsed.data };
+  const type = raw && typeof raw === 'object' && 'type' in raw ? String((raw as { type: unknown }).type) : 'without a type';
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  return { ok: false, error: `ignored a malformed ${direction} message (${type}): ${where}${issue?.message ?? 'invalid'}` };
+}

@@ -1,0 +1,386 @@
+/**
+ * The panel (Figma's UI iframe: a browser page loaded from a data: URL, origin "null", no figma global).
+ * Renders UiState (ui-state.ts), turns clicks into actions, talks to the server through LayerloopApi and
+ * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
+ */
+import { MAX_STEPS, MAX_VARIATIONS, LOCALITIES } from '../../shared/protocol';
+import type { HistoryEntry, LayerloopApi } from './api';
+import { Bridge } from './bridge';
+import { DEFAULT_FORM, EditRun, failureMessage, formProblem, type EditForm } from './edit-flow';
+import { settingsSchema, type MainToUi, type Settings, type UiToMain } from './messages';
+import { createHttpApi } from './trpc-api';
+import { INITIAL_STATE, isActive, phaseText, progressFraction, reduce, type UiAction, type UiState } from './ui-state';
+
+// ------------------------------------------------------------------------------------------ plumbing
+
+function $<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`ui.html has no #${id}`);
+  return el as T;
+}
+
+function uuid(): string {
+  if (typeof crypto.randomUUID === 'function') {
+    try {
+      return crypto.randomUUID();
+    } catch {
+      // not a secure context: build one from random bytes
+    }
+  }
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Scale a PNG to exactly width x height (masks must match the image's size). */
+async function resizePng(png: Uint8Array, width: number, height: number): Promise<Uint8Array> {
+  const bitmap = await createImageBitmap(new Blob([png as Uint8Array<ArrayBuffer>], { type: 'image/png' }));
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d');
+  if (!ctx) throw new Error('this panel cannot draw (no 2D canvas)');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(bitmap, 0, 0, width, height);
+  const blob = await new Promise<Blob>((resolve, reject) =>
+    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('could not encode the resized mask'))), 'image/png'),
+  );
+  return new Uint8Array(await blob.arrayBuffer());
+}
+
+// ---------------------------------------------------------------------------------------------- state
+
+let state: UiState = INITIAL_STATE;
+let api: LayerloopApi | null = null;
+let run: EditRun | null = null;
+let connecting: Promise<void> | null = null;
+/** history thumbnails by sha256 (object URLs) */
+const thumbnails = new Map<string, string>();
+
+function dispatch(action: UiAction): void {
+  state = reduce(state, action);
+  render();
+}
+
+const bridge = new Bridge(
+  (message: UiToMain) => parent.postMessage({ pluginMessage: message }, '*'),
+  (message) => onMainMessage(message),
+  (reason) => console.warn(`layerloop: ${reason}`),
+);
+
+/** The line under the form: errors in red, confirmations in the normal colour. */
+function showMessage(text: string, kind: 'error' | 'info' = 'error'): void {
+  const el = $('message');
+  el.textContent = text;
+  el.className = kind;
+}
+
+function notify(message: string, error = false): void {
+  bridge.send({ type: 'notify', message, error });
+}
+
+// ------------------------------------------------------------------------------------------ server
+
+function documentId(): string | null {
+  return state.connection.status === 'connected' ? state.connection.documentId : null;
+}
+
+async function connectNow(settings: Settings, documentKey: string): Promise<void> {
+  const client = createHttpApi(settings);
+  api = client;
+  dispatch({ type: 'connection', connection: { status: 'connecting' } });
+  try {
+    const health = await client.health();
+    const opened = await client.openDocument(documentKey);
+    if (api !== client) return; // settings changed meanwhile
+    dispatch({ type: 'connection', connection: { status: 'connected', model: health.model, documentId: opened } });
+    bridge.send({ type: 'document-opened', documentId: opened });
+    void loadHistory();
+  } catch (err) {
+    if (api === client) dispatch({ type: 'connection', connection: { status: 'error', message: failureMessage(err) } });
+  }
+}
+
+function connect(): Promise<void> {
+  if (!state.settings || !state.documentKey) return Promise.resolve();
+  const attempt = connectNow(state.settings, state.documentKey).finally(() => {
+    if (connecting === attempt) connecting = null;
+  });
+  connecting = attempt;
+  return attempt;
+}
+
+async function loadHistory(): Promise<void> {
+  const id = documentId();
+  if (!api || !id) return;
+  dispatch({ type: 'history-loading' });
+  try {
+    dispatch({ type: 'history-loaded', entries: await api.history(id) });
+  } catch (err) {
+    dispatch({ type: 'history-failed', message: failureMessage(err) });
+  }
+}
+
+// ------------------------------------------------------------------------------------------- actions
+
+function numberValue(id: string, fallback: number): number {
+  const raw = $<HTMLInputElement>(id).value.trim();
+  return raw === '' ? fallback : Number(raw);
+}
+
+function readForm(): EditForm {
+  const seedText = $<HTMLInputElement>('seed').value.trim();
+  return {
+    instruction: $<HTMLTextAreaElement>('instruction').value,
+    locality: $<HTMLSelectElement>('locality').value as EditForm['locality'],
+    spread: numberValue('spread', DEFAULT_FORM.spread),
+    strength: numberValue('strength', DEFAULT_FORM.strength),
+    variations: numberValue('variations', DEFAULT_FORM.variations),
+    seed: seedText === '' ? null : Number(seedText),
+    steps: numberValue('steps', DEFAULT_FORM.steps),
+  };
+}
+
+async function apply(): Promise<void> {
+  if (isActive(state.edit)) return;
+  showMessage('');
+  const form = readForm();
+  const problem = formProblem(form);
+  if (problem) return showMessage(problem);
+  if (state.connection.status !== 'connected') await (connecting ?? connect());
+  const id = documentId();
+  if (!api || !id) {
+    return showMessage(state.connection.status === 'error' ? state.connection.message : 'Not connected to a server: open Settings.');
+  }
+  const pinned = state.continueFrom;
+  const current = new EditRun({ api, main: bridge, dispatch: (action) => dispatch({ type: 'edit', action }), resizePng });
+  run = current;
+  await current.run(form, id, pinned);
+  if (run === current) run = null;
+  if (state.edit.name === 'done') {
+    if (pinned) dispatch({ type: 'continue-from', entry: null });
+    notify(state.edit.nodeIds.length === 1 ? 'layerloop: result placed above the layer' : `layerloop: ${state.edit.nodeIds.length} variations placed`);
+    void loadHistory();
+  }
+}
+
+async function placeFromHistory(entry: HistoryEntry): Promise<void> {
+  const id = documentId();
+  if (!api || !id) return showMessage('Not connected to a server: open Settings.');
+  showMessage('');
+  try {
+    const png = await api.getBlob(entry.resultImageSha256);
+    await bridge.placeResults({ target: { kind: 'selection-or-viewport' }, instruction: entry.instruction ?? '', documentId: id, results: [{ editId: entry.id, png }] });
+    showMessage(`Placed "${entry.instruction ?? 'edit'}" as a new layer. Select it and Apply to continue from it.`, 'info');
+  } catch (err) {
+    showMessage(failureMessage(err));
+  }
+}
+
+function saveSettings(): void {
+  const parsed = settingsSchema.safeParse({ serverUrl: $<HTMLInputElement>('server-url').value, token: $<HTMLInputElement>('token').value });
+  const error = $('settings-error');
+  if (!parsed.success) {
+    error.textContent = parsed.error.issues[0]?.message ?? 'Check the settings.';
+    error.hidden = false;
+    return;
+  }
+  error.hidden = true;
+  for (const url of thumbnails.values()) URL.revokeObjectURL(url);
+  thumbnails.clear();
+  bridge.send({ type: 'save-settings', settings: parsed.data });
+  dispatch({ type: 'settings', settings: parsed.data });
+  $('settings').hidden = true;
+  void connect();
+}
+
+function onMainMessage(message: Extract<MainToUi, { type: 'init' | 'selection' | 'error' }>): void {
+  switch (message.type) {
+    case 'init':
+      dispatch({ type: 'init', settings: message.settings, documentKey: message.documentKey, selection: message.selection });
+      $<HTMLInputElement>('server-url').value = message.settings.serverUrl;
+      $<HTMLInputElement>('token').value = message.settings.token;
+      void connect();
+      return;
+    case 'selection':
+      dispatch({ type: 'selection', selection: message.selection });
+      return;
+    case 'error':
+      showMessage(message.message);
+      return;
+  }
+}
+
+// -------------------------------------------------------------------------------------------- render
+
+const LOCALITY_HELP: Record<(typeof LOCALITIES)[number], string> = {
+  both: 'Steers the edit into the mask and pins everything outside it (recommended).',
+  blend: 'Pins everything outside the mask at every step; the inside is repainted.',
+  guidance: 'Applies the instruction only inside the mask; softer transitions.',
+};
+
+function renderConnection(): void {
+  const c = state.connection;
+  const dot = $('conn-dot');
+  dot.dataset.status = c.status;
+  const url = state.settings?.serverUrl ?? '';
+  $('conn-text').textContent =
+    c.status === 'connected'
+      ? `Connected: ${c.model}`
+      : c.status === 'connecting'
+        ? `Connecting to ${url}…`
+        : c.status === 'error'
+          ? c.message
+          : 'Not connected';
+  $('conn-text').title = url;
+  $('retry').hidden = c.status === 'connected' || c.status === 'connecting';
+}
+
+let renderedHistory: { history: UiState['history']; pin: UiState['continueFrom'] } | null = null;
+
+function renderHistory(): void {
+  const { history } = state;
+  // progress events re-render the panel many times a second: rebuild the list only when it changed
+  if (renderedHistory && renderedHistory.history === history && renderedHistory.pin === state.continueFrom) return;
+  renderedHistory = { history, pin: state.continueFrom };
+  const list = $('history-list');
+  $('history-note').textContent =
+    history.status === 'loading'
+      ? 'Loading…'
+      : history.status === 'error'
+        ? (history.message ?? '')
+        : history.status === 'ready' && history.entries.length === 0
+          ? 'No edits in this file yet.'
+          : '';
+  list.replaceChildren(
+    ...history.entries.slice(0, 50).map((entry) => {
+      const item = document.createElement('li');
+      const img = document.createElement('img');
+      img.alt = '';
+      const cached = thumbnails.get(entry.resultImageSha256);
+      if (cached) img.src = cached;
+      else void loadThumbnail(entry.resultImageSha256);
+      img.dataset.sha = entry.resultImageSha256;
+      const text = document.createElement('span');
+      text.className = 'history-text';
+      const when = new Date(entry.createdAt);
+      text.textContent = `${entry.instruction ?? '(source)'}`;
+      text.title = `${when.toLocaleString()} · seed ${entry.seed ?? '?'}${entry.variation ? ` · variation ${entry.variation + 1}` : ''}`;
+      const place = document.createElement('button');
+      place.textContent = 'Place';
+      place.title = 'Add this state as a new layer (over the selected layer, or in the middle of the view)';
+      place.onclick = () => void placeFromHistory(entry);
+      const cont = document.createElement('button');
+      cont.textContent = 'Continue';
+      cont.title = 'The next Apply starts from this state (the result goes over the selected layer)';
+      cont.onclick = () =>
+        dispatch({ type: 'continue-from', entry: { editId: entry.id, instruction: entry.instruction ?? '', resultImageSha256: entry.resultImageSha256 } });
+      if (state.continueFrom?.editId === entry.id) item.className = 'pinned';
+      item.append(img, text, place, cont);
+      return item;
+    }),
+  );
+}
+
+async function loadThumbnail(sha256: string): Promise<void> {
+  if (!api || thumbnails.has(sha256)) return;
+  thumbnails.set(sha256, ''); // loading
+  try {
+    const bytes = await api.getBlob(sha256);
+    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'image/png' }));
+    thumbnails.set(sha256, url);
+    for (const img of document.querySelectorAll<HTMLImageElement>(`img[data-sha="${sha256}"]`)) img.src = url;
+  } catch {
+    thumbnails.delete(sha256);
+  }
+}
+
+function render(): void {
+  renderConnection();
+  const sel = state.selection;
+  $('selection-text').textContent = sel ? sel.text : 'Reading the selection…';
+  $('selection').dataset.ready = String(sel?.ready ?? false);
+
+  const pin = state.continueFrom;
+  $('continue-chip').hidden = pin === null;
+  $('continue-text').textContent = pin ? `Continues from the history edit "${pin.instruction}"; the result goes over the selected layer.` : '';
+
+  const masked = sel?.mode === 'masked';
+  $('locality-group').classList.toggle('inactive', !masked);
+  $('locality-note').textContent = masked ? LOCALITY_HELP[$<HTMLSelectElement>('locality').value as (typeof LOCALITIES)[number]] : 'Only matters with a mask: select a shape over the layer too.';
+
+  const phase = state.edit;
+  const active = isActive(phase);
+  $<HTMLButtonElement>('apply').disabled = active || !(sel?.ready ?? false);
+  const cancel = $<HTMLButtonElement>('cancel');
+  cancel.hidden = !active;
+  cancel.disabled = phase.name === 'placing' || ((phase.name === 'queued' || phase.name === 'running') && phase.cancelRequested);
+
+  $('progress').hidden = phase.name === 'idle';
+  $('dismiss').hidden = active;
+  const fraction = progressFraction(phase);
+  const fill = $('progress-fill');
+  fill.classList.toggle('indeterminate', fraction === null && active);
+  fill.style.width = fraction === null ? (active ? '30%' : '0') : `${Math.round(fraction * 100)}%`;
+  const text = $('progress-text');
+  text.textContent = phaseText(phase);
+  text.className = phase.name === 'failed' ? 'error' : '';
+  const previews = $('previews');
+  if (phase.name === 'running') {
+    previews.replaceChildren(
+      ...phase.previews.map((p) => {
+        const img = document.createElement('img');
+        img.src = p.dataUrl;
+        img.alt = `variation ${p.variation + 1}, step ${p.step}`;
+        img.title = img.alt;
+        return img;
+      }),
+    );
+  } else if (phase.name !== 'placing') {
+    previews.replaceChildren(); // the result itself is in the file now
+  }
+  renderHistory();
+}
+
+// ---------------------------------------------------------------------------------------------- wire
+
+function wire(): void {
+  $<HTMLInputElement>('variations').max = String(MAX_VARIATIONS);
+  $<HTMLInputElement>('steps').max = String(MAX_STEPS);
+  $<HTMLInputElement>('spread').value = String(DEFAULT_FORM.spread);
+  $<HTMLInputElement>('strength').value = String(DEFAULT_FORM.strength);
+  $<HTMLInputElement>('variations').value = String(DEFAULT_FORM.variations);
+  $<HTMLInputElement>('steps').value = String(DEFAULT_FORM.steps);
+  $<HTMLSelectElement>('locality').value = DEFAULT_FORM.locality;
+  const showRange = (id: string) => ($(`${id}-out`).textContent = Number($<HTMLInputElement>(id).value).toFixed(2));
+  for (const id of ['spread', 'strength']) {
+    $(id).addEventListener('input', () => showRange(id));
+    showRange(id);
+  }
+  $('locality').addEventListener('change', render);
+  $('apply').addEventListener('click', () => void apply());
+  $('cancel').addEventListener('click', () => run?.cancel());
+  $('instruction').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) {
+      e.preventDefault();
+      void apply();
+    }
+  });
+  $('settings-toggle').addEventListener('click', () => ($('settings').hidden = !$('settings').hidden));
+  $('settings-save').addEventListener('click', saveSettings);
+  $('retry').addEventListener('click', () => void connect());
+  $('history-refresh').addEventListener('click', () => void loadHistory());
+  $('continue-clear').addEventListener('click', () => dispatch({ type: 'continue-from', entry: null }));
+  $('dismiss').addEventListener('click', () => dispatch({ type: 'edit', action: { type: 'dismiss' } }));
+
+  window.addEventListener('message', (event: MessageEvent) => {
+    const data: unknown = event.data;
+    if (data && typeof data === 'object' && 'pluginMessage' in data) bridge.receive((data as { pluginMessage: unknown }).pluginMessage);
+  });
+  render();
+  bridge.send({ type: 'ready', freshDocumentKey: uuid() });
+}
+
+wire();

@@ -1,0 +1,253 @@
+/**
+ * The panel's DOM: binds index.html's elements to the PanelController and renders its state. Plain HTML
+ * elements only (textarea, select, input, button, img, div), which UXP renders natively and Chromium runs
+ * as-is, so the same bundle and page run in the browser harness with fake `photoshop`/`uxp` modules.
+ *
+ * Written against a minimal structural DOM (PanelDocument) rather than UXP's or lib.dom's typings, which
+ * disagree; index.ts passes the real `document`.
+ */
+import { LOCALITIES } from '../../shared/protocol';
+import { DEFAULT_FORM, type EditForm, type Locality, type PanelController, type PanelState } from './controller';
+import { errorMessage } from './errors';
+import type { Settings, SettingsStore } from './settings';
+
+export interface PanelElement {
+  value: string;
+  disabled: boolean;
+  textContent: string | null;
+  className: string;
+  style: { display: string; width: string; paddingLeft: string };
+  setAttribute(name: string, value: string): void;
+  removeAttribute(name: string): void;
+  addEventListener(type: string, listener: (event: unknown) => void): void;
+  appendChild(child: PanelElement): unknown;
+}
+
+export interface PanelDocument {
+  getElementById(id: string): PanelElement | null;
+  createElement(tagName: string): PanelElement;
+}
+
+/** Every element id the panel needs (index.html must define them all). */
+export const PANEL_IDS = [
+  'instruction',
+  'apply',
+  'cancel',
+  'locality',
+  'spread',
+  'spread-value',
+  'strength',
+  'strength-value',
+  'variations',
+  'advanced-toggle',
+  'advanced',
+  'seed',
+  'steps',
+  'status',
+  'error',
+  'warning',
+  'progress',
+  'progress-bar',
+  'preview',
+  'picker',
+  'variation-list',
+  'place-all',
+  'dismiss-variations',
+  'history-title',
+  'history-status',
+  'history-list',
+  'history-refresh',
+  'settings-toggle',
+  'settings',
+  'server-url',
+  'token',
+  'settings-save',
+] as const;
+export type PanelId = (typeof PANEL_IDS)[number];
+
+export interface MountOptions {
+  document: PanelDocument;
+  controller: PanelController;
+  settings: SettingsStore;
+  /** called after settings are loaded or saved, so the API client uses them */
+  onSettings: (settings: Settings) => void;
+}
+
+export function mountPanel(o: MountOptions): void {
+  const el = {} as Record<PanelId, PanelElement>;
+  const missing: string[] = [];
+  for (const id of PANEL_IDS) {
+    const e = o.document.getElementById(id);
+    if (e) el[id] = e;
+    else missing.push(id);
+  }
+  if (missing.length) throw new Error(`index.html lacks element(s) ${missing.join(', ')}`);
+  const { controller } = o;
+  const show = (e: PanelElement, visible: boolean): void => {
+    e.style.display = visible ? '' : 'none';
+  };
+
+  // ---------------------------------------------------------------------------------- form
+
+  el.spread.value = String(Math.round(DEFAULT_FORM.spread * 100));
+  el.strength.value = String(Math.round(DEFAULT_FORM.strength * 100));
+  el.variations.value = String(DEFAULT_FORM.variations);
+  el.steps.value = String(DEFAULT_FORM.steps);
+  el.locality.value = DEFAULT_FORM.locality;
+  const showSliders = (): void => {
+    el['spread-value'].textContent = (Number(el.spread.value) / 100).toFixed(2);
+    el['strength-value'].textContent = (Number(el.strength.value) / 100).toFixed(2);
+  };
+  el.spread.addEventListener('input', showSliders);
+  el.strength.addEventListener('input', showSliders);
+  showSliders();
+
+  const readForm = (): EditForm => {
+    const locality = (LOCALITIES as readonly string[]).includes(el.locality.value) ? (el.locality.value as Locality) : DEFAULT_FORM.locality;
+    const seed = el.seed.value.trim();
+    return {
+      instruction: el.instruction.value,
+      locality,
+      spread: Number(el.spread.value) / 100,
+      strength: Number(el.strength.value) / 100,
+      variations: Number(el.variations.value),
+      seed: seed === '' ? null : Number(seed),
+      steps: Number(el.steps.value),
+    };
+  };
+
+  el.apply.addEventListener('click', () => void controller.apply(readForm()));
+  el.instruction.addEventListener('keydown', (event) => {
+    const e = event as { key?: string; metaKey?: boolean; ctrlKey?: boolean };
+    if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) void controller.apply(readForm());
+  });
+  el.cancel.addEventListener('click', () => void controller.cancel());
+
+  let advancedOpen = false;
+  show(el.advanced, false);
+  el['advanced-toggle'].addEventListener('click', () => {
+    advancedOpen = !advancedOpen;
+    show(el.advanced, advancedOpen);
+    el['advanced-toggle'].textContent = advancedOpen ? 'Advanced ▾' : 'Advanced ▸';
+  });
+
+  // ---------------------------------------------------------------------------------- variations, history
+
+  el['place-all'].addEventListener('click', () => void controller.placeVariations('all'));
+  el['dismiss-variations'].addEventListener('click', () => controller.dismissVariations());
+  el['history-refresh'].addEventListener('click', () => void controller.refreshHistory());
+
+  // ---------------------------------------------------------------------------------- settings
+
+  let settingsOpen = false;
+  show(el.settings, false);
+  el['settings-toggle'].addEventListener('click', () => {
+    settingsOpen = !settingsOpen;
+    show(el.settings, settingsOpen);
+  });
+  o.settings.load().then(
+    (s) => {
+      el['server-url'].value = s.serverUrl;
+      el.token.value = s.token;
+      o.onSettings(s);
+      void controller.refreshHistory();
+    },
+    (err: unknown) => {
+      el.error.textContent = `Could not load the settings: ${errorMessage(err)}`;
+      show(el.error, true);
+    },
+  );
+  el['settings-save'].addEventListener('click', () => {
+    const s: Settings = { serverUrl: el['server-url'].value, token: el.token.value };
+    o.settings.save(s).then(
+      () => {
+        o.onSettings(s);
+        controller.serverChanged();
+        void controller.testConnection().then(() => controller.refreshHistory());
+      },
+      (err: unknown) => {
+        el.error.textContent = `Could not save the settings: ${errorMessage(err)}`;
+        show(el.error, true);
+      },
+    );
+  });
+
+  // ---------------------------------------------------------------------------------- render
+
+  let shownVariations: PanelState['variations'] | null = null;
+  let shownHistory: PanelState['history'] | null = null;
+  let shownHistoryBusy: boolean | null = null;
+
+  const render = (s: PanelState): void => {
+    el.apply.disabled = s.busy;
+    el.cancel.disabled = !s.canCancel;
+    show(el.cancel, s.busy);
+    el.status.textContent = s.status + (s.seed !== null && (s.phase === 'done' || s.phase === 'picking') ? ` (seed ${s.seed})` : '');
+    el.error.textContent = s.error ?? '';
+    show(el.error, s.error !== null);
+    el.warning.textContent = s.warning ?? '';
+    show(el.warning, s.warning !== null);
+
+    const p = s.progress;
+    show(el.progress, s.busy && (s.phase === 'queued' || s.phase === 'running' || s.phase === 'downloading' || s.phase === 'placing'));
+    el['progress-bar'].style.width = p && p.totalSteps > 0 ? `${Math.round((100 * p.step) / p.totalSteps)}%` : '0%';
+    if (s.preview) el.preview.setAttribute('src', s.preview);
+    else el.preview.removeAttribute('src');
+    show(el.preview, s.preview !== null);
+
+    show(el.picker, s.variations.length > 0);
+    el['place-all'].disabled = s.busy;
+    el['dismiss-variations'].disabled = s.busy;
+    if (s.variations !== shownVariations || shownHistoryBusy !== s.busy) renderVariations(s);
+    if (s.history !== shownHistory || shownHistoryBusy !== s.busy) renderHistory(s);
+    shownHistoryBusy = s.busy;
+    el['history-title'].textContent = s.historyTitle ? `History of ${s.historyTitle}` : 'History';
+    el['history-status'].textContent = s.historyStatus ?? '';
+    show(el['history-status'], s.historyStatus !== null);
+  };
+
+  const renderVariations = (s: PanelState): void => {
+    shownVariations = s.variations;
+    const list = el['variation-list'];
+    list.textContent = '';
+    for (const v of s.variations) {
+      const item = o.document.createElement('div');
+      item.className = 'variation';
+      const img = o.document.createElement('img');
+      img.className = 'thumb';
+      if (v.thumbnail) img.setAttribute('src', v.thumbnail);
+      const button = o.document.createElement('button');
+      button.textContent = v.placed ? `#${v.index + 1} placed` : `Place #${v.index + 1}`;
+      button.disabled = s.busy;
+      button.addEventListener('click', () => void controller.placeVariations([v.index]));
+      item.appendChild(img);
+      item.appendChild(button);
+      list.appendChild(item);
+    }
+  };
+
+  const renderHistory = (s: PanelState): void => {
+    shownHistory = s.history;
+    const list = el['history-list'];
+    list.textContent = '';
+    for (const h of s.history) {
+      const row = o.document.createElement('div');
+      row.className = h.current ? 'history-item current' : 'history-item';
+      row.style.paddingLeft = `${Math.min(h.depth, 8) * 10}px`;
+      const label = o.document.createElement('span');
+      label.className = 'history-label';
+      const meta = [h.variation !== null && h.kind === 'edit' ? `#${h.variation + 1}` : '', h.seed !== null ? `seed ${h.seed}` : ''].filter(Boolean).join(', ');
+      label.textContent = `${h.current ? '● ' : ''}${h.label}${meta ? ` (${meta})` : ''}`;
+      const button = o.document.createElement('button');
+      button.textContent = 'Continue from here';
+      button.disabled = s.busy;
+      button.addEventListener('click', () => void controller.continueFrom(h.editId));
+      row.appendChild(label);
+      row.appendChild(button);
+      list.appendChild(row);
+    }
+  };
+
+  controller.subscribe(render);
+  render(controller.getState());
+}

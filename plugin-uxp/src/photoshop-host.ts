@@ -1,0 +1,352 @@
+/**
+ * The real PhotoshopHost: a thin pass-through to Photoshop's UXP modules (research/host_apis.md B5-B11).
+ * Requires Photoshop 24.4+ (imaging); XMP needs 25.0+ (UXP 7.2) and reports HostUnsupportedError before.
+ * Not covered by unit tests (they run the logic against test/unit/plugin-uxp/fake-photoshop.ts); the points
+ * marked [UNVERIFIED] in the research brief are handled defensively here.
+ */
+import { action, app, constants, core, imaging } from 'photoshop';
+import type { Document } from 'photoshop/dom/Document';
+import type { Layer } from 'photoshop/dom/Layer';
+import * as uxp from 'uxp';
+import { MESSAGES, UserError } from './errors';
+import {
+  HostUnsupportedError,
+  type Bounds,
+  type ComponentSize,
+  type CreateImageDataOptions,
+  type DocumentMode,
+  type GetPixelsOptions,
+  type GetSelectionOptions,
+  type HistorySuspension,
+  type HostDocument,
+  type HostImageData,
+  type HostLayer,
+  type PhotoshopHost,
+  type PixelsResult,
+  type PutOptions,
+} from './host';
+
+/** The plugin's XMP namespace (properties documentKey, layerEdits: see identity.ts). */
+export const XMP_NAMESPACE = 'http://ns.layerloop.dev/photoshop/1.0/';
+export const XMP_PREFIX = 'layerloop';
+
+type PsImageData = Awaited<ReturnType<typeof imaging.createImageDataFromBuffer>>;
+
+/** The parts of require('uxp').xmp used here (the shipped typings declare `xmp` several times over). */
+interface XmpProperty {
+  value: unknown;
+}
+interface XmpMetaInstance {
+  getProperty(ns: string, name: string): XmpProperty | undefined;
+  setProperty(ns: string, name: string, value: string): void;
+  serialize(): string;
+}
+interface XmpModule {
+  XMPMeta: { new (packet?: string): XmpMetaInstance; registerNamespace(ns: string, prefix: string): string };
+}
+
+const GRAY_PROFILE = 'Gray Gamma 2.2';
+
+export class UxpPhotoshopHost implements PhotoshopHost {
+  /** wrapper -> Photoshop's image data (putPixels/putLayerMask need the original) */
+  private readonly raw = new WeakMap<HostImageData, PsImageData>();
+
+  activeDocument(): HostDocument | null {
+    let doc: Document | null;
+    try {
+      doc = app.activeDocument ?? null; // null on some versions, a throw on others, when nothing is open
+    } catch {
+      doc = null;
+    }
+    return doc ? toHostDocument(doc) : null;
+  }
+
+  activeLayers(documentID: number): HostLayer[] {
+    const doc = this.doc(documentID);
+    const out: HostLayer[] = [];
+    const layers = doc.activeLayers;
+    for (let i = 0; i < layers.length; i++) out.push(toHostLayer(layers[i]));
+    return out;
+  }
+
+  findLayer(documentID: number, layerID: number): HostLayer | null {
+    const doc = this.docOrNull(documentID);
+    const layer = doc ? findLayer(doc, layerID) : null;
+    return layer ? toHostLayer(layer) : null;
+  }
+
+  layerIds(documentID: number): number[] {
+    const ids: number[] = [];
+    const walk = (layers: ArrayLike<Layer> | null): void => {
+      if (!layers) return;
+      for (let i = 0; i < layers.length; i++) {
+        ids.push(layers[i].id);
+        walk(layers[i].layers);
+      }
+    };
+    walk(this.doc(documentID).layers);
+    return ids;
+  }
+
+  async selectionBounds(documentID: number): Promise<Bounds | null> {
+    const doc = this.doc(documentID);
+    const selection = (doc as { selection?: { bounds: Bounds | null } }).selection; // Document.selection: PS 25.0+
+    if (selection !== undefined) return selection.bounds ? plainBounds(selection.bounds) : null;
+    // 24.4-24.x: ask for the document's selection property; absent when nothing is selected
+    const [result] = await action.batchPlay(
+      [{ _obj: 'get', _target: [{ _property: 'selection' }, { _ref: 'document', _id: documentID }] }],
+      { synchronousExecution: false },
+    );
+    const rect = result?.selection as Record<string, unknown> | undefined;
+    if (!rect || typeof rect !== 'object') return null;
+    const px = (v: unknown): number => (typeof v === 'number' ? v : Number((v as { _value?: unknown } | undefined)?._value));
+    const b = { left: px(rect.left), top: px(rect.top), right: px(rect.right), bottom: px(rect.bottom) };
+    return [b.left, b.top, b.right, b.bottom].every(Number.isFinite) ? b : null;
+  }
+
+  async getPixels(o: GetPixelsOptions): Promise<PixelsResult> {
+    const r = await imaging.getPixels({
+      documentID: o.documentID,
+      layerID: o.layerID,
+      sourceBounds: o.sourceBounds,
+      componentSize: o.componentSize,
+    });
+    return { imageData: this.wrap(r.imageData), sourceBounds: plainBounds(r.sourceBounds) };
+  }
+
+  async getSelection(o: GetSelectionOptions): Promise<PixelsResult> {
+    const r = await imaging.getSelection({ documentID: o.documentID, sourceBounds: o.sourceBounds });
+    return { imageData: this.wrap(r.imageData), sourceBounds: plainBounds(r.sourceBounds) };
+  }
+
+  async readXmpProperty(documentID: number, name: string): Promise<string | null> {
+    const meta = await this.readXmp(documentID);
+    const prop = meta.getProperty(XMP_NAMESPACE, name);
+    return prop && prop.value !== undefined && prop.value !== null ? String(prop.value) : null;
+  }
+
+  async createImageData(data: Uint8Array, o: CreateImageDataOptions): Promise<HostImageData> {
+    const gray = o.components === 1;
+    const img = await imaging.createImageDataFromBuffer(data, {
+      width: o.width,
+      height: o.height,
+      components: o.components,
+      chunky: true,
+      colorSpace: gray ? 'Grayscale' : 'RGB',
+      colorProfile: gray ? GRAY_PROFILE : o.colorProfile || undefined,
+    });
+    return this.wrap(img);
+  }
+
+  async executeAsModal<T>(commandName: string, fn: (context: import('./host').ModalContext) => Promise<T>): Promise<T> {
+    try {
+      return await core.executeAsModal(
+        async (ctx) =>
+          fn({
+            get isCancelled() {
+              return ctx.isCancelled;
+            },
+            suspendHistory: (documentID: number, name: string) => ctx.hostControl.suspendHistory({ documentID, name }),
+            resumeHistory: (s: HistorySuspension, commit: boolean) =>
+              ctx.hostControl.resumeHistory({ historySuspensionID: s.historySuspensionID }, commit),
+          }),
+        { commandName },
+      );
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      // Adobe's sample: error number 9 = "host is in a modal state" (another plugin or a dialog)
+      if ((err as { number?: unknown } | null)?.number === 9) throw new UserError(MESSAGES.photoshopBusy);
+      throw err;
+    }
+  }
+
+  async createPixelLayer(documentID: number, name: string): Promise<HostLayer> {
+    const layer = await this.doc(documentID).createPixelLayer({ name });
+    if (!layer) throw new Error('Photoshop did not create the result layer');
+    return toHostLayer(layer);
+  }
+
+  async moveLayerAbove(documentID: number, layerID: number, targetID: number): Promise<void> {
+    const doc = this.doc(documentID);
+    const layer = findLayer(doc, layerID);
+    const target = findLayer(doc, targetID);
+    if (!layer || !target) throw new Error(`cannot move layer ${layerID} above ${targetID}: not found`);
+    layer.move(target, constants.ElementPlacement.PLACEBEFORE);
+  }
+
+  async putPixels(o: PutOptions): Promise<void> {
+    await imaging.putPixels({
+      documentID: o.documentID,
+      layerID: o.layerID,
+      imageData: this.unwrap(o.imageData),
+      targetBounds: o.targetBounds,
+      replace: true,
+    });
+  }
+
+  async putLayerMask(o: PutOptions): Promise<void> {
+    // Whether putLayerMask creates a missing mask is contradictory in the field (research B6/B8): make one
+    // first (reveal all) when the layer has none.
+    const [info] = await action.batchPlay(
+      [{ _obj: 'get', _target: [{ _property: 'hasUserMask' }, { _ref: 'layer', _id: o.layerID }, { _ref: 'document', _id: o.documentID }] }],
+      {},
+    );
+    if (!info?.hasUserMask) {
+      await this.selectLayer(o.documentID, o.layerID);
+      checkBatchPlay(
+        await action.batchPlay(
+          [
+            {
+              _obj: 'make',
+              new: { _class: 'channel' },
+              at: { _ref: 'channel', _enum: 'channel', _value: 'mask' },
+              using: { _enum: 'userMaskEnabled', _value: 'revealAll' },
+            },
+          ],
+          {},
+        ),
+        'creating the layer mask',
+      );
+    }
+    await imaging.putLayerMask({
+      documentID: o.documentID,
+      layerID: o.layerID,
+      kind: 'user',
+      imageData: this.unwrap(o.imageData),
+      targetBounds: o.targetBounds,
+      replace: true,
+    });
+  }
+
+  async selectLayer(documentID: number, layerID: number): Promise<void> {
+    const doc = this.doc(documentID);
+    if (app.activeDocument?.id !== documentID) app.activeDocument = doc; // batchPlay acts on the active document
+    checkBatchPlay(
+      await action.batchPlay([{ _obj: 'select', _target: [{ _ref: 'layer', _id: layerID }], makeVisible: false }], {}),
+      'selecting the result layer',
+    );
+  }
+
+  async writeXmpProperties(documentID: number, properties: Readonly<Record<string, string>>): Promise<void> {
+    const meta = await this.readXmp(documentID);
+    for (const [name, value] of Object.entries(properties)) meta.setProperty(XMP_NAMESPACE, name, value);
+    const packet = meta.serialize();
+    const target = [{ _ref: 'property', _property: 'XMPMetadataAsUTF8' }, { _ref: 'document', _id: documentID }];
+    // Adobe's XMP guide and plugins in the field disagree on the `to` class (research B11): try both.
+    const first = await action.batchPlay([{ _obj: 'set', _target: target, to: { _obj: 'document', XMPMetadataAsUTF8: packet } }], {});
+    if (first[0]?._obj !== 'error') return;
+    checkBatchPlay(
+      await action.batchPlay([{ _obj: 'set', _target: target, to: { _obj: 'XMPMetadataAsUTF8', XMPMetadataAsUTF8: packet } }], {}),
+      "writing the document's XMP",
+    );
+  }
+
+  // ------------------------------------------------------------------------------------ helpers
+
+  private async readXmp(documentID: number): Promise<XmpMetaInstance> {
+    const xmp = (uxp as unknown as { xmp?: Partial<XmpModule> }).xmp;
+    if (!xmp || typeof xmp.XMPMeta !== 'function') {
+      throw new HostUnsupportedError('XMP metadata needs Photoshop 25.0 or later');
+    }
+    let packet: unknown;
+    try {
+      const [r] = await action.batchPlay(
+        [{ _obj: 'get', _target: [{ _property: 'XMPMetadataAsUTF8' }, { _ref: 'document', _id: documentID }] }],
+        {},
+      );
+      if (r?._obj === 'error') throw new Error(String(r.message ?? 'batchPlay error'));
+      packet = r?.XMPMetadataAsUTF8;
+      xmp.XMPMeta.registerNamespace(XMP_NAMESPACE, XMP_PREFIX);
+      return typeof packet === 'string' && packet ? new xmp.XMPMeta(packet) : new xmp.XMPMeta();
+    } catch (err) {
+      throw new HostUnsupportedError(`reading the document's XMP failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private doc(documentID: number): Document {
+    const doc = this.docOrNull(documentID);
+    if (!doc) throw new UserError(MESSAGES.sourceGone);
+    return doc;
+  }
+
+  private docOrNull(documentID: number): Document | null {
+    const docs = app.documents;
+    for (let i = 0; i < docs.length; i++) if (docs[i].id === documentID) return docs[i];
+    return null;
+  }
+
+  private wrap(img: PsImageData): HostImageData {
+    const wrapped: HostImageData = {
+      width: img.width,
+      height: img.height,
+      components: img.components,
+      componentSize: img.componentSize as ComponentSize,
+      colorProfile: img.colorProfile ?? '',
+      getData: () => img.getData({ chunky: true }),
+      dispose: () => {
+        // typed Promise<void>, documented as synchronous
+        void Promise.resolve(img.dispose()).catch(() => undefined);
+      },
+    };
+    this.raw.set(wrapped, img);
+    return wrapped;
+  }
+
+  private unwrap(data: HostImageData): PsImageData {
+    const img = this.raw.get(data);
+    if (!img) throw new Error('image data was not created by this host');
+    return img;
+  }
+}
+
+function checkBatchPlay(results: ReadonlyArray<{ _obj: string; message?: unknown }>, what: string): void {
+  const bad = results.find((r) => r?._obj === 'error');
+  if (bad) throw new Error(`${what} failed: ${String(bad.message ?? 'batchPlay error')}`);
+}
+
+function findLayer(doc: Document, layerID: number): Layer | null {
+  const walk = (layers: ArrayLike<Layer> | null): Layer | null => {
+    if (!layers) return null;
+    for (let i = 0; i < layers.length; i++) {
+      if (layers[i].id === layerID) return layers[i];
+      const hit = walk(layers[i].layers);
+      if (hit) return hit;
+    }
+    return null;
+  };
+  return walk(doc.layers);
+}
+
+function plainBounds(b: Bounds): Bounds {
+  return { left: b.left, top: b.top, right: b.right, bottom: b.bottom };
+}
+
+const BITS: Record<string, HostDocument['bitsPerChannel']> = { bitDepth1: 1, bitDepth8: 8, bitDepth16: 16, bitDepth32: 32 };
+
+function toHostDocument(doc: Document): HostDocument {
+  let colorProfile = '';
+  try {
+    colorProfile = doc.colorProfileName ?? '';
+  } catch {
+    colorProfile = '';
+  }
+  return {
+    id: doc.id,
+    title: doc.title,
+    width: doc.width,
+    height: doc.height,
+    mode: doc.mode as string as DocumentMode,
+    bitsPerChannel: BITS[doc.bitsPerChannel as string] ?? 8,
+    colorProfile,
+  };
+}
+
+function toHostLayer(layer: Layer): HostLayer {
+  return {
+    id: layer.id,
+    name: layer.name,
+    kind: layer.kind as string,
+    bounds: plainBounds(layer.boundsNoEffects),
+    isBackground: layer.isBackgroundLayer,
+  };
+}

@@ -1,0 +1,315 @@
+/**
+ * The playground page (GET /) in headless Chromium, driven with playwright-core against the real server
+ * process: upload an image, paint a mask over the circle, apply an instruction, watch progress and a preview,
+ * see the result and the history tree, continue from the result node, and check what the page sent through
+ * the tRPC API. Screenshots go to test-artifacts/ (git-ignored).
+ *
+ * Needs Debian's Chromium at /usr/bin/chromium (`apt-get install chromium`; .ci/run installs it). Without it
+ * the suite is skipped with a message, except in CI (process.env.CI set), where it fails.
+ *
+ * Like server.test.ts, nothing depends on specific pixels of the model's output, only on behaviour and ids.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createTRPCClient, httpLink } from '@trpc/client';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import type { AppRouter } from '../../server/api/router';
+import { MAX_INSTRUCTION_LENGTH, MAX_SEED, MAX_STEPS, MAX_VARIATIONS } from '../../shared/protocol';
+import { ROOT, startServer, type ServerProcess } from '../support/server';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--headless=new', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
+const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
+const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+/** centres of shapes-128.png's circle and square, in image pixels */
+const CIRCLE = { x: 40, y: 44 };
+const SQUARE = { x: 91, y: 84 };
+
+const haveChromium = fs.existsSync(CHROMIUM);
+const inCI = Boolean(process.env.CI);
+if (!haveChromium && !inCI) {
+  console.warn(`playground e2e test SKIPPED: ${CHROMIUM} is missing (install it with: apt-get install chromium). In CI it fails instead.`);
+}
+const describeInBrowser = haveChromium || inCI ? describe : describe.skip;
+
+type Client = ReturnType<typeof makeClient>;
+function makeClient(url: string) {
+  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${url}/trpc` })] });
+}
+
+/**
+ * The page's state, read through strings so this file needs no DOM typings (the root tsconfig has none).
+ * (page.evaluate of a string goes through the DevTools protocol; waitForFunction would eval() inside the page,
+ * which the page's Content-Security-Policy refuses, as it should.)
+ */
+function read<T>(page: Page, expression: string): Promise<T> {
+  return page.evaluate<T>(expression);
+}
+
+/** One mouse stroke around `at` (image pixels) on the mask canvas, which shows the 128 px image scaled up. */
+async function paintAround(page: Page, at: { x: number; y: number }): Promise<void> {
+  const box = (await page.locator('#mask').boundingBox())!;
+  const scale = box.width / 128;
+  expect(scale).toBeGreaterThan(1); // the small image is shown enlarged: the mapping must account for it
+  const screen = (x: number, y: number) => [box.x + x * scale, box.y + y * scale] as const;
+  await page.mouse.move(...screen(at.x - 8, at.y - 6));
+  await page.mouse.down();
+  for (const [dx, dy] of [[8, -6], [8, 6], [-8, 6], [0, 0]]) await page.mouse.move(...screen(at.x + dx, at.y + dy), { steps: 6 });
+  await page.mouse.up();
+}
+
+/** The mask overlay's alpha (the mask value) at an image pixel: the canvas has the image's size. */
+function alphaAt(page: Page, x: number, y: number): Promise<number> {
+  return read<number>(page, `document.getElementById('mask').getContext('2d').getImageData(${x}, ${y}, 1, 1).data[3]`);
+}
+
+async function waitUntil(page: Page, expression: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await read<boolean>(page, expression))) {
+    if (Date.now() > deadline) throw new Error(`still false after ${timeoutMs} ms: ${expression}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describeInBrowser('playground page in Chromium', () => {
+  let server: ServerProcess;
+  let client: Client;
+  let profile: string;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+  let sourceId: string;
+  let firstEditId: string;
+
+  beforeAll(async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Chromium before the tests (.ci/run does: apt-get install chromium)`);
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    server = await startServer();
+    client = makeClient(server.url);
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-chromium-'));
+    // headless comes from CHROMIUM_ARGS ('--headless=new'), so Playwright must not add its own flag
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: false,
+      viewport: { width: 1280, height: 860 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    if (server) {
+      expect((await server.stop()).code).toBe(0);
+      fs.rmSync(server.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  afterEach(() => {
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('serves the page at / without a token, with inputs bounded by the protocol limits', async () => {
+    const res = await page.goto(server.url);
+    expect(res?.status()).toBe(200);
+    expect(res?.headers()['content-type']).toBe('text/html; charset=utf-8');
+    await page.getByText(/Connected · tiny-pix2pix on cpu/).waitFor();
+    await page.getByText(/^Document [0-9a-f]{8}$/).waitFor();
+    expect(await page.getByRole('button', { name: 'Apply' }).isDisabled()).toBe(true); // no image yet
+    // the HTML repeats a few limits of shared/protocol.ts as input bounds: keep them in step
+    const attr = (selector: string, name: string) => page.locator(selector).getAttribute(name);
+    expect(Number(await attr('#opt-steps', 'max'))).toBe(MAX_STEPS);
+    expect(Number(await attr('#opt-variations', 'max'))).toBe(MAX_VARIATIONS);
+    expect(Number(await attr('#opt-seed', 'max'))).toBe(MAX_SEED);
+    expect(Number(await attr('#instruction', 'maxlength'))).toBe(MAX_INSTRUCTION_LENGTH);
+  });
+
+  it("shows the server's message when an upload is refused", async () => {
+    const junk = Buffer.from('this is not a PNG');
+    const direct = await fetch(`${server.url}/v1/blobs`, { method: 'PUT', headers: { 'Content-Type': 'image/png' }, body: junk });
+    const { error } = (await direct.json()) as { error: string };
+    expect(direct.status).toBeGreaterThanOrEqual(400);
+    await page.locator('#file').setInputFiles({ name: 'broken.png', mimeType: 'image/png', buffer: junk });
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.textContent()).toContain(`Upload failed: ${error}`);
+    await page.getByRole('button', { name: 'Dismiss the error' }).click();
+    await alert.waitFor({ state: 'hidden' });
+  });
+
+  it('uploads an image, paints a mask over the circle, applies an edit with progress and previews', async () => {
+    await page.locator('#file').setInputFiles(FIXTURE);
+    await page.locator('#canvas-wrap').waitFor();
+    await waitUntil(page, "document.getElementById('image').naturalWidth === 128");
+
+    await page.locator('#brush-size').fill('100');
+    await paintAround(page, CIRCLE);
+    // the overlay canvas has the image's size: the circle is painted, the square (around 90,90) is not
+    expect(await alphaAt(page, CIRCLE.x, CIRCLE.y)).toBe(255);
+    expect(await alphaAt(page, SQUARE.x, SQUARE.y)).toBe(0);
+    await page.getByText(/Only the painted area changes/).waitFor();
+
+    await page.getByLabel('Instruction').fill('make the circle blue');
+    await page.getByText('Advanced').click();
+    await page.getByLabel('Steps').fill('8');
+
+    // every text the progress line shows, and every preview, even if the edit outruns the polling below
+    await read(page, `(() => {
+      window.__seen = { texts: [], previews: 0 };
+      new MutationObserver(() => window.__seen.texts.push(document.getElementById('progress-text').textContent))
+        .observe(document.getElementById('progress-text'), { childList: true, characterData: true, subtree: true });
+      new MutationObserver(() => { if (document.getElementById('preview').src.startsWith('data:image/png;base64,')) window.__seen.previews++; })
+        .observe(document.getElementById('preview'), { attributes: true, attributeFilter: ['src'] });
+    })()`);
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await waitUntil(page, "window.__seen.previews > 0 && document.getElementById('progress').value > 0");
+    await page.screenshot({ path: path.join(ARTIFACTS, 'playground-progress.png') });
+
+    await page.getByText(/^Done in [\d.]+ s · seed \d+$/).waitFor();
+    const seen = await read<{ texts: string[]; previews: number }>(page, 'window.__seen');
+    expect(seen.texts).toContainEqual(expect.stringMatching(/^Step \d of 8 · seed \d+$/));
+    expect(seen.previews).toBeGreaterThan(0);
+
+    const thumb = page.locator('#results button[data-node-id]');
+    await thumb.first().waitFor();
+    expect(await thumb.count()).toBe(1);
+    await page.locator('#results img[src^="blob:"]').first().waitFor(); // GET /v1/blobs/:sha, shown
+  });
+
+  it('shows the history tree source -> edit, and continues from a clicked node', async () => {
+    const source = page.locator('#history > li > button[data-kind="source"]');
+    const edit = page.locator('#history > li > ul > li > button[data-kind="edit"]');
+    await edit.waitFor();
+    expect(await source.count()).toBe(1);
+    expect(await edit.count()).toBe(1);
+    sourceId = (await source.getAttribute('data-node-id'))!;
+    firstEditId = (await edit.getAttribute('data-node-id'))!;
+    expect(await edit.getAttribute('data-parent-id')).toBe(sourceId);
+    expect(await edit.textContent()).toContain('make the circle blue');
+
+    // click the source (it becomes current), then the edit: the next Apply continues from the edit
+    await source.click();
+    await page.locator(`#history button[data-node-id="${sourceId}"][aria-current="true"]`).waitFor();
+    await edit.click();
+    await page.locator(`#history button[data-node-id="${firstEditId}"][aria-current="true"]`).waitFor();
+
+    // a new mask, over the square
+    await page.getByRole('button', { name: 'Clear' }).click();
+    expect(await alphaAt(page, CIRCLE.x, CIRCLE.y)).toBe(0);
+    await paintAround(page, SQUARE);
+    await page.getByLabel('Instruction').fill('make the square green');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const second = page.locator(`#history button[data-kind="edit"][data-parent-id="${firstEditId}"]`);
+    await second.waitFor();
+    expect(await second.textContent()).toContain('make the square green');
+    // nested in the first edit's list item (source > edit > edit), and shown as the current image
+    const nested = page.locator('#history > li > ul > li > ul > li > button');
+    expect(await nested.count()).toBe(1);
+    expect(await nested.getAttribute('data-node-id')).toBe(await second.getAttribute('data-node-id'));
+    await page.locator('#history button[aria-current="true"][data-kind="edit"]').filter({ hasText: 'make the square green' }).waitFor();
+    await page.getByText(/^Done in /).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'playground-done.png') });
+  });
+
+  it('sent what the page showed: the tree, the instructions and a grayscale mask of the image size over the circle', async () => {
+    const key = await read<string>(page, "localStorage.getItem('layerloop.playground.documentKey')");
+    const { documentId, created } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: key });
+    expect(created).toBe(false);
+    const { nodes } = await client.documents.history.query({ documentId });
+    expect(nodes.map((n) => [n.kind, n.parentId, n.instruction])).toEqual([
+      ['source', null, null],
+      ['edit', sourceId, 'make the circle blue'],
+      ['edit', firstEditId, 'make the square green'],
+    ]);
+    expect(nodes[0].id).toBe(sourceId);
+    expect(nodes[1].id).toBe(firstEditId);
+    expect(nodes[1].options.steps).toBe(8);
+    expect(nodes[2].conditioning).toBe('latent'); // continued from the stored edit, not re-uploaded pixels
+
+    const mask = async (sha256: string) => {
+      const res = await fetch(`${server.url}/v1/blobs/${sha256}`);
+      const { data, info } = await sharp(Buffer.from(await res.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.height]).toEqual([128, 128]);
+      return (x: number, y: number) => data[(y * info.width + x) * info.channels];
+    };
+    const first = await mask(nodes[1].regions[0].maskSha256!);
+    expect([first(CIRCLE.x, CIRCLE.y), first(SQUARE.x, SQUARE.y), first(40, 100)]).toEqual([255, 0, 0]); // circle, square, triangle
+    const soft = Array.from({ length: 128 }, (_, x) => first(x, CIRCLE.y)).filter((v) => v > 0 && v < 255);
+    expect(soft.length).toBeGreaterThan(0); // a soft brush leaves partial values at the stroke's edge
+    const second = await mask(nodes[2].regions[0].maskSha256!);
+    expect([second(CIRCLE.x, CIRCLE.y), second(SQUARE.x, SQUARE.y)]).toEqual([0, 255]);
+  });
+
+  it('keeps the document and the current node across a reload', async () => {
+    const current = await page.locator('#history button[aria-current="true"]').getAttribute('data-node-id');
+    await page.reload();
+    await page.locator('#history button[data-kind="edit"]').nth(1).waitFor();
+    expect(await page.locator('#history button[data-node-id]').count()).toBe(3);
+    await page.locator(`#history button[data-node-id="${current}"][aria-current="true"]`).waitFor();
+    await page.locator('#canvas-wrap').waitFor();
+  });
+
+  it('takes an image dropped on the stage; the same pixels show as their existing source node', async () => {
+    const key = await read<string>(page, "localStorage.getItem('layerloop.playground.documentKey')");
+    const { documentId } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: key });
+    const sourceSha = (await client.documents.history.query({ documentId })).nodes[0].resultImageSha256;
+    const files = await page.evaluateHandle(`(async () => {
+      const bytes = await (await fetch('/v1/blobs/${sourceSha}')).blob();
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+      return dt;
+    })()`);
+    await page.locator('#stage').dispatchEvent('drop', { dataTransfer: files });
+    await page.locator(`#history button[data-node-id="${sourceId}"][aria-current="true"]`).waitFor();
+    expect(await page.locator('#image-info').textContent()).toBe('dropped.png · 128×128');
+  });
+
+  it('cancels a running edit', async () => {
+    await page.getByLabel('Instruction').fill('make the triangle purple');
+    await page.getByText('Advanced').click(); // closed again after the reload
+    await page.getByLabel('Steps').fill(String(MAX_STEPS));
+    await page.getByLabel('Variations').fill(String(MAX_VARIATIONS));
+    await page.getByRole('button', { name: 'Apply' }).click();
+    const cancel = page.getByRole('button', { name: 'Cancel' });
+    await waitUntil(page, "document.getElementById('progress').value > 0");
+    await cancel.click();
+    await page.getByText('Cancelled.').waitFor();
+    expect(await cancel.isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Apply' }).isDisabled()).toBe(false);
+    expect(await page.locator('#history button[data-node-id]').count()).toBe(3);
+  });
+
+  it('works with a server that needs a token, once it is entered in the settings', async () => {
+    const token = 'playground-token-0123456789';
+    const guarded = await startServer({ token });
+    const tab = await context.newPage(); // another port, another origin: its own local storage
+    tab.on('pageerror', (err) => pageErrors.push(err.message));
+    try {
+      await tab.goto(guarded.url); // the page itself needs no token
+      await tab.getByText(/needs an access token: enter it under Settings/).waitFor();
+      expect(await tab.getByRole('alert').textContent()).toMatch(/Could not open the document: .*requires a token/);
+      await tab.getByLabel('Access token').fill(token); // the settings opened themselves
+      await tab.getByRole('button', { name: 'Save' }).click();
+      await tab.getByText(/^Document [0-9a-f]{8}$/).waitFor();
+      await tab.getByText(/Connected · tiny-pix2pix/).waitFor();
+
+      await tab.locator('#file').setInputFiles(FIXTURE); // PUT with Authorization
+      await tab.locator('#canvas-wrap').waitFor();
+      await waitUntil(tab, "document.getElementById('image').naturalWidth === 128"); // GET with Authorization
+      await tab.getByLabel('Instruction').fill('make the circle blue');
+      await tab.getByText('Advanced').click();
+      await tab.getByLabel('Steps').fill('2');
+      await tab.getByRole('button', { name: 'Apply' }).click(); // no mask: the whole image
+      await tab.getByText(/^Done in /).waitFor(); // the progress stream authenticated with connectionParams.token
+      await tab.locator('#history button[data-kind="edit"]').waitFor();
+    } finally {
+      await tab.close();
+      expect((await guarded.stop()).code).toBe(0);
+      fs.rmSync(guarded.dataDir, { recursive: true, force: true });
+    }
+  });
+});

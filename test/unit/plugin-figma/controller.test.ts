@@ -1,0 +1,210 @@
+import { MainController, UI_SIZE } from '../../../plugin-figma/src/controller';
+import { MASK_FRAME_NAME } from '../../../plugin-figma/src/mask';
+import type { MainToUi, MainToUiOf } from '../../../plugin-figma/src/messages';
+import { decodeFakePng, FakeFigma, fakePng } from './fake-figma';
+
+const KEY = '44444444-4444-4444-8444-444444444444';
+const DOC = '11111111-1111-4111-8111-111111111111';
+const EDIT = '33333333-3333-4333-8333-333333333333';
+
+function setup() {
+  const figma = new FakeFigma();
+  const main = new MainController(figma);
+  main.start();
+  return { figma, main };
+}
+
+function last<T extends MainToUi['type']>(figma: FakeFigma, type: T): MainToUiOf<T> {
+  const found = figma.uiMessages.filter((m) => m.type === type);
+  if (found.length === 0) throw new Error(`no ${type} message; got ${figma.uiMessages.map((m) => m.type).join(', ')}`);
+  return found[found.length - 1] as MainToUiOf<T>;
+}
+
+describe('the main thread', () => {
+  it('opens the panel and says nothing before the UI is ready', async () => {
+    const { figma, main } = setup();
+    expect(figma.shownUi).toEqual(UI_SIZE);
+    figma.setSelection(figma.photo());
+    await main.pushSelection();
+    expect(figma.uiMessages).toEqual([]);
+  });
+
+  it('answers ready with init: default settings, a document key, the selection; writes nothing to the file', async () => {
+    const { figma, main } = setup();
+    await main.handle({ type: 'ready', freshDocumentKey: KEY });
+    expect(figma.uiMessages).toEqual([
+      {
+        type: 'init',
+        settings: { serverUrl: 'http://localhost:7860', token: '' },
+        documentKey: KEY,
+        documentId: null,
+        selection: {
+          ready: false,
+          text: 'Select a layer to edit. To change only part of it, also select a shape drawn over that part.',
+          mode: null,
+          continues: false,
+          sourceName: null,
+          maskName: null,
+        },
+      },
+    ]);
+    expect(figma.rootData.size).toBe(0);
+    expect(figma.log).toEqual([]);
+  });
+
+  it('keeps the file’s key and document id, and the user’s settings', async () => {
+    const { figma, main } = setup();
+    figma.rootData.set('hostDocumentKey', 'existing-key');
+    figma.rootData.set('documentId', DOC);
+    await main.handle({ type: 'save-settings', settings: { serverUrl: 'https://gpu.example.com/', token: 'secret' } });
+    expect(figma.storage.get('settings')).toEqual({ serverUrl: 'https://gpu.example.com', token: 'secret' });
+    await main.handle({ type: 'ready', freshDocumentKey: KEY });
+    expect(last(figma, 'init')).toMatchObject({ documentKey: 'existing-key', documentId: DOC, settings: { serverUrl: 'https://gpu.example.com', token: 'secret' } });
+  });
+
+  it('falls back to default settings when the stored ones are unreadable', async () => {
+    const { figma, main } = setup();
+    figma.storage.set('settings', { serverUrl: 'ftp://nope', token: 3 });
+    await main.handle({ type: 'ready', freshDocumentKey: KEY });
+    expect(last(figma, 'init').settings).toEqual({ serverUrl: 'http://localhost:7860', token: '' });
+  });
+
+  it('tells the UI what each new selection will do', async () => {
+    const { figma, main } = setup();
+    await main.handle({ type: 'ready', freshDocumentKey: KEY });
+    const photo = figma.photo({ name: 'Photo', width: 200, height: 100 });
+    figma.setSelection(photo);
+    await main.pushSelection();
+    expect(last(figma, 'selection').selection).toMatchObject({ ready: true, mode: 'global', sourceName: 'Photo' });
+    figma.tag(photo, DOC, EDIT);
+    await main.handle({ type: 'document-opened', documentId: DOC });
+    expect(last(figma, 'selection').selection).toMatchObject({ ready: true, continues: true });
+  });
+
+  it('reports malformed messages instead of acting on them', async () => {
+    const { figma, main } = setup();
+    await main.handle({ type: 'prepare-edit', requestId: '', continueFrom: null });
+    await main.handle({ type: 'launch-missiles' });
+    await main.handle('hello');
+    expect(figma.uiMessages.map((m) => m.type)).toEqual(['error', 'error', 'error']);
+    expect(last(figma, 'error').message).toMatch(/^ignored a malformed UI message \(without a type\)/);
+  });
+
+  describe('prepare-edit', () => {
+    it('a global edit: the layer’s PNG and its size, parent source, no mask', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      const photo = figma.photo({ name: 'Photo', width: 200, height: 100 });
+      figma.setSelection(photo);
+      await main.handle({ type: 'prepare-edit', requestId: 'r1', continueFrom: null });
+      const inputs = last(figma, 'edit-inputs');
+      expect(inputs).toMatchObject({ requestId: 'r1', sourceNodeId: photo.id, sourceName: 'Photo', parent: { kind: 'source' }, mask: null });
+      expect(inputs.image).toMatchObject({ width: 200, height: 100 });
+      expect(decodeFakePng(inputs.image!.png).scene.name).toBe('Photo');
+    });
+
+    it('a masked edit: a mask PNG of the same size; no temporary frame left', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      const photo = figma.photo({ name: 'Photo', width: 200, height: 100 });
+      const blob = figma.ellipse({ name: 'Blob', x: 20, y: 20, width: 30, height: 30 });
+      figma.setSelection(blob, photo);
+      await main.handle({ type: 'prepare-edit', requestId: 'r2', continueFrom: null });
+      const inputs = last(figma, 'edit-inputs');
+      expect(inputs.mask).toMatchObject({ width: 200, height: 100 });
+      expect(decodeFakePng(inputs.mask!.png).scene.children[0].bounds).toEqual({ x: 20, y: 20, width: 30, height: 30 });
+      expect(figma.all().some((n) => n.name === MASK_FRAME_NAME)).toBe(false);
+    });
+
+    it('a result layer: continues from its edit and sends its current pixels', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      await main.handle({ type: 'document-opened', documentId: DOC });
+      const result = figma.photo({ name: 'make it blue', width: 64, height: 64 });
+      figma.tag(result, DOC, EDIT);
+      figma.setSelection(result);
+      await main.handle({ type: 'prepare-edit', requestId: 'r3', continueFrom: null });
+      const inputs = last(figma, 'edit-inputs');
+      expect(inputs.parent).toEqual({ kind: 'edit', editId: EDIT });
+      expect(inputs.image).toMatchObject({ width: 64, height: 64 });
+    });
+
+    it('a pinned history edit: that edit is the parent and no pixels are exported', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      const photo = figma.photo({ width: 64, height: 64 });
+      figma.setSelection(photo);
+      await main.handle({ type: 'prepare-edit', requestId: 'r4', continueFrom: { editId: EDIT } });
+      const inputs = last(figma, 'edit-inputs');
+      expect(inputs).toMatchObject({ parent: { kind: 'edit', editId: EDIT }, image: null, mask: null, sourceNodeId: photo.id });
+      expect(figma.log.some((l) => l.startsWith('export:'))).toBe(false);
+    });
+
+    it('an unusable selection or a failed export: request-failed with a message for the user', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      await main.handle({ type: 'prepare-edit', requestId: 'r5', continueFrom: null });
+      expect(last(figma, 'request-failed')).toEqual({
+        type: 'request-failed',
+        requestId: 'r5',
+        message: 'Select a layer to edit. To change only part of it, also select a shape drawn over that part.',
+      });
+      const photo = figma.photo({ name: 'Photo' });
+      figma.setSelection(photo);
+      figma.failExportOf = photo.id;
+      await main.handle({ type: 'prepare-edit', requestId: 'r6', continueFrom: null });
+      expect(last(figma, 'request-failed')).toEqual({ type: 'request-failed', requestId: 'r6', message: 'Figma could not export "Photo": export failed (simulated)' });
+    });
+  });
+
+  describe('place-results', () => {
+    it('places, answers with the layer ids, and stores the file’s key and document id with it', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      await main.handle({ type: 'document-opened', documentId: DOC });
+      expect(figma.rootData.size).toBe(0);
+      const photo = figma.photo({ width: 200, height: 100 });
+      await main.handle({
+        type: 'place-results',
+        requestId: 'p1',
+        target: { kind: 'node', nodeId: photo.id },
+        instruction: 'make it pop',
+        documentId: DOC,
+        results: [{ editId: EDIT, png: fakePng(200, 100) }],
+      });
+      const placed = last(figma, 'placed');
+      expect(placed.requestId).toBe('p1');
+      expect(figma.get(placed.nodeIds[0]).name).toBe('make it pop');
+      expect(Object.fromEntries(figma.rootData)).toEqual({ hostDocumentKey: KEY, documentId: DOC });
+      // the file writes are part of the result's undo step
+      expect(figma.log.indexOf('rootData:hostDocumentKey')).toBeLessThan(figma.log.indexOf('commit'));
+    });
+
+    it('a placement that fails: request-failed, nothing added', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      const photo = figma.photo({ width: 200, height: 100 });
+      const before = figma.all().length;
+      await main.handle({
+        type: 'place-results',
+        requestId: 'p2',
+        target: { kind: 'node', nodeId: photo.id },
+        instruction: 'x',
+        documentId: DOC,
+        results: [{ editId: EDIT, png: new Uint8Array([1, 2, 3]) }],
+      });
+      expect(last(figma, 'request-failed')).toEqual({
+        type: 'request-failed',
+        requestId: 'p2',
+        message: 'Figma could not take the result image (Image type is unsupported). Nothing was added.',
+      });
+      expect(figma.all()).toHaveLength(before);
+    });
+  });
+
+  it('shows notifications the UI asks for', async () => {
+    const { figma, main } = setup();
+    await main.handle({ type: 'notify', message: 'done', error: false });
+    expect(figma.notifications).toEqual([{ message: 'done', error: false }]);
+  });
+});

@@ -1,0 +1,260 @@
+import { ApiError } from '../../../plugin-uxp/src/api';
+import { DEFAULT_FORM, PanelController, historyItems, optionsFromForm, type EditForm, type PanelState } from '../../../plugin-uxp/src/controller';
+import { DocumentRecords, XMP_DOCUMENT_KEY, XMP_LAYER_EDITS, parseEditRecords } from '../../../plugin-uxp/src/identity';
+import { FakeApi, PREVIEW, fakeEdit, snapshot } from './fake-api';
+import { FakePhotoshop, type FakeDocumentSpec } from './fake-photoshop';
+import { at, gradient, pixels8, selection } from './fixtures';
+
+let uuidCounter = 0;
+const uuid = () => `00000000-0000-4000-8000-${String(++uuidCounter).padStart(12, '0')}`;
+
+function setup(spec: Partial<FakeDocumentSpec> = {}) {
+  const fake = new FakePhotoshop();
+  const doc = fake.addDocument({
+    title: 'cat.psd',
+    width: 16,
+    height: 12,
+    layers: [{ name: 'photo', pixels: pixels8(2, 2, 8, 6, gradient) }, { name: 'Background', isBackground: true, pixels: pixels8(0, 0, 16, 12, () => [255, 255, 255, 255]) }],
+    active: ['photo'],
+    ...spec,
+  });
+  const api = new FakeApi();
+  const records = new DocumentRecords(fake, uuid, 'sess');
+  const controller = new PanelController({ host: fake, api, records, sleep: async () => undefined });
+  const states: PanelState[] = [];
+  controller.subscribe((s) => states.push(s));
+  return { fake, doc, api, controller, states };
+}
+
+const form = (patch: Partial<EditForm> = {}): EditForm => ({ ...DEFAULT_FORM, instruction: 'make it red', ...patch });
+
+describe('Apply', () => {
+  it('captures, uploads, polls and places the result above the source with the selection as its mask', async () => {
+    const sel = selection({ left: 0, top: 0, right: 6, bottom: 16 }, (x) => (x < 4 ? 255 : 90));
+    const { fake, doc, api, controller, states } = setup({ selection: sel });
+    await controller.apply(form({ steps: 12, strength: 0.8, spread: 0.25, locality: 'blend', seed: 42 }));
+
+    const s = controller.getState();
+    expect(s.error).toBeNull();
+    expect(s.phase).toBe('done');
+    expect(s.busy).toBe(false);
+    expect(fake.stack(doc)).toEqual(['make it red', 'photo', 'Background']);
+    const layer = fake.layerByName(doc, 'make it red');
+    expect(layer.pixels).toMatchObject({ left: 2, top: 2, width: 8, height: 6 });
+    const src = pixels8(2, 2, 8, 6, gradient);
+    expect(Array.from(layer.pixels!.data)).toEqual(Array.from(fakeEdit({ width: 8, height: 6, rgba: src.data as Uint8Array }, 0).rgba));
+    // mask: the selection inside the layer (x 2..9): 255 for x < 4, 90 for 4..5, 0 beyond
+    expect(Array.from(layer.mask!.data.subarray(0, 8))).toEqual([255, 255, 90, 90, 0, 0, 0, 0]);
+    expect(doc.history).toEqual(['Open', 'layerloop: make it red']);
+    expect(fake.liveImageData()).toBe(0);
+
+    // the request
+    const req = api.jobs[0].request;
+    expect(req.parent).toEqual({ kind: 'source', imageSha256: api.uploads[0] });
+    expect(req.regions).toEqual([{ instruction: 'make it red', maskSha256: api.uploads[1] }]);
+    expect(req.options).toEqual({ steps: 12, locality: 'blend', spread: 0.25, strength: 0.8, variations: 1, seed: 42 });
+    const mask = api.blobs.get(api.uploads[1])!;
+    expect(at(mask.rgba, 8, 0, 0)).toEqual([255, 255, 255, 255]);
+    expect(at(mask.rgba, 8, 2, 0)).toEqual([90, 90, 90, 255]);
+    expect(at(mask.rgba, 8, 7, 5)).toEqual([0, 0, 0, 255]);
+    expect(api.documents.get(doc.xmp.get(XMP_DOCUMENT_KEY)!)).toBe(req.documentId);
+
+    // progress went queued -> running with previews
+    const phases = states.map((x) => x.phase).filter((p, i, all) => p !== all[i - 1]);
+    expect(phases).toEqual(['capturing', 'uploading', 'queued', 'running', 'downloading', 'placing', 'done']);
+    expect(states.some((x) => x.phase === 'queued' && x.queuePosition === 1)).toBe(true);
+    expect(states.some((x) => x.phase === 'running' && x.preview === PREVIEW(5) && x.progress?.step === 5)).toBe(true);
+    expect(states.some((x) => x.phase === 'running' && x.preview === PREVIEW(10) && x.progress?.step === 10)).toBe(true);
+    expect(s.seed).toBe(42);
+    // history: the source and the edit, newest first, the edit marked current (its layer is active)
+    expect(s.history.map((h) => [h.kind, h.label, h.depth, h.current])).toEqual([
+      ['edit', 'make it red', 1, true],
+      ['source', 'Original layer', 0, false],
+    ]);
+  });
+
+  it('continues from the stored edit when a result layer is selected', async () => {
+    const { fake, doc, api, controller } = setup();
+    await controller.apply(form());
+    const firstEdit = api.jobs[0];
+    expect(doc.activeLayerIds).toEqual([fake.layerByName(doc, 'make it red').id]);
+    await controller.apply(form({ instruction: 'now blue' }));
+    expect(controller.getState().error).toBeNull();
+    const second = api.jobs[1].request;
+    const pixelsUpload = api.uploads[api.uploads.length - 1];
+    const firstEditId = api.nodes.find((n) => n.kind === 'edit' && n.instruction === 'make it red')!.id;
+    expect(second.parent).toEqual({ kind: 'edit', editId: firstEditId, pixelsSha256: pixelsUpload });
+    // the layer's pixels as uploaded are exactly the stored result: the server can reuse the latent
+    expect(pixelsUpload).toBe(api.nodes.find((n) => n.id === firstEditId)!.resultImageSha256);
+    expect(second.documentId).toBe(firstEdit.request.documentId);
+    expect(fake.stack(doc)).toEqual(['now blue', 'make it red', 'photo', 'Background']);
+    expect(second.regions[0].maskSha256).toBeNull(); // no selection: a global edit
+  });
+
+  it('keeps continuing after saving and reopening the document', async () => {
+    const { fake, doc, api, controller } = setup();
+    await controller.apply(form());
+    const reopened = fake.saveAndReopen(doc);
+    const again = new PanelController({ host: fake, api, records: new DocumentRecords(fake, uuid, 'sess-2'), sleep: async () => undefined });
+    await again.apply(form({ instruction: 'now blue' }));
+    expect(api.jobs[1].request.parent.kind).toBe('edit');
+    expect(api.jobs[1].request.documentId).toBe(api.jobs[0].request.documentId);
+    expect(fake.stack(reopened)[0]).toBe('now blue');
+  });
+
+  it('falls back to the layer pixels when the server does not know the parent edit', async () => {
+    const { api, controller } = setup();
+    await controller.apply(form());
+    api.failCreate = new ApiError('edit not found', 'NOT_FOUND', 404);
+    await controller.apply(form({ instruction: 'again' }));
+    expect(controller.getState().error).toBeNull();
+    expect(controller.getState().warning).toMatch(/starting from the layer's pixels/);
+    expect(api.jobs[1].request.parent).toEqual({ kind: 'source', imageSha256: api.uploads[api.uploads.length - 1] });
+  });
+
+  it('shows a failed job\'s message and changes nothing', async () => {
+    const { doc, api, controller } = setup();
+    api.script = (job) => [snapshot(job.id, job.request.documentId, { state: 'running' }), snapshot(job.id, job.request.documentId, { state: 'failed', error: 'the GPU ran out of memory: try fewer variations' })];
+    await controller.apply(form());
+    expect(controller.getState()).toMatchObject({ phase: 'failed', busy: false, error: 'the GPU ran out of memory: try fewer variations' });
+    expect(doc.history).toEqual(['Open']);
+  });
+
+  it('shows clear messages without calling the server for what cannot be edited', async () => {
+    const { api, controller } = setup({ layers: [{ name: 'Title', kind: 'text' }], active: ['Title'] });
+    await controller.apply(form());
+    expect(controller.getState()).toMatchObject({ phase: 'failed', error: expect.stringMatching(/"Title" is a text layer/) });
+    await controller.apply(form({ instruction: '   ' }));
+    expect(controller.getState().error).toMatch(/Type an instruction/);
+    await controller.apply(form({ steps: 0 }));
+    expect(controller.getState().error).toBe('options.steps must be an integer between 1 and 100, got 0'.replace('options.', ''));
+    expect(api.uploads).toHaveLength(0);
+    expect(api.jobs).toHaveLength(0);
+  });
+
+  it('says so when no document is open', async () => {
+    const fake = new FakePhotoshop();
+    const controller = new PanelController({ host: fake, api: new FakeApi(), records: new DocumentRecords(fake, uuid, 's'), sleep: async () => undefined });
+    await controller.apply(form());
+    expect(controller.getState().error).toMatch(/No document is open/);
+    expect(controller.getState().historyStatus).toMatch(/No document is open/);
+  });
+});
+
+describe('Cancel', () => {
+  it('cancels a running job: no layer, state cancelled', async () => {
+    const { doc, api, controller } = setup();
+    api.script = (job) => [
+      snapshot(job.id, job.request.documentId, { state: 'running', progress: { step: 1, totalSteps: 20, variation: 0 } }),
+      snapshot(job.id, job.request.documentId, { state: 'running', progress: { step: 2, totalSteps: 20, variation: 0 } }),
+    ];
+    const cancelSpy = jest.spyOn(api, 'cancelJob');
+    controller.subscribe((s) => {
+      if (s.phase === 'running' && s.progress?.step === 2 && s.canCancel) void controller.cancel();
+    });
+    await controller.apply(form());
+    expect(cancelSpy).toHaveBeenCalledTimes(1);
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', busy: false, status: 'Cancelled.' });
+    expect(doc.history).toEqual(['Open']);
+  });
+
+  it('cancels before the job exists (during the upload) without creating it', async () => {
+    const { api, controller } = setup();
+    const upload = api.uploadRgba.bind(api);
+    api.uploadRgba = async (...args) => {
+      void controller.cancel();
+      return upload(...args);
+    };
+    await controller.apply(form());
+    expect(controller.getState().phase).toBe('cancelled');
+    expect(api.jobs).toHaveLength(0);
+  });
+
+  it('does not place a result that finished before the cancel arrived', async () => {
+    const { doc, api, controller } = setup();
+    api.cancelJob = async () => undefined; // too late: the server finishes anyway
+    controller.subscribe((s) => {
+      if (s.phase === 'running' && s.canCancel) void controller.cancel();
+    });
+    await controller.apply(form());
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', status: expect.stringMatching(/already finished: it is in the history list/) });
+    expect(doc.history).toEqual(['Open']);
+  });
+});
+
+describe('variations', () => {
+  it('lets the user pick one, then place all, each its own layer', async () => {
+    const { fake, doc, api, controller } = setup();
+    await controller.apply(form({ variations: 3 }));
+    let s = controller.getState();
+    expect(s.phase).toBe('picking');
+    expect(s.variations.map((v) => v.index)).toEqual([0, 1, 2]);
+    await new Promise((r) => setImmediate(r)); // thumbnails load in the background
+    expect(controller.getState().variations.every((v) => v.thumbnail?.startsWith('data:image/png;base64,THUMB'))).toBe(true);
+    expect(doc.history).toEqual(['Open']);
+
+    await controller.placeVariations([1]);
+    s = controller.getState();
+    expect(s.error).toBeNull();
+    expect(fake.stack(doc)).toEqual(['make it red #2', 'photo', 'Background']);
+    const v2 = fake.layerByName(doc, 'make it red #2');
+    expect(v2.pixels!.data[1]).toBe(10); // variation 1's G
+    expect(s.variations.map((v) => v.placed)).toEqual([false, true, false]);
+    // every variation's place is stored with it, so unplaced ones restore at the right spot after reopening
+    expect(Object.values(parseEditRecords(doc.xmp.get(XMP_LAYER_EDITS)!).places)).toEqual([[2, 2], [2, 2], [2, 2]]);
+    expect(s.phase).toBe('picking');
+
+    await controller.placeVariations('all');
+    // every placement goes directly above the source layer
+    expect(fake.stack(doc)).toEqual(['make it red #2', 'make it red #3', 'make it red #2', 'make it red #1', 'photo', 'Background']);
+    expect(doc.history).toEqual(['Open', 'layerloop: make it red', 'layerloop: make it red']);
+    controller.dismissVariations();
+    expect(controller.getState()).toMatchObject({ phase: 'idle', variations: [] });
+    expect(api.jobs).toHaveLength(1);
+  });
+});
+
+describe('history', () => {
+  it('"continue from here" restores an entry as a layer at its place, mapped to the edit', async () => {
+    const { fake, doc, api, controller } = setup();
+    await controller.apply(form({ variations: 2 }));
+    controller.dismissVariations(); // placed none
+    await controller.refreshHistory();
+    const second = controller.getState().history.find((h) => h.variation === 1)!;
+    doc.activeLayerIds = [fake.layerByName(doc, 'Background').id];
+    await controller.continueFrom(second.editId);
+    expect(controller.getState().error).toBeNull();
+    expect(fake.stack(doc)).toEqual(['photo', 'make it red (from history)', 'Background']);
+    const restored = fake.layerByName(doc, 'make it red (from history)');
+    expect(restored.pixels).toMatchObject({ left: 2, top: 2, width: 8, height: 6 }); // where the edit was made (recorded place)
+    expect(restored.mask).toBeNull();
+    expect(doc.history).toEqual(['Open', 'layerloop: restore make it red']);
+    // the restored layer is active; the next Apply continues from that edit
+    await controller.apply(form({ instruction: 'sharper' }));
+    expect(api.jobs[1].request.parent).toMatchObject({ kind: 'edit', editId: second.editId });
+  });
+
+  it('shows nothing for a document that has never been edited, without creating it on the server', async () => {
+    const { api, controller } = setup();
+    await controller.refreshHistory();
+    expect(controller.getState()).toMatchObject({ history: [], historyTitle: 'cat.psd', historyStatus: 'No layerloop edits in this document yet.' });
+    expect(api.documents.size).toBe(0);
+  });
+
+  it('orders entries newest first with their depth in the tree', () => {
+    const n = (id: string, parentId: string | null, kind: 'source' | 'edit' = 'edit') => ({ id, parentId, kind, instruction: kind === 'edit' ? id : null, seed: 1, variation: 0, resultImageSha256: '', createdAt: '' });
+    const items = historyItems([n('s', null, 'source'), n('a', 's'), n('b', 'a'), n('c', 's')], 'b');
+    expect(items.map((i) => [i.editId, i.depth, i.current])).toEqual([
+      ['c', 1, false],
+      ['b', 2, true],
+      ['a', 1, false],
+      ['s', 0, false],
+    ]);
+  });
+});
+
+it('validates options with the shared schema', () => {
+  expect(optionsFromForm(form({ seed: null }))).toEqual({ steps: 20, locality: 'both', spread: 0, strength: 1, variations: 1 });
+  expect(() => optionsFromForm(form({ variations: 9 }))).toThrow('variations must be an integer between 1 and 8, got 9');
+  expect(() => optionsFromForm(form({ strength: 0 }))).toThrow('strength must be a number greater than 0 and at most 1, got 0');
+});
