@@ -9,38 +9,19 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink, TRPCClientError } from '@trpc/client';
+import { createTRPCClient, httpSubscriptionLink, TRPCClientError } from '@trpc/client';
 import { EventSource } from 'eventsource';
 import sharp from 'sharp';
 import type { AppRouter } from '../../server/api/router';
 import { openStore } from '../../server/store';
 import type { EditRequestInput, JobEvent, JobSnapshot } from '../../shared/protocol';
-import { ROOT, MAIN, startServer, type ServerProcess } from '../support/server';
+import { ROOT, MAIN, makeClient, startServer, type Client, type ServerProcess } from '../support/server';
 
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 const TOKEN = 'test-token-0123456789';
 
 // ------------------------------------------------------------------------------------------ helpers
 
-function makeClient(url: string, token?: string) {
-  const auth: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
-  return createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
-        condition: (op) => op.type === 'subscription',
-        true: httpSubscriptionLink({
-          url: `${url}/trpc`,
-          EventSource,
-          eventSourceOptions: {
-            fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...auth } }),
-          },
-        }),
-        false: httpLink({ url: `${url}/trpc`, headers: auth }),
-      }),
-    ],
-  });
-}
-type Client = ReturnType<typeof makeClient>;
 
 async function expectTRPCError(p: Promise<unknown>, code: string, message: RegExp): Promise<TRPCClientError<AppRouter>> {
   try {
