@@ -147,8 +147,8 @@ export class UxpPhotoshopHost implements PhotoshopHost {
               return ctx.isCancelled;
             },
             suspendHistory: (documentID: number, name: string) => ctx.hostControl.suspendHistory({ documentID, name }),
-            resumeHistory: (s: HistorySuspension, commit: boolean) =>
-              ctx.hostControl.resumeHistory({ historySuspensionID: s.historySuspensionID }, commit),
+            // hand back exactly what suspendHistory returned (Adobe's samples do; its shape differs by version)
+            resumeHistory: (s: HistorySuspension, commit: boolean) => ctx.hostControl.resumeHistory(s, commit),
           }),
         { commandName },
       );
