@@ -17,29 +17,18 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext, type Frame, type Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
 import { decodeImage, type RgbaImage } from '../../server/imaging/image';
+import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
 import { makeClient, ROOT, startServer, type Client, type ServerProcess } from '../support/server';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless=new', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const CODE_JS = path.join(ROOT, 'plugin-figma', 'dist', 'code.js');
 const UI_HTML = path.join(ROOT, 'plugin-figma', 'dist', 'ui.html');
 const FAKE_FIGMA = path.join(__dirname, 'figma-harness', 'fake-figma.js');
-/** where the harness puts the source layer on the page, and the circle's box in the image (fake-figma.js) */
+/** where the harness puts the source layer on the page (fake-figma.js) */
 const SOURCE_BOUNDS = { x: 100, y: 50, width: 128, height: 128 };
-const CIRCLE_BOX = { x0: 22, y0: 26, x1: 58, y1: 62 };
-
-const haveChromium = fs.existsSync(CHROMIUM);
-const inCI = Boolean(process.env.CI);
-if (!haveChromium && !inCI) {
-  console.warn(`Figma plugin e2e test SKIPPED: ${CHROMIUM} is missing (install it with: apt-get install chromium). In CI it fails instead.`);
-}
-const describeInBrowser = haveChromium || inCI ? describe : describe.skip;
 
 interface Layer {
   id: string;
@@ -83,18 +72,8 @@ function startHarness(serverUrl: string): Promise<{ url: string; close: () => Pr
   });
 }
 
-/** page.evaluate of a string goes through the DevTools protocol (the panel's CSP refuses eval). */
-function read<T>(target: Page | Frame, expression: string): Promise<T> {
-  return target.evaluate<T>(expression);
-}
-
-async function waitUntil(target: Page | Frame, expression: string, timeoutMs = 45_000, pollMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await read<boolean>(target, expression))) {
-    if (Date.now() > deadline) throw new Error(`still false after ${timeoutMs} ms: ${expression}`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
+/** polled often enough to catch a step of an 8-step tiny-model edit for the progress screenshot */
+const waitUntil = (target: Page | Frame, expression: string) => waitFor(target, expression, { pollMs: 10 });
 
 const layers = (page: Page) => read<Layer[]>(page, 'window.__figma.layers()');
 
@@ -107,32 +86,21 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
   let server: ServerProcess;
   let client: Client;
   let harness: { url: string; close: () => Promise<void> };
-  let profile: string;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
   let panel: Frame;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Chromium before the tests (.ci/run does: apt-get install chromium)`);
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    browser = await launchBrowser({ viewport: { width: 360, height: 760 } });
+    ({ page, pageErrors } = browser);
     server = await startServer();
     client = makeClient(server.url);
     harness = await startHarness(server.url);
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: false, // '--headless=new' is in CHROMIUM_ARGS
-      viewport: { width: 360, height: 760 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => pageErrors.push(err.message));
   });
 
   afterAll(async () => {
-    await context?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
     await harness?.close();
     if (server) {
       expect((await server.stop()).code).toBe(0);

@@ -10,43 +10,17 @@
  * Like server.test.ts, nothing depends on specific pixels of the model's output, only on behaviour and ids.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { createTRPCClient, httpLink } from '@trpc/client';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import sharp from 'sharp';
-import type { AppRouter } from '../../server/api/router';
 import { MAX_INSTRUCTION_LENGTH, MAX_SEED, MAX_STEPS, MAX_VARIATIONS } from '../../shared/protocol';
-import { ROOT, startServer, type ServerProcess } from '../support/server';
+import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
+import { ROOT, makeClient, startServer, type Client, type ServerProcess } from '../support/server';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless=new', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 /** centres of shapes-128.png's circle and square, in image pixels */
 const CIRCLE = { x: 40, y: 44 };
 const SQUARE = { x: 91, y: 84 };
-
-const haveChromium = fs.existsSync(CHROMIUM);
-const inCI = Boolean(process.env.CI);
-if (!haveChromium && !inCI) {
-  console.warn(`playground e2e test SKIPPED: ${CHROMIUM} is missing (install it with: apt-get install chromium). In CI it fails instead.`);
-}
-const describeInBrowser = haveChromium || inCI ? describe : describe.skip;
-
-type Client = ReturnType<typeof makeClient>;
-function makeClient(url: string) {
-  return createTRPCClient<AppRouter>({ links: [httpLink({ url: `${url}/trpc` })] });
-}
-
-/**
- * The page's state, read through strings so this file needs no DOM typings (the root tsconfig has none).
- * (page.evaluate of a string goes through the DevTools protocol; waitForFunction would eval() inside the page,
- * which the page's Content-Security-Policy refuses, as it should.)
- */
-function read<T>(page: Page, expression: string): Promise<T> {
-  return page.evaluate<T>(expression);
-}
 
 /** One mouse stroke around `at` (image pixels) on the mask canvas, which shows the 128 px image scaled up. */
 async function paintAround(page: Page, at: { x: number; y: number }): Promise<void> {
@@ -65,44 +39,26 @@ function alphaAt(page: Page, x: number, y: number): Promise<number> {
   return read<number>(page, `document.getElementById('mask').getContext('2d').getImageData(${x}, ${y}, 1, 1).data[3]`);
 }
 
-async function waitUntil(page: Page, expression: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await read<boolean>(page, expression))) {
-    if (Date.now() > deadline) throw new Error(`still false after ${timeoutMs} ms: ${expression}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitUntil = (page: Page, expression: string) => waitFor(page, expression, { timeoutMs: 60_000, pollMs: 25 });
 
 describeInBrowser('playground page in Chromium', () => {
   let server: ServerProcess;
   let client: Client;
-  let profile: string;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
   let sourceId: string;
   let firstEditId: string;
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Chromium before the tests (.ci/run does: apt-get install chromium)`);
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    browser = await launchBrowser({ viewport: { width: 1280, height: 860 } });
+    ({ page, pageErrors } = browser);
     server = await startServer();
     client = makeClient(server.url);
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-chromium-'));
-    // headless comes from CHROMIUM_ARGS ('--headless=new'), so Playwright must not add its own flag
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: false,
-      viewport: { width: 1280, height: 860 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => pageErrors.push(err.message));
   });
 
   afterAll(async () => {
-    await context?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
     if (server) {
       expect((await server.stop()).code).toBe(0);
       fs.rmSync(server.dataDir, { recursive: true, force: true });
@@ -286,7 +242,7 @@ describeInBrowser('playground page in Chromium', () => {
   it('works with a server that needs a token, once it is entered in the settings', async () => {
     const token = 'playground-token-0123456789';
     const guarded = await startServer({ token });
-    const tab = await context.newPage(); // another port, another origin: its own local storage
+    const tab = await browser.context.newPage(); // another port, another origin: its own local storage
     tab.on('pageerror', (err) => pageErrors.push(err.message));
     try {
       await tab.goto(guarded.url); // the page itself needs no token

@@ -13,31 +13,21 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import sharp from 'sharp';
+import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
 import { ROOT, makeClient, startServer, type ServerProcess } from '../support/server';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--headless=new', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 const PLUGIN_DIR = path.join(ROOT, 'plugin-uxp');
 const FAKE = path.join(ROOT, 'test', 'e2e', 'uxp-harness', 'fake-photoshop.js');
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
-const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const XMP_NS = 'http://ns.layerloop.dev/photoshop/1.0/';
 /** the fixture's offset in the document, and its shapes' centres in document pixels */
 const OFFSET = { x: 16, y: 6 };
 const CIRCLE = { x: 40 + OFFSET.x, y: 44 + OFFSET.y };
 const SQUARE = { x: 91 + OFFSET.x, y: 84 + OFFSET.y };
-
-const haveChromium = fs.existsSync(CHROMIUM);
-const inCI = Boolean(process.env.CI);
-if (!haveChromium && !inCI) {
-  console.warn(`UXP plugin e2e test SKIPPED: ${CHROMIUM} is missing (install it with: apt-get install chromium). In CI it fails instead.`);
-}
-const describeInBrowser = haveChromium || inCI ? describe : describe.skip;
 
 interface Bounds {
   left: number;
@@ -53,20 +43,11 @@ interface Dump {
   layers: { id: number; name: string; bounds: Bounds; rgba: number[]; mask: number[] | null }[];
 }
 
-function read<T>(page: Page, expression: string): Promise<T> {
-  return page.evaluate<T>(expression);
-}
-
-async function waitUntil(page: Page, expression: string, timeoutMs = 45_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await read<boolean>(page, expression))) {
-    if (Date.now() > deadline) {
-      const status = await read<string>(page, "document.getElementById('status').textContent + ' | ' + document.getElementById('error').textContent");
-      throw new Error(`still false after ${timeoutMs} ms: ${expression} (panel: ${status})`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** on timeout, say what the panel showed */
+const waitUntil = (page: Page, expression: string) =>
+  waitFor(page, expression, {
+    explain: async () => `panel: ${await read<string>(page, "document.getElementById('status').textContent + ' | ' + document.getElementById('error').textContent")}`,
+  });
 
 /** Serves plugin-uxp/ (index.html, dist/index.js) on 127.0.0.1. */
 function serveDir(dir: string): Promise<{ url: string; close: () => Promise<void> }> {
@@ -138,36 +119,26 @@ function blueness(d: Dump, layerId: number, selection: number[]): number {
 describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () => {
   let server: ServerProcess;
   let files: { url: string; close: () => Promise<void> };
-  let profile: string;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  const pageErrors: string[] = [];
+  let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: CI must install Chromium before the tests (.ci/run does: apt-get install chromium)`);
     if (!fs.existsSync(path.join(PLUGIN_DIR, 'dist', 'index.js'))) throw new Error('plugin-uxp/dist/index.js is missing: run npm run build');
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
     [server, files] = await Promise.all([startServer(), serveDir(PLUGIN_DIR)]);
     const { data, info } = await sharp(FIXTURE).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: false,
+    browser = await launchBrowser({
       viewport: { width: 1000, height: 760 },
+      initScripts: [{ content: `window.__LL_FIXTURE = ${JSON.stringify({ width: info.width, height: info.height, rgba: data.toString('base64') })};` }, { path: FAKE }],
     });
-    await context.addInitScript({ content: `window.__LL_FIXTURE = ${JSON.stringify({ width: info.width, height: info.height, rgba: data.toString('base64') })};` });
-    await context.addInitScript({ path: FAKE });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => pageErrors.push(err.message));
+    ({ page, pageErrors } = browser);
     page.on('response', (res) => {
       if (res.status() >= 400) pageErrors.push(`${res.status()} from ${res.request().method()} ${res.url()}`);
     });
   }, 90_000);
 
   afterAll(async () => {
-    await context?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
     await files?.close();
     if (server) {
       expect((await server.stop()).code).toBe(0);
