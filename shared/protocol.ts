@@ -84,9 +84,12 @@ function uuidField(name: string, hint: string) {
   return z.uuid({ error: (iss) => `${name} must be a UUID ${hint}, got ${show(iss.input)}` });
 }
 
+/** Lowercase hex SHA-256: blob ids everywhere (strict on purpose: the server uses them as file names). */
+export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+
 export const sha256Schema = z
   .string({ error: (iss) => `expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs), got ${show(iss.input)}` })
-  .regex(/^[0-9a-f]{64}$/, {
+  .regex(SHA256_PATTERN, {
     error: (iss) => `expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs), got ${show(iss.input)}`,
   });
 

@@ -9,6 +9,7 @@
  * them so the schema and the type cannot drift apart.
  */
 import { z } from 'zod';
+import { JOB_STATES, SHA256_PATTERN } from '../../shared/protocol';
 
 // ---------------------------------------------------------------------------------------------
 // errors
@@ -46,8 +47,8 @@ export function parseOrThrow<T>(schema: z.ZodType<T>, value: unknown, where: str
 // ---------------------------------------------------------------------------------------------
 // blobs
 
-/** Lowercase hex sha256. Strict on purpose: the hash becomes a file path or an object key. */
-export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+/** The protocol's blob id pattern; strict on purpose: the hash becomes a file path or an object key. */
+export { SHA256_PATTERN };
 export const Sha256 = z.string().regex(SHA256_PATTERN, 'expected a sha256: 64 lowercase hex characters');
 
 /**
@@ -212,7 +213,7 @@ export interface History {
 // ---------------------------------------------------------------------------------------------
 // jobs
 
-export const JobState = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+export const JobState = z.enum(JOB_STATES);
 export type JobState = z.infer<typeof JobState>;
 
 /** The only legal moves; everything else throws StoreError('illegal_transition'). */
