@@ -307,6 +307,7 @@ export async function edit(
   const totalSteps = (o.steps - start) * Math.ceil(o.variations / perChunk);
   let stepsDone = 0;
 
+  const pasteMask = compositeMask(unionMask, regionMasks, o.spread, W, H, geometry, lw, lh); // same for every variation
   const variations: EditVariation[] = [];
   for (let first = 0; first < o.variations; first += perChunk) {
     const count = Math.min(perChunk, o.variations - first);
@@ -381,7 +382,7 @@ export async function edit(
         seed: o.seed + first + v,
         latent: { data: z0, height: lh, width: lw, geometry },
         decoded: work,
-        image: compositeInto(source.image, back, geometry.x, geometry.y, compositeMask(unionMask, regionMasks, o.spread, W, H, geometry, lw, lh)),
+        image: compositeInto(source.image, back, geometry.x, geometry.y, pasteMask),
       });
     }
   }
