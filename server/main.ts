@@ -14,6 +14,7 @@ import type { Services } from './api/trpc';
 import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
 import { Engine } from './engine/engine';
 import { createHttpServer } from './http/app';
+import { ImageBlobs } from './imaging/image-blobs';
 import { JobStateRecorder } from './jobs/persist';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
@@ -76,10 +77,11 @@ async function main(): Promise<void> {
     return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
   });
 
+  const images = new ImageBlobs(store.blobs);
   const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
   const queue = new JobQueue({
     maxLength: config.maxQueue,
-    run: createEditRunner({ store, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
+    run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
     onStateChange: (jobId, state, info) => {
       metrics.onJobState(jobId, state, info);
       if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
     log: (message) => log.warn(message, { component: 'queue' }),
   });
   metrics.watchQueue(() => queue.stats());
-  const services: Services = { config, store, queue, engine, version, startedAt: Date.now(), log, metrics, integrity };
+  const services: Services = { config, store, images, queue, engine, version, startedAt: Date.now(), log, metrics, integrity };
   const server = createHttpServer(services);
 
   await new Promise<void>((resolve, reject) => {

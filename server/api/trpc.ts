@@ -15,6 +15,7 @@ import type { z } from 'zod';
 import { formatIssues } from '../../shared/protocol';
 import type { Config } from '../config';
 import type { ModelInfo } from '../engine/models';
+import type { ImageBlobs } from '../imaging/image-blobs';
 import { QueueClosedError, QueueFullError, UnknownJobError, type JobQueue } from '../jobs/queue';
 import type { Logger } from '../log';
 import type { ServerMetrics } from '../metrics';
@@ -24,6 +25,8 @@ import { StoreError, type Store } from '../store';
 export interface Services {
   readonly config: Config;
   readonly store: Store;
+  /** images in and out of store.blobs (canonical PNG, decoded-image cache) */
+  readonly images: ImageBlobs;
   readonly queue: JobQueue;
   readonly engine: { readonly info: ModelInfo };
   /** package.json's version */

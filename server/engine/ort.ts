@@ -49,6 +49,10 @@ export class OnnxModel {
       graphOptimizationLevel: 'all',
       // fatal only: a failed CUDA probe is reported once, by loadWithDevice, not by ORT's own stderr line
       logSeverityLevel: 4,
+      // Idle pool threads must sleep, not spin: spinning threads keep the cores busy between runs, starving the
+      // main thread (uploads, PNG encoding, SQLite) and the next step's own work. Measured on 2 cores: the
+      // 8-step server edit took 131-143 ms without spinning vs 190-200 ms with it (bench/RESULTS.md).
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
       ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
     });
     const spec = (meta: readonly ort.InferenceSession.ValueMetadata[]): TensorSpec[] =>

@@ -12,7 +12,6 @@
  * `Authorization: Bearer <token>`. Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
  * to fix; nothing a client sends may crash the process.
  */
-import { decodeImage } from '../imaging/image';
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
@@ -22,9 +21,9 @@ import { MAX_UPLOAD_BYTES } from '../../shared/protocol';
 import { appRouter } from '../api/router';
 import type { Context, Services } from '../api/trpc';
 import { MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE } from '../api/trpc';
-import { canonicalPng, decodeUpload, UploadError } from '../imaging/upload';
+import { sniffImageType } from '../imaging/image';
+import { decodeUpload, UploadError } from '../imaging/upload';
 import { QueueFullError } from '../jobs/queue';
-import { IMAGE_CONTENT_TYPE } from '../jobs/runner';
 import { METRICS_CONTENT_TYPE } from '../metrics';
 import { SHA256_PATTERN, StoreError } from '../store';
 import { observeRequest } from './observe';
@@ -184,9 +183,8 @@ async function putBlob(services: Services, req: http.IncomingMessage, res: http.
   const body = await readBody(req, MAX_UPLOAD_BYTES);
   const q = url.searchParams;
   const image = await decodeUpload(body, req.headers['content-type'], { width: q.get('width') ?? q.get('w'), height: q.get('height') ?? q.get('h') });
-  const png = await canonicalPng(image);
-  const { sha256, created } = await services.store.blobs.put(png, { contentType: IMAGE_CONTENT_TYPE });
-  sendJson(res, created ? 201 : 200, { sha256, width: image.width, height: image.height, size: png.length });
+  const { sha256, created, size } = await services.images.put(image);
+  sendJson(res, created ? 201 : 200, { sha256, width: image.width, height: image.height, size });
 }
 
 function etagMatches(header: string | undefined, sha256: string): boolean {
@@ -209,9 +207,10 @@ async function getBlob(services: Services, req: http.IncomingMessage, res: http.
   if (!SHA256_PATTERN.test(sha256)) {
     throw new HttpError(400, `'${sha256.slice(0, 80)}' is not a blob id: expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs)`);
   }
-  const stat = await services.store.blobs.stat(sha256);
-  if (!stat) throw new HttpError(404, `no blob ${sha256} on this server: upload it with PUT /v1/blobs, or use a result sha256 from jobs.get`);
-  if (rgba && stat.contentType !== IMAGE_CONTENT_TYPE) throw new HttpError(400, `blob ${sha256} is not an image, so it has no RGBA form: leave out ?format=rgba`);
+  const bytes = await services.store.blobs.get(sha256);
+  if (!bytes) throw new HttpError(404, `no blob ${sha256} on this server: upload it with PUT /v1/blobs, or use a result sha256 from jobs.get`);
+  const contentType = sniffImageType(bytes);
+  if (rgba && contentType === null) throw new HttpError(400, `blob ${sha256} is not an image, so it has no RGBA form: leave out ?format=rgba`);
   const headers = {
     // the RGBA form must never be confused with the stored bytes by a cache
     ETag: rgba ? `"${sha256}-rgba"` : `"${sha256}"`,
@@ -223,10 +222,9 @@ async function getBlob(services: Services, req: http.IncomingMessage, res: http.
     res.end();
     return;
   }
-  const bytes = await services.store.blobs.get(sha256);
-  if (!bytes) throw new HttpError(404, `no blob ${sha256} on this server`);
   if (rgba) {
-    const image = await decodeImage(bytes);
+    const image = await services.images.get(sha256);
+    if (!image) throw new HttpError(404, `no blob ${sha256} on this server`);
     res.writeHead(200, {
       ...headers,
       'Content-Type': 'application/octet-stream',
@@ -237,7 +235,7 @@ async function getBlob(services: Services, req: http.IncomingMessage, res: http.
     res.end(req.method === 'HEAD' ? undefined : image.data);
     return;
   }
-  res.writeHead(200, { ...headers, 'Content-Type': stat.contentType ?? 'application/octet-stream', 'Content-Length': bytes.byteLength });
+  res.writeHead(200, { ...headers, 'Content-Type': contentType ?? 'application/octet-stream', 'Content-Length': bytes.byteLength });
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
 

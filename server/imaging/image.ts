@@ -113,6 +113,18 @@ export function compositeInto(source: RgbaImage, edit: RgbaImage, x: number, y: 
   return out;
 }
 
+/**
+ * The MIME type of PNG/JPEG/WebP bytes by their signature, or null. Blobs carry no content type of their own;
+ * the server only stores canonical PNGs and float16 latents, and a latent is never served as an image.
+ */
+export function sniffImageType(bytes: Uint8Array): 'image/png' | 'image/jpeg' | 'image/webp' | null {
+  const starts = (sig: number[], at = 0) => bytes.length >= at + sig.length && sig.every((b, i) => bytes[at + i] === b);
+  if (starts([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return 'image/png';
+  if (starts([0xff, 0xd8, 0xff])) return 'image/jpeg';
+  if (starts([0x52, 0x49, 0x46, 0x46]) && starts([0x57, 0x45, 0x42, 0x50], 8)) return 'image/webp';
+  return null;
+}
+
 /** Decode PNG/JPEG/WebP bytes to RGBA (throws sharp's message on malformed input). */
 export async function decodeImage(bytes: Uint8Array): Promise<RgbaImage> {
   const { data, info } = await sharp(bytes).ensureAlpha().raw().toBuffer({ resolveWithObject: true });

@@ -21,7 +21,8 @@ import {
 } from '../../shared/protocol';
 import type { Engine } from '../engine/engine';
 import type { EditOptions, EditSource, Progress, Region, StoredLatent } from '../engine/pipeline';
-import { decodeImage, maskFromImage, resizeImage, type RgbaImage } from '../imaging/image';
+import { maskFromImage, resizeImage, type RgbaImage } from '../imaging/image';
+import { NotAnImageError, type ImageBlobs } from '../imaging/image-blobs';
 import { canonicalPng } from '../imaging/upload';
 import type { Logger } from '../log';
 import {
@@ -38,11 +39,9 @@ import type { RunContext, RunJob } from './queue';
 /** What the runner needs of the engine (tests may pass a fake). */
 export type EditEngine = Pick<Engine, 'info' | 'edit'>;
 
-export const IMAGE_CONTENT_TYPE = 'image/png';
-export const LATENT_CONTENT_TYPE = 'application/x-layerloop-latent';
-
 export interface EditRunnerDeps {
   store: Store;
+  images: ImageBlobs;
   engine: EditEngine;
   log: Logger;
   /**
@@ -75,7 +74,7 @@ interface Start {
 }
 
 export function createEditRunner(deps: EditRunnerDeps): RunJob {
-  const { store, engine } = deps;
+  const { store, images, engine } = deps;
   return async (job, ctx) => {
     const log = deps.log.child({ jobId: job.jobId });
     const { request } = job;
@@ -83,8 +82,8 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
     if (seed === undefined) throw new Error('internal error: the request reached the runner without a seed');
 
     const began = performance.now();
-    const start = await resolveStart(store, engine, request);
-    const regions = await loadRegions(store, request.regions, start.source.image);
+    const start = await resolveStart(store, images, engine, request);
+    const regions = await loadRegions(images, request.regions, start.source.image);
     throwIfAborted(ctx.signal);
 
     const prepared = performance.now();
@@ -110,10 +109,7 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
     const parentId = await start.parentId;
     const nodes: EditNodeInput[] = await Promise.all(
       result.variations.map(async (variation, k): Promise<EditNodeInput> => {
-        const [image, latentBlob] = await Promise.all([
-          canonicalPng(variation.image).then((png) => store.blobs.put(png, { contentType: IMAGE_CONTENT_TYPE })),
-          store.blobs.put(encodeLatent(variation.latent.data), { contentType: LATENT_CONTENT_TYPE }),
-        ]);
+        const [image, latentBlob] = await Promise.all([images.put(variation.image), store.blobs.put(encodeLatent(variation.latent.data))]);
         const latent: LatentRef = {
           sha256: latentBlob.sha256,
           dtype: 'float16',
@@ -146,11 +142,11 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
 
 // ------------------------------------------------------------------------------------------ starting point
 
-async function resolveStart(store: Store, engine: EditEngine, request: EditRequest): Promise<Start> {
+async function resolveStart(store: Store, images: ImageBlobs, engine: EditEngine, request: EditRequest): Promise<Start> {
   const { documentId, parent } = request;
   if (parent.kind === 'source') {
     const parentId = sourceNodeId(store, documentId, null, parent.imageSha256);
-    const image = await loadImage(store, parent.imageSha256, 'the source image');
+    const image = await loadImage(images, parent.imageSha256, 'the source image');
     return { source: { kind: 'pixels', image }, parentId, sourceImageSha256: parent.imageSha256 };
   }
 
@@ -161,10 +157,10 @@ async function resolveStart(store: Store, engine: EditEngine, request: EditReque
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
     // the user painted on the layer: record those pixels under the edit and encode them
     const parentId = sourceNodeId(store, documentId, node.id, parent.pixelsSha256);
-    const image = await loadImage(store, parent.pixelsSha256, 'the layer pixels (pixelsSha256)');
+    const image = await loadImage(images, parent.pixelsSha256, 'the layer pixels (pixelsSha256)');
     return { source: { kind: 'pixels', image }, parentId, sourceImageSha256: parent.pixelsSha256 };
   }
-  const image = await loadImage(store, node.resultImageSha256, `the result of edit ${node.id}`);
+  const image = await loadImage(images, node.resultImageSha256, `the result of edit ${node.id}`);
   const latent = await loadLatent(store, engine, node);
   return {
     source: latent ? { kind: 'latent', image, latent } : { kind: 'pixels', image },
@@ -208,26 +204,28 @@ async function findOrAddSourceNode(store: Store, documentId: string, parentId: s
   return existing ?? store.edits.addSourceNode({ documentId, parentId, imageSha256 });
 }
 
-async function loadImage(store: Store, sha256: string, what: string): Promise<RgbaImage> {
-  const bytes = await store.blobs.get(sha256);
-  if (!bytes) throw new Error(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
+async function loadImage(images: ImageBlobs, sha256: string, what: string): Promise<RgbaImage> {
+  let image: RgbaImage | null;
   try {
-    return await decodeImage(bytes);
+    image = await images.get(sha256);
   } catch (err) {
-    throw new Error(`${what} (blob ${sha256}) is not a readable image (${(err as Error).message}): upload it again with PUT /v1/blobs`);
+    if (!(err instanceof NotAnImageError)) throw err;
+    throw new Error(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`);
   }
+  if (!image) throw new Error(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
+  return image;
 }
 
 // ------------------------------------------------------------------------------------------ masks
 
-async function loadRegions(store: Store, regions: EditRegion[], image: RgbaImage): Promise<Region[]> {
+async function loadRegions(images: ImageBlobs, regions: EditRegion[], image: RgbaImage): Promise<Region[]> {
   const out: Region[] = [];
   for (const [i, region] of regions.entries()) {
     if (region.maskSha256 === null) {
       out.push({ instruction: region.instruction, mask: null });
       continue;
     }
-    const mask = await loadImage(store, region.maskSha256, `the mask of region ${i}`);
+    const mask = await loadImage(images, region.maskSha256, `the mask of region ${i}`);
     const problem = maskSizeProblem(mask, image);
     if (problem) throw new Error(`region ${i}: ${problem}`);
     out.push({ instruction: region.instruction, mask: maskFromImage(mask) });

@@ -1,6 +1,7 @@
 /**
  * FsBlobStore: the embedded BlobStore. Each blob is one file at `dir/ab/cd/<sha256>` (two fan-out levels keep
- * directories small). Its content type, when given, sits beside it in `<sha256>.json`.
+ * directories small). Nothing else is stored beside it: one file, one rename, per blob (data directories from
+ * before 0.2 also hold `<sha256>.json` content-type files; they are ignored).
  *
  * Writes are atomic and durable: write a temp file in the target directory, fsync it, rename it over the final
  * name, fsync the directory. A crash at any point leaves either no blob or the whole blob, never a prefix.
@@ -10,18 +11,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
-import {
-  type BlobMeta,
-  BlobMeta as BlobMetaSchema,
-  type BlobPutResult,
-  type BlobStat,
-  type BlobStore,
-  ContentType,
-  StoreError,
-  assertSha256,
-  parseOrThrow,
-} from './store';
+import { type BlobPutResult, type BlobStat, type BlobStore, StoreError, assertSha256 } from './store';
 
 export interface FsBlobStoreOptions {
   /**
@@ -31,7 +21,6 @@ export interface FsBlobStoreOptions {
   beforeRename?: (tempPath: string) => Promise<void> | void;
 }
 
-const SidecarSchema = z.strictObject({ contentType: ContentType });
 const TEMP_FILE = /^\..+\.tmp$/;
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -39,6 +28,9 @@ export function sha256Hex(bytes: Uint8Array): string {
 }
 
 export class FsBlobStore implements BlobStore {
+  /** fan-out directories known to exist (and to be durable), so a put skips the mkdir */
+  private readonly knownDirs = new Set<string>();
+
   constructor(
     readonly dir: string,
     private readonly options: FsBlobStoreOptions = {},
@@ -50,11 +42,10 @@ export class FsBlobStore implements BlobStore {
     return path.join(this.dir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
   }
 
-  async put(bytes: Uint8Array, meta?: BlobMeta): Promise<BlobPutResult> {
+  async put(bytes: Uint8Array): Promise<BlobPutResult> {
     if (!(bytes instanceof Uint8Array)) {
       throw new StoreError('invalid_input', `blob put: expected a Uint8Array, got ${describe(bytes)}`);
     }
-    const { contentType } = parseOrThrow(BlobMetaSchema, meta ?? {}, 'blob meta');
     const sha256 = sha256Hex(bytes);
     const file = this.pathFor(sha256);
     const size = bytes.byteLength;
@@ -64,10 +55,17 @@ export class FsBlobStore implements BlobStore {
     const existing = await statFile(file);
     if (existing && existing.size === size) return { sha256, size, created: false };
 
-    await this.ensureDir(path.dirname(file));
-    // The sidecar goes first: if we crash between the two, the blob is simply absent and the next put rewrites both.
-    if (contentType !== undefined) await this.writeAtomic(sidecarPath(file), JSON.stringify({ contentType }));
-    await this.writeAtomic(file, bytes);
+    const dir = path.dirname(file);
+    await this.ensureDir(dir);
+    try {
+      await this.writeAtomic(file, bytes);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      // the directory went away under us (removed by hand): make it again, once
+      this.knownDirs.delete(dir);
+      await this.ensureDir(dir);
+      await this.writeAtomic(file, bytes);
+    }
     // Two concurrent puts of the same new bytes may both report created: true; both wrote identical content.
     return { sha256, size, created: true };
   }
@@ -97,7 +95,7 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(sha256);
     const info = await statFile(file);
     if (!info) return null;
-    return { sha256, size: info.size, contentType: await readSidecar(sidecarPath(file), sha256) };
+    return { sha256, size: info.size };
   }
 
   /**
@@ -135,7 +133,7 @@ export class FsBlobStore implements BlobStore {
     return out;
   }
 
-  private async writeAtomic(finalPath: string, data: Uint8Array | string): Promise<void> {
+  private async writeAtomic(finalPath: string, data: Uint8Array): Promise<void> {
     const dir = path.dirname(finalPath);
     const temp = path.join(dir, `.${path.basename(finalPath)}.${randomUUID()}.tmp`);
     try {
@@ -158,35 +156,17 @@ export class FsBlobStore implements BlobStore {
 
   /** mkdir -p, then fsync the parent of every directory it created so the new entries survive a power loss. */
   private async ensureDir(dir: string): Promise<void> {
+    if (this.knownDirs.has(dir)) return;
     const first = await fs.mkdir(dir, { recursive: true });
-    if (first === undefined) return;
-    for (let current = dir; ; current = path.dirname(current)) {
-      const parent = path.dirname(current);
-      await fsyncDir(parent);
-      if (current === first || parent === current) break;
+    if (first !== undefined) {
+      for (let current = dir; ; current = path.dirname(current)) {
+        const parent = path.dirname(current);
+        await fsyncDir(parent);
+        if (current === first || parent === current) break;
+      }
     }
+    this.knownDirs.add(dir);
   }
-}
-
-function sidecarPath(blobFile: string): string {
-  return `${blobFile}.json`;
-}
-
-async function readSidecar(file: string, sha256: string): Promise<string | null> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (error) {
-    if (isNotFound(error)) return null;
-    throw error;
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new StoreError('corrupt', `blob ${sha256}: its metadata file is not valid JSON`);
-  }
-  return parseOrThrow(SidecarSchema, value, `blob ${sha256} metadata`, 'corrupt').contentType;
 }
 
 async function statFile(file: string): Promise<{ size: number; mtimeMs: number } | null> {

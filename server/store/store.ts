@@ -61,15 +61,6 @@ export function assertSha256(value: unknown, what = 'blob hash'): asserts value 
   throw new StoreError('invalid_input', `invalid ${what} ${shown}: expected a sha256 of 64 lowercase hex characters`);
 }
 
-/** A MIME type such as `image/png` or `application/octet-stream; charset=binary`: printable ASCII, bounded. */
-export const ContentType = z
-  .string()
-  .max(255)
-  .regex(/^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$/, 'expected a MIME type such as image/png');
-
-export const BlobMeta = z.strictObject({ contentType: ContentType.optional() });
-export type BlobMeta = z.infer<typeof BlobMeta>;
-
 export interface BlobPutResult {
   sha256: string;
   size: number;
@@ -80,13 +71,14 @@ export interface BlobPutResult {
 export interface BlobStat {
   sha256: string;
   size: number;
-  /** as given to the first put() that stored the bytes; null when none was given */
-  contentType: string | null;
 }
 
 export interface BlobStore {
-  /** Stores bytes under their sha256. Durable when the promise resolves; a crash before that leaves nothing visible. */
-  put(bytes: Uint8Array, meta?: BlobMeta): Promise<BlobPutResult>;
+  /**
+   * Stores bytes under their sha256. Durable when the promise resolves; a crash before that leaves nothing visible.
+   * Blobs are bytes only: what they are (a PNG, a float16 latent) is told by their references and their magic.
+   */
+  put(bytes: Uint8Array): Promise<BlobPutResult>;
   /** null when absent; with `verify`, rehashes and throws StoreError('corrupt') on a mismatch. */
   get(sha256: string, options?: { verify?: boolean }): Promise<Uint8Array | null>;
   has(sha256: string): Promise<boolean>;

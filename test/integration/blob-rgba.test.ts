@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeImage } from '../../server/imaging/image';
-import { startServer, ROOT, type ServerProcess } from '../support/server';
+import { openStore } from '../../server/store';
+import { instruction, makeClient, runEdit, startServer, ROOT, type ServerProcess } from '../support/server';
 
 describe('raw RGBA blob route', () => {
   let server: ServerProcess;
@@ -43,6 +44,35 @@ describe('raw RGBA blob route', () => {
     expect(notModified.status).toBe(304);
     const pngEtagOnRgba = await fetch(`${server.url}/v1/blobs/${sha256}?format=rgba`, { headers: { 'If-None-Match': `"${sha256}"` } });
     expect(pngEtagOnRgba.status).toBe(200);
+  });
+
+  it('after a restart (nothing cached) serves the same pixels; a latent blob is bytes, with no RGBA form', async () => {
+    const client = makeClient(server.url);
+    const { documentId } = await client.documents.open.mutate({ host: 'cli', hostDocumentKey: 'blob-rgba' });
+    const { snap } = await runEdit(client, { documentId, parent: { kind: 'source', imageSha256: sha256 }, regions: instruction('make the circle blue'), options: { steps: 2 } });
+    const resultSha = snap.result!.resultSha256s[0];
+    const before = Buffer.from(await (await fetch(`${server.url}/v1/blobs/${resultSha}?format=rgba`)).arrayBuffer());
+    expect((await server.stop()).code).toBe(0);
+
+    const store = await openStore(server.dataDir);
+    const node = await store.edits.getNode(snap.result!.editIds[0]);
+    await store.close();
+    const latentSha = node!.latent!.sha256;
+
+    server = await startServer({ dataDir: server.dataDir });
+    const after = Buffer.from(await (await fetch(`${server.url}/v1/blobs/${resultSha}?format=rgba`)).arrayBuffer());
+    expect(after.length).toBe(320 * 224 * 4);
+    expect(after.equals(before)).toBe(true);
+    const source = Buffer.from(await (await fetch(`${server.url}/v1/blobs/${sha256}?format=rgba`)).arrayBuffer());
+    expect(source.equals(Buffer.from((await decodeImage(png)).data))).toBe(true);
+
+    const latent = await fetch(`${server.url}/v1/blobs/${latentSha}`);
+    expect(latent.status).toBe(200);
+    expect(latent.headers.get('content-type')).toBe('application/octet-stream');
+    expect((await latent.arrayBuffer()).byteLength).toBe(node!.latent!.shape.reduce((a, b) => a * b, 1) * 2);
+    const latentRgba = await fetch(`${server.url}/v1/blobs/${latentSha}?format=rgba`);
+    expect(latentRgba.status).toBe(400);
+    expect(((await latentRgba.json()) as { error: string }).error).toMatch(/is not an image, so it has no RGBA form/);
   });
 
   it('rejects unknown formats with a message', async () => {

@@ -7,43 +7,37 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
-import sharp from 'sharp';
 import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest } from '../../../shared/protocol';
+import type { RgbaImage } from '../../imaging/image';
+import { NotAnImageError, type ImageBlobs } from '../../imaging/image-blobs';
 import { maskSizeProblem } from '../../jobs/runner';
-import type { JsonObject, Store } from '../../store';
+import type { JsonObject } from '../../store';
+import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 
-interface Size {
-  width: number;
-  height: number;
-}
-
-/** The size of an uploaded image blob; NOT_FOUND when absent, BAD_REQUEST when the blob is not an image. */
-async function blobImageSize(store: Store, sha256: string, field: string): Promise<Size> {
-  const bytes = await store.blobs.get(sha256);
-  if (!bytes) throw new TRPCError({ code: 'NOT_FOUND', message: `${field}: no blob ${sha256} on this server: upload the image with PUT /v1/blobs first` });
+/** An uploaded image's pixels; NOT_FOUND when absent, BAD_REQUEST when the blob is not an image. */
+async function blobImage(images: ImageBlobs, sha256: string, field: string): Promise<RgbaImage> {
+  let image: RgbaImage | null;
   try {
-    const meta = await sharp(bytes).metadata();
-    if (meta.width && meta.height) return { width: meta.width, height: meta.height };
-  } catch {
-    // falls through
+    image = await images.get(sha256);
+  } catch (err) {
+    if (!(err instanceof NotAnImageError)) throw err;
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: blob ${sha256} is not an image: pass the sha256 that PUT /v1/blobs returned for an image` });
   }
-  throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: blob ${sha256} is not an image: pass the sha256 that PUT /v1/blobs returned for an image` });
+  if (!image) throw new TRPCError({ code: 'NOT_FOUND', message: `${field}: no blob ${sha256} on this server: upload the image with PUT /v1/blobs first` });
+  return image;
 }
 
 /** True when no pixel of the mask (its first channel, as the engine reads it) is above 0. */
-async function maskIsEmpty(store: Store, sha256: string): Promise<boolean> {
-  const bytes = await store.blobs.get(sha256);
-  if (!bytes) return false; // blobImageSize already answered NOT_FOUND
-  const { data, info } = await sharp(bytes).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  for (let i = 0; i < data.length; i += info.channels) if (data[i] > 0) return false;
+function maskIsEmpty(mask: RgbaImage): boolean {
+  for (let i = 0; i < mask.data.length; i += 4) if (mask.data[i] > 0) return false;
   return true;
 }
 
-/** The size of the image the edit applies to (the uploaded source, the painted layer, or the parent's result). */
-async function startImageSize(store: Store, request: EditRequest): Promise<Size> {
+/** The image the edit applies to (the uploaded source, the painted layer, or the parent's result). */
+async function startImage({ store, images }: Services, request: EditRequest): Promise<RgbaImage> {
   const { parent, documentId } = request;
-  if (parent.kind === 'source') return blobImageSize(store, parent.imageSha256, 'parent.imageSha256');
+  if (parent.kind === 'source') return blobImage(images, parent.imageSha256, 'parent.imageSha256');
   const node = await store.edits.getNode(parent.editId);
   if (!node || node.documentId !== documentId) {
     throw new TRPCError({
@@ -52,9 +46,9 @@ async function startImageSize(store: Store, request: EditRequest): Promise<Size>
     });
   }
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
-    return blobImageSize(store, parent.pixelsSha256, 'parent.pixelsSha256');
+    return blobImage(images, parent.pixelsSha256, 'parent.pixelsSha256');
   }
-  return blobImageSize(store, node.resultImageSha256, `the result of edit ${node.id}`);
+  return blobImage(images, node.resultImageSha256, `the result of edit ${node.id}`);
 }
 
 export const editsRouter = router({
@@ -73,13 +67,14 @@ export const editsRouter = router({
       if (input.regions.every((r) => r.instruction === '')) {
         throw new TRPCError({ code: 'BAD_REQUEST', message: 'regions: every instruction is empty: say what to change in at least one region' });
       }
-      const image = await startImageSize(store, input);
+      const image = await startImage(ctx.services, input);
       for (const [i, region] of input.regions.entries()) {
         if (region.maskSha256 === null) continue;
         const field = `regions[${i}].maskSha256`;
-        const problem = maskSizeProblem(await blobImageSize(store, region.maskSha256, field), image);
+        const mask = await blobImage(ctx.services.images, region.maskSha256, field);
+        const problem = maskSizeProblem(mask, image);
         if (problem) throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: ${problem}` });
-        if (await maskIsEmpty(store, region.maskSha256)) {
+        if (maskIsEmpty(mask)) {
           throw new TRPCError({
             code: 'BAD_REQUEST',
             message: `${field}: the mask is empty (all black): paint the area to edit white, or send maskSha256: null to edit the whole image`,

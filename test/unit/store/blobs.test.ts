@@ -24,14 +24,14 @@ describe('FsBlobStore: BlobStore contract', () => {
 });
 
 describe('FsBlobStore on disk', () => {
-  test('files live at dir/ab/cd/<sha256>, with the content type beside them, and no temp files stay behind', async () => {
+  test('files live at dir/ab/cd/<sha256>, nothing beside them, and no temp files stay behind', async () => {
     const dir = path.join(root, 'blobs');
     const blobs = new FsBlobStore(dir);
-    const a = await blobs.put(bytesOf(1), { contentType: 'image/png' });
+    const a = await blobs.put(bytesOf(1));
     const b = await blobs.put(bytesOf(2));
     await blobs.put(bytesOf(1));
     const at = (sha: string) => path.join(sha.slice(0, 2), sha.slice(2, 4), sha);
-    expect(walk(dir).sort()).toEqual([at(a.sha256), `${at(a.sha256)}.json`, at(b.sha256)].sort());
+    expect(walk(dir).sort()).toEqual([at(a.sha256), at(b.sha256)].sort());
     expect(blobs.pathFor(a.sha256)).toBe(path.join(dir, at(a.sha256)));
   });
 
@@ -80,7 +80,7 @@ describe('FsBlobStore on disk', () => {
         throw new Error('disk full (simulated)');
       },
     });
-    await expect(failing.put(bytesOf(5), { contentType: 'image/png' })).rejects.toThrow('disk full (simulated)');
+    await expect(failing.put(bytesOf(5))).rejects.toThrow('disk full (simulated)');
     expect(walk(dir)).toEqual([]);
     expect(await new FsBlobStore(dir).has(sha256Of(bytesOf(5)))).toBe(false);
   });
@@ -103,10 +103,19 @@ describe('FsBlobStore on disk', () => {
     expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(7));
   });
 
-  test('a damaged content-type file is reported, not guessed', async () => {
+  test('a blob directory removed while the store is open is made again on the next put', async () => {
     const blobs = new FsBlobStore(root);
-    const { sha256 } = await blobs.put(bytesOf(8), { contentType: 'image/png' });
+    const { sha256 } = await blobs.put(bytesOf(8));
+    await fs.rm(path.dirname(path.dirname(blobs.pathFor(sha256))), { recursive: true }); // dir/ab, with dir/ab/cd
+    expect(await blobs.put(bytesOf(8))).toEqual({ sha256, size: 257, created: true });
+    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(8));
+  });
+
+  test('content-type files left by older versions are ignored', async () => {
+    const blobs = new FsBlobStore(root);
+    const { sha256 } = await blobs.put(bytesOf(9));
     await fs.writeFile(`${blobs.pathFor(sha256)}.json`, '{"contentType": 7');
-    await expectStoreError(blobs.stat(sha256), 'corrupt', /metadata file is not valid JSON/);
+    expect(await blobs.stat(sha256)).toEqual({ sha256, size: 257 });
+    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(9));
   });
 });

@@ -85,14 +85,13 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
 
   test('put stores bytes under their sha256; the same bytes again are deduplicated', async () => {
     const bytes = bytesOf(1);
-    const first = await blobs.put(bytes, { contentType: 'image/png' });
+    const first = await blobs.put(bytes);
     expect(first).toEqual({ sha256: sha256Of(bytes), size: 257, created: true });
-    const again = await blobs.put(bytesOf(1), { contentType: 'application/octet-stream' });
+    const again = await blobs.put(bytesOf(1));
     expect(again).toEqual({ sha256: first.sha256, size: 257, created: false });
     expect(await blobs.get(first.sha256)).toEqual(bytes);
     expect(await blobs.has(first.sha256)).toBe(true);
-    // the first put's content type sticks: content addressing stores the bytes once
-    expect(await blobs.stat(first.sha256)).toEqual({ sha256: first.sha256, size: 257, contentType: 'image/png' });
+    expect(await blobs.stat(first.sha256)).toEqual({ sha256: first.sha256, size: 257 });
   });
 
   test('different bytes get different hashes; an empty blob is a blob', async () => {
@@ -102,7 +101,7 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
     const empty = await blobs.put(new Uint8Array(0));
     expect(empty).toEqual({ sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', size: 0, created: true });
     expect(await blobs.get(empty.sha256)).toEqual(new Uint8Array(0));
-    expect(await blobs.stat(a.sha256)).toEqual({ sha256: a.sha256, size: 257, contentType: null });
+    expect(await blobs.stat(a.sha256)).toEqual({ sha256: a.sha256, size: 257 });
   });
 
   test('absent blobs read as null / false', async () => {
@@ -126,12 +125,10 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
     }
   });
 
-  test('put rejects non-bytes and malformed content types', async () => {
+  test('put rejects non-bytes', async () => {
     await expectStoreError(blobs.put('hello' as unknown as Uint8Array), 'invalid_input', /Uint8Array/);
     await expectStoreError(blobs.put([1, 2, 3] as unknown as Uint8Array), 'invalid_input', /Uint8Array/);
-    await expectStoreError(blobs.put(bytesOf(5), { contentType: 'not a type\n' }), 'invalid_input', /contentType/);
-    await expectStoreError(blobs.put(bytesOf(5), { contentType: 'image/png', extra: 1 } as never), 'invalid_input');
-    expect(await blobs.has(sha256Of(bytesOf(5)))).toBe(false);
+    expect(await blobs.has(sha256Of(new Uint8Array([1, 2, 3])))).toBe(false);
   });
 }
 
@@ -146,7 +143,7 @@ export interface EditStoreHarness {
 export async function putLatent(blobs: BlobStore, seed: number, shape = [4, 2, 3]): Promise<LatentRef> {
   const n = shape.reduce((a, b) => a * b, 1);
   const values = Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7 + i) * 3);
-  const { sha256 } = await blobs.put(encodeLatent(values), { contentType: 'application/octet-stream' });
+  const { sha256 } = await blobs.put(encodeLatent(values));
   return {
     sha256,
     dtype: 'float16',
@@ -172,7 +169,7 @@ export function editStoreContract(makeHarness: () => Promise<EditStoreHarness>):
   /** a document with a source node; returns ids and the source image hash */
   async function documentWithSource(key = 'file-1:node-2') {
     const { documentId } = await edits.openDocument('figma', key);
-    const image = (await blobs.put(bytesOf(10), { contentType: 'image/png' })).sha256;
+    const image = (await blobs.put(bytesOf(10))).sha256;
     const source = await edits.addSourceNode({ documentId, imageSha256: image });
     return { documentId, image, source };
   }
