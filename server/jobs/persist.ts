@@ -28,6 +28,9 @@ export class JobStateRecorder {
   readonly onStateChange = (jobId: string, state: JobState, info: JobStateInfo): Promise<void> => {
     const previous = this.pending.get(jobId) ?? Promise.resolve();
     const next = previous
+      // a macrotask later: the write is a synchronous SQLite commit, and the code that changed the state (the
+      // queue starting the runner, which posts the edit to the engine) should not wait behind it
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(() => this.apply(jobId, state, info))
       .catch((err: unknown) => this.log.error('could not record a job state', { jobId, state, error: (err as Error).message }));
     this.pending.set(jobId, next);

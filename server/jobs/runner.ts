@@ -61,14 +61,14 @@ export interface EditObserver {
   onEdit(timings: { totalMs: number; onnxMs: number }): void;
 }
 
-/** Where an edit starts, resolved against the store. */
+/** Where an edit starts, resolved against the store (reads only: the engine gets going before any write). */
 interface Start {
   source: EditSource;
   /**
-   * The node the new edits hang under. A promise: recording a new source node (a store write) runs while the
-   * engine computes; it is only needed when the results are stored.
+   * The node the new edits hang under: a stored one, or a source node for these pixels that is recorded
+   * (found or added) while the engine computes, since it is only needed when the results are stored.
    */
-  parentId: Promise<string>;
+  parent: { kind: 'node'; id: string } | { kind: 'new-source'; parentId: string | null };
   /** the pixels the edit is applied to */
   sourceImageSha256: string;
 }
@@ -88,10 +88,12 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
 
     const prepared = performance.now();
     const progress = progressForwarder(ctx, log, deps.observer);
-    const { result, timings } = await engine.edit(start.source, regions, engineOptions(request, seed), {
+    const computing = engine.edit(start.source, regions, engineOptions(request, seed), {
       signal: ctx.signal,
       onProgress: progress.onProgress,
     });
+    const recordingParent = parentNodeId(store, request.documentId, start);
+    const { result, timings } = await computing;
     deps.observer?.onEdit(timings);
     await progress.flush();
     throwIfAborted(ctx.signal);
@@ -106,7 +108,7 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
 
     // blobs first (each durable on its own; written concurrently, so their fsyncs overlap), then the nodes
     // that reference them in one transaction
-    const parentId = await start.parentId;
+    const parentId = await recordingParent;
     const nodes: EditNodeInput[] = await Promise.all(
       result.variations.map(async (variation, k): Promise<EditNodeInput> => {
         const [image, latentBlob] = await Promise.all([images.put(variation.image), store.blobs.put(encodeLatent(variation.latent.data))]);
@@ -145,9 +147,8 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
 async function resolveStart(store: Store, images: ImageBlobs, engine: EditEngine, request: EditRequest): Promise<Start> {
   const { documentId, parent } = request;
   if (parent.kind === 'source') {
-    const parentId = sourceNodeId(store, documentId, null, parent.imageSha256);
     const image = await loadImage(images, parent.imageSha256, 'the source image');
-    return { source: { kind: 'pixels', image }, parentId, sourceImageSha256: parent.imageSha256 };
+    return { source: { kind: 'pixels', image }, parent: { kind: 'new-source', parentId: null }, sourceImageSha256: parent.imageSha256 };
   }
 
   const node = await store.edits.getNode(parent.editId);
@@ -156,15 +157,14 @@ async function resolveStart(store: Store, images: ImageBlobs, engine: EditEngine
   }
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
     // the user painted on the layer: record those pixels under the edit and encode them
-    const parentId = sourceNodeId(store, documentId, node.id, parent.pixelsSha256);
     const image = await loadImage(images, parent.pixelsSha256, 'the layer pixels (pixelsSha256)');
-    return { source: { kind: 'pixels', image }, parentId, sourceImageSha256: parent.pixelsSha256 };
+    return { source: { kind: 'pixels', image }, parent: { kind: 'new-source', parentId: node.id }, sourceImageSha256: parent.pixelsSha256 };
   }
   const image = await loadImage(images, node.resultImageSha256, `the result of edit ${node.id}`);
   const latent = await loadLatent(store, engine, node);
   return {
     source: latent ? { kind: 'latent', image, latent } : { kind: 'pixels', image },
-    parentId: Promise.resolve(node.id),
+    parent: { kind: 'node', id: node.id },
     sourceImageSha256: node.resultImageSha256,
   };
 }
@@ -187,21 +187,15 @@ async function loadLatent(store: Store, engine: EditEngine, node: EditNode): Pro
 }
 
 /**
- * findOrAddSourceNode, started now and awaited later (when the results are stored). A failure surfaces there;
- * if the edit fails first, nobody awaits it, so it must not count as an unhandled rejection.
+ * The id of the node the results hang under; for new pixels, the source node is recorded now (the caller
+ * awaits it only when storing the results). If the edit fails first nobody awaits it, so a failure here must
+ * not count as an unhandled rejection.
  */
-function sourceNodeId(store: Store, documentId: string, parentId: string | null, imageSha256: string): Promise<string> {
-  const id = findOrAddSourceNode(store, documentId, parentId, imageSha256).then((n) => n.id);
+function parentNodeId(store: Store, documentId: string, start: Start): Promise<string> {
+  if (start.parent.kind === 'node') return Promise.resolve(start.parent.id);
+  const id = store.edits.addSourceNode({ documentId, parentId: start.parent.parentId, imageSha256: start.sourceImageSha256 }).then((n) => n.id);
   id.catch(() => {});
   return id;
-}
-
-/** Reuse the document's source node for these pixels under `parentId` (null = a root), or add one. */
-async function findOrAddSourceNode(store: Store, documentId: string, parentId: string | null, imageSha256: string): Promise<EditNode> {
-  const history = await store.edits.history(documentId);
-  if (!history) throw new Error(`no document ${documentId}: open it with documents.open`);
-  const existing = history.nodes.find((n) => n.kind === 'source' && n.parentId === parentId && n.resultImageSha256 === imageSha256);
-  return existing ?? store.edits.addSourceNode({ documentId, parentId, imageSha256 });
 }
 
 async function loadImage(images: ImageBlobs, sha256: string, what: string): Promise<RgbaImage> {

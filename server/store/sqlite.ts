@@ -238,11 +238,13 @@ export class SqliteEditStore implements EditStore {
   async addSourceNode(input: SourceNodeInputType): Promise<EditNode> {
     const n = parseOrThrow(SourceNodeInput, input, 'addSourceNode');
     await this.requireBlobs('addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
-    const id = randomUUID();
-    this.db
-      .transaction(() => {
+    const id = this.db
+      .transaction((): string => {
         this.requireDocument(n.documentId, 'addSourceNode documentId');
         if (n.parentId !== null) this.requireParent(n.parentId, n.documentId, 'addSourceNode parentId');
+        const existing = this.sql.sourceNode.get({ documentId: n.documentId, parentId: n.parentId, imageSha256: n.imageSha256 }) as { id: string } | undefined;
+        if (existing) return existing.id;
+        const id = randomUUID();
         this.sql.insertNode.run({
           id,
           documentId: n.documentId,
@@ -260,6 +262,7 @@ export class SqliteEditStore implements EditStore {
           jobId: null,
           createdAt: this.timestamp(),
         });
+        return id;
       })
       .immediate();
     return this.mustGetNode(id);
@@ -269,9 +272,9 @@ export class SqliteEditStore implements EditStore {
     const id = parseOrThrow(Id, jobId, 'addEditNodes jobId');
     const inputs = parseOrThrow(z.array(EditNodeInput).min(1).max(1024), nodes, 'addEditNodes nodes');
     // Outside the transaction (it is async); blobs are never deleted, so what exists now still exists at commit.
-    for (const [i, node] of inputs.entries()) {
-      await this.requireBlobs(`addEditNodes nodes.${i}`, blobRefs(node), node.latent);
-    }
+    const checks = await Promise.allSettled(inputs.map((node, i) => this.requireBlobs(`addEditNodes nodes.${i}`, blobRefs(node), node.latent)));
+    const failed = checks.find((c) => c.status === 'rejected');
+    if (failed) throw failed.reason; // the first node in order, whichever check finished first
     const ids = inputs.map(() => randomUUID());
     const createdAt = this.timestamp();
     this.db
@@ -460,13 +463,17 @@ export class SqliteEditStore implements EditStore {
 
   /** Every referenced blob must be stored already, and a latent's bytes must match its shape. */
   private async requireBlobs(where: string, refs: { field: string; sha256: string }[], latent: LatentRef | null): Promise<void> {
-    for (const ref of refs) {
-      if (!(await this.blobs.has(ref.sha256))) {
-        throw new StoreError('invalid_input', `${where}.${ref.field}: blob ${ref.sha256} is not in the blob store (put blobs before the nodes that reference them)`);
-      }
+    // all lookups at once (each is a file-system round trip); the first missing one in field order is reported
+    const [present, latentStat] = await Promise.all([
+      Promise.all(refs.map((ref) => this.blobs.has(ref.sha256))),
+      latent ? this.blobs.stat(latent.sha256) : null,
+    ]);
+    const missing = refs.find((_, i) => !present[i]);
+    if (missing) {
+      throw new StoreError('invalid_input', `${where}.${missing.field}: blob ${missing.sha256} is not in the blob store (put blobs before the nodes that reference them)`);
     }
     if (latent) {
-      const size = (await this.blobs.stat(latent.sha256))?.size;
+      const size = latentStat?.size;
       const expected = latentByteLength(latent.shape);
       if (size !== expected) {
         throw new StoreError('invalid_input', `${where}.latent: blob ${latent.sha256} has ${size} bytes; shape [${latent.shape.join(', ')}] in float16 needs ${expected}`);
@@ -565,6 +572,10 @@ function prepareStatements(db: Database.Database) {
     node: db.prepare('SELECT * FROM nodes WHERE id = ?'),
     nodeInDocument: db.prepare('SELECT 1 FROM nodes WHERE id = @id AND document_id = @documentId'),
     nodesOfDocument: db.prepare('SELECT * FROM nodes WHERE document_id = ? ORDER BY seq'),
+    sourceNode: db.prepare(
+      `SELECT id FROM nodes WHERE document_id = @documentId AND kind = 'source' AND parent_id IS @parentId
+         AND result_image_sha256 = @imageSha256 ORDER BY seq LIMIT 1`,
+    ),
     nodeIdsOfJob: db.prepare('SELECT id FROM nodes WHERE job_id = ? ORDER BY seq'),
     allNodes: db.prepare('SELECT * FROM nodes ORDER BY seq'),
 

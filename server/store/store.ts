@@ -297,7 +297,11 @@ export interface EditStore {
   openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }>;
   getDocument(id: string): Promise<Document | null>;
 
-  /** Referenced blobs must already be in the blob store (blobs first, then metadata: see the crash test). */
+  /**
+   * The document's source node for these pixels under `parentId` (null: a root): the existing one when there is
+   * one (its options are kept), else a new one. Referenced blobs must already be in the blob store (blobs first,
+   * then metadata: see the crash test).
+   */
   addSourceNode(input: SourceNodeInput): Promise<EditNode>;
   /**
    * All variations of one job in one transaction: either every node is added or none is. The job must be

@@ -250,6 +250,22 @@ export function editStoreContract(makeHarness: () => Promise<EditStoreHarness>):
       expect(await edits.getNode('2b0f1c55-3f67-4c39-9d3b-1c4d8e2a7f00')).toBeNull();
     });
 
+    test('a source node is added once per (document, parent, pixels); other pixels or parents get their own', async () => {
+      const { documentId, image, source } = await documentWithSource();
+      const again = await edits.addSourceNode({ documentId, imageSha256: image, options: { name: 'ignored' } });
+      expect(again).toEqual(source);
+      const painted = (await blobs.put(bytesOf(12))).sha256;
+      const other = await edits.addSourceNode({ documentId, imageSha256: painted });
+      expect(other.id).not.toBe(source.id);
+      const child = await edits.addSourceNode({ documentId, parentId: source.id, imageSha256: image });
+      expect(child.id).not.toBe(source.id);
+      expect(await edits.addSourceNode({ documentId, parentId: source.id, imageSha256: image })).toEqual(child);
+      const elsewhere = await edits.openDocument('figma', 'another-file');
+      const foreign = await edits.addSourceNode({ documentId: elsewhere.documentId, imageSha256: image });
+      expect(foreign.id).not.toBe(source.id);
+      expect((await edits.history(documentId))!.nodes.map((n) => n.id)).toEqual([source.id, other.id, child.id]);
+    });
+
     test('edit nodes of a job round-trip with exact field values; history is in creation order', async () => {
       const { documentId, image, source } = await documentWithSource();
       const job = await runningJob(documentId);
