@@ -6,6 +6,11 @@
 import * as ort from 'onnxruntime-node';
 import { float32ToHalf, halfToFloat32 } from './fp16';
 
+// ORT's global logger is set up by the first session in the process and never again. Its provider bridge
+// prints an error line of its own when the CUDA library is missing; loadWithDevice reports that once, in our
+// words, and every other ORT failure reaches us as an exception. So: fatal only, before any session exists.
+ort.env.logLevel = 'fatal';
+
 export type Device = 'auto' | 'cuda' | 'cpu';
 export type Provider = 'cuda' | 'cpu';
 export type TensorType = 'float32' | 'float16' | 'int64' | 'int32';
@@ -158,9 +163,6 @@ export async function loadWithDevice(
   threads?: number,
 ): Promise<OnnxModel> {
   if (device === 'cpu') return OnnxModel.load(file, 'cpu', timer, threads);
-  // ORT's provider bridge prints its own error line through the global logger when the CUDA library is
-  // missing; we report that once, below, so keep ORT's global logging to fatal errors.
-  ort.env.logLevel = 'fatal';
   try {
     return await OnnxModel.load(file, 'cuda', timer, threads);
   } catch (err) {
