@@ -92,6 +92,7 @@ async function main(): Promise<void> {
     log: (message) => log.warn(message, { component: 'queue' }),
   });
   metrics.watchQueue(() => queue.stats());
+  metrics.watchImageCache(() => images.cacheStats());
   const services: Services = { config, store, images, queue, engine, version, startedAt: Date.now(), log, metrics, integrity };
   const server = createHttpServer(services);
 

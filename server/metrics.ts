@@ -14,6 +14,7 @@
  *   layerloop_http_requests_total{route,method,status}             counter (route is a bounded template)
  *   layerloop_errors_total{source="http|job|process"}              counter: 5xx answers, failed jobs, crashes
  *   layerloop_store_integrity_problems                             gauge, from the start-up integrity check
+ *   layerloop_image_cache_bytes, layerloop_image_cache_images      gauges, the decoded-image cache at scrape time
  *   process_resident_memory_bytes, process_start_time_seconds      gauges
  */
 import type { JobState } from '../shared/protocol';
@@ -240,6 +241,8 @@ export interface ServerMetrics {
   onEdit(timings: { totalMs: number; onnxMs: number }): void;
   /** Read the queue's depth at every scrape. */
   watchQueue(stats: () => { queued: number; running: number }): void;
+  /** Read the decoded-image cache's size at every scrape. */
+  watchImageCache(stats: () => { images: number; bytes: number }): void;
 }
 
 export function createServerMetrics(): ServerMetrics {
@@ -258,6 +261,8 @@ export function createServerMetrics(): ServerMetrics {
   const errors = registry.counter('layerloop_errors_total', 'Errors: 5xx answers (http), failed edit jobs (job), unhandled exceptions (process).', ['source']);
   for (const source of ['http', 'job', 'process'] as const) errors.init({ source });
   const storeIntegrityProblems = registry.gauge('layerloop_store_integrity_problems', 'Problems found by the store integrity check at start-up (0 = consistent).');
+  const imageCacheBytes = registry.gauge('layerloop_image_cache_bytes', 'Decoded RGBA bytes held by the image cache (bounded, least recently used evicted).');
+  const imageCacheImages = registry.gauge('layerloop_image_cache_images', 'Decoded images held by the image cache.');
   const rss = registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
   const startTime = registry.gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch in seconds.');
   startTime.set(Math.round(Date.now() / 1000 - process.uptime()));
@@ -305,6 +310,13 @@ export function createServerMetrics(): ServerMetrics {
         const s = stats();
         queueJobs.set({ state: 'waiting' }, s.queued);
         queueJobs.set({ state: 'running' }, s.running);
+      });
+    },
+    watchImageCache(stats) {
+      registry.onCollect(() => {
+        const s = stats();
+        imageCacheBytes.set(s.bytes);
+        imageCacheImages.set(s.images);
       });
     },
   };

@@ -51,6 +51,8 @@ describe('layerloop server: logs and metrics', () => {
       ['layerloop_http_requests_total', 'counter'],
       ['layerloop_errors_total', 'counter'],
       ['layerloop_store_integrity_problems', 'gauge'],
+      ['layerloop_image_cache_bytes', 'gauge'],
+      ['layerloop_image_cache_images', 'gauge'],
     ]) {
       expect(before).toContain(`# TYPE ${name} ${type}\n`);
       expect(before).toMatch(new RegExp(`^# HELP ${name} \\S`, 'm'));
@@ -58,6 +60,7 @@ describe('layerloop server: logs and metrics', () => {
     expect(sample(before, 'layerloop_jobs_total{state="succeeded"}')).toBe(0);
     expect(sample(before, 'layerloop_queue_jobs{state="waiting"}')).toBe(0);
     expect(sample(before, 'layerloop_store_integrity_problems')).toBe(0);
+    expect(sample(before, 'layerloop_image_cache_bytes')).toBe(0);
     expect(sample(before, 'layerloop_http_requests_total{route="/metrics",method="GET",status="401"}')).toBe(1);
 
     const { documentId } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: 'ops' });
@@ -66,6 +69,9 @@ describe('layerloop server: logs and metrics', () => {
 
     const after = await scrape();
     expect(sample(after, 'layerloop_jobs_total{state="succeeded"}')).toBe(1);
+    // the upload and the result, 128x128 RGBA each
+    expect(sample(after, 'layerloop_image_cache_images')).toBe(2);
+    expect(sample(after, 'layerloop_image_cache_bytes')).toBe(2 * 128 * 128 * 4);
     expect(sample(after, 'layerloop_job_latency_seconds_count{state="succeeded"}')).toBe(1);
     expect(sample(after, 'layerloop_job_latency_seconds_sum{state="succeeded"}')).toBeGreaterThan(0);
     expect(sample(after, 'layerloop_job_latency_seconds_bucket{state="succeeded",le="+Inf"}')).toBe(1);
