@@ -491,9 +491,12 @@ export class PanelController {
           status: cancelling || view.cancelRequested ? 'Cancelling…' : `Editing: step ${view.step} of ${view.totalSteps}`,
         });
         break;
-      case 'succeeded':
-        this.set({ preview: view.preview, progress: this.state.progress && { ...this.state.progress, step: this.state.progress.totalSteps } });
+      case 'succeeded': {
+        // a fast job can finish between two polls, before any 'running' snapshot: the bar still ends full
+        const totalSteps = this.state.progress?.totalSteps || 1;
+        this.set({ preview: view.preview, progress: { step: totalSteps, totalSteps } });
         break;
+      }
       default:
         break; // failed / cancelled: apply() reports them
     }

@@ -2,6 +2,8 @@
 
     python tools/tiny-model/train.py --work /tmp/tiny-work          # full run (about an hour on 2 cores)
     python tools/tiny-model/train.py --work /tmp/w --quick          # smoke run (a minute)
+    python tools/tiny-model/train.py --work /tmp/w2 --resume /tmp/tiny-work/tiny-pix2pix.pt \
+        --seed 4321 --unet-steps 6000 --unet-lr 4e-4                 # more UNet training on fresh cases
 
 Everything is seeded; the checkpoint lands in <work>/tiny-pix2pix.pt for export.py.
 """
@@ -79,21 +81,26 @@ def encode_means(enc: nets.Encoder, images: np.ndarray, batch: int = 64) -> torc
 
 
 def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions: np.ndarray,
-               tokenizer: nets.WordTokenizer, scaling: float, steps: int, batch: int) -> tuple[nets.UNet, nets.TextEncoder]:
+               tokenizer: nets.WordTokenizer, scaling: float, steps: int, batch: int, lr: float = 1e-3,
+               start: dict | None = None, seed: int = 2) -> tuple[nets.UNet, nets.TextEncoder]:
     """InstructPix2Pix objective: eps-prediction on the SD schedule, image latent unscaled, noisy latent scaled,
-    conditioning dropout (5% text, 5% image, 5% both) so dual classifier-free guidance works."""
+    conditioning dropout (5% text, 5% image, 5% both) so dual classifier-free guidance works. `start`: the
+    state dicts of a previous run's (EMA) UNet and text encoder to continue from."""
     text = nets.TextEncoder(len(tokenizer.vocab))
     unet = nets.UNet(context_dim=64)
+    if start is not None:
+        unet.load_state_dict(start["unet"])
+        text.load_state_dict(start["text_encoder"])
     params = list(unet.parameters()) + list(text.parameters())
     log(f"unet params {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, "
         f"text encoder {sum(p.numel() for p in text.parameters()) / 1e6:.3f} M")
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.03)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.03)
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
     ac = nets.alphas_cumprod()
     ids_all = tokenizer.batch(list(instructions))
     empty_ids = tokenizer.batch([""])
-    g = torch.Generator().manual_seed(2)
+    g = torch.Generator().manual_seed(seed)
     n = source_lat.shape[0]
     t0 = time.time()
     for step in range(steps):
@@ -138,6 +145,8 @@ def main() -> None:
     ap.add_argument("--vae-full-steps", type=int, default=200)
     ap.add_argument("--unet-steps", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--unet-lr", type=float, default=1e-3, help="peak learning rate of the UNet's one-cycle schedule")
+    ap.add_argument("--resume", help="checkpoint to continue from: keeps its VAE and scaling, trains its UNet further")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run to check the pipeline end to end")
     args = ap.parse_args()
     if args.quick:
@@ -151,22 +160,40 @@ def main() -> None:
     data = make_dataset(args.cases, args.seed, args.size)
     images = np.concatenate([data["source"], data["target"]])
 
-    log("vae")
-    enc, dec = train_vae(images, args.vae_steps, 16, 64, args.vae_full_steps)
-    source_lat = encode_means(enc, data["source"])
-    target_lat = encode_means(enc, data["target"])
-    scaling = float(1.0 / torch.cat([source_lat, target_lat]).std())
-    log(f"latent std {1 / scaling:.4f} -> scaling_factor {scaling:.5f}")
+    start = None
+    if args.resume:
+        start = torch.load(args.resume, map_location="cpu")
+        enc, dec = nets.Encoder(), nets.Decoder()
+        enc.load_state_dict(start["encoder"])
+        dec.load_state_dict(start["decoder"])
+        enc.eval(), dec.eval()
+        scaling = float(start["scaling_factor"])  # the VAE is unchanged, so is its scaling
+        log(f"resumed from {args.resume}: VAE kept, scaling_factor {scaling:.5f}")
+        source_lat = encode_means(enc, data["source"])
+        target_lat = encode_means(enc, data["target"])
+    else:
+        log("vae")
+        enc, dec = train_vae(images, args.vae_steps, 16, 64, args.vae_full_steps)
+        source_lat = encode_means(enc, data["source"])
+        target_lat = encode_means(enc, data["target"])
+        scaling = float(1.0 / torch.cat([source_lat, target_lat]).std())
+        log(f"latent std {1 / scaling:.4f} -> scaling_factor {scaling:.5f}")
 
     tokenizer = nets.WordTokenizer(world.VOCABULARY)
-    unet, text = train_unet(source_lat, target_lat, data["instruction"], tokenizer, scaling, args.unet_steps, args.batch)
+    if start is not None and start["vocab"] != tokenizer.vocab:
+        raise SystemExit("the checkpoint's vocabulary differs from shapes_world.VOCABULARY: cannot resume")
+    unet, text = train_unet(source_lat, target_lat, data["instruction"], tokenizer, scaling, args.unet_steps, args.batch,
+                            lr=args.unet_lr, start=start, seed=2 if start is None else args.seed)
 
     ckpt = os.path.join(args.work, "tiny-pix2pix.pt")
+    previous = [] if start is None else start.get("history", [{"args": start.get("args"), "train_seconds": start.get("train_seconds")}])
+    history = previous + [{"args": vars(args), "train_seconds": time.time() - started}]
     torch.save({"encoder": enc.state_dict(), "decoder": dec.state_dict(), "unet": unet.state_dict(),
                 "text_encoder": text.state_dict(), "vocab": tokenizer.vocab, "scaling_factor": scaling,
-                "size": args.size, "args": vars(args), "train_seconds": time.time() - started}, ckpt)
+                "size": args.size, "args": vars(args), "train_seconds": time.time() - started, "history": history}, ckpt)
     with open(os.path.join(args.work, "train_summary.json"), "w") as f:
-        json.dump({"seconds": round(time.time() - started), "args": vars(args), "scaling_factor": scaling}, f, indent=2)
+        json.dump({"seconds": round(time.time() - started), "args": vars(args), "scaling_factor": scaling,
+                   "history": history}, f, indent=2, default=str)
     log(f"saved {ckpt} after {time.time() - started:.0f}s")
 
 

@@ -141,6 +141,23 @@ describe('Apply', () => {
   });
 });
 
+describe('Progress', () => {
+  it('ends with a full bar even when the job finished between two polls (no running snapshot seen)', async () => {
+    const { api, controller } = setup();
+    api.script = (job, result) => [
+      snapshot(job.id, job.request.documentId, { state: 'queued', position: 0 }),
+      snapshot(job.id, job.request.documentId, { state: 'succeeded', startedAt: 1, finishedAt: 2, result }),
+    ];
+    const fractions: number[] = [];
+    controller.subscribe((s) => {
+      if (s.progress && s.progress.totalSteps > 0) fractions.push(s.progress.step / s.progress.totalSteps);
+    });
+    await controller.apply(form());
+    expect(controller.getState().phase).toBe('done');
+    expect(fractions).toContain(1);
+  });
+});
+
 describe('Cancel', () => {
   it('cancels a running job: no layer, state cancelled', async () => {
     const { doc, api, controller } = setup();
