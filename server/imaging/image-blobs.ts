@@ -2,7 +2,7 @@
  * ImageBlobs: the one place images go into and come out of the blob store.
  *
  * - put: canonical PNG (same pixels, same sha256, whichever way they arrived) -> blob store.
- * - get / size: from a small in-memory cache of decoded images when possible, else read + decode.
+ * - get: the decoded pixels, from a small in-memory cache when possible, else read + decode.
  *
  * The cache is what keeps the server's own cost per edit small: an edit's source is nearly always an image
  * this process has just handled (the upload a moment ago, or the previous edit's result in a chain), and

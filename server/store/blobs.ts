@@ -1,7 +1,7 @@
 /**
  * FsBlobStore: the embedded BlobStore. Each blob is one file at `dir/ab/cd/<sha256>` (two fan-out levels keep
- * directories small). Nothing else is stored beside it: one file, one rename, per blob (data directories from
- * before 0.2 also hold `<sha256>.json` content-type files; they are ignored).
+ * directories small). Nothing else is stored beside it: one file, one rename, per blob (data directories written
+ * by earlier builds may also hold `<sha256>.json` content-type files; they are ignored).
  *
  * Writes are atomic and durable: write a temp file in the target directory, fsync it, rename it over the final
  * name, fsync the directory. A crash at any point leaves either no blob or the whole blob, never a prefix.
