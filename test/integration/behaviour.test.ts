@@ -2,8 +2,8 @@
  * Behaviour on held-out shapes images through the TypeScript engine (20 Euler ancestral steps, guidance
  * 7.5 / 1.5): recolour, identity, masked recolour, and a two-region edit in one pass.
  *
- * The floors are the shipped tiny model's measured level with a small margin, NOT the foundation issue's
- * targets (80 % recolour, 24 dB identity, 22 dB outside), which this model does not reach yet: see
+ * The floors are the shipped tiny model's measured level with a small margin. Of the foundation issue's
+ * targets (80 % recolour, 24 dB identity, 22 dB outside) this model reaches identity only: see
  * models/tiny-pix2pix/EVAL.md. That the TypeScript loop computes exactly what the reference loop does is
  * pinned separately, to 1e-3, by parity.test.ts.
  */
@@ -30,7 +30,7 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
   const run = (c: HeldoutCase, seed: number, mask: Float32Array | null = null) =>
     edit(model, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask }], { steps: 20, seed });
 
-  it('recolours the named shape to the named colour in most cases (measured 62.5 %), changing the rest little', async () => {
+  it('recolours the named shape to the named colour in most cases (measured 66.7 %), changing the rest little', async () => {
     const recolour = cases.filter((c) => c.op === 'recolour');
     expect(recolour.length).toBeGreaterThanOrEqual(20);
     let hits = 0;
@@ -40,18 +40,18 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
       if (nearestColour(meanColour(out, c.interior), palette) === c.colour) hits++;
       outside.push(psnr(out, c.source, (i) => c.mask[i] === 0));
     }
-    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.55); // measured 15 / 24
-    expect(mean(outside)).toBeGreaterThanOrEqual(11); // measured 12.9 dB before compositing
+    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.6); // measured 16 / 24
+    expect(mean(outside)).toBeGreaterThanOrEqual(14.5); // measured 16.1 dB before compositing
   });
 
-  it('keeps the input for the empty instruction (measured 16.3 dB on these cases, 19.4 dB in EVAL.md)', async () => {
+  it('keeps the input for the empty instruction (measured 28.8 dB on these cases, 29.5 dB in EVAL.md)', async () => {
     const identity = cases.filter((c) => c.op === 'identity');
     const scores: number[] = [];
     for (const [k, c] of identity.entries()) scores.push(psnr((await run(c, k)).variations[0].decoded, c.source));
-    expect(mean(scores)).toBeGreaterThanOrEqual(14);
+    expect(mean(scores)).toBeGreaterThanOrEqual(26);
   });
 
-  it('a masked recolour takes the named colour in most cases (measured 70.8 %) and never changes a pixel outside the mask', async () => {
+  it('a masked recolour takes the named colour in nearly every case (measured 95.8 %) and never changes a pixel outside the mask', async () => {
     const recolour = cases.filter((c) => c.op === 'recolour');
     let hits = 0;
     for (const [k, c] of recolour.entries()) {
@@ -61,7 +61,7 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
         if (c.mask[i] === 0 && out.data[i * 4] !== c.source.data[i * 4]) throw new Error(`${c.id}: pixel ${i} outside the mask changed`);
       }
     }
-    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.6); // measured 17 / 24
+    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.85); // measured 23 / 24
   });
 
   it('edits two regions with their own instructions in one pass', async () => {

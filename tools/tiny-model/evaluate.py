@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -17,7 +18,8 @@ import numpy as np
 import reference_pipeline as ref
 import shapes_world as world
 
-HELD_OUT_SEED = 20261124  # training uses 1234 (train.py); scenes are continuous-valued so no case repeats
+HELD_OUT_SEED = 20261124  # training used 1234 and 4321 (build_model.sh); scenes are continuous-valued so no case repeats
+NOTES_MARKER = "<!-- notes: kept by evaluate.py -->"
 
 
 def main() -> None:
@@ -104,10 +106,17 @@ def main() -> None:
             ("Remove: PSNR to the target inside the removed area", f"{summary['remove_target_psnr_inside']:.2f} dB"),
             ("Remove: PSNR outside the removed shape", f"{summary['remove_outside_psnr']:.2f} dB"),
         ]
+        # hand-written notes below the marker survive a re-run
+        notes = ""
+        if os.path.exists(args.out):
+            with open(args.out) as f:
+                old = f.read()
+            if NOTES_MARKER in old:
+                notes = old[old.index(NOTES_MARKER):]
         with open(args.out, "w") as f:
             f.write("# tiny-pix2pix evaluation\n\n")
             f.write(f"Held-out shapes-world cases: {summary['cases']} ({per_op} per operation: recolour, background, remove, "
-                    f"empty instruction), generated with seed {HELD_OUT_SEED} (training used seed 1234). Global edits (no mask), "
+                    f"empty instruction), generated with seed {HELD_OUT_SEED}, which no training run uses. Global edits (no mask), "
                     f"run through the exported ONNX files with onnxruntime (CPU): {args.steps} Euler ancestral steps, text "
                     f"guidance {args.text_scale}, image guidance {args.image_scale}, seeded noise per case. "
                     f"Took {summary['seconds']} s on a 2-core machine.\n\n")
@@ -119,6 +128,8 @@ def main() -> None:
             for name, value in extra:
                 f.write(f"| {name} | {value} |\n")
             f.write("\nRaw figures:\n\n```json\n" + json.dumps(summary, indent=2) + "\n```\n")
+            if notes:
+                f.write("\n" + notes)
 
 
 if __name__ == "__main__":
