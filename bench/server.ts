@@ -3,8 +3,8 @@
  *
  *   (a) one client: end-to-end latency of upload + edits.create + wait (jobs.watch, SSE) + download, against
  *       the engine time of the same job (the server's 'edit computed' log line). Target: e2e / engine <= 1.10.
- *       Run at each of --singleSteps: first the product's default (20 steps, what an Apply runs; `pass` is
- *       judged there), then a short edit (8) that shows the fixed cost outside the engine at its largest share.
+ *       Run at each of --singleSteps, each with its own `pass`: the product's default (20 steps, what an Apply
+ *       runs), then a short edit (8) where the fixed cost outside the engine is at its largest share.
  *   (b) N concurrent clients (default 16), each its own document, each doing 3-edit chains (upload, edit the
  *       upload, continue from that result twice) at --steps for a fixed time: throughput, p50/p95 latency per
  *       edit, fairness (per-client completed edits: min/max, Jain's index), errors (429s are retried after
