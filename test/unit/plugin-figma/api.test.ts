@@ -2,28 +2,11 @@ import type { JobSnapshot } from '../../../shared/protocol';
 import { errorForStatus, snapshotToEvents } from '../../../plugin-figma/src/api';
 import { Bridge, MainRequestError } from '../../../plugin-figma/src/bridge';
 import type { UiToMain } from '../../../plugin-figma/src/messages';
+import { jobSnapshot } from '../../support/job-snapshot';
 
 const URL_ = 'http://localhost:7860';
 
-function snap(over: Partial<JobSnapshot>): JobSnapshot {
-  return {
-    jobId: 'j',
-    documentId: 'd',
-    state: 'queued',
-    position: 2,
-    cancelRequested: false,
-    progress: null,
-    previewStep: null,
-    previewDataUrl: null,
-    result: null,
-    error: null,
-    lastSeq: 1,
-    enqueuedAt: 0,
-    startedAt: null,
-    finishedAt: null,
-    ...over,
-  };
-}
+const snap = (over: Partial<JobSnapshot>): JobSnapshot => jobSnapshot({ jobId: 'j', documentId: 'd', position: 2, ...over });
 
 describe('following a job by polling', () => {
   it('turns successive snapshots into the events SSE would have sent', () => {

@@ -5,6 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { EditRequestInput, JobSnapshot } from '../../../shared/protocol';
 import { ApiError, type CreatedEdit, type HistoryNode, type LayerloopApi, type RawImage } from '../../../plugin-uxp/src/api';
+import { jobSnapshot } from '../../support/job-snapshot';
 
 export const PREVIEW = (n: number): string => `data:image/png;base64,PREVIEW${n}`;
 
@@ -150,23 +151,7 @@ export class FakeApi implements LayerloopApi {
 }
 
 export function snapshot(jobId: string, documentId: string, patch: Partial<JobSnapshot>): JobSnapshot {
-  return {
-    jobId,
-    documentId,
-    state: 'queued',
-    position: null,
-    cancelRequested: false,
-    progress: null,
-    previewStep: null,
-    previewDataUrl: null,
-    result: null,
-    error: null,
-    lastSeq: 1,
-    enqueuedAt: 0,
-    startedAt: null,
-    finishedAt: null,
-    ...patch,
-  };
+  return jobSnapshot({ jobId, documentId, ...patch });
 }
 
 function defaultScript(jobId: string, documentId: string, result: JobSnapshot['result']): JobSnapshot[] {
