@@ -183,7 +183,9 @@ async function putBlob(services: Services, req: http.IncomingMessage, res: http.
   const body = await readBody(req, MAX_UPLOAD_BYTES);
   const q = url.searchParams;
   const image = await decodeUpload(body, req.headers['content-type'], { width: q.get('width') ?? q.get('w'), height: q.get('height') ?? q.get('h') });
-  const { sha256, created, size } = await services.images.put(image);
+  // answered once readable: the write finishes while the client asks for the edit, and the edit's nodes are
+  // only committed once it is durable
+  const { sha256, created, size } = await services.images.put(image, { wait: 'readable' });
   sendJson(res, created ? 201 : 200, { sha256, width: image.width, height: image.height, size });
 }
 

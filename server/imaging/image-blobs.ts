@@ -9,7 +9,7 @@
  * edits.create, the job and `?format=rgba` downloads all need its pixels or size. It is bounded by bytes and
  * evicts the least recently used. Cached images are shared: callers must treat `data` as read-only.
  */
-import type { BlobStore } from '../store';
+import type { BlobPutOptions, BlobStore } from '../store';
 import { decodeImage, type RgbaImage } from './image';
 import { canonicalPng } from './upload';
 
@@ -44,10 +44,10 @@ export class ImageBlobs {
     private readonly maxCacheBytes = DEFAULT_IMAGE_CACHE_BYTES,
   ) {}
 
-  /** Store an image as canonical PNG; durable when this resolves. */
-  async put(image: RgbaImage): Promise<StoredImage> {
+  /** Store an image as canonical PNG; durable when this resolves, unless `wait` is 'readable' (see BlobPutOptions). */
+  async put(image: RgbaImage, options: BlobPutOptions = {}): Promise<StoredImage> {
     const png = await canonicalPng(image);
-    const { sha256, created, size } = await this.blobs.put(png);
+    const { sha256, created, size } = await this.blobs.put(png, options);
     this.remember(sha256, image);
     return { sha256, created, size };
   }

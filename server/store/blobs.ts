@@ -7,11 +7,14 @@
  * name, fsync the directory. A crash at any point leaves either no blob or the whole blob, never a prefix.
  * Temp files are named `.<name>.<uuid>.tmp`, which can never match a sha256, so a leftover is invisible to
  * get/has/stat; removeTempFiles() sweeps them.
+ *
+ * A put with wait 'readable' returns before that sequence ends: until it does, the bytes are served from memory
+ * (get/has/stat see them) and whenDurable() waits for the write.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type BlobPutResult, type BlobStat, type BlobStore, StoreError, assertSha256 } from './store';
+import { type BlobPutOptions, type BlobPutResult, type BlobStat, type BlobStore, StoreError, assertSha256 } from './store';
 
 export interface FsBlobStoreOptions {
   /**
@@ -30,6 +33,10 @@ export function sha256Hex(bytes: Uint8Array): string {
 export class FsBlobStore implements BlobStore {
   /** fan-out directories known to exist (and to be durable), so a put skips the mkdir */
   private readonly knownDirs = new Set<string>();
+  /** blobs being written, by sha256: their bytes (served until the file is durable) and the write */
+  private readonly writing = new Map<string, { bytes: Uint8Array; done: Promise<void> }>();
+  /** why the last write of a blob failed, until it is put again (so whenDurable keeps saying so) */
+  private readonly failed = new Map<string, Error>();
 
   constructor(
     readonly dir: string,
@@ -42,7 +49,7 @@ export class FsBlobStore implements BlobStore {
     return path.join(this.dir, sha256.slice(0, 2), sha256.slice(2, 4), sha256);
   }
 
-  async put(bytes: Uint8Array): Promise<BlobPutResult> {
+  async put(bytes: Uint8Array, options: BlobPutOptions = {}): Promise<BlobPutResult> {
     if (!(bytes instanceof Uint8Array)) {
       throw new StoreError('invalid_input', `blob put: expected a Uint8Array, got ${describe(bytes)}`);
     }
@@ -50,28 +57,40 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(sha256);
     const size = bytes.byteLength;
 
-    // Same bytes, same name: nothing to write. A file of the wrong size is damage (content addressing makes the
-    // size part of the name's promise), and rewriting it with the right bytes is the repair.
-    const existing = await statFile(file);
-    if (existing && existing.size === size) return { sha256, size, created: false };
-
-    const dir = path.dirname(file);
-    await this.ensureDir(dir);
-    try {
-      await this.writeAtomic(file, bytes);
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-      // the directory went away under us (removed by hand): make it again, once
-      this.knownDirs.delete(dir);
-      await this.ensureDir(dir);
-      await this.writeAtomic(file, bytes);
+    let write = this.writing.get(sha256)?.done;
+    let created = false;
+    if (!write) {
+      // Same bytes, same name: nothing to write. A file of the wrong size is damage (content addressing makes
+      // the size part of the name's promise), and rewriting it with the right bytes is the repair.
+      const existing = await statFile(file);
+      if (existing && existing.size === size) {
+        this.failed.delete(sha256); // stored after all (by an earlier process, or a write that was retried)
+        return { sha256, size, created: false };
+      }
+      write = this.writing.get(sha256)?.done ?? this.startWrite(sha256, file, bytes); // a put may have begun meanwhile
+      created = true;
     }
-    // Two concurrent puts of the same new bytes may both report created: true; both wrote identical content.
-    return { sha256, size, created: true };
+    if (options.wait !== 'readable') await write;
+    // Two concurrent puts of the same new bytes may both report created: true; both stored identical content.
+    return { sha256, size, created };
+  }
+
+  async whenDurable(sha256: string): Promise<void> {
+    assertSha256(sha256);
+    await this.writing.get(sha256)?.done;
+    const failure = this.failed.get(sha256);
+    if (failure) throw failure;
+  }
+
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.writing.values()].map((w) => w.done));
   }
 
   async get(sha256: string, options: { verify?: boolean } = {}): Promise<Uint8Array | null> {
     const file = this.pathFor(sha256);
+    const inFlight = this.writing.get(sha256);
+    // a copy: the caller may keep or change it after the write ends
+    if (inFlight) return new Uint8Array(inFlight.bytes);
     let buffer: Buffer;
     try {
       buffer = await fs.readFile(file);
@@ -88,11 +107,14 @@ export class FsBlobStore implements BlobStore {
   }
 
   async has(sha256: string): Promise<boolean> {
-    return (await statFile(this.pathFor(sha256))) !== null;
+    const file = this.pathFor(sha256);
+    return this.writing.has(sha256) || (await statFile(file)) !== null;
   }
 
   async stat(sha256: string): Promise<BlobStat | null> {
     const file = this.pathFor(sha256);
+    const inFlight = this.writing.get(sha256);
+    if (inFlight) return { sha256, size: inFlight.bytes.byteLength };
     const info = await statFile(file);
     if (!info) return null;
     return { sha256, size: info.size };
@@ -120,6 +142,36 @@ export class FsBlobStore implements BlobStore {
   }
 
   // -- internals
+
+  /** Writes the blob durably, visible to get/has/stat from now on (from memory until the file is durable). */
+  private startWrite(sha256: string, file: string, bytes: Uint8Array): Promise<void> {
+    // our own copy: a 'readable' put returns before the write ends, and the caller may reuse its buffer
+    const own = new Uint8Array(bytes);
+    this.failed.delete(sha256);
+    const done = this.writeBlob(file, own)
+      .catch((error: unknown) => {
+        this.failed.set(sha256, error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      })
+      .finally(() => this.writing.delete(sha256));
+    done.catch(() => {}); // whoever waits on it (put, whenDurable) sees the error; nobody waiting is not a crash
+    this.writing.set(sha256, { bytes: own, done });
+    return done;
+  }
+
+  private async writeBlob(file: string, bytes: Uint8Array): Promise<void> {
+    const dir = path.dirname(file);
+    await this.ensureDir(dir);
+    try {
+      await this.writeAtomic(file, bytes);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      // the directory went away under us (removed by hand): make it again, once
+      this.knownDirs.delete(dir);
+      await this.ensureDir(dir);
+      await this.writeAtomic(file, bytes);
+    }
+  }
 
   /** Every `dir/ab/cd` directory that exists (plus the root and the first level, where temp files never go). */
   private async fanOutDirs(): Promise<string[]> {

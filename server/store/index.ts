@@ -28,6 +28,9 @@ export async function openStore(dataDir: string, options: SqliteEditStoreOptions
   return {
     blobs,
     edits,
-    close: async () => edits.close(),
+    close: async () => {
+      await blobs.flush();
+      await edits.close();
+    },
   };
 }

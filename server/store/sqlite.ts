@@ -461,8 +461,16 @@ export class SqliteEditStore implements EditStore {
     return null;
   }
 
-  /** Every referenced blob must be stored already, and a latent's bytes must match its shape. */
+  /** Every referenced blob must be stored already (and durable), and a latent's bytes must match its shape. */
   private async requireBlobs(where: string, refs: { field: string; sha256: string }[], latent: LatentRef | null): Promise<void> {
+    // a blob put with wait 'readable' (an upload) may still be on its way to disk: a node must never outlive it
+    const all = latent ? [...refs, { field: 'latent', sha256: latent.sha256 }] : refs;
+    const writes = await Promise.allSettled(all.map((ref) => this.blobs.whenDurable(ref.sha256)));
+    const failed = writes.findIndex((w) => w.status === 'rejected');
+    if (failed >= 0) {
+      const reason = ((writes[failed] as PromiseRejectedResult).reason as Error).message;
+      throw new StoreError('invalid_input', `${where}.${all[failed].field}: blob ${all[failed].sha256} could not be written to the blob store (${reason}); upload it again`);
+    }
     // all lookups at once (each is a file-system round trip); the first missing one in field order is reported
     const [present, latentStat] = await Promise.all([
       Promise.all(refs.map((ref) => this.blobs.has(ref.sha256))),

@@ -73,16 +73,34 @@ export interface BlobStat {
   size: number;
 }
 
+export interface BlobPutOptions {
+  /**
+   * When put resolves. 'durable' (the default): the blob survives a crash. 'readable': as soon as get/has/stat
+   * see it, while it is made durable in the background; whenDurable() waits for that. Uploads use 'readable':
+   * nothing refers to an upload until an edit node does, and the edit store waits for durability before it
+   * commits such a node, so a crash can lose an unreferenced upload (the client uploads it again) but never
+   * leave a node pointing at a missing blob.
+   */
+  wait?: 'durable' | 'readable';
+}
+
 export interface BlobStore {
   /**
-   * Stores bytes under their sha256. Durable when the promise resolves; a crash before that leaves nothing visible.
+   * Stores bytes under their sha256. A crash before the blob is durable leaves nothing visible.
    * Blobs are bytes only: what they are (a PNG, a float16 latent) is told by their references and their magic.
    */
-  put(bytes: Uint8Array): Promise<BlobPutResult>;
+  put(bytes: Uint8Array, options?: BlobPutOptions): Promise<BlobPutResult>;
   /** null when absent; with `verify`, rehashes and throws StoreError('corrupt') on a mismatch. */
   get(sha256: string, options?: { verify?: boolean }): Promise<Uint8Array | null>;
   has(sha256: string): Promise<boolean>;
   stat(sha256: string): Promise<BlobStat | null>;
+  /**
+   * Resolves once the blob is durable: at once unless a put with wait 'readable' is still writing it; rejects
+   * with that write's error (the blob is then absent). Call it before committing anything that refers to a blob.
+   */
+  whenDurable(sha256: string): Promise<void>;
+  /** Waits for every write in flight (graceful shutdown). */
+  flush(): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------

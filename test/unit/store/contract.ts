@@ -125,6 +125,22 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
     }
   });
 
+  test("a put with wait 'readable' is readable at once and durable once whenDurable resolves", async () => {
+    const bytes = bytesOf(5);
+    const put = await blobs.put(bytes, { wait: 'readable' });
+    expect(put).toEqual({ sha256: sha256Of(bytesOf(5)), size: 257, created: true });
+    bytes.fill(0); // the store kept its own copy
+    expect(await blobs.get(put.sha256)).toEqual(bytesOf(5));
+    expect(await blobs.has(put.sha256)).toBe(true);
+    expect(await blobs.stat(put.sha256)).toEqual({ sha256: put.sha256, size: 257 });
+    await blobs.whenDurable(put.sha256);
+    await blobs.flush();
+    expect(await blobs.get(put.sha256, { verify: true })).toEqual(bytesOf(5));
+    expect(await blobs.put(bytesOf(5))).toEqual({ ...put, created: false });
+    await blobs.whenDurable(sha256Of(bytesOf(98))); // nothing in flight: resolves (absent blobs are has()'s business)
+    await expectStoreError(blobs.whenDurable('../etc/passwd'), 'invalid_input', /sha256 of 64 lowercase hex/);
+  });
+
   test('put rejects non-bytes', async () => {
     await expectStoreError(blobs.put('hello' as unknown as Uint8Array), 'invalid_input', /Uint8Array/);
     await expectStoreError(blobs.put([1, 2, 3] as unknown as Uint8Array), 'invalid_input', /Uint8Array/);

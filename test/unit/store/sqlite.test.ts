@@ -175,3 +175,48 @@ describe('integrityCheck', () => {
     await store.close();
   });
 });
+
+describe("blobs put with wait 'readable' (uploads)", () => {
+  /** An edit store over blobs whose writes stop before the rename until `release()` (or fail, with `fail`). */
+  async function gated(options: { fail?: boolean } = {}) {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const blobs = new FsBlobStore(path.join(root, 'blobs'), {
+      beforeRename: async () => {
+        await gate;
+        if (options.fail) throw new Error('no space left on device (simulated)');
+      },
+    });
+    const edits = new SqliteEditStore(path.join(root, 'layerloop.sqlite'), blobs);
+    const { documentId } = await edits.openDocument('figma', 'file-1');
+    return { blobs, edits, documentId, release };
+  }
+
+  test('a node referring to an upload is committed only once the upload is durable', async () => {
+    const { blobs, edits, documentId, release } = await gated();
+    const { sha256 } = await blobs.put(bytesOf(20), { wait: 'readable' });
+    let committed = false;
+    const adding = edits.addSourceNode({ documentId, imageSha256: sha256 }).then((node) => ((committed = true), node));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(committed).toBe(false);
+    expect((await edits.history(documentId))?.nodes).toEqual([]);
+    release();
+    const node = await adding;
+    expect(node.resultImageSha256).toBe(sha256);
+    expect(await new FsBlobStore(path.join(root, 'blobs')).has(sha256)).toBe(true);
+    edits.close();
+  });
+
+  test('when the upload cannot be written, the node is refused with the cause and nothing is committed', async () => {
+    const { blobs, edits, documentId, release } = await gated({ fail: true });
+    const { sha256 } = await blobs.put(bytesOf(21), { wait: 'readable' });
+    release();
+    await expectStoreError(
+      edits.addSourceNode({ documentId, imageSha256: sha256 }),
+      'invalid_input',
+      new RegExp(`addSourceNode.imageSha256: blob ${sha256} could not be written to the blob store \\(no space left on device \\(simulated\\)\\); upload it again`),
+    );
+    expect((await edits.history(documentId))?.nodes).toEqual([]);
+    edits.close();
+  });
+});
