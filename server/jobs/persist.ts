@@ -3,18 +3,25 @@
  *
  * - Writes for one job are applied in order (one promise chain per job); `settled(jobId)` resolves when all of
  *   them so far are done, so the runner adds its nodes only once the store knows the job is running.
- * - Idempotent: a state the store already has is skipped. The store row is created 'queued' by edits.create
- *   before the job is enqueued, and the runner's addEditNodes(markSucceeded) moves it to 'succeeded' in the
- *   same transaction as its nodes, so both of those arrive here as no-ops.
+ * - A job's first state ('queued', with its request) creates its row. The write waits a macrotask, so the
+ *   runner, which starts on a microtask, has posted the edit to the engine before this synchronous commit;
+ *   edits.create answers the client only once it is done (enqueue()'s `recorded`).
+ * - Idempotent: a state the store already has is skipped. The runner's addEditNodes(markSucceeded) moves the
+ *   job to 'succeeded' in the same transaction as its nodes, so that state arrives here as a no-op.
  * - The store is the record: when it already holds a final state that differs (a cancel that raced the
  *   commit of the results), the store's state stands and the difference is logged.
  */
 import { isTerminalJobState, type JobState } from '../../shared/protocol';
 import type { Logger } from '../log';
-import type { EditStore } from '../store';
+import type { EditStore, JsonObject } from '../store';
 import type { JobStateInfo } from './queue';
 
 const MAX_ERROR_LENGTH = 8000;
+
+/** A job's first state carries its request: the store records the job then. */
+function creates(state: JobState, info: JobStateInfo): info is JobStateInfo & { request: NonNullable<JobStateInfo['request']> } {
+  return state === 'queued' && info.request !== undefined;
+}
 
 export class JobStateRecorder {
   private readonly pending = new Map<string, Promise<void>>();
@@ -24,22 +31,28 @@ export class JobStateRecorder {
     private readonly log: Logger,
   ) {}
 
-  /** Pass as JobQueueOptions.onStateChange. Never rejects (failures are logged). */
+  /**
+   * Pass as JobQueueOptions.onStateChange. Rejects only when a new job could not be recorded (the caller must
+   * not hand out its id); other failures are logged and resolve.
+   */
   readonly onStateChange = (jobId: string, state: JobState, info: JobStateInfo): Promise<void> => {
     const previous = this.pending.get(jobId) ?? Promise.resolve();
-    const next = previous
+    const recordsNewJob = creates(state, info);
+    const write = previous
       // a macrotask later: the write is a synchronous SQLite commit, and the code that changed the state (the
       // queue starting the runner, which posts the edit to the engine) should not wait behind it
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-      .then(() => this.apply(jobId, state, info))
-      .catch((err: unknown) => this.log.error('could not record a job state', { jobId, state, error: (err as Error).message }));
+      .then(() => this.apply(jobId, state, info));
+    const next = write.catch((err: unknown) => {
+      if (!recordsNewJob) this.log.error('could not record a job state', { jobId, state, error: (err as Error).message });
+    });
     this.pending.set(jobId, next);
     if (isTerminalJobState(state)) {
       void next.then(() => {
         if (this.pending.get(jobId) === next) this.pending.delete(jobId);
       });
     }
-    return next;
+    return recordsNewJob ? write : next;
   };
 
   /** Resolves when every state change of this job reported so far is persisted (or failed and was logged). */
@@ -54,6 +67,10 @@ export class JobStateRecorder {
 
   private async apply(jobId: string, state: JobState, info: JobStateInfo): Promise<void> {
     const job = await this.edits.getJob(jobId);
+    if (!job && creates(state, info)) {
+      await this.edits.createJob({ id: jobId, documentId: info.documentId, request: info.request as unknown as JsonObject });
+      return;
+    }
     if (!job) {
       this.log.error('job state change for a job the store does not know', { jobId, state });
       return;

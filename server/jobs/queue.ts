@@ -55,6 +55,8 @@ export interface JobStateInfo {
   result?: JobResult;
   /** set when the state is 'failed' */
   error?: string;
+  /** set when the state is 'queued': what was enqueued, for the store to record the new job */
+  request?: EditRequest;
 }
 
 export interface JobQueueOptions {
@@ -63,7 +65,10 @@ export interface JobQueueOptions {
   /** most jobs waiting per document (default: maxLength, i.e. no extra limit) */
   maxPerDocument?: number;
   run: RunJob;
-  /** called on every state change (for the store to persist it); errors are logged, never thrown back */
+  /**
+   * Called on every state change (for the store to persist it); errors are logged, never thrown back. What it
+   * returns for a job's first state ('queued') is enqueue()'s `recorded`.
+   */
   onStateChange?: (jobId: string, state: JobState, info: JobStateInfo) => void | Promise<void>;
   /** events kept per job for resuming clients (default 200; the terminal event is always kept) */
   backlogSize?: number;
@@ -199,11 +204,12 @@ export class JobQueue {
 
   /**
    * Queue an edit. `position` is the number of waiting jobs ahead of it (0 = next to start). `opts.jobId`:
-   * use this id (a caller that stored the job first) instead of a new one.
-   * Throws QueueClosedError after drain()/close(), QueueFullError when maxLength jobs are waiting (or
-   * maxPerDocument for this document).
+   * use this id instead of a new one. `recorded`: what onStateChange returned for the job's 'queued' state (the
+   * store writing the new job); it may still be pending when the job starts, since the runner begins on a
+   * microtask. Throws QueueClosedError after drain()/close(), QueueFullError when maxLength jobs are waiting
+   * (or maxPerDocument for this document).
    */
-  enqueue(documentId: string, request: EditRequest, opts: { jobId?: string } = {}): { jobId: string; position: number } {
+  enqueue(documentId: string, request: EditRequest, opts: { jobId?: string } = {}): { jobId: string; position: number; recorded: Promise<void> } {
     if (request.documentId !== documentId) {
       throw new Error(`JobQueue.enqueue: documentId ${documentId} differs from the request's ${request.documentId}`);
     }
@@ -230,17 +236,14 @@ export class JobQueue {
     this.jobs.set(jobId, job);
     if (mine) mine.push(job);
     else this.waiting.set(documentId, [job]);
-    this.stateChanged(job);
+    const recorded = this.stateChanged(job);
     this.updatePositions(); // emits this job's first 'queued' event
     this.schedulePump();
-    return { jobId, position: job.position ?? 0 };
+    return { jobId, position: job.position ?? 0, recorded };
   }
 
-  /**
-   * Throws what enqueue() would throw right now for this document (QueueClosedError, QueueFullError), so a
-   * caller that must persist a job before enqueueing it (under a jobId it chose) can refuse early.
-   */
-  assertCanEnqueue(documentId: string): void {
+  /** Throws what enqueue() must throw right now for this document (QueueClosedError, QueueFullError). */
+  private assertCanEnqueue(documentId: string): void {
     if (!this.accepting) throw new QueueClosedError();
     this.prune();
     if (this.waitingCount() >= this.maxLength) {
@@ -499,18 +502,24 @@ export class JobQueue {
     job.log.append(body);
   }
 
-  private stateChanged(job: Job): void {
+  /** Tells onStateChange; returns what it returned (a rejection is also logged here). */
+  private stateChanged(job: Job): Promise<void> {
     const hook = this.options.onStateChange;
-    if (!hook) return;
+    if (!hook) return Promise.resolve();
     const info: JobStateInfo = { documentId: job.input.documentId, at: this.now() };
     if (job.result) info.result = { editIds: [...job.result.editIds], resultSha256s: [...job.result.resultSha256s] };
     if (job.error !== null) info.error = job.error;
+    if (job.state === 'queued') info.request = structuredClone(job.input.request);
     const report = (err: unknown) => this.log(`onStateChange(${job.input.jobId}, ${job.state}) failed: ${errorMessage(err)}`);
     try {
-      const pending = hook(job.input.jobId, job.state, info);
-      if (pending) pending.catch(report);
+      const pending = Promise.resolve(hook(job.input.jobId, job.state, info));
+      pending.catch(report);
+      return pending;
     } catch (err) {
       report(err);
+      const failed = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      failed.catch(() => {}); // reported above; callers that ignore the result must not see an unhandled rejection
+      return failed;
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * edits.create: check an edit request against the store, fill in the seed, record the job, queue it.
+ * edits.create: check an edit request against the store, fill in the seed, queue the job and record it.
  *
  * Everything that can be checked before the job runs is checked here, so a bad request is a 4xx now rather
  * than a failed job later: the document exists, the parent edit belongs to it, every referenced blob is an
@@ -11,7 +11,6 @@ import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest }
 import type { RgbaImage } from '../../imaging/image';
 import { NotAnImageError, type ImageBlobs } from '../../imaging/image-blobs';
 import { maskSizeProblem } from '../../jobs/runner';
-import type { JsonObject } from '../../store';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 
@@ -82,22 +81,19 @@ export const editsRouter = router({
         }
       }
 
-      queue.assertCanEnqueue(input.documentId); // refuse early (429/503) before anything is recorded
       const seed = input.options.seed ?? randomInt(0, MAX_SEED);
       const request: EditRequest = { ...input, options: { ...input.options, seed } };
-      const jobId = randomUUID();
-      // the job's row exists before the queue can report any state change of it
-      await store.edits.createJob({ documentId: input.documentId, request: request as unknown as JsonObject, id: jobId });
+      // Queue first: the runner posts the edit to the engine on a microtask, and the queue's state recorder
+      // writes the job's row a macrotask later, while the engine works. The client gets the job id only once
+      // that row is durable. A full or closing queue throws here, before anything is recorded.
+      const { jobId, position, recorded } = queue.enqueue(input.documentId, request, { jobId: randomUUID() });
       try {
-        const { position } = queue.enqueue(input.documentId, request, { jobId });
-        ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
-        return { jobId, documentId: input.documentId, position, seed };
+        await recorded;
       } catch (err) {
-        // the queue filled up (or closed) between the check and now: record why this job never ran
-        await store.edits
-          .updateJobState(jobId, 'failed', { error: `not queued: ${(err as Error).message}` })
-          .catch((e: unknown) => ctx.log.error('could not record a refused job', { jobId, error: (e as Error).message }));
-        throw err;
+        queue.cancel(jobId);
+        throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit (${(err as Error).message}), so it was cancelled: try again`, cause: err });
       }
+      ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
+      return { jobId, documentId: input.documentId, position, seed };
     }),
 });

@@ -52,6 +52,30 @@ describe('JobStateRecorder', () => {
     expect(logs.join('')).toMatch(/keeping it/);
   });
 
+  test("a job's first state with its request creates its row, before the states that follow", async () => {
+    const id = '5a1d0c3e-7f2b-4c8d-9e0f-1a2b3c4d5e6f';
+    const request = { documentId, regions: [{ instruction: 'make it blue', maskSha256: null }], options: { seed: 7 } };
+    const recorded = recorder.onStateChange(id, 'queued', { ...at(), request: request as never });
+    void recorder.onStateChange(id, 'running', at());
+    expect(await store.edits.getJob(id)).toBeNull(); // a macrotask later, not now: the runner goes first
+    await recorded;
+    expect(await store.edits.getJob(id)).toMatchObject({ id, documentId, state: 'queued', request });
+    await recorder.settled(id);
+    expect((await store.edits.getJob(id))?.state).toBe('running');
+    expect(logs).toEqual([]);
+  });
+
+  test('a new job that cannot be recorded rejects (its id must not be handed out); later states are logged', async () => {
+    const id = '5a1d0c3e-7f2b-4c8d-9e0f-1a2b3c4d5e70';
+    const unknownDocument = '00000000-0000-4000-8000-000000000001';
+    const recorded = recorder.onStateChange(id, 'queued', { documentId: unknownDocument, at: Date.now(), request: { documentId: unknownDocument } as never });
+    await expect(recorded).rejects.toThrow(/no document/);
+    expect(logs).toEqual([]); // the caller reports it
+    await recorder.onStateChange(id, 'cancelled', { documentId: unknownDocument, at: Date.now() });
+    expect(logs.join('')).toMatch(/does not know/);
+    expect(await store.edits.getJob(id)).toBeNull();
+  });
+
   test('never rejects: an unknown job is logged', async () => {
     await expect(recorder.onStateChange('00000000-0000-4000-8000-000000000000', 'running', at())).resolves.toBeUndefined();
     expect(logs.join('')).toMatch(/does not know/);

@@ -616,20 +616,54 @@ describe('JobQueue: caller-chosen job ids and admission checks', () => {
     expect(() => queue.enqueue(DOC_A, request(DOC_A, 'b'), { jobId })).toThrow(/duplicate/);
   });
 
-  test('assertCanEnqueue throws what enqueue would throw, without queueing anything', async () => {
-    const { queue, calls } = harness({ maxLength: 1, maxPerDocument: 1 });
-    expect(() => queue.assertCanEnqueue(DOC_A)).not.toThrow();
-    enqueue(queue, DOC_A, 'running');
+  test("enqueue's `recorded` is what onStateChange returned for 'queued' (given the request); the job starts before it settles", async () => {
+    let finishWrite!: () => void;
+    const requests: unknown[] = [];
+    const { queue, calls } = harness({
+      onStateChange: (_id, state, info) => {
+        if (state !== 'queued') return;
+        requests.push(info.request);
+        return new Promise<void>((resolve) => (finishWrite = resolve));
+      },
+    });
+    const req = request(DOC_A, 'a');
+    const { jobId, recorded } = queue.enqueue(DOC_A, req, { jobId: randomUUID() });
+    expect(requests).toEqual([req]);
+    expect(requests[0]).not.toBe(req); // a copy
+    let settled = false;
+    void recorded.then(() => (settled = true));
     await flush();
-    expect(calls).toHaveLength(1);
-    enqueue(queue, DOC_A, 'waiting');
-    expect(() => queue.assertCanEnqueue(DOC_B)).toThrow(QueueFullError);
-    expect(queue.stats().queued).toBe(1);
-    void queue.drain();
-    expect(() => queue.assertCanEnqueue(DOC_B)).toThrow(QueueClosedError);
+    expect(calls.map((c) => c.job.jobId)).toEqual([jobId]); // running while its row is being written
+    expect(settled).toBe(false);
+    finishWrite();
+    await recorded;
     calls[0].resolve(result());
     await flush();
-    calls[1].resolve(result());
+  });
+
+  test("`recorded` rejects when the hook throws or rejects for 'queued' (and the failure is logged)", async () => {
+    const throwing = harness({
+      onStateChange: (_id, state) => {
+        if (state === 'queued') throw new Error('db is down');
+      },
+    });
+    await expect(throwing.queue.enqueue(DOC_A, request(DOC_A, 'a')).recorded).rejects.toThrow('db is down');
+    const rejecting = harness({ onStateChange: (_id, state) => (state === 'queued' ? Promise.reject(new Error('disk full')) : undefined) });
+    await expect(rejecting.queue.enqueue(DOC_A, request(DOC_A, 'a')).recorded).rejects.toThrow('disk full');
+    expect(throwing.logs.join('\n')).toMatch(/onStateChange\(.*, queued\) failed: db is down/);
+    expect(rejecting.logs.join('\n')).toMatch(/disk full/);
+    for (const h of [throwing, rejecting]) {
+      await flush();
+      h.calls[0].resolve(result());
+      await flush();
+    }
+  });
+
+  test('without a hook, `recorded` resolves at once', async () => {
+    const { queue, calls } = harness({ onStateChange: undefined });
+    await expect(queue.enqueue(DOC_A, request(DOC_A, 'a')).recorded).resolves.toBeUndefined();
+    await flush();
+    calls[0].resolve(result());
     await flush();
   });
 });
