@@ -67,7 +67,10 @@ export class FsBlobStore implements BlobStore {
         this.failed.delete(sha256); // stored after all (by an earlier process, or a write that was retried)
         return { sha256, size, created: false };
       }
-      write = this.writing.get(sha256)?.done ?? this.startWrite(sha256, file, bytes); // a put may have begun meanwhile
+      // A 'readable' put returns before the write ends and its caller may reuse the buffer: the store keeps a copy.
+      // A 'durable' put's caller waits for the write, so its bytes are used as they are.
+      const own = options.wait === 'readable' ? new Uint8Array(bytes) : bytes;
+      write = this.writing.get(sha256)?.done ?? this.startWrite(sha256, file, own); // a put may have begun meanwhile
       created = true;
     }
     if (options.wait !== 'readable') await write;
@@ -145,17 +148,15 @@ export class FsBlobStore implements BlobStore {
 
   /** Writes the blob durably, visible to get/has/stat from now on (from memory until the file is durable). */
   private startWrite(sha256: string, file: string, bytes: Uint8Array): Promise<void> {
-    // our own copy: a 'readable' put returns before the write ends, and the caller may reuse its buffer
-    const own = new Uint8Array(bytes);
     this.failed.delete(sha256);
-    const done = this.writeBlob(file, own)
+    const done = this.writeBlob(file, bytes)
       .catch((error: unknown) => {
         this.failed.set(sha256, error instanceof Error ? error : new Error(String(error)));
         throw error;
       })
       .finally(() => this.writing.delete(sha256));
     done.catch(() => {}); // whoever waits on it (put, whenDurable) sees the error; nobody waiting is not a crash
-    this.writing.set(sha256, { bytes: own, done });
+    this.writing.set(sha256, { bytes, done });
     return done;
   }
 
