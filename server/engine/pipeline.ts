@@ -356,11 +356,16 @@ export async function edit(
         const z = usesNoise(o.sampler) ? noises[v].normal(n) : undefined;
         let x = step(xs[v], denoised, sigma, sigmaNext, z);
         if (blend) {
-          // Blended Latent Diffusion: outside the mask, the source noised to the next level (clean at the end)
+          // Blended Latent Diffusion: outside the mask, the source noised to the next level with the initial noise
+          // (diffusers' inpaint convention), and after the last step the clean source (whose final latent is zSrc,
+          // also for DDIM's non-zero final sigma)
           const plane = lh * lw;
+          const last = i === o.steps - 1;
+          const clean = Math.sqrt(1 + finalSigma * finalSigma);
           for (let k = 0; k < n; k++) {
             const m = blend[k % plane];
-            x[k] = m * x[k] + (1 - m) * (zSrc[k] + sigmaNext * initial[v][k]);
+            const background = last ? zSrc[k] * clean : zSrc[k] + sigmaNext * initial[v][k];
+            x[k] = m * x[k] + (1 - m) * background;
           }
         }
         xs[v] = x;
