@@ -11,8 +11,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Pix2PixModel } from '../server/engine/models';
-import { edit, type EditSource, type EditVariation, type Locality } from '../server/engine/pipeline';
+import type { LOCALITIES } from '../shared/protocol';
+import { editImage, type EditSource, type EditVariation } from '../server/edit/edit-image';
+import { loadModel } from '../server/engine/families';
+import { localEngine } from '../server/engine/local';
 import { loadHeldout, meanColour, mean, nearestColour, psnr, type HeldoutCase } from './lib/heldout';
 import { benchArgs, round } from './lib/args';
 
@@ -40,7 +42,9 @@ function thinBand(c: HeldoutCase): Float32Array {
 
 async function main(): Promise<void> {
   const args = benchArgs({ model: path.resolve(__dirname, '..', '..', 'models', 'tiny-pix2pix'), steps: 20, write: false, iterationImages: 8 });
-  const model = await Pix2PixModel.load(args.model, { device: 'cpu', timer: { onnxMs: 0, calls: 0 }, log: (l) => process.stderr.write(l + '\n') });
+  const timer = { onnxMs: 0, calls: 0 };
+  const model = await loadModel(args.model, { device: 'cpu', timer, log: (l) => process.stderr.write(l + '\n') });
+  const engine = localEngine(model, timer);
   const { palette, cases } = await loadHeldout();
   const recolour = cases.filter((c) => c.op === 'recolour');
   const started = performance.now();
@@ -52,7 +56,7 @@ async function main(): Promise<void> {
     for (const mode of ['image', 'latent'] as const) {
       let source: EditSource = { kind: 'pixels', image: c.source };
       for (let r = 0; r < ROUNDS; r++) {
-        const v: EditVariation = (await edit(model, source, [{ instruction: '', mask: null }], { steps: args.steps, seed: 1000 * k + r })).variations[0];
+        const v: EditVariation = (await editImage(engine, source, [{ instruction: '', mask: null }], { steps: args.steps, seed: 1000 * k + r })).variations[0];
         perRound[mode][r].push(psnr(v.image, c.source));
         source = mode === 'latent' ? { kind: 'latent', image: v.image, latent: v.latent } : { kind: 'pixels', image: v.image };
       }
@@ -67,7 +71,7 @@ async function main(): Promise<void> {
     let hits = 0;
     for (const [k, c] of recolour.entries()) {
       const mask = mode === 'none' ? null : c.mask;
-      const v = (await edit(model, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask }], { steps: args.steps, seed: k, locality: (mode === 'none' ? 'both' : mode) as Locality })).variations[0];
+      const v = (await editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask }], { steps: args.steps, seed: k, locality: (mode === 'none' ? 'both' : mode) as (typeof LOCALITIES)[number] })).variations[0];
       outside.push(psnr(v.decoded, c.source, (i) => c.mask[i] === 0));
       if (nearestColour(meanColour(v.image, c.interior), palette) === c.colour) hits++;
     }
@@ -81,7 +85,7 @@ async function main(): Promise<void> {
     const inside: number[] = [];
     for (const [k, c] of recolour.entries()) {
       const band = thinBand(c);
-      const v = (await edit(model, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask: band }], { steps: args.steps, seed: k, locality: 'blend', progressiveShrink })).variations[0];
+      const v = (await editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask: band }], { steps: args.steps, seed: k, locality: 'blend', progressiveShrink })).variations[0];
       if (nearestColour(meanColour(v.image, band), palette) === c.colour) hits++;
       inside.push(psnr(v.image, c.source, band));
     }

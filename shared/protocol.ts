@@ -102,34 +102,70 @@ export type Host = z.infer<typeof hostSchema>;
 export const SAMPLERS = ['euler_ancestral', 'euler', 'ddim'] as const;
 export const LOCALITIES = ['guidance', 'blend', 'both'] as const;
 
+export interface OptionBounds {
+  min: number;
+  max: number;
+  /** the step the forms' sliders and number fields use */
+  step: number;
+  integer?: boolean;
+  /** the value must be greater than `min` (a slider starts one step above it) */
+  minExclusive?: boolean;
+}
+
+/** The numeric edit options' ranges: the schema checks them, and every form builds its controls from them. */
+export const EDIT_OPTION_BOUNDS = Object.freeze({
+  steps: { min: 1, max: MAX_STEPS, step: 1, integer: true },
+  textScale: { min: 0, max: 30, step: 0.5 },
+  imageScale: { min: 0, max: 10, step: 0.1 },
+  spread: { min: 0, max: 1, step: 0.05 },
+  strength: { min: 0, max: 1, step: 0.05, minExclusive: true },
+  variations: { min: 1, max: MAX_VARIATIONS, step: 1, integer: true },
+  seed: { min: 0, max: MAX_SEED, step: 1, integer: true },
+  previewEvery: { min: 0, max: 50, step: 1, integer: true },
+} satisfies Record<string, OptionBounds>);
+
+/** A control's range for an option: min, max and step, the first value above an exclusive minimum. */
+export function controlRange(bounds: OptionBounds): { min: number; max: number; step: number } {
+  return { min: bounds.minExclusive ? bounds.min + bounds.step : bounds.min, max: bounds.max, step: bounds.step };
+}
+
+const bounded = (name: keyof typeof EDIT_OPTION_BOUNDS) => {
+  const b: OptionBounds = EDIT_OPTION_BOUNDS[name];
+  return boundedNumber(name, b.min, b.max, { integer: b.integer, minExclusive: b.minExclusive });
+};
+
 /**
- * Sampling options. Defaults match the engine's DEFAULT_EDIT_OPTIONS (server/engine/pipeline.ts; a unit test
- * keeps them in step). `seed` may be left out: the server then picks one and records it with the edit, so
- * every stored edit can be reproduced. Unknown keys are rejected so a misspelt option is never silently ignored.
+ * Sampling options: the one declaration of them (the engine's options are this schema's output, the CLI parses
+ * through it, the plugins and the playground take their defaults and bounds from here). `seed` may be left out:
+ * the server then picks one and records it with the edit, so every stored edit can be reproduced; so may
+ * `sampler` (the model's own scheduler). Unknown keys are rejected so a misspelt option is never silently ignored.
  */
 export const editOptionsSchema = z.strictObject({
-  steps: boundedNumber('steps', 1, MAX_STEPS, { integer: true }).default(20),
+  steps: bounded('steps').default(20),
   /** s_T: how strongly to follow the instruction */
-  textScale: boundedNumber('textScale', 0, 30).default(7.5),
+  textScale: bounded('textScale').default(7.5),
   /** s_I: how strongly to stay close to the source image */
-  imageScale: boundedNumber('imageScale', 0, 10).default(1.5),
-  sampler: z.enum(SAMPLERS, { error: (iss) => `sampler must be one of ${SAMPLERS.join(', ')}, got ${show(iss.input)}` }).default('euler_ancestral'),
+  imageScale: bounded('imageScale').default(1.5),
+  /** omitted: the model's own scheduler (its scheduler_config.json) */
+  sampler: z.enum(SAMPLERS, { error: (iss) => `sampler must be one of ${SAMPLERS.join(', ')}, got ${show(iss.input)}` }).optional(),
   /** guidance masking, latent blending, or both (DESIGN 4) */
   locality: z.enum(LOCALITIES, { error: (iss) => `locality must be one of ${LOCALITIES.join(', ')}, got ${show(iss.input)}` }).default('both'),
   /** 0 = exactly the mask, 1 = the whole image */
-  spread: boundedNumber('spread', 0, 1).default(0),
+  spread: bounded('spread').default(0),
   /** 1 = start from pure noise; below 1 = start from the noised source (SDEdit/iEdit) */
-  strength: boundedNumber('strength', 0, 1, { minExclusive: true }).default(1),
-  variations: boundedNumber('variations', 1, MAX_VARIATIONS, { integer: true }).default(1),
-  seed: boundedNumber('seed', 0, MAX_SEED, { integer: true }).optional(),
+  strength: bounded('strength').default(1),
+  variations: bounded('variations').default(1),
+  seed: bounded('seed').optional(),
   progressiveShrink: z.boolean({ error: (iss) => `progressiveShrink must be true or false, got ${show(iss.input)}` }).default(true),
   /** a preview every k steps; 0 = never */
-  previewEvery: boundedNumber('previewEvery', 0, 50, { integer: true }).default(5),
+  previewEvery: bounded('previewEvery').default(5),
 });
 /** What a client may send (every field optional). */
 export type EditOptionsInput = z.input<typeof editOptionsSchema>;
 /** After parsing: defaults applied, `seed` still optional until the server picks one. */
 export type EditOptionsParsed = z.output<typeof editOptionsSchema>;
+/** Every default, as a form starts out. */
+export const DEFAULT_EDIT_OPTIONS: Readonly<EditOptionsParsed> = Object.freeze(editOptionsSchema.parse({}));
 
 // ------------------------------------------------------------------------------------------ edit request
 

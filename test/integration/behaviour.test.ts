@@ -9,8 +9,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Pix2PixModel } from '../../server/engine/models';
-import { edit } from '../../server/engine/pipeline';
+import { editImage } from '../../server/edit/edit-image';
+import { loadModel } from '../../server/engine/families';
+import type { ModelAdapter } from '../../server/engine/family';
+import { localEngine, type TensorEngine } from '../../server/engine/local';
 import { decodeImage } from '../../server/imaging/image';
 import { loadHeldout, meanColour, mean, nearestColour, psnr, type HeldoutCase } from '../../bench/lib/heldout';
 
@@ -18,17 +20,20 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const MODEL = path.join(ROOT, 'models', 'tiny-pix2pix');
 
 describe('tiny model through the TypeScript engine (held-out cases)', () => {
-  let model: Pix2PixModel;
+  let model: ModelAdapter;
+  let engine: TensorEngine;
   let palette: Record<string, [number, number, number]>;
   let cases: HeldoutCase[];
   beforeAll(async () => {
-    model = await Pix2PixModel.load(MODEL, { device: 'cpu', timer: { onnxMs: 0, calls: 0 }, log: () => {} });
+    const timer = { onnxMs: 0, calls: 0 };
+    model = await loadModel(MODEL, { device: 'cpu', timer, log: () => {} });
+    engine = localEngine(model, timer);
     ({ palette, cases } = await loadHeldout());
   });
   afterAll(async () => model.release());
 
   const run = (c: HeldoutCase, seed: number, mask: Float32Array | null = null) =>
-    edit(model, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask }], { steps: 20, seed });
+    editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask }], { steps: 20, seed });
 
   it('recolours the named shape to the named colour in most cases (measured 66.7 %), changing the rest little', async () => {
     const recolour = cases.filter((c) => c.op === 'recolour');
@@ -80,8 +85,8 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
     let bothRight = 0;
     for (const [circleColour, squareColour] of [['blue', 'green'], ['green', 'blue']]) {
       for (let seed = 0; seed < 4; seed++) {
-        const result = await edit(
-          model,
+        const result = await editImage(
+          engine,
           { kind: 'pixels', image },
           [
             { instruction: `make the circle ${circleColour}`, mask: circle },

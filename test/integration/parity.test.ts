@@ -11,10 +11,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Pix2PixModel } from '../../server/engine/models';
-import { edit, type EditSource, type Locality, type Region } from '../../server/engine/pipeline';
+import type { LOCALITIES } from '../../shared/protocol';
+import { editImage, type EditSource, type Region } from '../../server/edit/edit-image';
+import { loadModel } from '../../server/engine/families';
+import type { ModelAdapter } from '../../server/engine/family';
+import { localEngine, type TensorEngine } from '../../server/engine/local';
 import { injectedNoise } from '../../server/engine/rng';
-import type { SamplerName } from '../../server/engine/schedules';
+import type { SamplerName } from '../../server/engine/samplers';
 import { decodeImage, maskFromImage, type RgbaImage } from '../../server/imaging/image';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -30,7 +33,7 @@ interface Case {
   sampler: SamplerName;
   textScale: number;
   imageScale: number;
-  locality: Locality;
+  locality: (typeof LOCALITIES)[number];
   spread: number;
   strength: number;
   progressiveShrink: boolean;
@@ -79,11 +82,14 @@ const cases: Case[] = fs
 const fixture = async (file: string) => decodeImage(fs.readFileSync(path.resolve(CASES, file)));
 
 describe('TypeScript engine vs Python reference (diffusers schedulers)', () => {
-  let model: Pix2PixModel;
+  let model: ModelAdapter;
+  let engine: TensorEngine;
   const results = new Map<string, { latent: Float32Array; image: RgbaImage }>();
 
   beforeAll(async () => {
-    model = await Pix2PixModel.load(MODEL, { device: 'cpu', timer: { onnxMs: 0, calls: 0 }, log: () => {} });
+    const timer = { onnxMs: 0, calls: 0 };
+    model = await loadModel(MODEL, { device: 'cpu', timer, log: () => {} });
+    engine = localEngine(model, timer);
   });
   afterAll(async () => model.release());
 
@@ -109,12 +115,12 @@ describe('TypeScript engine vs Python reference (diffusers schedulers)', () => {
       c.regions.map(async (r) => ({ instruction: r.instruction, mask: r.mask ? maskFromImage(await fixture(r.mask)) : null })),
     );
     const n = c.latentShape.reduce((a, b) => a * b, 1);
-    const result = await edit(
-      model,
+    const result = await editImage(
+      engine,
       source,
       regions,
       { steps: c.steps, sampler: c.sampler, textScale: c.textScale, imageScale: c.imageScale, locality: c.locality, spread: c.spread, strength: c.strength, progressiveShrink: c.progressiveShrink },
-      { noise: injectedNoise(chunks(readF32(path.join(CASES, `${c.name}.noise.f32`)), n)) },
+      { noise: () => injectedNoise(chunks(readF32(path.join(CASES, `${c.name}.noise.f32`)), n)) },
     );
     const { latent, image } = result.variations[0];
     results.set(c.name, { latent: latent.data, image });

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_EDIT_OPTIONS, type EditOptions } from '../../../server/engine/pipeline';
 import {
+  DEFAULT_EDIT_OPTIONS,
+  EDIT_OPTION_BOUNDS,
   MAX_IMAGE_PIXELS,
   MAX_IMAGE_SIDE,
   MAX_INSTRUCTION_LENGTH,
@@ -86,13 +87,12 @@ describe('limits', () => {
 });
 
 describe('editOptionsSchema', () => {
-  test('fills the defaults, which match the engine defaults', () => {
+  test('fills the defaults (DEFAULT_EDIT_OPTIONS); seed and sampler stay open for the server and the model', () => {
     const o = editOptionsSchema.parse({});
     expect(o).toEqual({
       steps: 20,
       textScale: 7.5,
       imageScale: 1.5,
-      sampler: 'euler_ancestral',
       locality: 'both',
       spread: 0,
       strength: 1,
@@ -101,8 +101,19 @@ describe('editOptionsSchema', () => {
       previewEvery: 5,
     });
     expect(o.seed).toBeUndefined();
-    // every option on the wire defaults to what the engine uses (server-side knobs such as maxBatch are not on the wire)
-    for (const key of Object.keys(o) as (keyof typeof o & keyof EditOptions)[]) expect([key, o[key]]).toEqual([key, DEFAULT_EDIT_OPTIONS[key]]);
+    expect(o.sampler).toBeUndefined();
+    expect(DEFAULT_EDIT_OPTIONS).toEqual(o);
+  });
+
+  test('checks every numeric option against EDIT_OPTION_BOUNDS (the forms build their controls from it)', () => {
+    for (const [key, b] of Object.entries(EDIT_OPTION_BOUNDS)) {
+      const bounds: { min: number; max: number; integer?: boolean; minExclusive?: boolean } = b;
+      expect(editOptionsSchema.safeParse({ [key]: bounds.max }).success).toBe(true);
+      expect(editOptionsSchema.safeParse({ [key]: bounds.max + 1 }).success).toBe(false);
+      expect(editOptionsSchema.safeParse({ [key]: bounds.min }).success).toBe(!bounds.minExclusive);
+      expect(editOptionsSchema.safeParse({ [key]: bounds.min - 1 }).success).toBe(false);
+      if (bounds.integer) expect(editOptionsSchema.safeParse({ [key]: bounds.min + 0.5 }).success).toBe(false);
+    }
   });
 
   test('keeps valid values, including the range ends', () => {
@@ -197,14 +208,13 @@ describe('editRequestSchema', () => {
     expect(sha256Schema.safeParse(42).success).toBe(false);
   });
 
-  test('types are inferred: input optional, output filled, assignable to the engine options', () => {
+  test('types are inferred: input optional, output filled', () => {
     assertType<Equals<EditRequest['options']['steps'], number>>(true);
     assertType<Equals<EditOptionsInput['steps'], number | undefined>>(true);
     assertType<Equals<EditOptionsParsed['seed'], number | undefined>>(true);
     assertType<Equals<EditRequest['regions'][number]['maskSha256'], string | null>>(true);
     const parsed: EditRequest = editRequestSchema.parse(validInput());
-    const forEngine: Partial<EditOptions> = parsed.options; // sampler and locality literals line up
-    expect(forEngine.steps).toBe(20);
+    expect(parsed.options.steps).toBe(20);
     if (parsed.parent.kind === 'edit') assertType<Equals<typeof parsed.parent.editId, string>>(true);
     else assertType<Equals<typeof parsed.parent.imageSha256, string>>(true);
   });
