@@ -167,6 +167,24 @@ export type EditOptionsParsed = z.output<typeof editOptionsSchema>;
 /** Every default, as a form starts out. */
 export const DEFAULT_EDIT_OPTIONS: Readonly<EditOptionsParsed> = Object.freeze(editOptionsSchema.parse({}));
 
+/**
+ * A client form's control for each edit option: the element id, or null where the form has none (the server's
+ * default, or a value the client computes). Typed over every option, so a new option is a compile error in each
+ * client until it decides; test/unit/shared/forms.test.ts checks the same at run time.
+ */
+export type FormControls = { readonly [K in keyof EditOptionsInput]-?: string | null };
+
+/**
+ * A numeric option's control attributes from EDIT_OPTION_BOUNDS and DEFAULT_EDIT_OPTIONS, as strings for an
+ * input element; `scale` for controls in other units (a 0..100 percent slider: 100).
+ */
+export function controlAttributes(key: keyof typeof EDIT_OPTION_BOUNDS, scale = 1): { min: string; max: string; step: string; value: string } {
+  const { min, max, step } = controlRange(EDIT_OPTION_BOUNDS[key]);
+  const fallback = DEFAULT_EDIT_OPTIONS[key];
+  const text = (v: number) => String(Math.round(v * scale * 1e6) / 1e6);
+  return { min: text(min), max: text(max), step: text(step), value: fallback === undefined ? '' : text(fallback) };
+}
+
 // ------------------------------------------------------------------------------------------ edit request
 
 export const editParentSchema = z.discriminatedUnion(

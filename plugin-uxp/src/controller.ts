@@ -9,6 +9,7 @@
  * in the history list. This keeps the Layers panel free of results nobody wanted.
  */
 import {
+  DEFAULT_EDIT_OPTIONS,
   LOCALITIES,
   MAX_INSTRUCTION_LENGTH,
   editOptionsSchema,
@@ -16,6 +17,7 @@ import {
   type EditOptionsInput,
   type EditParent,
   type EditRequestInput,
+  type FormControls,
 } from '../../shared/protocol';
 import { ApiError, type CreatedEdit, type HistoryNode, type LayerloopApi } from './api';
 import { captureActiveLayer, type LayerCapture } from './capture';
@@ -42,15 +44,31 @@ export interface EditForm {
   steps: number;
 }
 
+/** The protocol's defaults; no seed (the server picks one and reports it). */
 export const DEFAULT_FORM: EditForm = {
   instruction: '',
-  locality: 'both',
-  spread: 0,
-  strength: 1,
-  variations: 1,
+  locality: DEFAULT_EDIT_OPTIONS.locality,
+  spread: DEFAULT_EDIT_OPTIONS.spread,
+  strength: DEFAULT_EDIT_OPTIONS.strength,
+  variations: DEFAULT_EDIT_OPTIONS.variations,
   seed: null,
-  steps: 20,
+  steps: DEFAULT_EDIT_OPTIONS.steps,
 };
+
+/** The panel's control (index.html element id) for each edit option; null = left to the server's default. */
+export const FORM_CONTROLS = {
+  steps: 'steps',
+  textScale: null,
+  imageScale: null,
+  sampler: null,
+  locality: 'locality',
+  spread: 'spread',
+  strength: 'strength',
+  variations: 'variations',
+  seed: 'seed',
+  progressiveShrink: null,
+  previewEvery: null,
+} as const satisfies FormControls;
 
 export type Phase =
   | 'idle'
