@@ -1,10 +1,11 @@
 /**
  * Putting an edit back into its source: the paste mask at source resolution, and the decoded working image
- * brought back to the crop's size and composited, so pixels outside the mask stay bit-identical and alpha is
- * always the source's.
+ * brought back to the crop's size with the source's detail (detail.ts) and composited, so pixels outside the
+ * mask stay bit-identical and alpha is always the source's.
  */
 import { featherMask } from '../engine/masks';
-import { compositeInto, resizeImage, resizeMask, type RgbaImage } from '../imaging/image';
+import { compositeInto, resizeMask, type RgbaImage } from '../imaging/image';
+import { upsampleWithDetail } from './detail';
 import type { Geometry } from './geometry';
 
 /**
@@ -42,8 +43,10 @@ function cropRect(W: number, H: number, g: Geometry): Float32Array {
   return out;
 }
 
-/** The decoded working image back at the crop's size, pasted into the source through `mask`. */
-export async function placeEdit(source: RgbaImage, work: RgbaImage, g: Geometry, mask: Float32Array | null): Promise<RgbaImage> {
-  const back = await resizeImage(work, g.width, g.height);
-  return compositeInto(source, back, g.x, g.y, mask);
+/**
+ * The decoded working image `work` back into `source` through `mask`: at the crop's size with the detail of
+ * `crop` restored (`cropWork`: the crop at the working size, as the engine saw it).
+ */
+export async function placeEdit(source: RgbaImage, work: RgbaImage, crop: RgbaImage, cropWork: RgbaImage, g: Geometry, mask: Float32Array | null): Promise<RgbaImage> {
+  return compositeInto(source, await upsampleWithDetail(work, crop, cropWork), g.x, g.y, mask);
 }

@@ -1,7 +1,8 @@
 /**
  * One edit of an image: the step around the engine. Plans where the model works (geometry.ts), hands the engine
  * tensors at the working size (the crop resampled, the masks, or the stored latent when it belongs to the same
- * geometry), and composites what comes back into the full-resolution source (compose.ts).
+ * geometry), and composites what comes back into the full-resolution source with the source's detail restored
+ * where the working size could not hold it (compose.ts, detail.ts).
  */
 import { editOptionsSchema, formatIssues, type EditOptionsInput } from '../../shared/protocol';
 import type { TensorEngine } from '../engine/local';
@@ -91,13 +92,12 @@ export async function editImage(
   const g = planGeometry(W, H, box, limits.workSide || info.nativeSize, info.sizeMultiple);
   const { workWidth: ww, workHeight: wh } = g;
 
-  let start: EngineStart;
-  if (source.kind === 'latent' && sameGeometry(source.latent.geometry, g)) {
-    start = { kind: 'latent', latent: source.latent.data };
-  } else {
-    const work = await resizeImage(cropImage(source.image, g.x, g.y, g.width, g.height), ww, wh);
-    start = { kind: 'image', image: { data: toModelTensor(work), width: ww, height: wh } };
-  }
+  const crop = cropImage(source.image, g.x, g.y, g.width, g.height);
+  const cropWork = await resizeImage(crop, ww, wh);
+  const start: EngineStart =
+    source.kind === 'latent' && sameGeometry(source.latent.geometry, g)
+      ? { kind: 'latent', latent: source.latent.data }
+      : { kind: 'image', image: { data: toModelTensor(cropWork), width: ww, height: wh } };
   const workRegions = regions.map((r) => ({ instruction: r.instruction, mask: r.mask && resizeMask(cropMask(r.mask, W, g), g.width, g.height, ww, wh) }));
   const onProgress = hooks.onProgress;
   const { result, timings } = await engine.edit(
@@ -119,7 +119,7 @@ export async function editImage(
       seed: v.seed,
       latent: { data: v.latent, height: grid.height, width: grid.width, geometry: g },
       decoded,
-      image: await placeEdit(source.image, decoded, g, mask),
+      image: await placeEdit(source.image, decoded, crop, cropWork, g, mask),
     });
   }
   return { variations, conditioning: result.conditioning, geometry: g, timings };
