@@ -58,9 +58,11 @@ function doubled(m: Float32Array, w: number): Float32Array {
   return out;
 }
 
+const binaryLabel = (setting: string) => (setting.includes('binary') ? 'binarised at 0.5' : 'soft (area average)');
+
 async function thinMasks(engine: TensorEngine, recolour: HeldoutCase[], palette: Palette, steps: number) {
   const rows = [];
-  for (const setting of ['native-soft', 'large-binary', 'large-binary-control'] as const) {
+  for (const setting of ['native-soft', 'large-soft', 'large-binary', 'large-binary-control'] as const) {
     for (const progressiveShrink of [false, true]) {
       let hits = 0;
       const inside: number[] = [];
@@ -76,9 +78,9 @@ async function thinMasks(engine: TensorEngine, recolour: HeldoutCase[], palette:
           const interior = doubled(c.interior, 128);
           workSide = 256;
           // 6 px inside one latent row (rows 8j+1 .. 8j+6): that row binarises to 1, the thinnest mask BLD keeps
-          mask = setting === 'large-binary' ? band(interior, 256, 6, (mid) => 8 * Math.floor(mid / 8) + 1) : interior;
+          mask = setting === 'large-binary-control' ? interior : band(interior, 256, 6, (mid) => 8 * Math.floor(mid / 8) + 1);
         }
-        const binaryMasks = setting !== 'native-soft';
+        const binaryMasks = setting === 'large-binary' || setting === 'large-binary-control';
         const latent = downsampleMask(mask, workSide, workSide, 8);
         latentCells.push((binaryMasks ? binarizeMask(latent) : latent).reduce((a, b) => a + (b > 0 ? 1 : 0), 0));
         const v = (
@@ -90,7 +92,7 @@ async function thinMasks(engine: TensorEngine, recolour: HeldoutCase[], palette:
       rows.push({
         setting,
         workingSize: setting === 'native-soft' ? 128 : 256,
-        latentMasks: setting === 'native-soft' ? 'soft (area average)' : 'binarised at 0.5',
+        latentMasks: binaryLabel(setting),
         mask: setting === 'large-binary-control' ? 'whole shape (control)' : '6 px band',
         progressiveShrink,
         cases: recolour.length,

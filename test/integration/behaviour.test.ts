@@ -15,6 +15,7 @@ import type { ModelAdapter } from '../../server/engine/family';
 import { localEngine, type TensorEngine } from '../../server/engine/local';
 import { decodeImage } from '../../server/imaging/image';
 import { loadHeldout, meanColour, mean, nearestColour, psnr, type HeldoutCase } from '../../bench/lib/heldout';
+import { largeCase, sharpness } from '../../bench/lib/large';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MODEL = path.join(ROOT, 'models', 'tiny-pix2pix');
@@ -67,6 +68,15 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
       }
     }
     expect(hits / recolour.length).toBeGreaterThanOrEqual(0.85); // measured 23 / 24
+  });
+
+  it('keeps the texture of a layer 4x the native size inside a masked recolour (naive upsampling kept 0.1 %)', async () => {
+    const recolour = cases.filter((c) => c.op === 'recolour').slice(0, 4);
+    for (const [k, c] of recolour.entries()) {
+      const big = largeCase(c, 4, k);
+      const out = (await editImage(engine, { kind: 'pixels', image: big.source }, [{ instruction: c.instruction, mask: big.mask }], { steps: 20, seed: k })).variations[0].image;
+      expect([c.id, sharpness(out, big.interior) / sharpness(big.source, big.interior) > 0.8]).toEqual([c.id, true]);
+    }
   });
 
   it('edits two regions with their own instructions in one pass', async () => {
