@@ -2,7 +2,7 @@
  * Following a job by polling jobs.get (UXP has no EventSource): queued -> running (progress, previews) ->
  * succeeded | failed | cancelled. `nextView` is the pure state step; `watchJob` is the loop around it.
  */
-import { isTerminalJobState, type JobResult, type JobSnapshot } from '../../shared/protocol';
+import { type JobResult, type JobSnapshot } from '../../shared/protocol';
 import { ApiError, type LayerloopApi } from './api';
 
 export type JobView =

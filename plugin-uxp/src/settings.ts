@@ -37,7 +37,7 @@ export function createSettingsStore(local: KeyValueStorage, secure: SecureStorag
   return {
     async load() {
       const serverUrl = local.getItem(URL_KEY) || DEFAULT_SETTINGS.serverUrl;
-      let token = '';
+      let token: string;
       try {
         token = secure ? utf8Decode((await secure.getItem(TOKEN_KEY)) ?? new Uint8Array(0)) : (local.getItem(TOKEN_KEY) ?? '');
       } catch {

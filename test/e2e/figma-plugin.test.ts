@@ -173,7 +173,10 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
           for (let c = 0; c < 4; c++) if (edited.data[i + c] !== source.data[i + c]) changedOutside++;
         } else if (m(x, y) === 255) {
           inside.n++;
-          for (let c = 0; c < 3; c++) (inside.src[c] += source.data[i + c]), (inside.out[c] += edited.data[i + c]);
+          for (let c = 0; c < 3; c++) {
+            inside.src[c] += source.data[i + c];
+            inside.out[c] += edited.data[i + c];
+          }
         }
       }
     }
