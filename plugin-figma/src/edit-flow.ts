@@ -167,12 +167,13 @@ export class EditRun {
       if (!terminal) throw new ApiError('server', 'The server stopped reporting on the edit. Its result, if any, will show up in History.');
       if (terminal.type !== 'succeeded' || this.cancelWanted) return;
 
-      const pngs = await Promise.all(terminal.resultSha256s.map((sha) => api.getBlob(sha, signal)));
+      const { resultSha256s } = terminal;
       const nodeIds = await main.placeResults({
         target: { kind: 'node', nodeId: inputs.sourceNodeId },
         instruction: form.instruction,
         documentId,
-        results: terminal.editIds.map((editId, i) => ({ editId, png: pngs[i] })),
+        editIds: terminal.editIds,
+        png: (i) => api.getBlob(resultSha256s[i], signal),
       });
       dispatch({ type: 'placed', nodeIds });
     } catch (err) {

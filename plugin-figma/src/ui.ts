@@ -172,7 +172,7 @@ async function placeFromHistory(entry: HistoryEntry): Promise<void> {
   showMessage('');
   try {
     const png = await api.getBlob(entry.resultImageSha256);
-    await bridge.placeResults({ target: { kind: 'selection-or-viewport' }, instruction: entry.instruction ?? '', documentId: id, results: [{ editId: entry.id, png }] });
+    await bridge.placeResults({ target: { kind: 'selection-or-viewport' }, instruction: entry.instruction ?? '', documentId: id, editIds: [entry.id], png: async () => png });
     showMessage(`Placed "${entry.instruction ?? 'edit'}" as a new layer. Select it and Apply to continue from it.`, 'info');
   } catch (err) {
     showMessage(failureMessage(err));

@@ -37,8 +37,29 @@ interface Layer {
   visible: boolean;
   bounds: { x: number; y: number; width: number; height: number };
   fills: { type: string; imageHash?: string }[];
-  pluginData: Record<string, string>;
+  sharedPluginData: Record<string, string>;
 }
+
+/** The page's glue: the fake figma global with PNGs encoded by a canvas, and base64 views for the test. */
+const GLUE = `(async () => {
+  const toBase64 = (bytes) => { let s = ''; for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000)); return btoa(s); };
+  const encodePng = async (rgba, width, height) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    return new Uint8Array(await blob.arrayBuffer());
+  };
+  const { figma, hooks } = createFakeFigma({
+    sourcePng: Uint8Array.from(atob(window.__SOURCE_PNG_B64), (c) => c.charCodeAt(0)),
+    clientStorage: window.__CLIENT_STORAGE,
+    document,
+    encodePng,
+  });
+  window.figma = figma;
+  window.__figma = { ...hooks, imageBase64: (hash) => toBase64(hooks.imageBytes(hash)), maskExportsBase64: () => hooks.maskExports.map(toBase64) };
+})();`;
 
 /** The harness: the page, the fake figma global, the built plugin. */
 function startHarness(serverUrl: string): Promise<{ url: string; close: () => Promise<void> }> {
@@ -52,11 +73,12 @@ function startHarness(serverUrl: string): Promise<{ url: string; close: () => Pr
   const page = `<!doctype html><html><head><meta charset="utf-8"><title>layerloop Figma harness</title>
 <style>body { margin: 0; background: #e5e5e5; } #panel { padding: 8px; } iframe { border: 1px solid #bbb; background: #fff; display: block; }</style></head>
 <body><div id="panel"></div>
-<script src="/globals.js"></script><script src="/fake-figma.js"></script><script src="/code.js"></script></body></html>`;
+<script src="/globals.js"></script><script src="/fake-figma.js"></script><script src="/glue.js"></script><script src="/code.js"></script></body></html>`;
   const files: Record<string, [string, string | Buffer]> = {
     '/': ['text/html; charset=utf-8', page],
     '/globals.js': ['text/javascript', globals],
     '/fake-figma.js': ['text/javascript', fs.readFileSync(FAKE_FIGMA)],
+    '/glue.js': ['text/javascript', GLUE],
     '/code.js': ['text/javascript', fs.readFileSync(CODE_JS)],
   };
   const server = http.createServer((req, res) => {
@@ -146,13 +168,17 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     expect(result.name).toBe('make the circle blue');
     expect(result.visible).toBe(true);
     expect(result.bounds).toEqual(SOURCE_BOUNDS);
-    expect(result.fills).toEqual([expect.objectContaining({ type: 'IMAGE', scaleMode: 'FILL' })]);
-    expect(result.pluginData).toEqual({ documentId: expect.stringMatching(/^[0-9a-f-]{36}$/), editId: expect.any(String) });
-    expect(await read<string[]>(page, 'window.__figma.log.filter((l) => l === "commitUndo")')).toHaveLength(1);
+    expect(result.fills).toEqual([expect.objectContaining({ type: 'IMAGE', scaleMode: 'CROP' })]);
+    expect(result.sharedPluginData).toEqual({ 'layerloop|documentId': expect.stringMatching(/^[0-9a-f-]{36}$/), 'layerloop|editId': expect.any(String) });
+    // one commit before the temporary mask frame (the user's own changes stay their undo step), one after placing
+    expect(await read<string[]>(page, 'window.__figma.log.filter((l) => l === "commitUndo")')).toHaveLength(2);
+    const placedLog = await read<string[]>(page, 'window.__figma.log');
+    expect(placedLog.lastIndexOf('commitUndo')).toBeGreaterThan(placedLog.indexOf(`selection ${result.id}`));
     expect(await read<string[]>(page, 'window.__figma.log.filter((l) => l.startsWith("selection "))')).toEqual([`selection ${result.id}`]);
+    expect(placedLog).toContain(`scrollAndZoomIntoView ${result.id}`);
 
     // the mask the main thread exported: white ellipse on black, the source's size
-    const maskB64 = await read<string[]>(page, 'window.__figma.maskExports');
+    const maskB64 = await read<string[]>(page, 'window.__figma.maskExportsBase64()');
     expect(maskB64).toHaveLength(1);
     const mask = await decodeImage(new Uint8Array(Buffer.from(maskB64[0], 'base64')));
     expect([mask.width, mask.height]).toEqual([128, 128]);
@@ -206,12 +232,12 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     const second = all[2];
     expect(second.name).toBe('make the square green');
     expect(second.bounds).toEqual(SOURCE_BOUNDS);
-    expect(second.pluginData.documentId).toBe(first.pluginData.documentId);
+    expect(second.sharedPluginData['layerloop|documentId']).toBe(first.sharedPluginData['layerloop|documentId']);
 
-    const { nodes } = await client.documents.history.query({ documentId: first.pluginData.documentId });
+    const { nodes } = await client.documents.history.query({ documentId: first.sharedPluginData['layerloop|documentId'] });
     const byId = new Map(nodes.map((n) => [n.id, n]));
-    const firstEdit = byId.get(first.pluginData.editId)!;
-    const secondEdit = byId.get(second.pluginData.editId)!;
+    const firstEdit = byId.get(first.sharedPluginData['layerloop|editId'])!;
+    const secondEdit = byId.get(second.sharedPluginData['layerloop|editId'])!;
     expect([firstEdit.kind, firstEdit.instruction]).toEqual(['edit', 'make the circle blue']);
     expect([secondEdit.kind, secondEdit.instruction, secondEdit.parentId]).toEqual(['edit', 'make the square green', firstEdit.id]);
     expect(byId.get(firstEdit.parentId!)!.kind).toBe('source');
