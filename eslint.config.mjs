@@ -6,8 +6,8 @@ import * as figmaPlugin from '@figma/eslint-plugin-figma-plugins';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
-const browser = { window: 'readonly', document: 'readonly', atob: 'readonly', btoa: 'readonly', TextEncoder: 'readonly', Blob: 'readonly', setTimeout: 'readonly', console: 'readonly' };
-const node = { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' };
+const browser = { module: 'readonly', window: 'readonly', document: 'readonly', atob: 'readonly', btoa: 'readonly', TextEncoder: 'readonly', Blob: 'readonly', setTimeout: 'readonly', console: 'readonly' };
+const node = { Buffer: 'readonly', require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' };
 
 export default defineConfig(
   { ignores: ['**/dist/**', 'node_modules/**', 'test-artifacts/**', 'models/**', 'data/**'] },
@@ -27,6 +27,7 @@ export default defineConfig(
     plugins: { '@figma/figma-plugins': figmaPlugin },
     rules: { ...figmaPlugin.flatConfigs.recommended.rules },
   },
+  // the host fakes: browser scripts that Node's tests also load as CommonJS modules
   { files: ['test/e2e/*-harness/**/*.js'], languageOptions: { sourceType: 'script', globals: browser } },
   { files: ['**/*.cjs', '**/*.mjs'], languageOptions: { globals: node } },
   { files: ['**/*.cjs'], rules: { '@typescript-eslint/no-require-imports': 'off' } },

@@ -17,14 +17,18 @@ import {
   type EditParent,
   type EditRequestInput,
 } from '../../shared/protocol';
-import { ApiError, type CreatedEdit, type HistoryNode, type LayerloopApi } from './api';
-import { captureActiveLayer, type LayerCapture } from './capture';
+import { ApiError, base64, type CreatedEdit, type HistoryNode, type LayerloopApi } from './api';
+import { captureActiveLayer, resultMask, type LayerCapture } from './capture';
 import { MESSAGES, UserError, errorMessage } from './errors';
 import type { HostDocument, PhotoshopHost } from './host';
 import type { DocumentRecords } from './identity';
 import { watchJob, type JobView, type JobWatch } from './job';
 import { maskToRgba } from './pixels';
 import { layerName, placeLayers, type PlaceItem } from './place';
+import { downscaleRgba, encodePngStored } from './thumbnail';
+
+/** the long side of a variation thumbnail, in pixels */
+export const THUMBNAIL_SIDE = 96;
 
 export type Locality = (typeof LOCALITIES)[number];
 
@@ -137,7 +141,7 @@ interface PendingResult {
   document: HostDocument;
   sourceLayerId: number;
   instruction: string;
-  capture: Pick<LayerCapture, 'bounds' | 'width' | 'height' | 'colorProfile' | 'mask'>;
+  capture: Pick<LayerCapture, 'bounds' | 'width' | 'height' | 'colorProfile' | 'mask' | 'layerMask' | 'look'>;
   editIds: string[];
   sha256s: string[];
 }
@@ -187,6 +191,11 @@ export class PanelController {
   subscribe(listener: (s: PanelState) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Refresh the history whenever another document becomes active, or one is opened or closed. */
+  followDocuments(): void {
+    this.deps.host.onDocumentChange(() => void this.refreshHistory());
   }
 
   /** The server URL or token changed: forget server-side ids. */
@@ -263,7 +272,17 @@ export class PanelController {
           document: capture.document,
           sourceLayerId: capture.layer.id,
           instruction,
-          capture: { bounds: capture.bounds, width: capture.width, height: capture.height, colorProfile: capture.colorProfile, mask: capture.mask },
+          capture: {
+            bounds: capture.bounds,
+            width: capture.width,
+            height: capture.height,
+            colorProfile: capture.colorProfile,
+            mask: capture.mask,
+            // a result layer's own mask is the selection it was made with, and its pixels outside it equal the
+            // layer below: only another layer's mask (the user's) must hide what it hid
+            layerMask: parentEditId ? null : capture.layerMask,
+            look: capture.look,
+          },
           editIds: final.result.editIds,
           sha256s: final.result.resultSha256s,
         };
@@ -320,30 +339,44 @@ export class PanelController {
   private showVariations(pending: PendingResult): void {
     const variations = pending.editIds.map((editId, index) => ({ index, editId, sha256: pending.sha256s[index], thumbnail: null, placed: false }));
     this.finish({ phase: 'picking', variations, status: `${variations.length} variations: pick one to place as a layer, or place all.` });
-    for (const v of variations) {
-      this.deps.api.downloadPngDataUrl(v.sha256).then(
-        (thumbnail) => {
-          if (this.pending !== pending) return;
-          this.set({ variations: this.state.variations.map((x) => (x.index === v.index ? { ...x, thumbnail } : x)) });
-        },
-        () => undefined, // a missing thumbnail still leaves the variation pickable
-      );
+    void this.loadThumbnails(pending);
+  }
+
+  /** One variation at a time: a full-size image in memory at most, shrunk to a small PNG and dropped. */
+  private async loadThumbnails(pending: PendingResult): Promise<void> {
+    for (const [index, sha256] of pending.sha256s.entries()) {
+      if (this.pending !== pending) return;
+      try {
+        const img = await this.deps.api.downloadRgba(sha256);
+        const small = downscaleRgba(img.rgba, img.width, img.height, THUMBNAIL_SIDE);
+        const thumbnail = `data:image/png;base64,${base64(encodePngStored(small.rgba, small.width, small.height))}`;
+        if (this.pending !== pending) return;
+        this.set({ variations: this.state.variations.map((x) => (x.index === index ? { ...x, thumbnail } : x)) });
+      } catch {
+        // a missing thumbnail still leaves the variation pickable
+      }
     }
   }
 
+  /**
+   * Places the variations one at a time: download one, place it (its own undo step), let it go, so "Place all"
+   * never holds more than one full-size image (UXP stops plugins that use too much memory).
+   */
   private async placePending(indexes: number[]): Promise<void> {
     const pending = this.pending;
     if (!pending) return;
     const several = pending.editIds.length > 1;
-    this.set({ phase: 'downloading', status: 'Downloading the result…', canCancel: false });
-    const items: PlaceItem[] = [];
+    const names: string[] = [];
+    let below = pending.sourceLayerId;
+    let warning = this.state.warning;
     for (const i of indexes) {
+      this.set({ phase: 'downloading', status: several ? `Downloading variation #${i + 1}…` : 'Downloading the result…', canCancel: false });
       const img = await this.deps.api.downloadRgba(pending.sha256s[i]);
       const { width, height } = pending.capture;
       if (img.width !== width || img.height !== height) {
         throw new UserError(`The server returned a ${img.width}x${img.height} result for a ${width}x${height} layer: it cannot be placed exactly. Try again.`);
       }
-      items.push({
+      const item: PlaceItem = {
         editId: pending.editIds[i],
         name: layerName(pending.instruction, several ? i : null),
         rgba: img.rgba,
@@ -352,19 +385,22 @@ export class PanelController {
         left: pending.capture.bounds.left,
         top: pending.capture.bounds.top,
         colorProfile: pending.capture.colorProfile,
-        mask: pending.capture.mask,
-      });
+        mask: resultMask(pending.capture),
+        look: pending.capture.look,
+      };
+      this.set({ phase: 'placing', status: several ? `Placing variation #${i + 1}…` : 'Placing the result…' });
+      const placed = await placeLayers(this.deps.host, this.deps.records, pending.document, below, [item], historyName(pending.instruction));
+      below = placed.layerIds[0];
+      names.push(`"${item.name}"`);
+      warning = placed.warning ?? warning;
+      if (several) this.set({ variations: this.state.variations.map((v) => (v.index === i ? { ...v, placed: true } : v)) });
     }
-    this.set({ phase: 'placing', status: 'Placing the result…' });
-    const placed = await placeLayers(this.deps.host, this.deps.records, pending.document, pending.sourceLayerId, items, historyName(pending.instruction));
-    const names = items.map((it) => `"${it.name}"`).join(', ');
-    const status = `Placed ${names} above the source layer. Apply again to continue from ${items.length > 1 ? 'the top one' : 'it'}.`;
+    const status = `Placed ${names.join(', ')} above the source layer. Apply again to continue from ${names.length > 1 ? 'the top one' : 'it'}.`;
     if (several) {
-      const variations = this.state.variations.map((v) => (indexes.includes(v.index) ? { ...v, placed: true } : v));
-      this.finish({ phase: 'picking', variations, status, warning: placed.warning ?? this.state.warning });
+      this.finish({ phase: 'picking', status, warning });
     } else {
       this.pending = null;
-      this.finish({ phase: 'done', status, warning: placed.warning ?? this.state.warning });
+      this.finish({ phase: 'done', status, warning });
     }
   }
 
@@ -427,7 +463,7 @@ export class PanelController {
         this.deps.records,
         document,
         above ? above.id : null,
-        [{ editId, name, rgba: img.rgba, width: img.width, height: img.height, left: at.left, top: at.top, colorProfile: document.colorProfile, mask: null }],
+        [{ editId, name, rgba: img.rgba, width: img.width, height: img.height, left: at.left, top: at.top, colorProfile: document.colorProfile, mask: null, look: null }],
         historyName(`restore ${label}`),
       );
       this.finish({ phase: 'done', status: `Restored as "${name}". Type an instruction and press Apply to continue from it.`, warning: placed.warning });

@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import { ApiError } from '../../../plugin-uxp/src/api';
 import { DEFAULT_FORM, PanelController, historyItems, optionsFromForm, type EditForm, type PanelState } from '../../../plugin-uxp/src/controller';
 import { DocumentRecords, XMP_DOCUMENT_KEY, XMP_LAYER_EDITS, parseEditRecords } from '../../../plugin-uxp/src/identity';
@@ -199,15 +200,55 @@ describe('Cancel', () => {
   });
 });
 
+describe('the source layer’s look and mask', () => {
+  it('the result gets the source’s opacity and blend mode, and its mask also hides what the source’s own mask hid', async () => {
+    const userMask = selection({ left: 0, top: 0, right: 16, bottom: 12 }, (x) => (x < 5 ? 0 : 255));
+    const sel = selection({ left: 0, top: 0, right: 16, bottom: 12 }, (_x, y) => (y < 4 ? 255 : 0));
+    const { fake, doc, controller } = setup({
+      layers: [{ name: 'photo', look: { opacity: 50, fillOpacity: 100, blendMode: 'multiply' }, mask: userMask, pixels: pixels8(2, 2, 8, 6, gradient) }],
+      selection: sel,
+    });
+    await controller.apply(form());
+    expect(controller.getState().error).toBeNull();
+    const result = fake.layerByName(doc, 'make it red');
+    expect(result.look).toEqual({ opacity: 50, fillOpacity: 100, blendMode: 'multiply' });
+    // over the layer's bounds (2,2)-(10,8): selected rows 2..3, and shown columns 5..9 only
+    const m = result.mask!;
+    expect(m.bounds).toEqual({ left: 2, top: 2, right: 10, bottom: 8 });
+    expect(Array.from(m.data.subarray(0, 8))).toEqual([0, 0, 0, 255, 255, 255, 255, 255]);
+    expect(Array.from(m.data.subarray(16, 24))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('following the active document', () => {
+  it('reloads the history when the user switches documents (the panel’s show event fires only once)', async () => {
+    const { fake, controller } = setup();
+    controller.followDocuments();
+    await controller.refreshHistory();
+    expect(controller.getState().historyTitle).toBe('cat.psd');
+    const other = fake.addDocument({ title: 'dog.psd', width: 4, height: 4, layers: [{ name: 'a', pixels: pixels8(0, 0, 4, 4, gradient) }] });
+    fake.switchTo(other);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(controller.getState().historyTitle).toBe('dog.psd');
+  });
+});
+
 describe('variations', () => {
-  it('lets the user pick one, then place all, each its own layer', async () => {
+  it('lets the user pick one, then place all, each its own layer (and undo step), one image in memory at a time', async () => {
     const { fake, doc, api, controller } = setup();
     await controller.apply(form({ variations: 3 }));
     let s = controller.getState();
     expect(s.phase).toBe('picking');
     expect(s.variations.map((v) => v.index)).toEqual([0, 1, 2]);
-    await new Promise((r) => setImmediate(r)); // thumbnails load in the background
-    expect(controller.getState().variations.every((v) => v.thumbnail?.startsWith('data:image/png;base64,THUMB'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 20)); // thumbnails load in the background
+    // small PNGs made in the panel from the downloaded pixels (UXP cannot decode PNGs; full-size data URLs are huge)
+    const thumbnails = controller.getState().variations.map((v) => v.thumbnail ?? '');
+    for (const [k, thumbnail] of thumbnails.entries()) {
+      expect(thumbnail).toMatch(/^data:image\/png;base64,/);
+      const { data, info } = await sharp(Buffer.from(thumbnail.slice(22), 'base64')).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.height, info.channels]).toEqual([8, 6, 4]);
+      expect(data[1]).toBe(k * 10); // variation k's G (fakeEdit)
+    }
     expect(doc.history).toEqual(['Open']);
 
     await controller.placeVariations([1]);
@@ -221,10 +262,23 @@ describe('variations', () => {
     expect(Object.values(parseEditRecords(doc.xmp.get(XMP_LAYER_EDITS)!).places)).toEqual([[2, 2], [2, 2], [2, 2]]);
     expect(s.phase).toBe('picking');
 
+    const order: string[] = [];
+    const download = api.downloadRgba.bind(api);
+    api.downloadRgba = async (sha) => {
+      order.push('download');
+      return download(sha);
+    };
+    const put = fake.putPixels.bind(fake);
+    fake.putPixels = async (o) => {
+      order.push('place');
+      return put(o);
+    };
     await controller.placeVariations('all');
-    // every placement goes directly above the source layer
+    expect(order).toEqual(['download', 'place', 'download', 'place', 'download', 'place']);
+    // each placement starts directly above the source layer, each variation above the previous one
     expect(fake.stack(doc)).toEqual(['make it red #2', 'make it red #3', 'make it red #2', 'make it red #1', 'photo', 'Background']);
-    expect(doc.history).toEqual(['Open', 'layerloop: make it red', 'layerloop: make it red']);
+    expect(doc.history).toEqual(['Open', 'layerloop: make it red', 'layerloop: make it red', 'layerloop: make it red', 'layerloop: make it red']);
+    expect(fake.liveImageData()).toBe(0);
     controller.dismissVariations();
     expect(controller.getState()).toMatchObject({ phase: 'idle', variations: [] });
     expect(api.jobs).toHaveLength(1);
