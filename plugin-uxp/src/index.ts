@@ -7,7 +7,7 @@
  */
 import { action, app, constants, core, imaging } from 'photoshop';
 import { entrypoints, storage, xmp } from 'uxp';
-import { createHttpApi, type FetchLike } from './api';
+import { createClient, type FetchLike, type LayerloopClient, type ResponseLike } from '../../shared/client';
 import { PanelController } from './controller';
 import { DocumentRecords } from './identity';
 import { mountPanel, type PanelDocument } from './panel';
@@ -23,17 +23,29 @@ declare const LAYERLOOP_NETWORK_DOMAINS: readonly string[];
 let settings: Settings = DEFAULT_SETTINGS;
 
 // UXP's fetch typings want a Headers instance; at run time UXP's fetch takes a plain object like a browser's.
-const uxpFetch: FetchLike = (url, init) => fetch(url, init as unknown as Parameters<typeof fetch>[1]);
+// No signal is passed: the panel cancels jobs on the server, and follows them by polling.
+const uxpFetch: FetchLike = async (url, init) =>
+  (await fetch(url, { method: init.method, headers: init.headers, body: init.body } as unknown as Parameters<typeof fetch>[1])) as unknown as ResponseLike;
+
+/** What to check when the server gets no answer (research/host_audit.md P6). */
+const NETWORK_HINT = "Photoshop lets the plugin reach only the servers its manifest lists (this build: see Settings)";
+
+/** The client for the current settings (a new one when they change). */
+let current: { settings: Settings; client: LayerloopClient } | null = null;
+function currentClient(): LayerloopClient {
+  if (current?.settings !== settings) {
+    current = { settings, client: createClient({ serverUrl: settings.serverUrl, token: settings.token, fetch: uxpFetch, transport: 'poll', networkHint: NETWORK_HINT }) };
+  }
+  return current.client;
+}
 
 // a named import reads require('uxp').xmp directly (a namespace import would copy only own properties);
 // @adobe/cc-ext-uxp-types declares `xmp` several times over, so it is typed here by what the host uses
 const host = new UxpPhotoshopHost({ action, app, constants, core, imaging }, xmp as unknown as Partial<XmpModule> | undefined);
 const controller = new PanelController({
   host,
-  api: createHttpApi(uxpFetch, () => settings),
+  client: currentClient,
   records: new DocumentRecords(host, randomUuid, randomUuid().slice(0, 8)),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  pollIntervalMs: 500,
 });
 
 let mounted = false;

@@ -221,7 +221,7 @@ export function mountPanel(o: MountOptions): void {
     show(el.warning, s.warning !== null);
 
     const p = s.progress;
-    show(el.progress, s.busy && (s.phase === 'queued' || s.phase === 'running' || s.phase === 'downloading' || s.phase === 'placing'));
+    show(el.progress, s.busy && (s.phase === 'queued' || s.phase === 'running' || s.phase === 'placing'));
     el['progress-bar'].style.width = p && p.totalSteps > 0 ? `${Math.round((100 * p.step) / p.totalSteps)}%` : '0%';
     if (s.preview) el.preview.setAttribute('src', s.preview);
     else el.preview.removeAttribute('src');

@@ -2,7 +2,9 @@
  * Connection settings: the server URL (plain local storage) and the token (UXP secure storage). The stores are
  * injected: index.ts passes UXP's localStorage and secureStorage; tests and the browser harness pass fakes.
  */
-import { DEFAULT_SERVER_URL, normalizeServerUrl } from './api';
+import { normalizeServerUrl } from '../../shared/client';
+
+export const DEFAULT_SERVER_URL = 'http://localhost:7860';
 
 export interface Settings {
   serverUrl: string;

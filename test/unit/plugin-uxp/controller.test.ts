@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { ApiError } from '../../../plugin-uxp/src/api';
+import { ClientError } from '../../../shared/client';
 import { DEFAULT_FORM, PanelController, historyItems, optionsFromForm, type EditForm, type PanelState } from '../../../plugin-uxp/src/controller';
 import { DocumentRecords, XMP_DOCUMENT_KEY, XMP_LAYER_EDITS, parseEditRecords } from '../../../plugin-uxp/src/identity';
 import { FakeApi, PREVIEW, fakeEdit, snapshot } from './fake-api';
@@ -21,7 +21,7 @@ function setup(spec: Partial<FakeDocumentSpec> = {}) {
   });
   const api = new FakeApi();
   const records = new DocumentRecords(fake, uuid, 'sess');
-  const controller = new PanelController({ host: fake, api, records, sleep: async () => undefined });
+  const controller = new PanelController({ host: fake, client: () => api, records });
   const states: PanelState[] = [];
   controller.subscribe((s) => states.push(s));
   return { fake, doc, api, controller, states };
@@ -62,7 +62,9 @@ describe('Apply', () => {
 
     // progress went queued -> running with previews
     const phases = states.map((x) => x.phase).filter((p, i, all) => p !== all[i - 1]);
-    expect(phases).toEqual(['capturing', 'uploading', 'queued', 'running', 'downloading', 'placing', 'done']);
+    expect(phases).toEqual(['preparing', 'uploading', 'queued', 'running', 'placing', 'done']);
+    expect(states.some((x) => x.status === 'Downloading the result…')).toBe(true);
+    expect(api.hosts).toEqual(['photoshop']);
     expect(states.some((x) => x.phase === 'queued' && x.queuePosition === 1)).toBe(true);
     expect(states.some((x) => x.phase === 'running' && x.preview === PREVIEW(5) && x.progress?.step === 5)).toBe(true);
     expect(states.some((x) => x.phase === 'running' && x.preview === PREVIEW(10) && x.progress?.step === 10)).toBe(true);
@@ -96,7 +98,7 @@ describe('Apply', () => {
     const { fake, doc, api, controller } = setup();
     await controller.apply(form());
     const reopened = fake.saveAndReopen(doc);
-    const again = new PanelController({ host: fake, api, records: new DocumentRecords(fake, uuid, 'sess-2'), sleep: async () => undefined });
+    const again = new PanelController({ host: fake, client: () => api, records: new DocumentRecords(fake, uuid, 'sess-2') });
     await again.apply(form({ instruction: 'now blue' }));
     expect(api.jobs[1].request.parent.kind).toBe('edit');
     expect(api.jobs[1].request.documentId).toBe(api.jobs[0].request.documentId);
@@ -106,10 +108,10 @@ describe('Apply', () => {
   it('falls back to the layer pixels when the server does not know the parent edit', async () => {
     const { api, controller } = setup();
     await controller.apply(form());
-    api.failCreate = new ApiError('edit not found', 'NOT_FOUND', 404);
+    api.failCreate = new ClientError('not-found', 'edit not found', 404, 'NOT_FOUND');
     await controller.apply(form({ instruction: 'again' }));
     expect(controller.getState().error).toBeNull();
-    expect(controller.getState().warning).toMatch(/starting from the layer's pixels/);
+    expect(controller.getState().warning).toMatch(/started from the layer’s pixels/);
     expect(api.jobs[1].request.parent).toEqual({ kind: 'source', imageSha256: api.uploads[api.uploads.length - 1] });
   });
 
@@ -117,7 +119,7 @@ describe('Apply', () => {
     const { doc, api, controller } = setup();
     api.script = (job) => [snapshot(job.id, job.request.documentId, { state: 'running' }), snapshot(job.id, job.request.documentId, { state: 'failed', error: 'the GPU ran out of memory: try fewer variations' })];
     await controller.apply(form());
-    expect(controller.getState()).toMatchObject({ phase: 'failed', busy: false, error: 'the GPU ran out of memory: try fewer variations' });
+    expect(controller.getState()).toMatchObject({ phase: 'failed', busy: false, error: 'The edit failed on the server: the GPU ran out of memory: try fewer variations' });
     expect(doc.history).toEqual(['Open']);
   });
 
@@ -135,7 +137,7 @@ describe('Apply', () => {
 
   it('says so when no document is open', async () => {
     const fake = new FakePhotoshop();
-    const controller = new PanelController({ host: fake, api: new FakeApi(), records: new DocumentRecords(fake, uuid, 's'), sleep: async () => undefined });
+    const controller = new PanelController({ host: fake, client: () => new FakeApi(), records: new DocumentRecords(fake, uuid, 's') });
     await controller.apply(form());
     expect(controller.getState().error).toMatch(/No document is open/);
     expect(controller.getState().historyStatus).toMatch(/No document is open/);
@@ -172,14 +174,14 @@ describe('Cancel', () => {
     });
     await controller.apply(form());
     expect(cancelSpy).toHaveBeenCalledTimes(1);
-    expect(controller.getState()).toMatchObject({ phase: 'cancelled', busy: false, status: 'Cancelled.' });
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', busy: false, status: 'Cancelled. Nothing was added to the document.' });
     expect(doc.history).toEqual(['Open']);
   });
 
   it('cancels before the job exists (during the upload) without creating it', async () => {
     const { api, controller } = setup();
-    const upload = api.uploadRgba.bind(api);
-    api.uploadRgba = async (...args) => {
+    const upload = api.putImage.bind(api);
+    api.putImage = async (...args) => {
       void controller.cancel();
       return upload(...args);
     };
@@ -190,12 +192,12 @@ describe('Cancel', () => {
 
   it('does not place a result that finished before the cancel arrived', async () => {
     const { doc, api, controller } = setup();
-    api.cancelJob = async () => undefined; // too late: the server finishes anyway
+    api.cancelJob = async () => ({ cancelled: false, state: 'succeeded' }); // too late: the server finishes anyway
     controller.subscribe((s) => {
       if (s.phase === 'running' && s.canCancel) void controller.cancel();
     });
     await controller.apply(form());
-    expect(controller.getState()).toMatchObject({ phase: 'cancelled', status: expect.stringMatching(/already finished: it is in the history list/) });
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', status: expect.stringMatching(/already finished: the result is in the history/) });
     expect(doc.history).toEqual(['Open']);
   });
 });
@@ -263,8 +265,8 @@ describe('variations', () => {
     expect(s.phase).toBe('picking');
 
     const order: string[] = [];
-    const download = api.downloadRgba.bind(api);
-    api.downloadRgba = async (sha) => {
+    const download = api.getRgba.bind(api);
+    api.getRgba = async (sha) => {
       order.push('download');
       return download(sha);
     };

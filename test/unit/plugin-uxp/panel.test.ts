@@ -65,7 +65,7 @@ async function mounted() {
   const psDoc = fake.addDocument({ title: 'cat.psd', width: 16, height: 12, layers: [{ name: 'photo', pixels: pixels8(2, 2, 8, 6, gradient) }] });
   const api = new FakeApi();
   let n = 0;
-  const controller = new PanelController({ host: fake, api, records: new DocumentRecords(fake, () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`, 's'), sleep: async () => undefined });
+  const controller = new PanelController({ host: fake, client: () => api, records: new DocumentRecords(fake, () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`, 's') });
   const { doc, $ } = stubDocument();
   const local = new Map<string, string>();
   const applied: unknown[] = [];
@@ -115,7 +115,8 @@ it('reads the form into an edit, shows progress, and lists the history', async (
   expect(fake.stack(psDoc)).toEqual(['make it red', 'photo']);
   expect($('apply').disabled).toBe(false);
   expect($('status').textContent).toMatch(/^Placed "make it red" above the source layer.*\(seed 7\)$/);
-  expect($('preview').attrs.src).toMatch(/^data:image\/png;base64,PREVIEW/);
+  expect($('preview').attrs.src).toBeUndefined(); // the result is in the document now: no preview left over
+  expect($('preview').style.display).toBe('none');
   expect($('error').style.display).toBe('none');
   expect($('history-title').textContent).toBe('History of cat.psd');
   const rows = ($('history-list') as StubElement).children;
