@@ -11,7 +11,7 @@ import { settingsSchema, type MainToUi, type Settings, type UiToMain } from './m
 import { editEntries, INITIAL_STATE, phaseText, reduce, type UiAction, type UiState } from './ui-state';
 
 /** What to check when the server gets no answer, from Figma's frame (research/host_audit.md F2). */
-export const FIGMA_NETWORK_HINT =
+const FIGMA_NETWORK_HINT =
   "the plugin's manifest.json must allow the server (networkAccess); Figma reaches another computer only over https (plain http is blocked as mixed content); in Chrome, allow figma.com's \"local network access\" prompt for a server on this computer or your network";
 
 /** The browser's fetch as the shared client calls it. */
