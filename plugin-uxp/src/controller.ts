@@ -228,10 +228,14 @@ export class PanelController {
       if (stopped()) return;
       const parent: EditParent = parentEditId ? { kind: 'edit', editId: parentEditId, pixelsSha256 } : { kind: 'source', imageSha256: pixelsSha256 };
       const request: EditRequestInput = { documentId, parent, regions: [{ instruction, maskSha256 }], options };
+      // not abandoned once sent: a job the server accepted is cancelled by id, never orphaned
       const { created, warning } = await submitEdit(client, request);
+      if (stopped()) {
+        await client.cancelJob(created.jobId).catch(() => undefined);
+        return;
+      }
       if (warning) this.dispatch({ type: 'warning', message: warning });
       this.dispatch({ type: 'job-created', jobId: created.jobId, seed: created.seed, position: created.position });
-      if (stopped() || this.cancelAsked) void this.cancel();
       for await (const event of client.follow(created.jobId)) {
         this.dispatch({ type: 'job-event', event });
         if (isTerminalJobEvent(event)) break;
@@ -263,21 +267,14 @@ export class PanelController {
       else void this.loadThumbnails(this.pending);
     } catch (err) {
       this.dispatch({ type: 'fail', message: errorMessage(err) });
-    } finally {
-      this.cancelAsked = false;
     }
     await this.refreshHistory();
   }
 
-  private cancelAsked = false;
-
+  /** Before the job exists nothing more is sent (apply() stops); after, the server is asked to cancel it. */
   async cancel(): Promise<void> {
     const edit = this.session.edit;
-    if (!canCancel(edit)) {
-      // the job is being created: cancel it as soon as it exists
-      if (edit.name === 'uploading') this.cancelAsked = true;
-      return;
-    }
+    if (!canCancel(edit)) return;
     this.dispatch({ type: 'cancel-requested' });
     if (edit.name !== 'queued' && edit.name !== 'running') return; // nothing sent yet: apply() stops itself
     try {
@@ -510,7 +507,7 @@ export class PanelController {
     return {
       phase: edit.name,
       busy: isActive(edit) || this.restoring,
-      canCancel: canCancel(edit) && !this.cancelAsked,
+      canCancel: canCancel(edit),
       status: this.statusOf(edit),
       error: error ?? (edit.name === 'failed' ? edit.message : null),
       warning,

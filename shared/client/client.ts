@@ -20,6 +20,7 @@ import {
   isTerminalJobEvent,
   jobEventSchema,
   jobSnapshotSchema,
+  jobStateSchema,
   SHA256_PATTERN,
   type CreateEditResult,
   type EditRequestInput,
@@ -355,8 +356,9 @@ export function createClient(options: ClientOptions): LayerloopClient {
 
     async cancelJob(jobId) {
       const out = await call('mutation', 'jobs.cancel', { jobId });
-      if (!isObject(out) || typeof out.cancelled !== 'boolean' || typeof out.state !== 'string') throw unexpected('jobs.cancel');
-      return { cancelled: out.cancelled, state: out.state as JobState };
+      const state = jobStateSchema.safeParse(isObject(out) ? out.state : undefined);
+      if (!isObject(out) || typeof out.cancelled !== 'boolean' || !state.success) throw unexpected('jobs.cancel');
+      return { cancelled: out.cancelled, state: state.data };
     },
 
     async *follow(jobId, signal) {

@@ -190,6 +190,19 @@ describe('Cancel', () => {
     expect(api.jobs).toHaveLength(0);
   });
 
+  it('cancels a job the server accepted while the panel was still waiting for its id', async () => {
+    const { doc, api, controller } = setup();
+    const create = api.createEdit.bind(api);
+    api.createEdit = async (request) => {
+      void controller.cancel(); // the user presses Cancel while edits.create is on its way
+      return create(request);
+    };
+    await controller.apply(form());
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', busy: false });
+    expect(api.jobs.map((j) => j.cancelled)).toEqual([true]); // not left running on the server
+    expect(doc.history).toEqual(['Open']);
+  });
+
   it('does not place a result that finished before the cancel arrived', async () => {
     const { doc, api, controller } = setup();
     api.cancelJob = async () => ({ cancelled: false, state: 'succeeded' }); // too late: the server finishes anyway
