@@ -151,13 +151,34 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     await panel.locator('#advanced summary').click();
     await panel.locator('#steps').fill('8');
     await panel.locator('#seed').fill('7');
+    // every state the progress line goes through, with the number of previews shown: an 8-step tiny-model
+    // edit can run between two polls of the page on a loaded machine
+    await read(
+      panel,
+      "window.__progress = []; new MutationObserver(() => window.__progress.push([document.getElementById('progress-text').textContent, document.querySelectorAll('#previews img').length])).observe(document.getElementById('progress'), { childList: true, subtree: true, characterData: true })",
+    );
+    // hold the first result download (GET /v1/blobs/:sha) for the in-progress screenshot: previews still shown
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding = true;
+    await page.route(/\/v1\/blobs\/[0-9a-f]{64}$/, async (route) => {
+      if (holding && route.request().method() === 'GET') {
+        holding = false;
+        await held;
+      }
+      await route.continue();
+    });
     await panel.locator('#apply').click();
 
-    // during the edit: a step counter and a preview
-    await waitUntil(panel, "/^Step [1-7] of 8$/.test(document.getElementById('progress-text').textContent) && document.querySelector('#previews img') !== null");
+    await waitUntil(panel, "document.getElementById('progress-text').textContent === 'Placing the result…' && document.querySelector('#previews img') !== null");
     await page.screenshot({ path: path.join(ARTIFACTS, 'figma-progress.png') });
+    release();
 
     await waitUntil(panel, "document.getElementById('progress-text').textContent.startsWith('Done: a new layer above the source. Seed 7.')");
+    await page.unroute(/\/v1\/blobs\/[0-9a-f]{64}$/);
+    // during the edit: a step counter with a preview
+    const progress = await read<[string, number][]>(panel, 'window.__progress');
+    expect(progress.some(([text, previews]) => /^Step [1-7] of 8$/.test(text) && previews > 0)).toBe(true);
     const all = await layers(page);
     expect(all.map((l) => [l.id, l.type])).toEqual([
       ['1:2', 'RECTANGLE'],
