@@ -11,7 +11,8 @@
  *   test gets its own bucket (createBucket).
  *
  * A CI that runs the services itself names them instead (nothing is started then):
- *   LAYERLOOP_TEST_POSTGRES_URL  postgres://user:password@host:port/db of a role that may CREATE DATABASE
+ *   LAYERLOOP_TEST_POSTGRES_URL  postgres://user:password@host:port/db of a superuser role (the suites create
+ *                                a database per test, and write behind the store with triggers off)
  *   LAYERLOOP_TEST_REDIS_URL     redis://host:port
  *   LAYERLOOP_TEST_S3_ENDPOINT   http(s)://host:port of an S3 API where the AWS_ACCESS_KEY_ID /
  *                                AWS_SECRET_ACCESS_KEY (and AWS_REGION) in the environment may create buckets
