@@ -27,7 +27,7 @@ export interface S3Location {
   forcePathStyle: boolean;
 }
 
-/** Why a URL was refused; config.ts turns it into a ConfigError. */
+/** Why a URL was refused; config.ts turns it into a ConfigError (messages start with the option's name, as its others do). */
 export class StoreUrlError extends Error {
   constructor(message: string) {
     super(message);
@@ -36,12 +36,12 @@ export class StoreUrlError extends Error {
 }
 
 export function parseStoreUrl(text: string): PostgresLocation {
-  const url = parseUrl(text, '--store');
+  const url = parseUrl(text, 'store');
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new StoreUrlError(`--store must be a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL (leave it out for the embedded SQLite store), got ${url.protocol}//…`);
+    throw new StoreUrlError(`store must be a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL (leave it out for the embedded SQLite store), got ${url.protocol}//…`);
   }
-  if (url.hostname === '') throw new StoreUrlError('--store needs a host: postgres://USER:PASSWORD@HOST:PORT/DATABASE');
-  if (url.pathname.replace(/^\//, '') === '') throw new StoreUrlError('--store needs a database name: postgres://USER:PASSWORD@HOST:PORT/DATABASE');
+  if (url.hostname === '') throw new StoreUrlError('store needs a host: postgres://USER:PASSWORD@HOST:PORT/DATABASE');
+  if (url.pathname.replace(/^\//, '') === '') throw new StoreUrlError('store needs a database name: postgres://USER:PASSWORD@HOST:PORT/DATABASE');
   return { kind: 'postgres', url: text };
 }
 
@@ -50,27 +50,27 @@ const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const S3_PARAMS = new Set(['endpoint', 'region', 'path-style']);
 
 export function parseBlobsUrl(text: string): S3Location {
-  const url = parseUrl(text, '--blobs');
+  const url = parseUrl(text, 'blobs');
   if (url.protocol !== 's3:') {
-    throw new StoreUrlError(`--blobs must be an s3://BUCKET[/PREFIX]?endpoint=URL URL (leave it out for blobs in the data directory), got ${url.protocol}//…`);
+    throw new StoreUrlError(`blobs must be an s3://BUCKET[/PREFIX]?endpoint=URL URL (leave it out for blobs in the data directory), got ${url.protocol}//…`);
   }
   if (url.username !== '' || url.password !== '') {
-    throw new StoreUrlError('--blobs must not carry credentials (URLs are logged): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) instead');
+    throw new StoreUrlError('blobs must not carry credentials (URLs are logged): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) instead');
   }
   const bucket = url.hostname;
   if (!BUCKET.test(bucket)) {
-    throw new StoreUrlError(`--blobs: ${JSON.stringify(bucket)} is not a bucket name (3-63 characters of a-z, 0-9, '.', '-'): s3://BUCKET[/PREFIX]?endpoint=URL`);
+    throw new StoreUrlError(`blobs names the bucket ${JSON.stringify(bucket)}, which is not a bucket name (3-63 characters of a-z, 0-9, '.', '-'): s3://BUCKET[/PREFIX]?endpoint=URL`);
   }
   for (const name of url.searchParams.keys()) {
-    if (!S3_PARAMS.has(name)) throw new StoreUrlError(`--blobs: unknown parameter '${name}' (known: ${[...S3_PARAMS].join(', ')})`);
+    if (!S3_PARAMS.has(name)) throw new StoreUrlError(`blobs has an unknown parameter '${name}' (known: ${[...S3_PARAMS].join(', ')})`);
   }
   const endpoint = url.searchParams.get('endpoint');
   if (endpoint !== null) {
-    const e = parseUrl(endpoint, '--blobs endpoint');
-    if (e.protocol !== 'http:' && e.protocol !== 'https:') throw new StoreUrlError(`--blobs endpoint must be an http:// or https:// URL, got ${JSON.stringify(endpoint)}`);
+    const e = parseUrl(endpoint, 'blobs endpoint');
+    if (e.protocol !== 'http:' && e.protocol !== 'https:') throw new StoreUrlError(`blobs endpoint must be an http:// or https:// URL, got ${JSON.stringify(endpoint)}`);
   }
   const pathStyle = url.searchParams.get('path-style');
-  if (pathStyle !== null && pathStyle !== 'true' && pathStyle !== 'false') throw new StoreUrlError(`--blobs path-style must be true or false, got ${JSON.stringify(pathStyle)}`);
+  if (pathStyle !== null && pathStyle !== 'true' && pathStyle !== 'false') throw new StoreUrlError(`blobs path-style must be true or false, got ${JSON.stringify(pathStyle)}`);
   const prefix = decodeURIComponent(url.pathname).replace(/^\/+/, '');
   return {
     kind: 's3',

@@ -7,9 +7,9 @@ describe('--store URLs', () => {
   });
 
   test('anything else says what is expected, without echoing the URL (it may hold a password)', () => {
-    expect(() => parseStoreUrl('mysql://u:secret@h/db')).toThrow(/^--store must be a postgres:\/\/USER:PASSWORD@HOST:PORT\/DATABASE URL \(leave it out for the embedded SQLite store\), got mysql:\/\/…$/);
-    expect(() => parseStoreUrl('postgres://u:secret@h')).toThrow('--store needs a database name: postgres://USER:PASSWORD@HOST:PORT/DATABASE');
-    expect(() => parseStoreUrl('not a url')).toThrow('--store is not a URL: "not a url"');
+    expect(() => parseStoreUrl('mysql://u:secret@h/db')).toThrow(/^store must be a postgres:\/\/USER:PASSWORD@HOST:PORT\/DATABASE URL \(leave it out for the embedded SQLite store\), got mysql:\/\/…$/);
+    expect(() => parseStoreUrl('postgres://u:secret@h')).toThrow('store needs a database name: postgres://USER:PASSWORD@HOST:PORT/DATABASE');
+    expect(() => parseStoreUrl('not a url')).toThrow('store is not a URL: "not a url"');
   });
 });
 
@@ -32,12 +32,12 @@ describe('--blobs URLs', () => {
   });
 
   test('mistakes are named', () => {
-    expect(() => parseBlobsUrl('file:///data/blobs')).toThrow(/^--blobs must be an s3:\/\/BUCKET\[\/PREFIX\]\?endpoint=URL URL/);
+    expect(() => parseBlobsUrl('file:///data/blobs')).toThrow(/^blobs must be an s3:\/\/BUCKET\[\/PREFIX\]\?endpoint=URL URL/);
     expect(() => parseBlobsUrl('s3://KEY:SECRET@bucket')).toThrow(/must not carry credentials .* set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
-    expect(() => parseBlobsUrl('s3://Bad_Bucket')).toThrow('--blobs: "Bad_Bucket" is not a bucket name (3-63 characters of a-z, 0-9, \'.\', \'-\'): s3://BUCKET[/PREFIX]?endpoint=URL');
+    expect(() => parseBlobsUrl('s3://Bad_Bucket')).toThrow('blobs names the bucket "Bad_Bucket", which is not a bucket name (3-63 characters of a-z, 0-9, \'.\', \'-\'): s3://BUCKET[/PREFIX]?endpoint=URL');
     expect(() => parseBlobsUrl('s3://ab')).toThrow(/is not a bucket name/);
-    expect(() => parseBlobsUrl('s3://bucket?endpont=http://x')).toThrow("--blobs: unknown parameter 'endpont' (known: endpoint, region, path-style)");
-    expect(() => parseBlobsUrl('s3://bucket?endpoint=minio:9000')).toThrow('--blobs endpoint must be an http:// or https:// URL, got "minio:9000"');
-    expect(() => parseBlobsUrl('s3://bucket?path-style=yes')).toThrow('--blobs path-style must be true or false, got "yes"');
+    expect(() => parseBlobsUrl('s3://bucket?endpont=http://x')).toThrow("blobs has an unknown parameter 'endpont' (known: endpoint, region, path-style)");
+    expect(() => parseBlobsUrl('s3://bucket?endpoint=minio:9000')).toThrow('blobs endpoint must be an http:// or https:// URL, got "minio:9000"');
+    expect(() => parseBlobsUrl('s3://bucket?path-style=yes')).toThrow('blobs path-style must be true or false, got "yes"');
   });
 });
