@@ -38,8 +38,8 @@ describeWithServices('team server on PostgreSQL and S3', ['postgres', 's3'], (se
   });
 
   /** `npm start -- --store … --blobs …` with the S3 credentials in the environment, as an operator runs it. */
-  async function start(args: string[] = ['--store', storeUrl, '--blobs', blobsUrl]): Promise<ServerProcess> {
-    const server = await startServer({ dataDir, args, env: services().s3.env() });
+  async function start(args: string[] = ['--store', storeUrl, '--blobs', blobsUrl], env = services().s3.env()): Promise<ServerProcess> {
+    const server = await startServer({ dataDir, args, env });
     running.push(server);
     return server;
   }
@@ -156,6 +156,11 @@ describeWithServices('team server on PostgreSQL and S3', ['postgres', 's3'], (se
     );
     await expect(start(['--store', 'postgres://postgres:secret-pw@127.0.0.1:1/layerloop', '--blobs', blobsUrl])).rejects.toThrow(
       /layerloop: cannot open the store: nothing accepts connections at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/layerloop: is PostgreSQL running there, and is the host and port in --store \(LAYERLOOP_STORE\) right\?/,
+    );
+    // no credentials anywhere the SDK looks (environment, profile files, instance metadata)
+    const nowhere = { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '', AWS_EC2_METADATA_DISABLED: 'true', HOME: dataDir };
+    await expect(start(['--blobs', s3.blobsUrl(bucket)], nowhere)).rejects.toThrow(
+      /layerloop: cannot open the store: no S3 credentials for bucket "layerloop-test-\w+" at http:\/\/127\.0\.0\.1:\d+: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \(or AWS_PROFILE\)/,
     );
     await expect(start(['--store', 'mysql://x/y'])).rejects.toThrow(/server exited \(code 2\) before listening:\nlayerloop: invalid configuration:\nstore must be a postgres:/);
 
