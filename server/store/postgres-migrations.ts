@@ -8,6 +8,7 @@
  * once. PostgreSQL's DDL is transactional: a failing step leaves nothing behind, its version row included.
  */
 import type { Pool, PoolClient } from 'pg';
+import { checkOrder } from './migrations';
 
 export interface PostgresMigration {
   version: number;
@@ -100,11 +101,7 @@ export async function postgresSchemaVersion(client: Pool | PoolClient): Promise<
 
 /** Applies the migrations the database has not seen yet; returns the version before and after. */
 export async function migratePostgres(pool: Pool, migrations: readonly PostgresMigration[] = POSTGRES_MIGRATIONS): Promise<{ from: number; to: number }> {
-  migrations.forEach((migration, i) => {
-    if (!Number.isInteger(migration.version) || migration.version !== i + 1) {
-      throw new Error(`migrations must be numbered 1, 2, 3… in order: entry ${i} has version ${migration.version}`);
-    }
-  });
+  checkOrder(migrations);
   const latest = migrations.length === 0 ? 0 : migrations[migrations.length - 1].version;
   const from = await postgresSchemaVersion(pool);
   if (from > latest) throw newerSchemaError(from, latest);

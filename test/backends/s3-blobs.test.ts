@@ -7,7 +7,7 @@ import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore, S3ConfigError, type S3BlobStoreOptions } from '../../server/store/s3';
 import { parseBlobsUrl } from '../../server/store/urls';
 import { describeWithServices } from '../support/services';
-import { blobStoreContract, bytesOf, expectStoreError, sha256Of } from '../unit/store/contract';
+import { blobStoreContract, bytesOf, expectStoreError, sha256Of, writeGate } from '../unit/store/contract';
 
 describeWithServices('S3BlobStore', ['s3'], (services) => {
   /** every store a test made, let go of after it */
@@ -51,21 +51,8 @@ describeWithServices('S3BlobStore', ['s3'], (services) => {
         blobs: storeIn(bucket, prefix),
         reopen: () => storeIn(bucket, prefix),
         gated: (fail) => {
-          let parked = false;
-          let release!: () => void;
-          const gate = new Promise<void>((resolve) => (release = resolve));
-          const blobs = storeIn(bucket, prefix, {
-            beforePut: async () => {
-              parked = true;
-              await gate;
-              if (fail) throw fail;
-            },
-          });
-          const writing = async () => {
-            for (let i = 0; i < 200 && !parked; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-            expect(parked).toBe(true);
-          };
-          return { blobs, release, writing };
+          const { hold, release, writing } = writeGate(fail);
+          return { blobs: storeIn(bucket, prefix, { beforePut: hold }), release, writing };
         },
         damage: (sha256, bytes) => overwrite(bucket, `${prefix}${sha256}`, bytes),
       };

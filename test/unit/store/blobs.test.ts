@@ -2,7 +2,7 @@ import { mkdtempSync, promises as fs, readdirSync, rmSync, statSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { FsBlobStore } from '../../../server/store/blobs';
-import { BAD_HASHES, blobStoreContract, bytesOf, expectStoreError, sha256Of } from './contract';
+import { BAD_HASHES, blobStoreContract, bytesOf, expectStoreError, sha256Of, writeGate } from './contract';
 
 let root: string;
 beforeEach(() => {
@@ -26,21 +26,8 @@ describe('FsBlobStore: BlobStore contract', () => {
       blobs: new FsBlobStore(dir),
       reopen: () => new FsBlobStore(dir),
       gated: (fail) => {
-        let parked = false;
-        let release!: () => void;
-        const gate = new Promise<void>((resolve) => (release = resolve));
-        const blobs = new FsBlobStore(dir, {
-          beforeRename: async () => {
-            parked = true;
-            await gate;
-            if (fail) throw fail;
-          },
-        });
-        const writing = async () => {
-          for (let i = 0; i < 200 && !parked; i++) await new Promise((resolve) => setTimeout(resolve, 5));
-          expect(parked).toBe(true);
-        };
-        return { blobs, release, writing };
+        const { hold, release, writing } = writeGate(fail);
+        return { blobs: new FsBlobStore(dir, { beforeRename: hold }), release, writing };
       },
       damage: (sha256, bytes) => fs.writeFile(new FsBlobStore(dir).pathFor(sha256), bytes),
     };

@@ -98,6 +98,29 @@ export interface BlobStoreHarness {
 
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * What a harness's gated() is made of: `hold` goes where the backend lets a test stop a write just before the
+ * bytes are stored (FsBlobStore's beforeRename, S3BlobStore's beforePut); it waits for `release()` and then
+ * fails with `fail` when given; `writing()` resolves once a write is held there.
+ */
+export function writeGate(fail?: Error): { hold: () => Promise<void>; release: () => void; writing: () => Promise<void> } {
+  let held = false;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  return {
+    hold: async () => {
+      held = true;
+      await gate;
+      if (fail) throw fail;
+    },
+    release,
+    writing: async () => {
+      for (let i = 0; i < 200 && !held; i++) await tick(5);
+      expect(held).toBe(true);
+    },
+  };
+}
+
 export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>): void {
   let h: BlobStoreHarness;
   let blobs: BlobStore;
@@ -603,14 +626,8 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
 
     /** An edit store over real blobs whose writes stop before they are stored until `release()` (and fail, with `fail`). */
     async function gated(options: { fail?: boolean } = {}) {
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      const gatedBlobs = new FsBlobStore(dir, {
-        beforeRename: async () => {
-          await gate;
-          if (options.fail) throw new Error('no space left on device (simulated)');
-        },
-      });
+      const { hold, release } = writeGate(options.fail ? new Error('no space left on device (simulated)') : undefined);
+      const gatedBlobs = new FsBlobStore(dir, { beforeRename: hold });
       const harness = await makeHarness({ blobs: gatedBlobs });
       const { documentId } = await harness.store.edits.openDocument('figma', 'file-1');
       return { harness, blobs: gatedBlobs, edits: harness.store.edits, documentId, release };
