@@ -72,8 +72,8 @@ export class S3BlobStore implements BlobStore {
   }
 
   /**
-   * Opens the bucket and proves it usable: it exists and answers, and this process may write and read it (by
-   * storing the empty blob, which is content like any other). Throws S3ConfigError saying what to fix.
+   * Opens the bucket and proves it usable: it exists and answers, and this process may write and read it (it
+   * uploads the empty blob, content like any other, and reads it back). Throws S3ConfigError saying what to fix.
    */
   static async open(location: S3Location, options: S3BlobStoreOptions = {}): Promise<S3BlobStore> {
     const client = S3BlobStore.client(location, options);
@@ -81,7 +81,10 @@ export class S3BlobStore implements BlobStore {
     const where = `bucket ${JSON.stringify(location.bucket)} at ${location.endpoint ?? 'AWS S3'}`;
     try {
       await client.send(new HeadBucketCommand({ Bucket: location.bucket }));
-      await store.put(new Uint8Array(0));
+      const empty = new Uint8Array(0);
+      const sha256 = sha256Hex(empty);
+      await store.write(store.keyFor(sha256), sha256, empty, false); // written even when there: that proves the right to write
+      await store.get(sha256);
     } catch (error) {
       client.destroy();
       throw new S3ConfigError(explainOpenFailure(error, where, location));

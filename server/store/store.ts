@@ -350,7 +350,8 @@ export interface EditStore {
   listJobs(filter?: JobFilter): Promise<Job[]>;
   /**
    * Marks every queued or running job as failed (INTERRUPTED_*_ERROR) and returns them as updated. Call it at
-   * startup, while this process is the only one working on the store: it cannot tell a dead worker from a live one.
+   * startup. The embedded store cannot tell a dead worker from a live one, so only one process may work on it; a
+   * store that several processes share (PostgreSQL) fails only the jobs of this store and of processes that are gone.
    */
   recoverInterruptedJobs(): Promise<Job[]>;
   /** Empty when all is well. */
