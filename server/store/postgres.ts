@@ -298,21 +298,19 @@ export class PostgresEditStore implements EditStore {
 
   async createJob(input: CreateJobInputType): Promise<Job> {
     const { documentId, request, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
-    const exists = () => new StoreError('invalid_input', `createJob: a job ${id} already exists`);
-    const row = await this.transaction(async (tx) => {
-      await this.requireDocument(tx, documentId, 'createJob documentId', 'FOR KEY SHARE');
-      if ((await this.one(tx, 'SELECT 1 FROM jobs WHERE id = $1', [id])) !== undefined) throw exists();
-      const { rows } = await tx.query(
+    // one statement (this is on the way of every edit): the keys say what is wrong, not extra reads
+    try {
+      const { rows } = await this.pool.query(
         `INSERT INTO jobs (id, document_id, state, request, created_at, owner_key) VALUES ($1, $2, 'queued', $3, $4, $5) RETURNING *`,
         [id, documentId, JSON.stringify(request), this.timestamp(), this.lock.key],
       );
-      return rows[0] as Row;
-    }).catch((error: unknown) => {
-      // the same id committed by another process between our check and our insert
-      if ((error as { code?: string }).code === '23505') throw exists();
+      return toJob(rows[0]);
+    } catch (error) {
+      const { code, constraint } = error as { code?: string; constraint?: string }; // PostgreSQL's default constraint names
+      if (code === '23503' && constraint === 'jobs_document_id_fkey') throw new StoreError('not_found', `createJob documentId: no document ${documentId}`);
+      if (code === '23505' && constraint === 'jobs_id_key') throw new StoreError('invalid_input', `createJob: a job ${id} already exists`);
       throw error;
-    });
-    return toJob(row);
+    }
   }
 
   async updateJobState(id: string, state: JobState, update: JobUpdateType = {}): Promise<Job> {

@@ -133,8 +133,11 @@ describeWithServices('team server on PostgreSQL and S3', ['postgres', 's3'], (se
     expect(nodes.map((n) => n.id).slice(1)).toEqual([first.editId, second.editId]);
     expect(sha256(await download(server.url, second.resultSha256))).toBe(second.resultSha256);
 
-    const { jobId } = await client.edits.create.mutate(edit({ kind: 'edit', editId: second.editId }, 'make it stormy', 100));
+    const long = edit({ kind: 'edit', editId: second.editId }, 'make it stormy', 100);
+    const { jobId } = await client.edits.create.mutate({ ...long, options: { ...long.options, variations: 4 } });
     await waitForJob(client, jobId, (s) => s.state === 'running' && (s.progress?.step ?? 0) > 0);
+    // the queue records its states in the store a moment after it moves (JobStateRecorder): kill once the row says running
+    for (let i = 0; i < 200 && (await rows('SELECT state FROM jobs WHERE id = $1', [jobId]))[0]?.state !== 'running'; i++) await new Promise((r) => setTimeout(r, 10));
     expect((await server.stop('SIGKILL')).signal).toBe('SIGKILL');
 
     const again = await start();
