@@ -192,7 +192,7 @@ export class PostgresEditStore implements EditStore {
         throw new PostgresConfigError(describeConnectError(error, where));
       });
       await migratePostgres(pool).catch((error: Error) => {
-        throw error instanceof PostgresConfigError ? error : new PostgresConfigError(`cannot prepare the database ${where}: ${error.message}`);
+        throw new PostgresConfigError(`cannot prepare the database ${where}: ${error.message}`);
       });
       const lock = await InstanceLock.take(pool, config, onError);
       return new PostgresEditStore(pool, blobs, lock, options);
@@ -241,7 +241,7 @@ export class PostgresEditStore implements EditStore {
     await requireBlobs(this.blobs, 'addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
     const id = await this.transaction(async (tx) => {
       // the document's row lock makes "the existing source node, else a new one" one decision across processes
-      await this.requireDocument(tx, n.documentId, 'addSourceNode documentId', 'FOR NO KEY UPDATE');
+      await this.lockDocument(tx, n.documentId, 'addSourceNode documentId');
       if (n.parentId !== null) await this.requireParent(tx, n.parentId, n.documentId, 'addSourceNode parentId');
       const existing = await this.one(
         tx,
@@ -267,7 +267,7 @@ export class PostgresEditStore implements EditStore {
     const ids = inputs.map(() => randomUUID());
     const createdAt = this.timestamp();
     await this.transaction(async (tx) => {
-      const job = await this.requireJob(tx, id, 'FOR UPDATE');
+      const job = await this.lockJob(tx, id);
       if (job.state !== 'running') {
         throw new StoreError('illegal_transition', `addEditNodes: job ${id} is ${job.state}; results can only be added to a running job`);
       }
@@ -317,7 +317,7 @@ export class PostgresEditStore implements EditStore {
     const jobId = parseOrThrow(Id, id, 'updateJobState id');
     const to = parseOrThrow(JobState, state, 'updateJobState state');
     const u = parseOrThrow(JobUpdate, update, 'updateJobState update');
-    return this.transaction(async (tx) => this.transition(tx, await this.requireJob(tx, jobId, 'FOR UPDATE'), to, u));
+    return this.transaction(async (tx) => this.transition(tx, await this.lockJob(tx, jobId), to, u));
   }
 
   async getJob(id: string): Promise<Job | null> {
@@ -436,8 +436,9 @@ export class PostgresEditStore implements EditStore {
     });
   }
 
-  private async requireDocument(tx: pg.PoolClient, id: string, where: string, lock: 'FOR NO KEY UPDATE' | 'FOR KEY SHARE'): Promise<void> {
-    if ((await this.one(tx, `SELECT 1 FROM documents WHERE id = $1 ${lock}`, [id])) === undefined) {
+  /** Locks the document's row (not against the inserts that refer to it); not_found when there is none. */
+  private async lockDocument(tx: pg.PoolClient, id: string, where: string): Promise<void> {
+    if ((await this.one(tx, 'SELECT 1 FROM documents WHERE id = $1 FOR NO KEY UPDATE', [id])) === undefined) {
       throw new StoreError('not_found', `${where}: no document ${id}`);
     }
   }
@@ -448,8 +449,9 @@ export class PostgresEditStore implements EditStore {
     }
   }
 
-  private async requireJob(tx: pg.PoolClient, id: string, lock: 'FOR UPDATE'): Promise<Job> {
-    const row = await this.one(tx, `SELECT * FROM jobs WHERE id = $1 ${lock}`, [id]);
+  /** Reads and locks the job's row for the rest of the transaction; not_found when there is none. */
+  private async lockJob(tx: pg.PoolClient, id: string): Promise<Job> {
+    const row = await this.one(tx, 'SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [id]);
     if (row === undefined) throw new StoreError('not_found', `no job ${id}`);
     return toJob(row);
   }

@@ -112,23 +112,21 @@ export class S3BlobStore implements BlobStore {
       if (!readable) await inFlight;
       return { sha256, size, created: false };
     }
-    let created: boolean;
-    let write: Promise<void>;
+    const start = (own: Uint8Array, checkFirst: boolean) =>
+      this.pending.inFlight(sha256) ?? this.pending.start(sha256, own, () => this.write(key, sha256, own, checkFirst)); // a put may have begun meanwhile
+    let created = true;
     if (readable) {
       // One round trip before answering, so `created` is true to what is stored; the check of an existing
       // object's bytes (and its repair) happens in the write, which whenDurable() waits for.
       const existing = await this.headSize(key);
       created = existing !== size;
-      const own = new Uint8Array(bytes); // the caller may reuse its buffer once this returns
-      write = this.pending.inFlight(sha256) ?? this.pending.start(sha256, own, () => this.write(key, sha256, own, existing === size));
+      void start(new Uint8Array(bytes), existing === size); // a copy: the caller may reuse its buffer once this returns
     } else {
       if (await this.holdsIntact(key, sha256)) {
         this.pending.stored(sha256);
         return { sha256, size, created: false };
       }
-      created = true;
-      write = this.pending.inFlight(sha256) ?? this.pending.start(sha256, bytes, () => this.write(key, sha256, bytes, false));
-      await write;
+      await start(bytes, false);
     }
     // Two concurrent puts of the same new bytes may both report created: true; both stored identical content.
     return { sha256, size, created };
