@@ -22,10 +22,11 @@ describeWithServices('team server on PostgreSQL and S3', ['postgres', 's3'], (se
   let storeUrl: string;
   let bucket: string;
   let blobsUrl: string;
-  const dataDir = tempDataDir();
+  let dataDir: string;
   const running: ServerProcess[] = [];
 
   beforeAll(async () => {
+    dataDir = tempDataDir();
     storeUrl = await services().postgres.createDatabase();
     bucket = await services().s3.createBucket();
     blobsUrl = services().s3.blobsUrl(bucket, 'layerloop/');
