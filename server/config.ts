@@ -9,12 +9,15 @@
  *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix
  *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
  *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
+ *   --store       LAYERLOOP_STORE       none: SQLite in the data directory (else postgres://…)
+ *   --blobs       LAYERLOOP_BLOBS       none: files in the data directory (else s3://bucket…)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { MAX_QUEUE_LENGTH, formatIssues } from '../shared/protocol';
+import { type PostgresLocation, type S3Location, StoreUrlError, parseBlobsUrl, parseStoreUrl } from './store/urls';
 
 export const DEVICES = ['auto', 'cuda', 'cpu'] as const;
 
@@ -29,6 +32,10 @@ export interface Config {
   readonly modelsRoot: string;
   readonly device: (typeof DEVICES)[number];
   readonly maxQueue: number;
+  /** where documents, edits and jobs live; null: SQLite in dataDir */
+  readonly store: PostgresLocation | null;
+  /** where image, mask and latent bytes live; null: files in dataDir/blobs */
+  readonly blobs: S3Location | null;
 }
 
 /** A configuration the server refuses to start with; `message` says what to change. */
@@ -46,7 +53,10 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
   --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
-  --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})`;
+  --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})
+  --store URL        LAYERLOOP_STORE      postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data directory)
+  --blobs URL        LAYERLOOP_BLOBS      s3://BUCKET[/PREFIX]?endpoint=URL (default: files in the data directory;
+                                          credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)`;
 
 function defaults(repoRoot: string) {
   return {
@@ -82,6 +92,23 @@ function intString(name: string, min: number, max: number) {
     .pipe(z.number().int().min(min, { error: `${name} must be at least ${min}` }).max(max, { error: `${name} must be at most ${max}` }));
 }
 
+/** An optional backend URL, parsed by `parse` (whose StoreUrlError message names the flag and what to fix). */
+function backendUrl<T>(parse: (text: string) => T) {
+  return z
+    .string()
+    .nullable()
+    .transform((text, ctx) => {
+      if (text === null) return null;
+      try {
+        return parse(text);
+      } catch (err) {
+        if (!(err instanceof StoreUrlError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    });
+}
+
 const configSchema = z.strictObject({
   host: z.string().min(1, { error: 'host must not be empty' }),
   port: intString('port', 0, 65535),
@@ -96,6 +123,8 @@ const configSchema = z.strictObject({
   modelsRoot: z.string().min(1),
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
   maxQueue: intString('max-queue', 1, 100_000),
+  store: backendUrl(parseStoreUrl),
+  blobs: backendUrl(parseBlobsUrl),
 });
 
 /**
@@ -117,6 +146,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         'model-dir': { type: 'string' },
         device: { type: 'string' },
         'max-queue': { type: 'string' },
+        store: { type: 'string' },
+        blobs: { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -138,6 +169,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
     maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,
+    store: flag('store') ?? envValue('LAYERLOOP_STORE') ?? null,
+    blobs: flag('blobs') ?? envValue('LAYERLOOP_BLOBS') ?? null,
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);

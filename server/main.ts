@@ -20,7 +20,7 @@ import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
 import { createServerMetrics, type ServerMetrics } from './metrics';
-import { openStore } from './store';
+import { openConfiguredStore } from './store';
 
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
@@ -51,13 +51,16 @@ async function main(): Promise<void> {
   const metrics = createServerMetrics();
   log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null });
 
-  const store = await openStore(config.dataDir).catch((err: Error) => fail(`cannot open the data directory ${config.dataDir}: ${err.message}`));
+  const store = await openConfiguredStore(config, { onError: (message, error) => log.warn(message, { component: 'store', error: error.message }) }).catch((err: Error) =>
+    fail(config.store || config.blobs ? `cannot open the store: ${err.message}` : `cannot open the data directory ${config.dataDir}: ${err.message}`),
+  );
+  log.info('store opened', store.location);
   for (const job of await store.edits.recoverInterruptedJobs()) {
     log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
   }
   // temp files of blob writes a crash cut short (older than an hour: never a write in flight)
   try {
-    const swept = await store.blobs.removeTempFiles();
+    const swept = await store.removeTempFiles();
     if (swept > 0) log.info('removed temp files left by interrupted blob writes', { count: swept });
   } catch (err) {
     log.warn('could not sweep blob temp files', { error: (err as Error).message });

@@ -210,6 +210,9 @@ export const editParentSchema = z.discriminatedUnion(
 );
 export type EditParent = z.infer<typeof editParentSchema>;
 
+/** Text that is stored as text: PostgreSQL cannot keep U+0000 in a text column, so no store accepts it. */
+export const hasNoNul = (text: string): boolean => !text.includes('\u0000');
+
 export const editRegionSchema = z.strictObject({
   /** trimmed; empty = keep the image as it is in this region */
   instruction: z
@@ -217,7 +220,8 @@ export const editRegionSchema = z.strictObject({
     .trim()
     .max(MAX_INSTRUCTION_LENGTH, {
       error: (iss) => `instruction must be at most ${MAX_INSTRUCTION_LENGTH} characters, got ${(iss.input as string).length}: shorten it`,
-    }),
+    })
+    .refine(hasNoNul, { error: 'instruction must not contain NUL characters (U+0000)' }),
   /** a blob holding the mask (white = edit); null = the whole image */
   maskSha256: sha256Schema.nullable(),
 });
@@ -245,7 +249,8 @@ export const openDocumentSchema = z.strictObject({
   hostDocumentKey: z
     .string({ error: (iss) => `hostDocumentKey must be a string, got ${show(iss.input)}` })
     .min(1, { error: 'hostDocumentKey must not be empty' })
-    .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` }),
+    .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` })
+    .refine(hasNoNul, { error: 'hostDocumentKey must not contain NUL characters (U+0000)' }),
 });
 export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;
 

@@ -176,6 +176,12 @@ describe('editRequestSchema', () => {
     );
   });
 
+  test('an instruction with a NUL character is refused (no store can keep it as text)', () => {
+    expect(problem({ ...validInput(), regions: [{ instruction: 'make it\u0000 red', maskSha256: null }] })).toBe(
+      'regions[0].instruction must not contain NUL characters (U+0000)',
+    );
+  });
+
   test('rejects bad ids and digests, naming the field', () => {
     expect(problem({ ...validInput(), documentId: 'doc-1' })).toBe('documentId must be a UUID (from documents.open), got "doc-1"');
     expect(problem({ ...validInput(), parent: { kind: 'edit', editId: '123' } })).toBe('parent.editId must be a UUID (the id of a stored edit), got "123"');
@@ -227,6 +233,7 @@ describe('other inputs', () => {
     expect(bad.success).toBe(false);
     expect(formatIssues(bad.error!)).toBe('host must be one of figma, photoshop, web, cli, got "krita"\nhostDocumentKey must not be empty');
     expect(openDocumentSchema.safeParse({ host: 'web', hostDocumentKey: 'k'.repeat(201) }).success).toBe(false);
+    expect(formatIssues(openDocumentSchema.safeParse({ host: 'web', hostDocumentKey: 'a\u0000b' }).error!)).toBe('hostDocumentKey must not contain NUL characters (U+0000)');
   });
 
   test('job id inputs and SSE resume ids', () => {
