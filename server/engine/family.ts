@@ -124,7 +124,7 @@ export function readJson<T>(file: string, schema: z.ZodType<T>): T | null {
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
+    throw new Error(`${file}: not valid JSON (${(err as Error).message})`, { cause: err });
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {

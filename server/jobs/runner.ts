@@ -205,7 +205,7 @@ async function loadImage(images: ImageBlobs, sha256: string, what: string): Prom
     image = await images.get(sha256);
   } catch (err) {
     if (!(err instanceof NotAnImageError)) throw err;
-    throw new Error(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`);
+    throw new Error(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`, { cause: err });
   }
   if (!image) throw new Error(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
   return image;

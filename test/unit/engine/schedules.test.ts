@@ -72,7 +72,7 @@ describe('training schedule', () => {
 describe('spacedTimesteps', () => {
   test('linspace is fractional float32 for Euler and rounded half-to-even for DDIM', () => {
     const f = spacedTimesteps(SD, 20, 'linspace', false);
-    expect(Array.from(f.subarray(0, 4))).toEqual([999, 946.4210815429688, 893.8421020507812, 841.26318359375]);
+    expect(Array.from(f.subarray(0, 4))).toEqual([999, 946.42108154296875, 893.84210205078125, 841.26318359375]);
     expect(f[19]).toBe(0);
     expect(Array.from(spacedTimesteps(SD, 7, 'linspace', false))).toEqual([999, 832.5, 666, 499.5, 333, 166.5, 0]);
     expect(Array.from(spacedTimesteps(SD, 7, 'linspace', true))).toEqual([999, 832, 666, 500, 333, 166, 0]);
