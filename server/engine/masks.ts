@@ -86,23 +86,34 @@ function gaussianTaps(radius: number): Float64Array {
   return taps;
 }
 
-/** One separable blur pass with edge replication, so a uniform mask (all ones) stays uniform at the borders. */
+/**
+ * One separable blur pass with edge replication, so a uniform mask (all ones) stays uniform at the borders. Along
+ * columns it sums row by row (the same sums in the same order, read in memory order: a full-size paste mask is
+ * tens of megabytes, and striding down columns misses the cache on every read).
+ */
 function blurPass(src: Float32Array, w: number, h: number, taps: Float64Array, alongRows: boolean): Float32Array {
   const out = new Float32Array(src.length);
-  const n = alongRows ? w : h;
-  const lines = alongRows ? h : w;
-  const step = alongRows ? 1 : w;
   const reach = taps.length - 1;
-  for (let l = 0; l < lines; l++) {
-    const base = alongRows ? l * w : l;
-    for (let i = 0; i < n; i++) {
-      let acc = 0;
-      for (let d = -reach; d <= reach; d++) {
-        const j = Math.min(n - 1, Math.max(0, i + d));
-        acc += taps[Math.abs(d)] * src[base + j * step];
+  if (alongRows) {
+    for (let y = 0; y < h; y++) {
+      const base = y * w;
+      for (let x = 0; x < w; x++) {
+        let acc = 0;
+        for (let d = -reach; d <= reach; d++) acc += taps[Math.abs(d)] * src[base + Math.min(w - 1, Math.max(0, x + d))];
+        out[base + x] = acc;
       }
-      out[base + i * step] = acc;
     }
+    return out;
+  }
+  const acc = new Float64Array(w);
+  for (let y = 0; y < h; y++) {
+    acc.fill(0);
+    for (let d = -reach; d <= reach; d++) {
+      const from = Math.min(h - 1, Math.max(0, y + d)) * w;
+      const tap = taps[Math.abs(d)];
+      for (let x = 0; x < w; x++) acc[x] += tap * src[from + x];
+    }
+    out.set(acc, y * w);
   }
   return out;
 }
