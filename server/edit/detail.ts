@@ -90,39 +90,64 @@ export function structureGate(edit: Float32Array, source: Float32Array, w: numbe
   return gate;
 }
 
+/**
+ * The per-pixel arithmetic of the passes below, as float32 values (what the passes store): the fused loop in
+ * compose.ts calls the same functions, which is what keeps its results byte for byte those of the passes.
+ */
+
+/** Luma of the difference of RGBA pixels a[i..i+2] and b[j..j+2]. */
+export function lumaDifference(a: Uint8Array, i: number, b: Uint8Array, j: number): number {
+  return Math.fround(0.299 * (a[i] - b[j]) + 0.587 * (a[i + 1] - b[j + 1]) + 0.114 * (a[i + 2] - b[j + 2]));
+}
+
+/** Detail d through gate value g: all of it where the gate is open, only the part within +-t where it is closed. */
+export function gatedDetail(d: number, g: number, t: number): number {
+  return Math.fround(g * d + (1 - g) * (d > t ? t : d < -t ? -t : d));
+}
+
+/** A channel value v with detail d added, v first pulled at least `margin` away from 0 and 255 (see addDetail). */
+export function withDetail(v: number, d: number, margin: number): number {
+  const r = Math.round((v < margin ? margin : v > 255 - margin ? 255 - margin : v) + d);
+  return r < 0 ? 0 : r > 255 ? 255 : r;
+}
+
+/** The margin withDetail keeps from 0 and 255 for texture amplitude t. */
+export const detailMargin = (t: number) => Math.min(127, t);
+
+/** Adds |d| to a histogram of 256 bins (the last holds everything from 255 up), for textureAmplitude. */
+export function countDetail(histogram: Uint32Array, d: number): void {
+  histogram[Math.min(255, Math.round(Math.abs(d)))]++;
+}
+
+/** The texture's amplitude T from the histogram of n detail values: twice their median |detail|. */
+export function amplitudeOf(histogram: Uint32Array, n: number): number {
+  let below = 0;
+  let median = 0;
+  while (median < 255 && below + histogram[median] < n / 2) below += histogram[median++];
+  return TEXTURE * median;
+}
+
 /** The source's luma detail the working size cannot hold: luma(source) - luma(sourceUp), same size. */
 export function highFrequencies(source: RgbaImage, sourceUp: RgbaImage): Float32Array {
   if (source.width !== sourceUp.width || source.height !== sourceUp.height) {
     throw new RangeError(`detail needs images of one size, got ${source.width}x${source.height} and ${sourceUp.width}x${sourceUp.height}`);
   }
-  const a = source.data;
-  const b = sourceUp.data;
   const out = new Float32Array(source.width * source.height);
-  for (let i = 0; i < out.length; i++) {
-    const k = i * 4;
-    out[i] = 0.299 * (a[k] - b[k]) + 0.587 * (a[k + 1] - b[k + 1]) + 0.114 * (a[k + 2] - b[k + 2]);
-  }
+  for (let i = 0; i < out.length; i++) out[i] = lumaDifference(source.data, i * 4, sourceUp.data, i * 4);
   return out;
 }
 
 /** The texture's amplitude T: twice the median |detail| (fine texture is small and everywhere; edges are large and rare). */
 export function textureAmplitude(detail: Float32Array): number {
   const histogram = new Uint32Array(256);
-  for (let i = 0; i < detail.length; i++) histogram[Math.min(255, Math.round(Math.abs(detail[i])))]++;
-  let below = 0;
-  let median = 0;
-  while (median < 255 && below + histogram[median] < detail.length / 2) below += histogram[median++];
-  return TEXTURE * median;
+  for (let i = 0; i < detail.length; i++) countDetail(histogram, detail[i]);
+  return amplitudeOf(histogram, detail.length);
 }
 
 /** `detail` where the gate is open; where it is closed, only the part within +-t (in place). */
 export function gateDetail(detail: Float32Array, gate: Float32Array, t: number): Float32Array {
   if (gate.length !== detail.length) throw new RangeError(`a gate of ${gate.length} values for ${detail.length} of detail`);
-  for (let i = 0; i < detail.length; i++) {
-    const d = detail[i];
-    const g = gate[i];
-    detail[i] = g * d + (1 - g) * (d > t ? t : d < -t ? -t : d);
-  }
+  for (let i = 0; i < detail.length; i++) detail[i] = gatedDetail(detail[i], gate[i], t);
   return detail;
 }
 
@@ -133,16 +158,11 @@ export function gateDetail(detail: Float32Array, gate: Float32Array, t: number):
 export function addDetail(up: RgbaImage, detail: Float32Array, t: number): RgbaImage {
   const { width: w, height: h } = up;
   if (detail.length !== w * h) throw new RangeError(`${detail.length} values of detail for a ${w}x${h} image`);
-  const a = Math.min(127, t);
+  const margin = detailMargin(t);
   const src = up.data;
   const out = new Uint8Array(src);
   for (let i = 0; i < w * h; i++) {
-    const d = detail[i];
-    for (let c = i * 4; c < i * 4 + 3; c++) {
-      const base = src[c] < a ? a : src[c] > 255 - a ? 255 - a : src[c];
-      const v = Math.round(base + d);
-      out[c] = v < 0 ? 0 : v > 255 ? 255 : v;
-    }
+    for (let c = i * 4; c < i * 4 + 3; c++) out[c] = withDetail(src[c], detail[i], margin);
   }
   return { width: w, height: h, data: out };
 }
@@ -150,7 +170,8 @@ export function addDetail(up: RgbaImage, detail: Float32Array, t: number): RgbaI
 /**
  * The decoded edit `work` back at the size of `sourceCrop`, with the source's detail where the edit kept the
  * structure. `sourceWork` is the crop at the working size (what the engine encoded). A crop that is not larger
- * than the working size has nothing to restore: plain resampling.
+ * than the working size has nothing to restore: plain resampling. These are the passes one by one; an edit runs
+ * them fused with the compositing (compose.ts placeEdit), with the same results.
  */
 export async function upsampleWithDetail(work: RgbaImage, sourceCrop: RgbaImage, sourceWork: RgbaImage): Promise<RgbaImage> {
   const { width, height } = sourceCrop;

@@ -1,17 +1,18 @@
 /**
- * One edit of an image: the step around the engine. Plans where the model works (geometry.ts), hands the engine
- * tensors at the working size (the crop resampled, the masks, or the stored latent when it belongs to the same
- * geometry), and composites what comes back into the full-resolution source with the source's detail restored
- * where the working size could not hold it (compose.ts, detail.ts).
+ * One edit of an image: the step around the engine. Plans where the model works (geometry.ts, prepare.ts), hands
+ * the engine tensors at the working size (the crop resampled, the masks, or the stored latent when it belongs to
+ * the same geometry), and composites what comes back into the full-resolution source with the source's detail
+ * restored where the working size could not hold it (compose.ts, detail.ts). The image side of a large layer
+ * runs off the main thread (image-steps.ts).
  */
 import { editOptionsSchema, formatIssues, type EditOptionsInput } from '../../shared/protocol';
 import type { TensorEngine } from '../engine/local';
 import type { EngineStart } from '../engine/family';
 import type { EditOptions, EngineHooks, EngineLimits } from '../engine/pipeline';
 import type { EngineTimings } from '../engine/protocol';
-import { cropImage, fromModelTensor, resizeImage, resizeMask, toModelTensor, type RgbaImage } from '../imaging/image';
-import { pasteMask, placeEdit } from './compose';
-import { cropMask, maskBounds, planGeometry, sameGeometry, type Geometry } from './geometry';
+import { fromModelTensor, toModelTensor, type RgbaImage } from '../imaging/image';
+import { sameGeometry, type Geometry } from './geometry';
+import { imageStepsFor, type ImageSteps } from './image-steps';
 
 /** A result's latent as stored for latent iteration: the clean latent [C, h, w] and the geometry it belongs to. */
 export interface StoredLatent {
@@ -41,6 +42,8 @@ export interface ImageProgress {
 
 export interface EditImageHooks extends Omit<EngineHooks, 'onProgress'> {
   onProgress?: (p: ImageProgress) => void;
+  /** where the image side runs; by default the image workers for layers larger than the working area (image-steps.ts) */
+  imageSteps?: ImageSteps;
 }
 
 export interface EditVariation {
@@ -82,23 +85,17 @@ export async function editImage(
   for (const [i, r] of regions.entries()) {
     if (r.mask && r.mask.length !== W * H) throw new Error(`region ${i}: mask has ${r.mask.length} values, the source is ${W}x${H} (${W * H})`);
   }
-  let union: Float32Array | null = null;
-  if (regions.every((r) => r.mask)) {
-    union = new Float32Array(W * H);
-    for (const r of regions) for (let i = 0; i < union.length; i++) union[i] = Math.max(union[i], r.mask![i]);
-  }
-  const box = union ? maskBounds(union, W, H) : null;
-  if (union && !box) throw new Error('the mask is empty: paint or select the area to edit, or send no mask for a global edit');
-  const g = planGeometry(W, H, box, limits.workSide || info.nativeSize, info.sizeMultiple);
+  const workSide = limits.workSide || info.nativeSize;
+  const steps = hooks.imageSteps ?? imageStepsFor(W * H, workSide * workSide);
+  const pixels = await steps.share({ source: source.image, masks: regions.map((r) => r.mask) });
+  const { geometry: g, cropWork, workMasks } = await steps.prepare({ ...pixels, workSide, sizeMultiple: info.sizeMultiple });
   const { workWidth: ww, workHeight: wh } = g;
 
-  const crop = cropImage(source.image, g.x, g.y, g.width, g.height);
-  const cropWork = await resizeImage(crop, ww, wh);
   const start: EngineStart =
     source.kind === 'latent' && sameGeometry(source.latent.geometry, g)
       ? { kind: 'latent', latent: source.latent.data }
       : { kind: 'image', image: { data: toModelTensor(cropWork), width: ww, height: wh } };
-  const workRegions = regions.map((r) => ({ instruction: r.instruction, mask: r.mask && resizeMask(cropMask(r.mask, W, g), g.width, g.height, ww, wh) }));
+  const workRegions = regions.map((r, i) => ({ instruction: r.instruction, mask: workMasks[i] }));
   const onProgress = hooks.onProgress;
   const { result, timings } = await engine.edit(
     { width: ww, height: wh, start, regions: workRegions, options: o, limits },
@@ -111,16 +108,16 @@ export async function editImage(
 
   const { grid } = result;
   const reach = result.reach && { data: result.reach, width: grid.width, height: grid.height };
-  const mask = pasteMask(union, reach, o.spread, W, H, g); // the same for every variation
-  const variations: EditVariation[] = [];
-  for (const v of result.variations) {
-    const decoded = fromModelTensor(v.decoded.data, v.decoded.width, v.decoded.height);
-    variations.push({
-      seed: v.seed,
-      latent: { data: v.latent, height: grid.height, width: grid.width, geometry: g },
-      decoded,
-      image: await placeEdit(source.image, decoded, crop, cropWork, g, mask),
-    });
-  }
+  const variations = await Promise.all(
+    result.variations.map(async (v): Promise<EditVariation> => {
+      const decoded = fromModelTensor(v.decoded.data, v.decoded.width, v.decoded.height);
+      return {
+        seed: v.seed,
+        latent: { data: v.latent, height: grid.height, width: grid.width, geometry: g },
+        decoded,
+        image: await steps.place({ ...pixels, geometry: g, cropWork, work: decoded, reach, spread: o.spread }),
+      };
+    }),
+  );
   return { variations, conditioning: result.conditioning, geometry: g, timings };
 }

@@ -79,3 +79,28 @@ export function cropMask(mask: Float32Array, W: number, g: Geometry): Float32Arr
   for (let y = 0; y < g.height; y++) out.set(mask.subarray((g.y + y) * W + g.x, (g.y + y) * W + g.x + g.width), y * g.width);
   return out;
 }
+
+/** A rectangle of the source: the crop, or the crop with a border. */
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * The union (pointwise max) of the regions' source-sized masks [W * H] over `rect`, [rect.height * rect.width];
+ * null when a region has no mask (the edit is global).
+ */
+export function maskUnion(masks: readonly (Float32Array | null)[], W: number, rect: Rect): Float32Array | null {
+  if (masks.some((m) => !m)) return null;
+  const out = new Float32Array(rect.width * rect.height);
+  for (const mask of masks as Float32Array[]) {
+    for (let y = 0; y < rect.height; y++) {
+      const from = (rect.y + y) * W + rect.x;
+      const to = y * rect.width;
+      for (let x = 0; x < rect.width; x++) out[to + x] = Math.max(out[to + x], mask[from + x]);
+    }
+  }
+  return out;
+}

@@ -2,10 +2,9 @@
  * Main-thread handle on the engine worker: start it on a model folder, run edits (with progress and
  * cancellation), close it. The event loop stays free while the worker computes.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { builtBundle } from '../bundles';
 import type { ModelInfo } from './family';
 import type { TensorEngine } from './local';
 import type { Log } from './ort';
@@ -13,12 +12,9 @@ import type { EngineHooks, EngineInput, EngineResult, Progress } from './pipelin
 import type { EngineTimings, FromWorker, ToWorker, WorkerInit } from './protocol';
 import { EditCancelledError } from './sample';
 
-/** The built worker bundle: dist/engine-worker.js, found from sources (server/engine) and bundles (dist/*). */
+/** The built worker bundle: dist/engine-worker.js. */
 export function defaultWorkerFile(): string {
-  const candidates = [path.resolve(__dirname, '..', 'engine-worker.js'), path.resolve(__dirname, '..', '..', 'dist', 'engine-worker.js')];
-  const found = candidates.find((f) => fs.existsSync(f));
-  if (!found) throw new Error(`engine worker bundle not found (looked for ${candidates.join(', ')}): run 'npm run build' first`);
-  return found;
+  return builtBundle('engine-worker.js');
 }
 
 interface Pending {

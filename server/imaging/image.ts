@@ -69,45 +69,72 @@ export function cropImage(img: RgbaImage, x: number, y: number, width: number, h
   return out;
 }
 
+/**
+ * Where each of `n` output samples falls on an axis of `m` input samples (pixel centres aligned, clamped at the
+ * ends): the two input indices it lies between and the weight of the second. resizeMask and the fused loop in
+ * server/edit/compose.ts share these tables, so both compute every value with the same arithmetic.
+ */
+export interface BilinearAxis {
+  lo: Int32Array;
+  hi: Int32Array;
+  frac: Float64Array;
+}
+
+export function bilinearAxis(m: number, n: number): BilinearAxis {
+  const lo = new Int32Array(n);
+  const hi = new Int32Array(n);
+  const frac = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = Math.min(m - 1, Math.max(0, ((i + 0.5) * m) / n - 0.5));
+    lo[i] = Math.floor(s);
+    hi[i] = Math.min(m - 1, lo[i] + 1);
+    frac[i] = s - lo[i];
+  }
+  return { lo, hi, frac };
+}
+
+/** The bilinear sample of `mask` (w wide) at output column x, row y of the axes' grid. */
+export function bilinearAt(mask: Float32Array, w: number, xs: BilinearAxis, ys: BilinearAxis, x: number, y: number): number {
+  const fx = xs.frac[x];
+  const fy = ys.frac[y];
+  const r0 = ys.lo[y] * w;
+  const r1 = ys.hi[y] * w;
+  const top = mask[r0 + xs.lo[x]] * (1 - fx) + mask[r0 + xs.hi[x]] * fx;
+  const bottom = mask[r1 + xs.lo[x]] * (1 - fx) + mask[r1 + xs.hi[x]] * fx;
+  return top * (1 - fy) + bottom * fy;
+}
+
 /** Bilinear resize of a soft mask [h*w] (area-preserving enough for masks; values stay in [0,1]). */
 export function resizeMask(mask: Float32Array, w: number, h: number, nw: number, nh: number): Float32Array {
   if (w === nw && h === nh) return mask;
+  const xs = bilinearAxis(w, nw);
+  const ys = bilinearAxis(h, nh);
   const out = new Float32Array(nw * nh);
-  for (let y = 0; y < nh; y++) {
-    const sy = Math.min(h - 1, Math.max(0, ((y + 0.5) * h) / nh - 0.5));
-    const y0 = Math.floor(sy);
-    const y1 = Math.min(h - 1, y0 + 1);
-    const fy = sy - y0;
-    for (let x = 0; x < nw; x++) {
-      const sx = Math.min(w - 1, Math.max(0, ((x + 0.5) * w) / nw - 0.5));
-      const x0 = Math.floor(sx);
-      const x1 = Math.min(w - 1, x0 + 1);
-      const fx = sx - x0;
-      const top = mask[y0 * w + x0] * (1 - fx) + mask[y0 * w + x1] * fx;
-      const bottom = mask[y1 * w + x0] * (1 - fx) + mask[y1 * w + x1] * fx;
-      out[y * nw + x] = top * (1 - fy) + bottom * fy;
-    }
-  }
+  for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) out[y * nw + x] = bilinearAt(mask, w, xs, ys, x, y);
   return out;
 }
 
+/** One channel of a pixel blended through mask value m in (0, 1]: the edit's value at 1, else rounded. */
+export function blendChannel(source: number, edit: number, m: number): number {
+  return m >= 1 ? edit : Math.round(source + (edit - source) * m);
+}
+
 /**
- * Put `edit` (same size as the crop rectangle at x,y) into a copy of `source` through the soft mask
- * (source-sized, [H*W], 1 = take the edit). Where the mask is 0 the source bytes are copied untouched, so
- * pixels outside the mask come back bit-identical; alpha always stays the source's.
+ * Put `edit` (the size of the crop rectangle at x,y) into a copy of `source` through the soft mask over that
+ * rectangle ([edit.height * edit.width], 1 = take the edit; null = everywhere). Where the mask is 0, and outside
+ * the rectangle, the source bytes are copied untouched, so those pixels come back bit-identical; alpha always
+ * stays the source's.
  */
 export function compositeInto(source: RgbaImage, edit: RgbaImage, x: number, y: number, mask: Float32Array | null): RgbaImage {
+  if (mask && mask.length !== edit.width * edit.height) throw new RangeError(`a mask of ${mask.length} values for a ${edit.width}x${edit.height} edit`);
   const out = createImage(source.width, source.height, new Uint8Array(source.data));
   for (let row = 0; row < edit.height; row++) {
     for (let col = 0; col < edit.width; col++) {
-      const si = (y + row) * source.width + (x + col);
-      const m = mask ? mask[si] : 1;
+      const m = mask ? mask[row * edit.width + col] : 1;
       if (m <= 0) continue;
+      const si = ((y + row) * source.width + (x + col)) * 4;
       const ei = (row * edit.width + col) * 4;
-      for (let c = 0; c < 3; c++) {
-        const s = source.data[si * 4 + c];
-        out.data[si * 4 + c] = m >= 1 ? edit.data[ei + c] : Math.round(s + (edit.data[ei + c] - s) * m);
-      }
+      for (let c = 0; c < 3; c++) out.data[si + c] = blendChannel(source.data[si + c], edit.data[ei + c], m);
     }
   }
   return out;

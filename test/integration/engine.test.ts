@@ -1,7 +1,8 @@
 /**
  * The engine on the shipped tiny model (CPU): folder validation and the family registry, devices, fp16,
- * variations batching, exact preservation, previews, cancellation, and the worker thread keeping the event loop
- * free (with no sharp in its bundle: geometry and compositing stay on the main thread).
+ * variations batching, exact preservation, previews, cancellation, and the worker threads keeping the event loop
+ * free: the engine's (with no sharp in its bundle) and, for a large layer, the image workers that prepare and
+ * composite it (server/edit/image-steps.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +14,9 @@ import type { ModelAdapter } from '../../server/engine/family';
 import { localEngine, type TensorEngine } from '../../server/engine/local';
 import { Pix2PixAdapter } from '../../server/engine/pix2pix/adapter';
 import { EditCancelledError } from '../../server/engine/sample';
-import { decodeImage, maskFromImage, type RgbaImage } from '../../server/imaging/image';
+import { createImage, decodeImage, maskFromImage, type RgbaImage } from '../../server/imaging/image';
+import { builtBundle } from '../../server/bundles';
+import { watchLoop } from '../../bench/lib/loop';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MODEL = path.join(ROOT, 'models', 'tiny-pix2pix');
@@ -271,6 +274,40 @@ describe('worker thread', () => {
     expect(ticks).toBeGreaterThan((elapsed / 5) * 0.3);
   });
 
+  it('keeps the main event loop ticking while a large layer is prepared and composited', async () => {
+    // 2048 x 2048 with fine grain and a soft disc mask over a quarter of it: the crop is the whole layer, so
+    // detail transfer, the paste mask and the compositing all run at full size (seconds of CPU on one thread)
+    const side = 2048;
+    const image = createImage(side, side);
+    const mask = new Float32Array(side * side);
+    for (let y = 0; y < side; y++) {
+      for (let x = 0; x < side; x++) {
+        const i = y * side + x;
+        const grain = (Math.imul(i, 0x85ebca6b) >>> 27) - 16;
+        image.data[i * 4] = 120 + grain;
+        image.data[i * 4 + 1] = (x >> 3) + grain;
+        image.data[i * 4 + 2] = (y >> 3) + grain;
+        image.data[i * 4 + 3] = 255;
+        const dx = x - side / 2;
+        const dy = y - side / 2;
+        mask[i] = dx * dx + dy * dy < (side / 4) ** 2 ? 1 : 0;
+      }
+    }
+    const watch = watchLoop(5);
+    const started = performance.now();
+    const result = await editImage(engine, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask }], { steps: 2 });
+    const elapsed = performance.now() - started;
+    const { ticks, longestGapMs } = watch.stop();
+    expect(result.geometry).toMatchObject({ x: 0, y: 0, width: side, height: side, workWidth: 128, workHeight: 128 });
+    const out = result.variations[0].image;
+    expect([out.width, out.height]).toEqual([side, side]);
+    expect(out.data[0]).toBe(image.data[0]); // outside the mask: the source's bytes
+    // the loop ticked for most of the edit, and no single block held it for a tenth of it (on the main thread
+    // the paste mask and the detail passes each block it for hundreds of milliseconds at this size)
+    expect(ticks).toBeGreaterThan((elapsed / 5) * 0.5);
+    expect(longestGapMs).toBeLessThan(elapsed / 10);
+  });
+
   it('cancels a running edit from the main thread', async () => {
     const image = await fixture('shapes-128.png');
     const controller = new AbortController();
@@ -295,5 +332,9 @@ describe('worker thread', () => {
     const bundle = fs.readFileSync(defaultWorkerFile(), 'utf8');
     expect(bundle).toMatch(/require\("onnxruntime-node"\)/);
     expect(bundle).not.toMatch(/require\("sharp"\)/);
+    // and the image workers no onnxruntime: each worker loads one native library
+    const images = fs.readFileSync(builtBundle('image-worker.js'), 'utf8');
+    expect(images).toMatch(/require\("sharp"\)/);
+    expect(images).not.toMatch(/require\("onnxruntime-node"\)/);
   });
 });

@@ -36,6 +36,18 @@ describe('compositeInto (exact preservation)', () => {
     expect(out.data[(29 * 50 + 25) * 4]).toBe(source.data[(29 * 50 + 25) * 4]);
     expect(cropImage(out, 20, 30, 10, 10).data.filter((v, i) => i % 4 !== 3).every((v) => v === 7)).toBe(true);
   });
+
+  it('reads the mask over the pasted rectangle, and says so when it has another size', () => {
+    const source = noiseImage(50, 50, 4);
+    const patch = createImage(10, 10, new Uint8Array(400).fill(7));
+    const mask = new Float32Array(100);
+    mask[3 * 10 + 4] = 1; // the patch's pixel (4, 3): the source's (24, 33)
+    const out = compositeInto(source, patch, 20, 30, mask);
+    const changed = [];
+    for (let i = 0; i < 50 * 50; i++) if (out.data[i * 4] !== source.data[i * 4] || out.data[i * 4 + 1] !== source.data[i * 4 + 1]) changed.push(i);
+    expect(changed).toEqual([33 * 50 + 24]);
+    expect(() => compositeInto(source, patch, 20, 30, new Float32Array(50 * 50))).toThrow(/a mask of 2500 values for a 10x10 edit/);
+  });
 });
 
 describe('tensor conversion', () => {
