@@ -75,35 +75,16 @@ export async function placeEdit({ source, masks, geometry: g, cropWork, work, re
   const mask = pasteMask(masks, reach, spread, W, H, g);
   const detailed = w * h > work.width * work.height;
   const [up, sourceUp] = await Promise.all([resizeImage(work, w, h), detailed ? resizeImage(cropWork, w, h) : null]);
+  const su = sourceUp && sourceUp.data;
+  const t = su ? amplitudeOver(source, g, su) : 0;
+  const margin = detailMargin(t);
+  const gate = su && structureGate(lumaPlane(work), lumaPlane(cropWork), work.width, work.height);
+  const xs = bilinearAxis(work.width, w);
+  const ys = bilinearAxis(work.height, h);
   const out = createImage(W, H, new Uint8Array(source.data));
   const s = source.data;
   const u = up.data;
   const o = out.data;
-  if (!sourceUp) {
-    for (let y = 0; y < h; y++) {
-      const row = ((g.y + y) * W + g.x) * 4;
-      for (let x = 0; x < w; x++) {
-        const m = mask ? mask[y * w + x] : 1;
-        if (m <= 0) continue;
-        const si = row + x * 4;
-        const k = (y * w + x) * 4;
-        for (let c = 0; c < 3; c++) o[si + c] = blendChannel(s[si + c], u[k + c], m);
-      }
-    }
-    return out;
-  }
-
-  const su = sourceUp.data;
-  const histogram = new Uint32Array(256);
-  for (let y = 0; y < h; y++) {
-    const row = ((g.y + y) * W + g.x) * 4;
-    for (let x = 0; x < w; x++) countDetail(histogram, lumaDifference(s, row + x * 4, su, (y * w + x) * 4));
-  }
-  const t = amplitudeOf(histogram, w * h);
-  const margin = detailMargin(t);
-  const gate = structureGate(lumaPlane(work), lumaPlane(cropWork), work.width, work.height);
-  const xs = bilinearAxis(work.width, w);
-  const ys = bilinearAxis(work.height, h);
   for (let y = 0; y < h; y++) {
     const row = ((g.y + y) * W + g.x) * 4;
     for (let x = 0; x < w; x++) {
@@ -111,9 +92,20 @@ export async function placeEdit({ source, masks, geometry: g, cropWork, work, re
       if (m <= 0) continue;
       const si = row + x * 4;
       const k = (y * w + x) * 4;
-      const d = gatedDetail(lumaDifference(s, si, su, k), Math.fround(bilinearAt(gate, work.width, xs, ys, x, y)), t);
+      // with nothing to restore the detail is 0 and the margin 0, where withDetail(v, 0, 0) is v
+      const d = su && gate ? gatedDetail(lumaDifference(s, si, su, k), Math.fround(bilinearAt(gate, work.width, xs, ys, x, y)), t) : 0;
       for (let c = 0; c < 3; c++) o[si + c] = blendChannel(s[si + c], withDetail(u[k + c], d, margin), m);
     }
   }
   return out;
+}
+
+/** The texture's amplitude of the crop's detail (the source at g against `sourceUp`, the crop's size). */
+function amplitudeOver(source: RgbaImage, g: Geometry, sourceUp: Uint8Array): number {
+  const histogram = new Uint32Array(256);
+  for (let y = 0; y < g.height; y++) {
+    const row = ((g.y + y) * source.width + g.x) * 4;
+    for (let x = 0; x < g.width; x++) countDetail(histogram, lumaDifference(source.data, row + x * 4, sourceUp, (y * g.width + x) * 4));
+  }
+  return amplitudeOf(histogram, g.width * g.height);
 }
