@@ -93,9 +93,10 @@ export interface Rect {
  * null when a region has no mask (the edit is global).
  */
 export function maskUnion(masks: readonly (Float32Array | null)[], W: number, rect: Rect): Float32Array | null {
-  if (masks.some((m) => !m)) return null;
+  const given = masks.filter((m): m is Float32Array => m !== null);
+  if (given.length < masks.length) return null;
   const out = new Float32Array(rect.width * rect.height);
-  for (const mask of masks as Float32Array[]) {
+  for (const mask of given) {
     for (let y = 0; y < rect.height; y++) {
       const from = (rect.y + y) * W + rect.x;
       const to = y * rect.width;
