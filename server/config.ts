@@ -9,6 +9,8 @@
  *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix
  *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
  *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
+ *   --max-queue-per-document  LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  a quarter of --max-queue (at least 1)
+ *   --allow-origin  LAYERLOOP_ALLOW_ORIGIN  none (repeatable / comma-separated: web origins allowed besides the defaults)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -29,6 +31,13 @@ export interface Config {
   readonly modelsRoot: string;
   readonly device: (typeof DEVICES)[number];
   readonly maxQueue: number;
+  /** edits one document may have waiting, so one document cannot fill the whole queue */
+  readonly maxQueuePerDocument: number;
+  /**
+   * Web page origins (`https://example.com`) that may call the server from a browser, besides the ones always
+   * allowed: the server's own pages and Figma's plugin iframe (origin `null`). See server/http/browser-access.ts.
+   */
+  readonly allowOrigins: readonly string[];
 }
 
 /** A configuration the server refuses to start with; `message` says what to change. */
@@ -46,7 +55,14 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
   --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
-  --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})`;
+  --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})
+  --max-queue-per-document N
+                     LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  edits one document may have waiting
+                                          (default a quarter of --max-queue, at least 1)
+  --allow-origin ORIGIN
+                     LAYERLOOP_ALLOW_ORIGIN  a web page origin (https://host[:port]) that may call the server
+                                          from a browser; repeat it, or separate origins with commas
+                                          (the server's own pages and Figma's plugin are always allowed)`;
 
 function defaults(repoRoot: string) {
   return {
@@ -74,12 +90,27 @@ export function isLoopbackHost(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
 }
 
+/** A quarter of the queue: with the round-robin admission, four busy documents share a full queue. */
+export function defaultPerDocument(maxQueue: number): number {
+  return Math.max(1, Math.ceil(maxQueue / 4));
+}
+
 function intString(name: string, min: number, max: number) {
   return z
     .string()
     .regex(/^\d+$/, { error: (iss) => `${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(iss.input)}` })
     .transform(Number)
     .pipe(z.number().int().min(min, { error: `${name} must be at least ${min}` }).max(max, { error: `${name} must be at most ${max}` }));
+}
+
+/** What a browser sends as `Origin`: scheme://host[:port], nothing else. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
 }
 
 const configSchema = z.strictObject({
@@ -96,6 +127,12 @@ const configSchema = z.strictObject({
   modelsRoot: z.string().min(1),
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
   maxQueue: intString('max-queue', 1, 100_000),
+  maxQueuePerDocument: intString('max-queue-per-document', 1, 100_000).nullable(),
+  allowOrigins: z.array(
+    z.string().refine(isOrigin, {
+      error: (iss) => `allow-origin must be an origin like https://example.com or http://localhost:3000 (scheme, host and port only, no path), got ${JSON.stringify(iss.input)}`,
+    }),
+  ),
 });
 
 /**
@@ -103,7 +140,7 @@ const configSchema = z.strictObject({
  * host without a token. `help` is true when --help was given (the caller prints USAGE and exits).
  */
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, repoRoot: string): { config: Config; help: boolean } {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | string[] | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -117,6 +154,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         'model-dir': { type: 'string' },
         device: { type: 'string' },
         'max-queue': { type: 'string' },
+        'max-queue-per-document': { type: 'string' },
+        'allow-origin': { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
     }));
@@ -128,6 +167,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
   const flag = (name: string): string | undefined => values[name] as string | undefined;
+  const origins = (values['allow-origin'] as string[] | undefined) ?? envValue('LAYERLOOP_ALLOW_ORIGIN')?.split(',') ?? [];
   const d = defaults(repoRoot);
   const raw = {
     host: flag('host') ?? envValue('LAYERLOOP_HOST') ?? d.host,
@@ -138,10 +178,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
     maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,
+    maxQueuePerDocument: flag('max-queue-per-document') ?? envValue('LAYERLOOP_MAX_QUEUE_PER_DOCUMENT') ?? null,
+    allowOrigins: origins.flatMap((o) => o.split(',')).map((o) => o.trim().replace(/\/+$/, '')).filter((o) => o !== ''),
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);
-  const config = parsed.data;
+  const { maxQueuePerDocument, ...rest } = parsed.data;
+  const config: Config = {
+    ...rest,
+    maxQueuePerDocument: Math.min(maxQueuePerDocument ?? defaultPerDocument(rest.maxQueue), rest.maxQueue),
+    allowOrigins: [...new Set(rest.allowOrigins)],
+  };
   if (config.token === null && !isLoopbackHost(config.host)) {
     throw new ConfigError(
       `refusing to listen on ${config.host} without a token: anyone who can reach it could use the server. ` +

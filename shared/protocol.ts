@@ -133,6 +133,34 @@ export type EditOptionsParsed = z.output<typeof editOptionsSchema>;
 
 // ------------------------------------------------------------------------------------------ edit request
 
+/**
+ * The smallest strength that runs at least one denoising step at `steps` (the engine starts at step
+ * steps - floor(steps * strength)): 1/steps, rounded up to 4 decimals so that the value named is itself enough.
+ */
+export function minStrengthFor(steps: number): number {
+  return Math.ceil(10_000 / steps) / 10_000;
+}
+
+/** Options whose strength is too small for their steps would run zero steps and return the source: refused. */
+const runsAtLeastOneStep = (ctx: z.core.ParsePayload<EditOptionsParsed>): void => {
+  const { steps, strength } = ctx.value;
+  if (Math.floor(steps * strength) >= 1) return;
+  ctx.issues.push({
+    code: 'custom',
+    input: strength,
+    path: ['strength'],
+    message: `strength ${strength} runs no denoising step at ${steps} steps: use a strength of at least ${minStrengthFor(steps)} (1/steps), or more steps`,
+  });
+};
+
+/** Spaces, zero-width and other invisible characters only: says nothing, so it counts as empty. */
+const INVISIBLE_ONLY = /^[\s\p{Cf}\p{Default_Ignorable_Code_Point}]*$/u;
+/** An unpaired UTF-16 surrogate (JSON allows "\ud800"): it has no UTF-8 form and would be stored as U+FFFD. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+const wellFormed = (name: string) => ({
+  error: `${name} holds an unpaired UTF-16 surrogate (a broken character, e.g. "\\ud800"): send valid Unicode text`,
+});
+
 export const editParentSchema = z.discriminatedUnion(
   'kind',
   [
@@ -160,7 +188,9 @@ export const editRegionSchema = z.strictObject({
   /** trimmed; empty = keep the image as it is in this region */
   instruction: z
     .string({ error: (iss) => `instruction must be a string, got ${show(iss.input)}` })
+    .refine((s) => !LONE_SURROGATE.test(s), wellFormed('instruction'))
     .trim()
+    .overwrite((s) => (INVISIBLE_ONLY.test(s) ? '' : s))
     .max(MAX_INSTRUCTION_LENGTH, {
       error: (iss) => `instruction must be at most ${MAX_INSTRUCTION_LENGTH} characters, got ${(iss.input as string).length}: shorten it`,
     }),
@@ -176,7 +206,7 @@ export const editRequestSchema = z.strictObject({
     .array(editRegionSchema, { error: (iss) => `regions must be a list of {instruction, maskSha256}, got ${show(iss.input)}` })
     .min(1, { error: 'regions must hold at least one {instruction, maskSha256}' })
     .max(MAX_REGIONS, { error: (iss) => `at most ${MAX_REGIONS} regions per edit, got ${(iss.input as unknown[]).length}: merge or drop some` }),
-  options: editOptionsSchema.prefault({}),
+  options: editOptionsSchema.check(runsAtLeastOneStep).prefault({}),
 });
 /** What a client sends. */
 export type EditRequestInput = z.input<typeof editRequestSchema>;
@@ -191,7 +221,8 @@ export const openDocumentSchema = z.strictObject({
   hostDocumentKey: z
     .string({ error: (iss) => `hostDocumentKey must be a string, got ${show(iss.input)}` })
     .min(1, { error: 'hostDocumentKey must not be empty' })
-    .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` }),
+    .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` })
+    .refine((s) => !LONE_SURROGATE.test(s), wellFormed('hostDocumentKey')),
 });
 export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;
 

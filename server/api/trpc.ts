@@ -59,6 +59,13 @@ function zodIssuesOf(cause: unknown): z.ZodError | null {
 
 /** tRPC inputs are small JSON; images go through PUT /v1/blobs. */
 export const MAX_TRPC_BODY_BYTES = 1024 * 1024;
+/**
+ * Calls in one batch (`/trpc/a,b?batch=1`). The clients send one call per request; a big batch would run every
+ * call before any other request is answered.
+ */
+export const MAX_TRPC_BATCH = 10;
+/** tRPC's own message when a batch is over maxBatchSize (rephrased below to say what to do) */
+const BATCH_TOO_LARGE = 'Batch call exceeds maximum size';
 
 /** What the client reads: zod issues one per line, transport errors rephrased to say what to send. */
 function clientMessage(error: TRPCError, fallback: string): string {
@@ -66,6 +73,9 @@ function clientMessage(error: TRPCError, fallback: string): string {
   if (issues) return formatIssues(issues);
   if (error.code === 'PAYLOAD_TOO_LARGE') {
     return `the request body is larger than ${MAX_TRPC_BODY_BYTES / 1048576} MiB: API inputs are small JSON; upload images with PUT /v1/blobs and pass their sha256`;
+  }
+  if (error.code === 'BAD_REQUEST' && error.message === BATCH_TOO_LARGE) {
+    return `a batch may hold at most ${MAX_TRPC_BATCH} calls: send fewer calls per request`;
   }
   if (error.code === 'BAD_REQUEST' && error.cause?.name === 'SyntaxError') {
     return `the input is not valid JSON (${error.cause.message}): send the procedure's input as JSON`;

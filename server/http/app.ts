@@ -1,15 +1,15 @@
 /**
  * The HTTP front: one node:http request handler for everything the server answers.
  *
- *   OPTIONS *               CORS preflight (any origin, including Figma's 'null' iframe origin)
+ *   OPTIONS *               CORS preflight (allowed origins only: see browser-access.ts)
  *   GET     /               the playground page (dist/web/playground.html, built from server/web/)
  *   PUT     /v1/blobs       an image (PNG/JPEG/WebP, or raw RGBA with ?width=&height=) -> {sha256, width, height}
  *   GET     /v1/blobs/:sha  the stored bytes (immutable: cached forever, ETag, 304)
  *   *       /trpc/...       the tRPC API (server/api/router.ts), subscriptions over SSE
  *   GET     /metrics        Prometheus metrics (server/metrics.ts), text format 0.0.4; needs the token when one is set
  *
- * When the server has a token, everything except OPTIONS, the playground page and `health` needs
- * `Authorization: Bearer <token>`. Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
+ * Before routing, browser-access.ts turns away web pages the server does not serve (403). When the server has a
+ * token, everything except OPTIONS, the playground page and `health` needs `Authorization: Bearer <token>`. Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
  * to fix; nothing a client sends may crash the process.
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
@@ -20,12 +20,13 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { MAX_UPLOAD_BYTES } from '../../shared/protocol';
 import { appRouter } from '../api/router';
 import type { Context, Services } from '../api/trpc';
-import { MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE } from '../api/trpc';
+import { MAX_TRPC_BATCH, MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE } from '../api/trpc';
 import { sniffImageType } from '../imaging/image';
 import { decodeUpload, UploadError } from '../imaging/upload';
 import { QueueFullError } from '../jobs/queue';
 import { METRICS_CONTENT_TYPE } from '../metrics';
 import { SHA256_PATTERN, StoreError } from '../store';
+import { browserAccess, setCorsHeaders } from './browser-access';
 import { observeRequest } from './observe';
 
 /** An error with the HTTP status and the message to send. */
@@ -60,25 +61,14 @@ function bearerToken(header: string | undefined): string | null {
   return m ? m[1] : null;
 }
 
-export function isAuthorized(token: string | null, req: http.IncomingMessage, connectionParams?: Record<string, string | undefined> | null): boolean {
+/**
+ * The Bearer header, or for a subscription (EventSource cannot send headers) the `token` connection param. Only
+ * there: a token in a URL ends up in proxy and browser logs, so nothing else accepts it.
+ */
+export function isAuthorized(token: string | null, req: http.IncomingMessage, subscription?: { connectionParams: Record<string, string | undefined> | null }): boolean {
   if (token === null) return true;
   if (tokenMatches(token, bearerToken(req.headers.authorization))) return true;
-  return tokenMatches(token, connectionParams?.token);
-}
-
-// ------------------------------------------------------------------------------------------------ CORS
-
-function setCorsHeaders(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const origin = req.headers.origin;
-  // Echo the origin (Figma's plugin iframe sends the literal 'null'); no cookies are used, auth is a header.
-  res.setHeader('Access-Control-Allow-Origin', typeof origin === 'string' && origin.length > 0 ? origin : '*');
-  res.setHeader('Vary', 'Origin');
-  res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, OPTIONS');
-  res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Last-Event-ID, trpc-accept, X-Request-Id');
-  res.setHeader('Access-Control-Expose-Headers', 'ETag, Retry-After, X-Request-Id, X-Image-Width, X-Image-Height');
-  res.setHeader('Access-Control-Max-Age', '600');
-  // Chrome's Private Network Access: a page on the internet (figma.com) asking a server on this machine
-  if (req.headers['access-control-request-private-network'] === 'true') res.setHeader('Access-Control-Allow-Private-Network', 'true');
+  return subscription !== undefined && tokenMatches(token, subscription.connectionParams?.token);
 }
 
 // ------------------------------------------------------------------------------------------------ responses
@@ -251,9 +241,11 @@ export function createRequestHandler(services: Services): http.RequestListener {
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: MAX_TRPC_BODY_BYTES,
+    maxBatchSize: MAX_TRPC_BATCH,
     createContext: ({ req, info }): Context => {
       const requestId = requestIds.get(req) ?? randomUUID();
-      return { services, authorized: isAuthorized(config.token, req, info.connectionParams), requestId, log: log.child({ requestId }) };
+      const authorized = isAuthorized(config.token, req, info.type === 'subscription' ? { connectionParams: info.connectionParams } : undefined);
+      return { services, authorized, requestId, log: log.child({ requestId }) };
     },
     responseMeta: ({ errors }) => {
       const full = errors.map((e) => e.cause).find((c): c is QueueFullError => c instanceof QueueFullError);
@@ -277,6 +269,12 @@ export function createRequestHandler(services: Services): http.RequestListener {
       return;
     }
     if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {
+      if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') {
+        throw new HttpError(405, `${method} ${pathname.slice(0, 200)} is not supported: queries are GET, mutations POST`, { Allow: 'GET, HEAD, POST, OPTIONS' });
+      }
+      if (method === 'POST' && !isJson(req.headers['content-type'])) {
+        throw new HttpError(415, `tRPC calls take JSON: send the input with Content-Type: application/json (images go to PUT /v1/blobs)`);
+      }
       trpc(req, res);
       return;
     }
@@ -317,11 +315,10 @@ export function createRequestHandler(services: Services): http.RequestListener {
     observeRequest(services, req, res, requestId);
     req.on('error', () => {}); // a reset connection must never surface as an unhandled 'error'
     res.on('error', () => {});
-    try {
-      setCorsHeaders(req, res);
-    } catch {
-      // a header value we cannot echo (it came from the client); answer without CORS
-    }
+    res.setHeader('Vary', 'Origin');
+    const access = browserAccess(config, req);
+    if (!access.allowed) return sendError(res, 403, access.message);
+    if (access.corsOrigin !== null) setCorsHeaders(req, res, access.corsOrigin);
     route(req, res).catch((err: unknown) => {
       if (err instanceof ClientGoneError) {
         res.destroy();
@@ -335,6 +332,10 @@ export function createRequestHandler(services: Services): http.RequestListener {
       sendError(res, 500, `internal error (request ${requestId}): the server logged the details`);
     });
   };
+}
+
+function isJson(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase() === 'application/json';
 }
 
 function decodeURIComponentSafe(s: string): string {

@@ -125,7 +125,10 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
 
   beforeAll(async () => {
     if (!fs.existsSync(path.join(PLUGIN_DIR, 'dist', 'index.js'))) throw new Error('plugin-uxp/dist/index.js is missing: run npm run build');
-    [server, files] = await Promise.all([startServer(), serveDir(PLUGIN_DIR)]);
+    files = await serveDir(PLUGIN_DIR);
+    // Photoshop's UXP runtime sends no Origin (it does no CORS); this harness is a web page on another port, so
+    // the server is told to allow it, as an operator would for a web client
+    server = await startServer({ args: ['--allow-origin', files.url] });
     const { data, info } = await sharp(FIXTURE).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     browser = await launchBrowser({
       viewport: { width: 1000, height: 760 },
