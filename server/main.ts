@@ -1,6 +1,7 @@
 /**
  * The edit server's entry point (`npm start`, built to dist/server/main.js):
- * config -> store (recover interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
+ * config -> the port (taken first: answers 503 until ready) -> the data directory's lock -> store (recover
+ * interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
  *
  * Prints exactly one line on stdout once it accepts connections:
  *   layerloop listening on http://HOST:PORT (model NAME on PROVIDER)
@@ -8,19 +9,23 @@
  * SIGINT/SIGTERM shut down gracefully: stop accepting, let the running edit finish (or fail it after a grace
  * period), fail the queued ones, close the engine and the store.
  */
+import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import { version } from '../package.json';
 import type { Services } from './api/trpc';
 import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
 import { Engine } from './engine/engine';
-import { createHttpServer } from './http/app';
+import { createHttpServer, createRequestHandler } from './http/app';
 import { ImageBlobs } from './imaging/image-blobs';
 import { JobStateRecorder } from './jobs/persist';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
 import { createServerMetrics, type ServerMetrics } from './metrics';
-import { openStore } from './store';
+import { DATABASE_FILE, StoreError, openStore, type EmbeddedStore } from './store';
+import { DataDirLockedError, lockDataDir, type DataDirLock } from './store/data-dir-lock';
+import { isSqliteCorruption } from './store/sqlite';
 
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
@@ -51,22 +56,31 @@ async function main(): Promise<void> {
   const metrics = createServerMetrics();
   log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null });
 
-  const store = await openStore(config.dataDir).catch((err: Error) => fail(`cannot open the data directory ${config.dataDir}: ${err.message}`));
-  for (const job of await store.edits.recoverInterruptedJobs()) {
-    log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
-  }
-  // temp files of blob writes a crash cut short (older than an hour: never a write in flight)
+  // The port first: a second server started by mistake must fail before it touches anyone's data. Until the
+  // server is ready, connections are answered 503.
+  let handle: http.RequestListener = answerStarting;
+  const server = createHttpServer((req, res) => handle(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((err: NodeJS.ErrnoException) => {
+    const hint = err.code === 'EADDRINUSE' ? `: the port is in use; pass --port N (or --port 0 for any free port)` : '';
+    fail(`cannot listen on ${config.host}:${config.port}: ${err.message}${hint}`);
+  });
+  server.on('error', (err) => log.error('server error', { error: err.message }));
+
+  // Then the data directory: only the process holding its lock may recover jobs or write.
+  let lock: DataDirLock;
   try {
-    const swept = await store.blobs.removeTempFiles();
-    if (swept > 0) log.info('removed temp files left by interrupted blob writes', { count: swept });
+    lock = lockDataDir(config.dataDir);
   } catch (err) {
-    log.warn('could not sweep blob temp files', { error: (err as Error).message });
+    fail(err instanceof DataDirLockedError ? err.message : `cannot lock the data directory ${config.dataDir}: ${(err as Error).message}`);
   }
-  const problems = await store.edits.integrityCheck();
-  for (const problem of problems) log.warn('store integrity problem', { kind: problem.kind, problem: problem.message });
-  if (problems.length === 0) log.info('store integrity check passed');
-  const integrity = { problems: problems.length, checkedAt: Date.now() };
-  metrics.storeIntegrityProblems.set(problems.length);
+  const { store, integrity } = await openDataDir(config.dataDir, log).catch((err: unknown) => fail(dataDirProblem(config.dataDir, err)));
+  metrics.storeIntegrityProblems.set(integrity.problems);
 
   const engine = await Engine.start({
     modelDir: config.modelDir,
@@ -74,6 +88,7 @@ async function main(): Promise<void> {
     log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
   }).catch(async (err: Error) => {
     await store.close();
+    lock.release();
     return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
   });
 
@@ -94,21 +109,7 @@ async function main(): Promise<void> {
   metrics.watchQueue(() => queue.stats());
   metrics.watchImageCache(() => images.cacheStats());
   const services: Services = { config, store, images, queue, engine, version, startedAt: Date.now(), log, metrics, integrity };
-  const server = createHttpServer(services);
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  }).catch(async (err: NodeJS.ErrnoException) => {
-    await engine.close();
-    await store.close();
-    const hint = err.code === 'EADDRINUSE' ? `: the port is in use; pass --port N (or --port 0 for any free port)` : '';
-    fail(`cannot listen on ${config.host}:${config.port}: ${err.message}${hint}`);
-  });
-  server.on('error', (err) => log.error('server error', { error: err.message }));
+  handle = createRequestHandler(services);
 
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
@@ -125,12 +126,64 @@ async function main(): Promise<void> {
       server.closeAllConnections(); // watchers got their final events; end the streams
       await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
       await store.close();
+      lock.release();
       log.info('stopped');
       process.exit(exitCode);
     })();
     return stopping;
   };
   installSignalHandlers(log, metrics, shutdown);
+}
+
+/** What a request gets while the server is still starting (the port is taken before the model is loaded). */
+function answerStarting(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  const body = JSON.stringify({ error: 'the server is starting (loading its data and the model): try again in a moment' });
+  res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '2', 'Cache-Control': 'no-store' });
+  res.end(body);
+}
+
+/**
+ * Opens the store and makes it consistent before anything else runs: jobs a previous process left unfinished
+ * are marked failed (only the lock holder may: they cannot be this process's), temp files of cut-off blob writes
+ * are swept, and the integrity check runs. Page-level damage to the database refuses the start.
+ */
+async function openDataDir(dataDir: string, log: Logger): Promise<{ store: EmbeddedStore; integrity: Services['integrity'] }> {
+  const store = await openStore(dataDir);
+  try {
+    for (const job of await store.edits.recoverInterruptedJobs()) {
+      log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
+    }
+    // temp files of blob writes a crash cut short (older than an hour: never a write in flight)
+    try {
+      const swept = await store.blobs.removeTempFiles();
+      if (swept > 0) log.info('removed temp files left by interrupted blob writes', { count: swept });
+    } catch (err) {
+      log.warn('could not sweep blob temp files', { error: (err as Error).message });
+    }
+    const problems = await store.edits.integrityCheck();
+    for (const problem of problems) log.warn('store integrity problem', { kind: problem.kind, problem: problem.message });
+    const damage = problems.find((p) => p.kind === 'sqlite');
+    if (damage) throw new StoreError('corrupt', `SQLite's integrity check failed: ${damage.message.replace(/\s+/g, ' ')}`);
+    if (problems.length === 0) log.info('store integrity check passed');
+    return { store, integrity: { problems: problems.length, checkedAt: Date.now() } };
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** The start-up failure message for a data directory that cannot be used, with what to do about it. */
+function dataDirProblem(dataDir: string, err: unknown): string {
+  const message = (err as Error)?.message ?? String(err);
+  const database = path.join(dataDir, DATABASE_FILE);
+  if (isSqliteCorruption(err) || (err instanceof StoreError && err.code === 'corrupt')) {
+    return (
+      `cannot open the data directory ${dataDir}: its database ${database} is damaged (${message}). ` +
+      `Restore it from a backup, or recover what it still holds with the sqlite3 shell: ` +
+      `sqlite3 ${database} .recover | sqlite3 recovered.sqlite, then move recovered.sqlite into its place. The blobs/ folder is not touched`
+    );
+  }
+  return `cannot open the data directory ${dataDir}: ${message}`;
 }
 
 function installSignalHandlers(log: Logger, metrics: ServerMetrics, shutdown: (reason: string, exitCode: number) => Promise<void>): void {

@@ -346,9 +346,9 @@ function decodeURIComponentSafe(s: string): string {
   }
 }
 
-/** The HTTP server: the handler above, plus a JSON 400 for requests too malformed to reach it. */
-export function createHttpServer(services: Services): http.Server {
-  const server = http.createServer(createRequestHandler(services));
+/** The HTTP server for a request handler, plus a JSON 400 for requests too malformed to reach it. */
+export function createHttpServer(handler: http.RequestListener): http.Server {
+  const server = http.createServer(handler);
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

@@ -14,7 +14,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type BlobPutOptions, type BlobPutResult, type BlobStat, type BlobStore, StoreError, assertSha256 } from './store';
+import { type BlobPutOptions, type BlobPutResult, type BlobStat, type BlobStore, SHA256_PATTERN, StoreError, assertSha256 } from './store';
 
 export interface FsBlobStoreOptions {
   /**
@@ -142,6 +142,14 @@ export class FsBlobStore implements BlobStore {
       }
     }
     return removed;
+  }
+
+  /** True when at least one blob file is stored (stops at the first one found). */
+  async holdsAnyBlob(): Promise<boolean> {
+    for (const dir of await this.fanOutDirs()) {
+      if ((await listDir(dir)).some((name) => SHA256_PATTERN.test(name))) return true;
+    }
+    return false;
   }
 
   // -- internals

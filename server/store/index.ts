@@ -19,12 +19,18 @@ export interface EmbeddedStore extends Store {
   edits: SqliteEditStore;
 }
 
-/** Opens (creating if needed) `dataDir/blobs/` and `dataDir/layerloop.sqlite`, migrating the schema. */
+export const DATABASE_FILE = 'layerloop.sqlite';
+
+/**
+ * Opens (creating if needed) `dataDir/blobs/` and `dataDir/layerloop.sqlite`, migrating the schema. A database
+ * that is empty (new, or truncated to 0 bytes) beside stored blobs is refused: the metadata was lost, and
+ * starting an empty store over the blobs would hide that.
+ */
 export async function openStore(dataDir: string, options: SqliteEditStoreOptions = {}): Promise<EmbeddedStore> {
   const blobDir = path.join(dataDir, 'blobs');
   await mkdir(blobDir, { recursive: true });
   const blobs = new FsBlobStore(blobDir);
-  const edits = new SqliteEditStore(path.join(dataDir, 'layerloop.sqlite'), blobs, options);
+  const edits = new SqliteEditStore(path.join(dataDir, DATABASE_FILE), blobs, { ...options, mustHoldData: await blobs.holdsAnyBlob() });
   return {
     blobs,
     edits,

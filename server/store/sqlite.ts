@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { latentByteLength } from './latent';
-import { migrate } from './migrations';
+import { migrate, schemaVersion } from './migrations';
 import {
   type AddEditNodesOptions,
   type BlobStore,
@@ -59,6 +59,14 @@ export interface SqliteEditStoreOptions {
   now?: () => Date;
   /** How long a write waits for another process's write lock before failing (default 5 s). */
   busyTimeoutMs?: number;
+  /** Refuse an empty database (no schema yet): set when blobs are already stored beside it. */
+  mustHoldData?: boolean;
+}
+
+/** SQLite's verdict that the file is damaged or not a database at all. */
+export function isSqliteCorruption(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT_INDEX' || code === 'SQLITE_CORRUPT_SEQUENCE';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,6 +202,13 @@ export class SqliteEditStore implements EditStore {
     this.now = options.now ?? (() => new Date());
     this.db = new Database(file);
     try {
+      if (options.mustHoldData && schemaVersion(this.db) === 0) {
+        throw new StoreError(
+          'corrupt',
+          `${file} is empty (or new), but the blob store beside it holds stored images: the database was lost or truncated. ` +
+            `Restore it from a backup; to start afresh instead, move the whole data directory away`,
+        );
+      }
       configure(this.db, file, options.busyTimeoutMs ?? 5000);
       migrate(this.db);
       this.sql = prepareStatements(this.db);
