@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
     onStateChange: (jobId, state, info) => {
       metrics.onJobState(jobId, state, info);
-      if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+      if ((state === 'succeeded' || state === 'failed' || state === 'cancelled') && !info.withdrawn) {
         (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
       }
       return recorder.onStateChange(jobId, state, info);

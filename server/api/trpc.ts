@@ -106,10 +106,31 @@ function toTRPCError(error: TRPCError): TRPCError | null {
   if (cause instanceof QueueClosedError) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: cause.message, cause });
   if (cause instanceof UnknownJobError) return new TRPCError({ code: 'NOT_FOUND', message: cause.message, cause });
   if (cause instanceof StoreError) {
-    const code = ({ invalid_input: 'BAD_REQUEST', not_found: 'NOT_FOUND', illegal_transition: 'CONFLICT', corrupt: 'INTERNAL_SERVER_ERROR' } as const)[cause.code];
+    // 'full' is answered 507 by the HTTP layer (tRPC has no such code: see storeErrorStatus)
+    const code = (
+      {
+        invalid_input: 'BAD_REQUEST',
+        not_found: 'NOT_FOUND',
+        illegal_transition: 'CONFLICT',
+        corrupt: 'INTERNAL_SERVER_ERROR',
+        full: 'SERVICE_UNAVAILABLE',
+        unavailable: 'SERVICE_UNAVAILABLE',
+      } as const
+    )[cause.code];
     return new TRPCError({ code, message: cause.message, cause });
   }
   return null;
+}
+
+/** What the log keeps of an error's cause chain (errno text and paths included: the log is the operator's). */
+function causeDetail(error: unknown): string | null {
+  const inner = (error as { cause?: unknown } | undefined)?.cause;
+  return inner instanceof Error ? inner.message : null;
+}
+
+/** The HTTP status for a StoreError outside tRPC's codes (507: nothing could be stored, the disk is full). */
+export function storeErrorStatus(error: StoreError): number {
+  return { invalid_input: 400, not_found: 404, illegal_transition: 409, corrupt: 500, full: 507, unavailable: 503 }[error.code];
 }
 
 const mapErrors = t.middleware(async ({ next, ctx, path }) => {
@@ -117,7 +138,9 @@ const mapErrors = t.middleware(async ({ next, ctx, path }) => {
   if (result.ok) return result;
   const mapped = toTRPCError(result.error);
   const final = mapped ?? result.error;
-  if (final.code === 'INTERNAL_SERVER_ERROR') ctx.log.error('procedure failed', { path, error: final.message, stack: final.cause?.stack ?? null });
+  if (final.code === 'INTERNAL_SERVER_ERROR' || final.code === 'SERVICE_UNAVAILABLE') {
+    ctx.log.error('procedure failed', { path, error: final.message, cause: causeDetail(final.cause), stack: final.cause?.stack ?? null });
+  }
   if (mapped) throw mapped;
   return result;
 });

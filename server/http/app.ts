@@ -20,7 +20,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { MAX_UPLOAD_BYTES } from '../../shared/protocol';
 import { appRouter } from '../api/router';
 import type { Context, Services } from '../api/trpc';
-import { MAX_TRPC_BATCH, MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE } from '../api/trpc';
+import { MAX_TRPC_BATCH, MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE, storeErrorStatus } from '../api/trpc';
 import { sniffImageType } from '../imaging/image';
 import { decodeUpload, UploadError } from '../imaging/upload';
 import { QueueFullError } from '../jobs/queue';
@@ -175,7 +175,12 @@ async function putBlob(services: Services, req: http.IncomingMessage, res: http.
   const image = await decodeUpload(body, req.headers['content-type'], { width: q.get('width') ?? q.get('w'), height: q.get('height') ?? q.get('h') });
   // answered once readable: the write finishes while the client asks for the edit, and the edit's nodes are
   // only committed once it is durable
-  const { sha256, created, size } = await services.images.put(image, { wait: 'readable' });
+  const { sha256, created, size } = await services.images.put(image, { wait: 'readable' }).catch((err: unknown) => {
+    if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
+      throw new StoreError(err.code, `the upload was not stored: ${err.message}. Upload it again once that is fixed (the server's health says when)`, { cause: err.cause });
+    }
+    throw err;
+  });
   sendJson(res, created ? 201 : 200, { sha256, width: image.width, height: image.height, size });
 }
 
@@ -248,8 +253,11 @@ export function createRequestHandler(services: Services): http.RequestListener {
       return { services, authorized, requestId, log: log.child({ requestId }) };
     },
     responseMeta: ({ errors }) => {
-      const full = errors.map((e) => e.cause).find((c): c is QueueFullError => c instanceof QueueFullError);
-      return full ? { headers: { 'Retry-After': String(full.retryAfterSeconds) } } : {};
+      const causes = errors.map((e) => e.cause);
+      const full = causes.find((c): c is QueueFullError => c instanceof QueueFullError);
+      if (full) return { headers: { 'Retry-After': String(full.retryAfterSeconds) } };
+      const diskFull = causes.find((c) => c instanceof StoreError && c.code === 'full');
+      return diskFull ? { status: 507 } : {};
     },
   });
 
@@ -326,7 +334,11 @@ export function createRequestHandler(services: Services): http.RequestListener {
       }
       if (err instanceof HttpError) return sendError(res, err.status, err.message, err.headers);
       if (err instanceof UploadError) return sendError(res, err.status, err.message);
-      if (err instanceof StoreError && err.code === 'invalid_input') return sendError(res, 400, err.message);
+      if (err instanceof StoreError && err.code !== 'not_found' && err.code !== 'illegal_transition') {
+        // the message is for the client; the cause (errno text, paths) for the log
+        if (err.code !== 'invalid_input') log.warn('request failed: storage', { requestId, path: (req.url ?? '').split('?')[0].slice(0, 200), error: err.message, cause: (err.cause as Error | undefined)?.message ?? null });
+        return sendError(res, storeErrorStatus(err), err.message);
+      }
       // the path only: a query string may carry a subscription's token (connectionParams)
       log.error('request failed', { requestId, method: req.method ?? null, path: (req.url ?? '').split('?')[0].slice(0, 200), error: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack ?? null });
       sendError(res, 500, `internal error (request ${requestId}): the server logged the details`);

@@ -33,8 +33,9 @@ import {
   type JsonObject,
   type LatentRef,
   type Store,
+  StoreError,
 } from '../store';
-import type { RunContext, RunJob } from './queue';
+import type { JobInput, RunContext, RunJob } from './queue';
 
 /** What the runner needs of the engine (tests may pass a fake). */
 export type EditEngine = Pick<Engine, 'info' | 'edit'>;
@@ -73,73 +74,108 @@ interface Start {
   sourceImageSha256: string;
 }
 
+/**
+ * A job failure whose message is written for the user. Anything else a job throws (a store or file-system error,
+ * an engine fault) is logged with its detail and shown as a message without server paths, errno text or
+ * function names (userMessage).
+ */
+export class JobFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JobFailure';
+  }
+}
+
+/** What the user reads for an error a job threw. */
+export function userMessage(err: unknown, jobId: string): string {
+  if (err instanceof JobFailure) return err.message;
+  if (err instanceof StoreError) {
+    if (err.code === 'full' || err.code === 'unavailable') return `the result was not stored: ${err.message}. Submit the edit again once that is fixed`;
+    if (err.code === 'corrupt') return `stored data this edit needs is damaged: ${err.message}`;
+  }
+  return `internal error while running this edit (job ${jobId}): the server logged the details; submit it again`;
+}
+
 export function createEditRunner(deps: EditRunnerDeps): RunJob {
-  const { store, images, engine } = deps;
   return async (job, ctx) => {
     const log = deps.log.child({ jobId: job.jobId });
-    const { request } = job;
-    const seed = request.options.seed;
-    if (seed === undefined) throw new Error('internal error: the request reached the runner without a seed');
-
-    const began = performance.now();
-    const start = await resolveStart(store, images, engine, request);
-    const regions = await loadRegions(images, request.regions, start.source.image);
-    throwIfAborted(ctx.signal);
-
-    const prepared = performance.now();
-    const progress = progressForwarder(ctx, log, deps.observer);
-    const computing = engine.edit(start.source, regions, engineOptions(request, seed), {
-      signal: ctx.signal,
-      onProgress: progress.onProgress,
-    });
-    const recordingParent = parentNodeId(store, request.documentId, start);
-    const { result, timings } = await computing;
-    deps.observer?.onEdit(timings);
-    await progress.flush();
-    throwIfAborted(ctx.signal);
-    log.info('edit computed', {
-      conditioning: result.conditioning,
-      variations: result.variations.length,
-      totalMs: Math.round(timings.totalMs * 10) / 10,
-      onnxMs: Math.round(timings.onnxMs * 10) / 10,
-      prepareMs: Math.round((prepared - began) * 10) / 10,
-    });
-    const computed = performance.now();
-
-    // blobs first (each durable on its own; written concurrently, so their fsyncs overlap), then the nodes
-    // that reference them in one transaction
-    const parentId = await recordingParent;
-    const nodes: EditNodeInput[] = await Promise.all(
-      result.variations.map(async (variation, k): Promise<EditNodeInput> => {
-        const [image, latentBlob] = await Promise.all([images.put(variation.image), store.blobs.put(encodeLatent(variation.latent.data))]);
-        const latent: LatentRef = {
-          sha256: latentBlob.sha256,
-          dtype: 'float16',
-          shape: [variation.latent.data.length / (variation.latent.height * variation.latent.width), variation.latent.height, variation.latent.width],
-          geometry: { ...variation.latent.geometry },
-          scalingFactor: engine.info.scalingFactor,
-        };
-        return {
-          parentId,
-          instruction: nodeInstruction(request.regions),
-          regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
-          options: nodeOptions(request, seed, engine.info.name),
-          seed: variation.seed,
-          variation: k,
-          sourceImageSha256: start.sourceImageSha256,
-          resultImageSha256: image.sha256,
-          latent,
-          conditioning: result.conditioning,
-        };
-      }),
-    );
-    await deps.persisted?.(job.jobId);
-    throwIfAborted(ctx.signal);
-    const stored = await store.edits.addEditNodes(job.jobId, nodes, { markSucceeded: true });
-    const out: JobResult = { editIds: stored.map((n) => n.id), resultSha256s: stored.map((n) => n.resultImageSha256) };
-    log.info('edit stored', { editIds: out.editIds.join(','), storeMs: Math.round((performance.now() - computed) * 10) / 10 });
-    return out;
+    try {
+      return await runEdit(deps, job, ctx, log);
+    } catch (err) {
+      if (ctx.signal.aborted) throw err; // cancelled or shut down: the queue says so
+      const message = userMessage(err, job.jobId);
+      if (!(err instanceof JobFailure)) {
+        log.error('edit failed', { error: (err as Error)?.message ?? String(err), cause: ((err as Error)?.cause as Error | undefined)?.message ?? null, stack: (err as Error)?.stack ?? null });
+      }
+      throw new JobFailure(message);
+    }
   };
+}
+
+async function runEdit(deps: EditRunnerDeps, job: JobInput, ctx: RunContext, log: Logger): Promise<JobResult> {
+  const { store, images, engine } = deps;
+  const { request } = job;
+  const seed = request.options.seed;
+  if (seed === undefined) throw new Error('the request reached the runner without a seed');
+
+  const began = performance.now();
+  const start = await resolveStart(store, images, engine, request);
+  const regions = await loadRegions(images, request.regions, start.source.image);
+  throwIfAborted(ctx.signal);
+
+  const prepared = performance.now();
+  const progress = progressForwarder(ctx, log, deps.observer);
+  const computing = engine.edit(start.source, regions, engineOptions(request, seed), {
+    signal: ctx.signal,
+    onProgress: progress.onProgress,
+  });
+  const recordingParent = parentNodeId(store, request.documentId, start);
+  const { result, timings } = await computing;
+  deps.observer?.onEdit(timings);
+  await progress.flush();
+  throwIfAborted(ctx.signal);
+  log.info('edit computed', {
+    conditioning: result.conditioning,
+    variations: result.variations.length,
+    totalMs: Math.round(timings.totalMs * 10) / 10,
+    onnxMs: Math.round(timings.onnxMs * 10) / 10,
+    prepareMs: Math.round((prepared - began) * 10) / 10,
+  });
+  const computed = performance.now();
+
+  // blobs first (each durable on its own; written concurrently, so their fsyncs overlap), then the nodes
+  // that reference them in one transaction
+  const parentId = await recordingParent;
+  const nodes: EditNodeInput[] = await Promise.all(
+    result.variations.map(async (variation, k): Promise<EditNodeInput> => {
+      const [image, latentBlob] = await Promise.all([images.put(variation.image), store.blobs.put(encodeLatent(variation.latent.data))]);
+      const latent: LatentRef = {
+        sha256: latentBlob.sha256,
+        dtype: 'float16',
+        shape: [variation.latent.data.length / (variation.latent.height * variation.latent.width), variation.latent.height, variation.latent.width],
+        geometry: { ...variation.latent.geometry },
+        scalingFactor: engine.info.scalingFactor,
+      };
+      return {
+        parentId,
+        instruction: nodeInstruction(request.regions),
+        regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
+        options: nodeOptions(request, seed, engine.info.name),
+        seed: variation.seed,
+        variation: k,
+        sourceImageSha256: start.sourceImageSha256,
+        resultImageSha256: image.sha256,
+        latent,
+        conditioning: result.conditioning,
+      };
+    }),
+  );
+  await deps.persisted?.(job.jobId);
+  throwIfAborted(ctx.signal);
+  const stored = await store.edits.addEditNodes(job.jobId, nodes, { markSucceeded: true });
+  const out: JobResult = { editIds: stored.map((n) => n.id), resultSha256s: stored.map((n) => n.resultImageSha256) };
+  log.info('edit stored', { editIds: out.editIds.join(','), storeMs: Math.round((performance.now() - computed) * 10) / 10 });
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------ starting point
@@ -153,7 +189,7 @@ async function resolveStart(store: Store, images: ImageBlobs, engine: EditEngine
 
   const node = await store.edits.getNode(parent.editId);
   if (!node || node.documentId !== documentId) {
-    throw new Error(`edit ${parent.editId} is not part of document ${documentId}: continue from an edit listed by documents.history`);
+    throw new JobFailure(`edit ${parent.editId} is not part of document ${documentId}: continue from an edit listed by documents.history`);
   }
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
     // the user painted on the layer: record those pixels under the edit and encode them
@@ -181,7 +217,7 @@ async function loadLatent(store: Store, engine: EditEngine, node: EditNode): Pro
     return null;
   }
   const bytes = await store.blobs.get(ref.sha256);
-  if (!bytes) throw new Error(`the stored latent of edit ${node.id} is missing (blob ${ref.sha256}); run the store's integrity check`);
+  if (!bytes) throw new JobFailure(`the stored latent of edit ${node.id} is missing (blob ${ref.sha256}); run the store's integrity check`);
   const data = decodeLatent(bytes, ref.shape);
   return { data, height: ref.shape[1], width: ref.shape[2], geometry: { ...ref.geometry } };
 }
@@ -204,9 +240,9 @@ async function loadImage(images: ImageBlobs, sha256: string, what: string): Prom
     image = await images.get(sha256);
   } catch (err) {
     if (!(err instanceof NotAnImageError)) throw err;
-    throw new Error(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`);
+    throw new JobFailure(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`);
   }
-  if (!image) throw new Error(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
+  if (!image) throw new JobFailure(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
   return image;
 }
 
@@ -221,7 +257,7 @@ async function loadRegions(images: ImageBlobs, regions: EditRegion[], image: Rgb
     }
     const mask = await loadImage(images, region.maskSha256, `the mask of region ${i}`);
     const problem = maskSizeProblem(mask, image);
-    if (problem) throw new Error(`region ${i}: ${problem}`);
+    if (problem) throw new JobFailure(`region ${i}: ${problem}`);
     out.push({ instruction: region.instruction, mask: maskFromImage(mask) });
   }
   return out;

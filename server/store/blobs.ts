@@ -9,12 +9,30 @@
  * get/has/stat; removeTempFiles() sweeps them.
  *
  * A put with wait 'readable' returns before that sequence ends: until it does, the bytes are served from memory
- * (get/has/stat see them) and whenDurable() waits for the write.
+ * (get/has/stat see them) and whenDurable() waits for the write. It does so only while a write can be expected
+ * to succeed: no write has failed since the last one that worked, the directory is still the one the store
+ * opened, it is writable, and the file system has room for this blob, every other write in flight and a
+ * headroom (EARLY_ACK_HEADROOM_BYTES) besides. Otherwise the put waits for the write, so a full or read-only
+ * disk is reported to the uploader (StoreError 'full' / 'unavailable') instead of acknowledged and then lost.
+ *
+ * Every read is checked against the sha256 (damaged bytes are never served: StoreError 'corrupt'), and a put
+ * that finds its file already there checks it too, rewriting it when it is damaged (the repair).
  */
 import { createHash, randomUUID } from 'node:crypto';
+import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type BlobPutOptions, type BlobPutResult, type BlobStat, type BlobStore, SHA256_PATTERN, StoreError, assertSha256 } from './store';
+import {
+  type BlobPutOptions,
+  type BlobPutResult,
+  type BlobStat,
+  type BlobStore,
+  SHA256_PATTERN,
+  StoreError,
+  type StoreHealth,
+  assertSha256,
+  storageFailure,
+} from './store';
 
 export interface FsBlobStoreOptions {
   /**
@@ -25,6 +43,8 @@ export interface FsBlobStoreOptions {
 }
 
 const TEMP_FILE = /^\..+\.tmp$/;
+/** Free space a 'readable' put leaves untouched before it answers early (the database and other writers need room). */
+export const EARLY_ACK_HEADROOM_BYTES = 64 * 1024 * 1024;
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -34,14 +54,24 @@ export class FsBlobStore implements BlobStore {
   /** fan-out directories known to exist (and to be durable), so a put skips the mkdir */
   private readonly knownDirs = new Set<string>();
   /** blobs being written, by sha256: their bytes (served until the file is durable) and the write */
-  private readonly writing = new Map<string, { bytes: Uint8Array; done: Promise<void> }>();
+  private readonly writing = new Map<string, { bytes: Uint8Array; done: Promise<void>; early: boolean }>();
   /** why the last write of a blob failed, until it is put again (so whenDurable keeps saying so) */
   private readonly failed = new Map<string, Error>();
+  /** the last write that failed, until one succeeds: reported by health(), and no early answers meanwhile */
+  private writeFailure: StoreError | null = null;
+  /** bytes of 'readable' puts still being written: the room they need is spoken for */
+  private reservedBytes = 0;
+  /** the directory this store opened (device and inode): a removed or replaced one is never written into */
+  private readonly identity: { dev: number; ino: number };
 
   constructor(
     readonly dir: string,
     private readonly options: FsBlobStoreOptions = {},
-  ) {}
+  ) {
+    fsSync.mkdirSync(dir, { recursive: true });
+    const { dev, ino } = fsSync.statSync(dir);
+    this.identity = { dev, ino };
+  }
 
   /** The file a blob lives in. Validates first: this is the only place a hash becomes a path. */
   pathFor(sha256: string): string {
@@ -57,23 +87,31 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(sha256);
     const size = bytes.byteLength;
 
-    let write = this.writing.get(sha256)?.done;
+    const inFlight = this.writing.get(sha256);
+    let write = inFlight?.done;
     let created = false;
+    // joining a write in flight: answer as early as it did
+    let early = inFlight !== undefined && inFlight.early && options.wait === 'readable';
     if (!write) {
-      // Same bytes, same name: nothing to write. A file of the wrong size is damage (content addressing makes
-      // the size part of the name's promise), and rewriting it with the right bytes is the repair.
-      const existing = await statFile(file);
-      if (existing && existing.size === size) {
+      // Same bytes, same name: nothing to write, once the file is checked. Damaged bytes (another size, or the
+      // same size with other content) are rewritten with the right ones: the repair.
+      if (await this.holdsIntact(file, sha256, size)) {
         this.failed.delete(sha256); // stored after all (by an earlier process, or a write that was retried)
         return { sha256, size, created: false };
       }
-      // A 'readable' put returns before the write ends and its caller may reuse the buffer: the store keeps a copy.
-      // A 'durable' put's caller waits for the write, so its bytes are used as they are.
-      const own = options.wait === 'readable' ? new Uint8Array(bytes) : bytes;
-      write = this.writing.get(sha256)?.done ?? this.startWrite(sha256, file, own); // a put may have begun meanwhile
+      early = options.wait === 'readable' && (await this.mayAnswerEarly(size));
+      // An early answer returns before the write ends and its caller may reuse the buffer: the store keeps a copy.
+      // Otherwise the caller waits for the write, so its bytes are used as they are.
+      const own = early ? new Uint8Array(bytes) : bytes;
+      const racing = this.writing.get(sha256); // a put may have begun meanwhile
+      if (racing && early) {
+        this.reservedBytes -= size;
+        early = racing.early;
+      }
+      write = racing?.done ?? this.startWrite(sha256, file, own, early ? size : 0);
       created = true;
     }
-    if (options.wait !== 'readable') await write;
+    if (!early) await write;
     // Two concurrent puts of the same new bytes may both report created: true; both stored identical content.
     return { sha256, size, created };
   }
@@ -89,7 +127,7 @@ export class FsBlobStore implements BlobStore {
     await Promise.allSettled([...this.writing.values()].map((w) => w.done));
   }
 
-  async get(sha256: string, options: { verify?: boolean } = {}): Promise<Uint8Array | null> {
+  async get(sha256: string): Promise<Uint8Array | null> {
     const file = this.pathFor(sha256);
     const inFlight = this.writing.get(sha256);
     // a copy: the caller may keep or change it after the write ends
@@ -101,12 +139,41 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(error)) return null;
       throw error;
     }
-    if (options.verify) {
-      const actual = sha256Hex(buffer);
-      if (actual !== sha256) throw new StoreError('corrupt', `blob ${sha256} is corrupt: its ${buffer.byteLength} bytes hash to ${actual}`);
+    const actual = sha256Hex(buffer);
+    if (actual !== sha256) {
+      throw new StoreError('corrupt', `blob ${sha256} is damaged on the server (its ${buffer.byteLength} bytes hash to ${actual}): upload the same image again to repair it`);
     }
     // a plain Uint8Array view, so callers never depend on Buffer's extra behaviour
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+
+  async health(): Promise<StoreHealth> {
+    const problems: string[] = [];
+    const moved = await this.directoryProblem();
+    if (moved) problems.push(moved.message);
+    if (this.writeFailure) problems.push(`blob writes fail: ${this.writeFailure.message}`);
+    return { writable: problems.length === 0, problems };
+  }
+
+  /**
+   * Every stored blob file checked against its name (the content-verifying integrity check, `npm run store --
+   * verify`): the damaged ones, with why. Reads everything.
+   */
+  async verifyAll(): Promise<{ checked: number; damaged: { sha256: string; problem: string }[] }> {
+    let checked = 0;
+    const damaged: { sha256: string; problem: string }[] = [];
+    for (const dir of await this.fanOutDirs()) {
+      for (const name of await listDir(dir)) {
+        if (!SHA256_PATTERN.test(name)) continue;
+        checked++;
+        try {
+          await this.get(name);
+        } catch (error) {
+          damaged.push({ sha256: name, problem: (error as Error).message });
+        }
+      }
+    }
+    return { checked, damaged };
   }
 
   async has(sha256: string): Promise<boolean> {
@@ -154,21 +221,82 @@ export class FsBlobStore implements BlobStore {
 
   // -- internals
 
+  /** True when the blob's file is there with exactly these bytes (a damaged one is logged by the caller's rewrite). */
+  private async holdsIntact(file: string, sha256: string, size: number): Promise<boolean> {
+    const existing = await statFile(file);
+    if (!existing) return false;
+    if (existing.size !== size) return false;
+    try {
+      return sha256Hex(await fs.readFile(file)) === sha256;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Whether a 'readable' put may answer before its write ends (see the header); reserves the room if so. The
+   * comparison and the reservation run in one tick after the last await, so concurrent puts cannot both take
+   * the same room.
+   */
+  private async mayAnswerEarly(size: number): Promise<boolean> {
+    if (this.writeFailure) return false;
+    let free: number;
+    try {
+      if (await this.directoryProblem()) return false;
+      await fs.access(this.dir, fsSync.constants.W_OK); // EROFS on a read-only mount, root included
+      const stats = await fs.statfs(this.dir);
+      free = stats.bavail * stats.bsize;
+    } catch {
+      return false;
+    }
+    if (this.writeFailure || free < this.reservedBytes + size + EARLY_ACK_HEADROOM_BYTES) return false;
+    this.reservedBytes += size;
+    return true;
+  }
+
+  /** The store's directory was removed or replaced (another inode) since it was opened: refuse to write. */
+  private async directoryProblem(): Promise<StoreError | null> {
+    let stats: { dev: number; ino: number };
+    try {
+      stats = await fs.stat(this.dir);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      return new StoreError('unavailable', 'the server cannot store blobs: its blob directory was removed while it ran (restart the server)');
+    }
+    if (stats.dev !== this.identity.dev || stats.ino !== this.identity.ino) {
+      return new StoreError('unavailable', 'the server cannot store blobs: its blob directory was replaced while it ran (restart the server)');
+    }
+    return null;
+  }
+
   /** Writes the blob durably, visible to get/has/stat from now on (from memory until the file is durable). */
-  private startWrite(sha256: string, file: string, bytes: Uint8Array): Promise<void> {
+  private startWrite(sha256: string, file: string, bytes: Uint8Array, reserved: number): Promise<void> {
     this.failed.delete(sha256);
     const done = this.writeBlob(file, bytes)
-      .catch((error: unknown) => {
-        this.failed.set(sha256, error instanceof Error ? error : new Error(String(error)));
-        throw error;
-      })
-      .finally(() => this.writing.delete(sha256));
+      .then(
+        () => {
+          this.writeFailure = null;
+        },
+        (error: unknown) => {
+          const failure = storageFailure(error);
+          this.writeFailure = failure instanceof StoreError ? failure : new StoreError('unavailable', `the server cannot store data right now: ${failure.message}`, { cause: failure });
+          this.failed.set(sha256, failure);
+          throw failure;
+        },
+      )
+      .finally(() => {
+        this.writing.delete(sha256);
+        this.reservedBytes -= reserved;
+      });
     done.catch(() => {}); // whoever waits on it (put, whenDurable) sees the error; nobody waiting is not a crash
-    this.writing.set(sha256, { bytes, done });
+    this.writing.set(sha256, { bytes, done, early: reserved > 0 });
     return done;
   }
 
   private async writeBlob(file: string, bytes: Uint8Array): Promise<void> {
+    const moved = await this.directoryProblem();
+    if (moved) throw moved; // never recreate a removed directory (and acknowledge into it) behind the database's back
     const dir = path.dirname(file);
     await this.ensureDir(dir);
     try {

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { FsBlobStore } from './blobs';
 import { SqliteEditStore, type SqliteEditStoreOptions } from './sqlite';
-import type { Store } from './store';
+import { combineHealth, type Store } from './store';
 
 export * from './store';
 export { decodeLatent, encodeLatent, latentByteLength } from './latent';
@@ -34,6 +34,7 @@ export async function openStore(dataDir: string, options: SqliteEditStoreOptions
   return {
     blobs,
     edits,
+    health: async () => combineHealth(await Promise.all([blobs.health(), edits.health()])),
     close: async () => {
       await blobs.flush();
       await edits.close();

@@ -11,6 +11,7 @@ import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest }
 import type { RgbaImage } from '../../imaging/image';
 import { NotAnImageError, type ImageBlobs } from '../../imaging/image-blobs';
 import { maskSizeProblem } from '../../jobs/runner';
+import { StoreError } from '../../store';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 
@@ -90,8 +91,12 @@ export const editsRouter = router({
       try {
         await recorded;
       } catch (err) {
-        queue.cancel(jobId);
-        throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit (${(err as Error).message}), so it was cancelled: try again`, cause: err });
+        // never acknowledged: the job is undone (not counted as a job), the answer says why
+        queue.withdraw(jobId);
+        if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
+          throw new StoreError(err.code, `the edit was not queued: ${err.message}. Submit it again once that is fixed (the server's health says when)`, { cause: err.cause });
+        }
+        throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit, so it was not queued: try again`, cause: err });
       }
       ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
       return { jobId, documentId: input.documentId, position, seed };

@@ -104,7 +104,7 @@ describe('FsBlobStore on disk', () => {
     const sha = sha256Of(bytesOf(10));
     expect(await blobs.put(bytesOf(10), { wait: 'readable' })).toEqual({ sha256: sha, size: 257, created: true });
     await untilParked();
-    expect(await blobs.get(sha, { verify: true })).toEqual(bytesOf(10));
+    expect(await blobs.get(sha)).toEqual(bytesOf(10));
     expect(await new FsBlobStore(dir).has(sha)).toBe(false); // not on disk yet: a crash now loses it
     // a second put of the same bytes joins the write in flight instead of starting another
     const again = blobs.put(bytesOf(10), { wait: 'readable' });
@@ -117,7 +117,7 @@ describe('FsBlobStore on disk', () => {
     expect(durable).toBe(false);
     release();
     await Promise.all([whenDurable, flushed]);
-    expect(await new FsBlobStore(dir).get(sha, { verify: true })).toEqual(bytesOf(10));
+    expect(await new FsBlobStore(dir).get(sha)).toEqual(bytesOf(10));
     expect(walk(dir)).toEqual([path.join(sha.slice(0, 2), sha.slice(2, 4), sha)]);
   });
 
@@ -151,14 +151,18 @@ describe('FsBlobStore on disk', () => {
     expect(await healthy.put(bytesOf(12))).toMatchObject({ sha256, created: true });
   });
 
-  test('get with verify detects bytes changed on disk; plain get does not look', async () => {
+  test('damaged bytes (one bit flipped, same size) are never returned; a put of the right bytes repairs them', async () => {
     const blobs = new FsBlobStore(root);
     const { sha256 } = await blobs.put(bytesOf(6));
     const damaged = Buffer.from(bytesOf(6));
     damaged[100] ^= 0x01;
     await fs.writeFile(blobs.pathFor(sha256), damaged);
-    expect(await blobs.get(sha256)).toEqual(new Uint8Array(damaged));
-    await expectStoreError(blobs.get(sha256, { verify: true }), 'corrupt', new RegExp(`blob ${sha256} is corrupt`));
+    await expectStoreError(blobs.get(sha256), 'corrupt', new RegExp(`blob ${sha256} is damaged on the server .*upload the same image again to repair it`));
+    expect(await blobs.verifyAll()).toEqual({ checked: 1, damaged: [{ sha256, problem: expect.stringMatching(/is damaged/) }] });
+    // the same bytes again: not "already stored", but rewritten
+    expect(await blobs.put(bytesOf(6))).toEqual({ sha256, size: 257, created: true });
+    expect(await blobs.get(sha256)).toEqual(bytesOf(6));
+    expect(await blobs.verifyAll()).toEqual({ checked: 1, damaged: [] });
   });
 
   test('a truncated blob file is repaired by putting the bytes again', async () => {
@@ -166,7 +170,7 @@ describe('FsBlobStore on disk', () => {
     const { sha256 } = await blobs.put(bytesOf(7));
     await fs.writeFile(blobs.pathFor(sha256), Buffer.from(bytesOf(7).subarray(0, 10)));
     expect(await blobs.put(bytesOf(7))).toEqual({ sha256, size: 257, created: true });
-    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(7));
+    expect(await blobs.get(sha256)).toEqual(bytesOf(7));
   });
 
   test('a blob directory removed while the store is open is made again on the next put', async () => {
@@ -174,7 +178,7 @@ describe('FsBlobStore on disk', () => {
     const { sha256 } = await blobs.put(bytesOf(8));
     await fs.rm(path.dirname(path.dirname(blobs.pathFor(sha256))), { recursive: true }); // dir/ab, with dir/ab/cd
     expect(await blobs.put(bytesOf(8))).toEqual({ sha256, size: 257, created: true });
-    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(8));
+    expect(await blobs.get(sha256)).toEqual(bytesOf(8));
   });
 
   test('content-type files left by older versions are ignored', async () => {
@@ -182,6 +186,6 @@ describe('FsBlobStore on disk', () => {
     const { sha256 } = await blobs.put(bytesOf(9));
     await fs.writeFile(`${blobs.pathFor(sha256)}.json`, '{"contentType": 7');
     expect(await blobs.stat(sha256)).toEqual({ sha256, size: 257 });
-    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(9));
+    expect(await blobs.get(sha256)).toEqual(bytesOf(9));
   });
 });

@@ -107,14 +107,13 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
   test('absent blobs read as null / false', async () => {
     const absent = sha256Of(bytesOf(99));
     expect(await blobs.get(absent)).toBeNull();
-    expect(await blobs.get(absent, { verify: true })).toBeNull();
     expect(await blobs.has(absent)).toBe(false);
     expect(await blobs.stat(absent)).toBeNull();
   });
 
-  test('get with verify returns the bytes of an intact blob', async () => {
+  test('get returns the bytes of an intact blob (checked against their sha256)', async () => {
     const { sha256 } = await blobs.put(bytesOf(4));
-    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(4));
+    expect(await blobs.get(sha256)).toEqual(bytesOf(4));
   });
 
   test('malformed hashes are rejected by every reader, never turned into a path', async () => {
@@ -135,7 +134,7 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
     expect(await blobs.stat(put.sha256)).toEqual({ sha256: put.sha256, size: 257 });
     await blobs.whenDurable(put.sha256);
     await blobs.flush();
-    expect(await blobs.get(put.sha256, { verify: true })).toEqual(bytesOf(5));
+    expect(await blobs.get(put.sha256)).toEqual(bytesOf(5));
     expect(await blobs.put(bytesOf(5))).toEqual({ ...put, created: false });
     await blobs.whenDurable(sha256Of(bytesOf(98))); // nothing in flight: resolves (absent blobs are has()'s business)
     await expectStoreError(blobs.whenDurable('../etc/passwd'), 'invalid_input', /sha256 of 64 lowercase hex/);

@@ -145,7 +145,7 @@ describe('integrityCheck', () => {
     ]);
     const deep = await store.edits.integrityCheck({ verifyBlobHashes: true });
     expect(deep.map((p) => p.kind)).toEqual(['corrupt_blob', 'latent_size']);
-    expect(deep[0].message).toContain(`node ${edit.id} resultImageSha256: blob ${result} is corrupt`);
+    expect(deep[0].message).toContain(`node ${edit.id} resultImageSha256: blob ${result} is damaged on the server`);
     await store.close();
   });
 
