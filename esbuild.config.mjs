@@ -15,6 +15,7 @@ const node = {
 await Promise.all([
   build({ ...node, entryPoints: ['server/cli/edit.ts'], outfile: 'dist/cli/edit.js' }),
   build({ ...node, entryPoints: ['server/cli/models.ts'], outfile: 'dist/cli/models.js' }),
+  build({ ...node, entryPoints: ['server/cli/store.ts'], outfile: 'dist/cli/store.js' }),
   build({ ...node, entryPoints: ['server/engine/worker.ts'], outfile: 'dist/engine-worker.js' }),
   build({ ...node, entryPoints: ['server/main.ts'], outfile: 'dist/server/main.js' }),
   build({ ...node, entryPoints: ['bench/overhead.ts', 'bench/paper.ts', 'bench/gpu.ts', 'bench/server.ts'], outdir: 'dist/bench' }),

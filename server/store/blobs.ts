@@ -12,7 +12,7 @@
  * (get/has/stat see them) and whenDurable() waits for the write. It does so only while a write can be expected
  * to succeed: no write has failed since the last one that worked, the directory is still the one the store
  * opened, it is writable, and the file system has room for this blob, every other write in flight and a
- * headroom (EARLY_ACK_HEADROOM_BYTES) besides. Otherwise the put waits for the write, so a full or read-only
+ * headroom (DISK_HEADROOM_BYTES) besides. Otherwise the put waits for the write, so a full or read-only
  * disk is reported to the uploader (StoreError 'full' / 'unavailable') instead of acknowledged and then lost.
  *
  * Every read is checked against the sha256 (damaged bytes are never served: StoreError 'corrupt'), and a put
@@ -33,6 +33,7 @@ import {
   assertSha256,
   storageFailure,
 } from './store';
+import { DISK_HEADROOM_BYTES, stillFailing, writableSpace } from './disk';
 
 export interface FsBlobStoreOptions {
   /**
@@ -43,8 +44,6 @@ export interface FsBlobStoreOptions {
 }
 
 const TEMP_FILE = /^\..+\.tmp$/;
-/** Free space a 'readable' put leaves untouched before it answers early (the database and other writers need room). */
-export const EARLY_ACK_HEADROOM_BYTES = 64 * 1024 * 1024;
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -151,6 +150,8 @@ export class FsBlobStore implements BlobStore {
     const problems: string[] = [];
     const moved = await this.directoryProblem();
     if (moved) problems.push(moved.message);
+    // a failure is reported until a write works, or the directory shows it is gone (space freed, remounted)
+    if (this.writeFailure && !(await stillFailing(this.dir, this.writeFailure))) this.writeFailure = null;
     if (this.writeFailure) problems.push(`blob writes fail: ${this.writeFailure.message}`);
     return { writable: problems.length === 0, problems };
   }
@@ -240,17 +241,11 @@ export class FsBlobStore implements BlobStore {
    * the same room.
    */
   private async mayAnswerEarly(size: number): Promise<boolean> {
-    if (this.writeFailure) return false;
-    let free: number;
-    try {
-      if (await this.directoryProblem()) return false;
-      await fs.access(this.dir, fsSync.constants.W_OK); // EROFS on a read-only mount, root included
-      const stats = await fs.statfs(this.dir);
-      free = stats.bavail * stats.bsize;
-    } catch {
-      return false;
-    }
-    if (this.writeFailure || free < this.reservedBytes + size + EARLY_ACK_HEADROOM_BYTES) return false;
+    if (this.writeFailure && (await stillFailing(this.dir, this.writeFailure))) return false;
+    this.writeFailure = null;
+    if (await this.directoryProblem()) return false;
+    const free = await writableSpace(this.dir);
+    if (this.writeFailure || free instanceof StoreError || free < this.reservedBytes + size + DISK_HEADROOM_BYTES) return false;
     this.reservedBytes += size;
     return true;
   }
@@ -276,7 +271,8 @@ export class FsBlobStore implements BlobStore {
     const done = this.writeBlob(file, bytes)
       .then(
         () => {
-          this.writeFailure = null;
+          // a full disk stays reported until there is room again (health() looks), not just room for one blob
+          if (this.writeFailure?.code !== 'full') this.writeFailure = null;
         },
         (error: unknown) => {
           const failure = storageFailure(error);
@@ -298,15 +294,21 @@ export class FsBlobStore implements BlobStore {
     const moved = await this.directoryProblem();
     if (moved) throw moved; // never recreate a removed directory (and acknowledge into it) behind the database's back
     const dir = path.dirname(file);
-    await this.ensureDir(dir);
     try {
-      await this.writeAtomic(file, bytes);
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-      // the directory went away under us (removed by hand): make it again, once
-      this.knownDirs.delete(dir);
       await this.ensureDir(dir);
-      await this.writeAtomic(file, bytes);
+      try {
+        await this.writeAtomic(file, bytes);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        // the fan-out directory went away under us (removed by hand): make it again, once
+        this.knownDirs.delete(dir);
+        await this.ensureDir(dir);
+        await this.writeAtomic(file, bytes);
+      }
+    } catch (error) {
+      // mkdir -p on a read-only mount fails with ENOENT: ask the directory itself why it cannot be written
+      const why = isNotFound(error) ? await writableSpace(this.dir) : null;
+      throw why instanceof StoreError ? why : error;
     }
   }
 

@@ -11,8 +11,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
+import { stillFailing } from './disk';
 import { latentByteLength } from './latent';
 import { migrate, schemaVersion } from './migrations';
 import {
@@ -241,6 +243,7 @@ export class SqliteEditStore implements EditStore {
     const problems: string[] = [];
     const moved = this.fileProblem();
     if (moved) problems.push(moved.message);
+    if (this.writeFailure && !(await stillFailing(path.dirname(this.file), this.writeFailure))) this.writeFailure = null;
     if (this.writeFailure) problems.push(`database writes fail: ${this.writeFailure.message}`);
     return { writable: problems.length === 0, problems };
   }
@@ -255,7 +258,7 @@ export class SqliteEditStore implements EditStore {
     if (moved) throw moved;
     try {
       const result = fn();
-      this.writeFailure = null;
+      if (this.writeFailure?.code !== 'full') this.writeFailure = null; // a full disk: until there is room (health)
       return result;
     } catch (error) {
       if (error instanceof StoreError || !isStorageError(error)) throw error;
