@@ -18,6 +18,7 @@ import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './co
 import { Engine } from './engine/engine';
 import { createHttpServer, createRequestHandler } from './http/app';
 import { ImageBlobs } from './imaging/image-blobs';
+import { AdmissionRoom } from './jobs/admission';
 import { JobStateRecorder } from './jobs/persist';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
@@ -30,6 +31,8 @@ import { isSqliteCorruption } from './store/sqlite';
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
 const SHUTDOWN_GRACE_MS = 5_000;
+/** The longest an edits.create waits for room in a full queue before it is answered 429 (see jobs/admission.ts). */
+const ADMISSION_MAX_WAIT_MS = 10_000;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`layerloop: ${message}\n`);
@@ -94,11 +97,21 @@ async function main(): Promise<void> {
 
   const images = new ImageBlobs(store.blobs);
   const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
-  const queue = new JobQueue({
+  const admission: AdmissionRoom = new AdmissionRoom({
+    hasRoom: (documentId) => queue.hasRoom(documentId),
+    estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
+    queueLength: config.maxQueue,
+    maxWaitMs: ADMISSION_MAX_WAIT_MS,
+    maxWaiting: Math.max(32, 4 * config.maxQueue),
+    maxWaitingPerDocument: config.maxQueuePerDocument,
+  });
+  const queue: JobQueue = new JobQueue({
     maxLength: config.maxQueue,
+    maxPerDocument: config.maxQueuePerDocument,
     run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
     onStateChange: (jobId, state, info) => {
       metrics.onJobState(jobId, state, info);
+      if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
       if ((state === 'succeeded' || state === 'failed' || state === 'cancelled') && !info.withdrawn) {
         (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
       }
@@ -108,7 +121,7 @@ async function main(): Promise<void> {
   });
   metrics.watchQueue(() => queue.stats());
   metrics.watchImageCache(() => images.cacheStats());
-  const services: Services = { config, store, images, queue, engine, version, startedAt: Date.now(), log, metrics, integrity };
+  const services: Services = { config, store, images, queue, admission, engine, version, startedAt: Date.now(), log, metrics, integrity };
   handle = createRequestHandler(services);
 
   const { port } = server.address() as AddressInfo;

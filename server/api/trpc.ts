@@ -16,6 +16,7 @@ import { formatIssues } from '../../shared/protocol';
 import type { Config } from '../config';
 import type { ModelInfo } from '../engine/models';
 import type { ImageBlobs } from '../imaging/image-blobs';
+import type { AdmissionRoom } from '../jobs/admission';
 import { QueueClosedError, QueueFullError, UnknownJobError, type JobQueue } from '../jobs/queue';
 import type { Logger } from '../log';
 import type { ServerMetrics } from '../metrics';
@@ -28,6 +29,8 @@ export interface Services {
   /** images in and out of store.blobs (canonical PNG, decoded-image cache) */
   readonly images: ImageBlobs;
   readonly queue: JobQueue;
+  /** the fair waiting room in front of the queue (edits.create enters through it) */
+  readonly admission: AdmissionRoom;
   readonly engine: { readonly info: ModelInfo };
   /** package.json's version */
   readonly version: string;

@@ -247,6 +247,21 @@ export class JobQueue {
     return { jobId, position: job.position ?? 0, recorded };
   }
 
+  /**
+   * Whether enqueue() would take a job of this document now; also true once the queue is closed, so a waiting
+   * caller learns that from enqueue() (QueueClosedError) at once.
+   */
+  hasRoom(documentId: string): boolean {
+    if (!this.accepting) return true;
+    this.prune();
+    return this.waitingCount() < this.maxLength && (this.waiting.get(documentId)?.length ?? 0) < this.maxPerDocument;
+  }
+
+  /** Expected ms until a job with `position` waiting jobs ahead of it starts (recent durations; see estimateWaitMs). */
+  estimatedWaitMs(position: number): number {
+    return this.estimateWaitMs(position);
+  }
+
   /** Throws what enqueue() must throw right now for this document (QueueClosedError, QueueFullError). */
   private assertCanEnqueue(documentId: string): void {
     if (!this.accepting) throw new QueueClosedError();

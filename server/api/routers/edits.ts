@@ -59,8 +59,8 @@ export const editsRouter = router({
   create: authedProcedure
     .input(editRequestSchema)
     .output(createEditResultSchema)
-    .mutation(async ({ ctx, input }) => {
-      const { store, queue } = ctx.services;
+    .mutation(async ({ ctx, input, signal }) => {
+      const { store, queue, admission } = ctx.services;
       if (!(await store.edits.getDocument(input.documentId))) {
         throw new TRPCError({ code: 'NOT_FOUND', message: `documentId: no document ${input.documentId}: get one from documents.open` });
       }
@@ -86,8 +86,9 @@ export const editsRouter = router({
       const request: EditRequest = { ...input, options: { ...input.options, seed } };
       // Queue first: the runner posts the edit to the engine on a microtask, and the queue's state recorder
       // writes the job's row a macrotask later, while the engine works. The client gets the job id only once
-      // that row is durable. A full or closing queue throws here, before anything is recorded.
-      const { jobId, position, recorded } = queue.enqueue(input.documentId, request, { jobId: randomUUID() });
+      // that row is durable. When the queue is full the request waits its turn in the admission room (round-robin
+      // over documents); a wait too long, or a closing queue, throws here, before anything is recorded.
+      const { jobId, position, recorded } = await admission.enter(input.documentId, () => queue.enqueue(input.documentId, request, { jobId: randomUUID() }), signal);
       try {
         await recorded;
       } catch (err) {
