@@ -13,16 +13,19 @@ import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { version } from '../package.json';
+import { StreamSlots } from './api/stream-slots';
 import type { Services } from './api/trpc';
 import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
 import { Engine } from './engine/engine';
 import { createHttpServer, createRequestHandler } from './http/app';
+import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
 import { AdmissionRoom } from './jobs/admission';
 import { JobStateRecorder } from './jobs/persist';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
+import { debouncedCollection } from './memory';
 import { createServerMetrics, type ServerMetrics } from './metrics';
 import { DATABASE_FILE, StoreError, openStore, type EmbeddedStore } from './store';
 import { DataDirLockedError, lockDataDir, type DataDirLock } from './store/data-dir-lock';
@@ -121,7 +124,7 @@ async function main(): Promise<void> {
   });
   metrics.watchQueue(() => queue.stats());
   metrics.watchImageCache(() => images.cacheStats());
-  const services: Services = { config, store, images, queue, admission, engine, version, startedAt: Date.now(), log, metrics, integrity };
+  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine, version, startedAt: Date.now(), log, metrics, integrity };
   handle = createRequestHandler(services);
 
   const { port } = server.address() as AddressInfo;

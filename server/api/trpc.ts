@@ -16,7 +16,9 @@ import { formatIssues } from '../../shared/protocol';
 import type { Config } from '../config';
 import type { ModelInfo } from '../engine/models';
 import type { ImageBlobs } from '../imaging/image-blobs';
+import type { ByteBudget } from '../http/upload-budget';
 import type { AdmissionRoom } from '../jobs/admission';
+import type { StreamSlots } from './stream-slots';
 import { QueueClosedError, QueueFullError, UnknownJobError, type JobQueue } from '../jobs/queue';
 import type { Logger } from '../log';
 import type { ServerMetrics } from '../metrics';
@@ -31,6 +33,10 @@ export interface Services {
   readonly queue: JobQueue;
   /** the fair waiting room in front of the queue (edits.create enters through it) */
   readonly admission: AdmissionRoom;
+  /** bytes of uploads being read and stored at once (PUT /v1/blobs) */
+  readonly uploads: ByteBudget;
+  /** open jobs.watch streams, bounded per job and per client */
+  readonly streams: StreamSlots;
   readonly engine: { readonly info: ModelInfo };
   /** package.json's version */
   readonly version: string;
@@ -46,6 +52,8 @@ export interface Context {
   services: Services;
   /** true when the server has no token, or the request presented it */
   authorized: boolean;
+  /** the peer's address (per-client limits) */
+  clientAddress: string;
   requestId: string;
   log: Logger;
 }

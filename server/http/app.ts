@@ -28,6 +28,7 @@ import { METRICS_CONTENT_TYPE } from '../metrics';
 import { SHA256_PATTERN, StoreError } from '../store';
 import { browserAccess, setCorsHeaders } from './browser-access';
 import { observeRequest } from './observe';
+import { ByteBudget, UPLOAD_BUDGET_BYTES } from './upload-budget';
 
 /** An error with the HTTP status and the message to send. */
 class HttpError extends Error {
@@ -130,9 +131,21 @@ async function sendPlaygroundPage(req: http.IncomingMessage, res: http.ServerRes
 
 // ------------------------------------------------------------------------------------------------ blobs
 
-/** Reads the body, refusing with 413 as soon as it exceeds `limit` bytes (before reading it all). */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+/** The server is busy with other uploads: try again shortly (node discards the unread body, keeping nothing of it). */
+function uploadsBusy(): HttpError {
+  return new HttpError(503, `the server is busy with other uploads (at most ${UPLOAD_BUDGET_BYTES / 1048576} MiB of them are read and stored at once): try again in a moment`, {
+    'Retry-After': '1',
+  });
+}
+
+/**
+ * Reads the body, refusing with 413 as soon as it exceeds `limit` bytes (before reading it all). With a declared
+ * length the body is read into one buffer of that size (no chunk list to concatenate); otherwise every chunk must
+ * fit the upload budget (503 when it does not).
+ */
+function readBody(req: http.IncomingMessage, limit: number, declared: number | null, budget: ByteBudget, held: { bytes: number }): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const whole = declared !== null ? Buffer.allocUnsafeSlow(declared) : null;
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -144,16 +157,24 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
       else resolve(body!);
     };
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
+      if (size + chunk.length > limit || (whole && size + chunk.length > whole.length)) {
         req.pause();
         finish(new HttpError(413, `the body is larger than ${limit} bytes (${Math.round(limit / 1048576)} MiB): scale the image down or crop it`, { Connection: 'close' }));
         return;
       }
-      chunks.push(chunk);
+      if (whole) chunk.copy(whole, size);
+      else if (budget.take(chunk.length)) {
+        held.bytes += chunk.length;
+        chunks.push(chunk);
+      } else {
+        req.pause();
+        finish(uploadsBusy());
+        return;
+      }
+      size += chunk.length;
     };
     req.on('data', onData);
-    req.once('end', () => finish(null, Buffer.concat(chunks, size)));
+    req.once('end', () => finish(null, whole ? whole.subarray(0, size) : Buffer.concat(chunks, size)));
     req.once('aborted', () => finish(new ClientGoneError('client aborted the upload')));
     req.once('error', (err) => finish(new ClientGoneError(err.message)));
   });
@@ -164,13 +185,28 @@ async function putBlob(services: Services, req: http.IncomingMessage, res: http.
   if (encoding !== 'identity' && encoding !== '') {
     throw new HttpError(415, `Content-Encoding '${encoding}' is not supported: send the image bytes uncompressed`);
   }
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > MAX_UPLOAD_BYTES) {
-    throw new HttpError(413, `the body is ${declared} bytes; at most ${MAX_UPLOAD_BYTES} (${MAX_UPLOAD_BYTES / 1048576} MiB) are accepted: scale the image down or crop it`, {
+  const header = req.headers['content-length'];
+  const declared = header === undefined ? null : Number(header);
+  if (declared !== null && declared > MAX_UPLOAD_BYTES) {
+    throw new HttpError(413, `the body is ${header} bytes; at most ${MAX_UPLOAD_BYTES} (${MAX_UPLOAD_BYTES / 1048576} MiB) are accepted: scale the image down or crop it`, {
       Connection: 'close',
     });
   }
-  const body = await readBody(req, MAX_UPLOAD_BYTES);
+  // Bodies being read, decoded and stored count against one budget, released once the upload is answered: a
+  // burst of big uploads waits (503 + Retry-After) instead of taking the server's memory with it.
+  const held = { bytes: 0 };
+  if (declared !== null) {
+    if (!services.uploads.take(declared)) throw uploadsBusy();
+    held.bytes = declared;
+  }
+  try {
+    await storeUpload(services, req, res, url, await readBody(req, MAX_UPLOAD_BYTES, declared, services.uploads, held));
+  } finally {
+    services.uploads.give(held.bytes);
+  }
+}
+
+async function storeUpload(services: Services, req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: Buffer): Promise<void> {
   const q = url.searchParams;
   const image = await decodeUpload(body, req.headers['content-type'], { width: q.get('width') ?? q.get('w'), height: q.get('height') ?? q.get('h') });
   // answered once readable: the write finishes while the client asks for the edit, and the edit's nodes are
@@ -250,7 +286,7 @@ export function createRequestHandler(services: Services): http.RequestListener {
     createContext: ({ req, info }): Context => {
       const requestId = requestIds.get(req) ?? randomUUID();
       const authorized = isAuthorized(config.token, req, info.type === 'subscription' ? { connectionParams: info.connectionParams } : undefined);
-      return { services, authorized, requestId, log: log.child({ requestId }) };
+      return { services, authorized, clientAddress: req.socket.remoteAddress ?? 'unknown', requestId, log: log.child({ requestId }) };
     },
     responseMeta: ({ errors }) => {
       const causes = errors.map((e) => e.cause);
@@ -358,17 +394,30 @@ function decodeURIComponentSafe(s: string): string {
   }
 }
 
+/** A slow client may take this long to send its headers ... */
+export const HEADERS_TIMEOUT_MS = 15_000;
+/** ... and this long for the whole request (a 64 MiB upload at 1 MB/s fits); streams' responses are not limited. */
+export const REQUEST_TIMEOUT_MS = 120_000;
+/** Open connections at once (event streams included); more are refused by the OS's accept queue. */
+export const MAX_CONNECTIONS = 512;
+
 /** The HTTP server for a request handler, plus a JSON 400 for requests too malformed to reach it. */
 export function createHttpServer(handler: http.RequestListener): http.Server {
-  const server = http.createServer(handler);
+  const server = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, handler);
+  server.maxConnections = MAX_CONNECTIONS;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    const message = tooLarge ? 'the request headers are too large: send fewer or shorter headers' : `malformed HTTP request (${err.code ?? 'parse error'}): send a valid HTTP/1.1 request`;
+    const tooSlow = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = tooLarge ? '431 Request Header Fields Too Large' : tooSlow ? '408 Request Timeout' : '400 Bad Request';
+    const message = tooLarge
+      ? 'the request headers are too large: send fewer or shorter headers'
+      : tooSlow
+        ? `the request took too long to arrive: send the headers within ${HEADERS_TIMEOUT_MS / 1000} s and the whole request within ${REQUEST_TIMEOUT_MS / 1000} s`
+        : `malformed HTTP request (${err.code ?? 'parse error'}): send a valid HTTP/1.1 request`;
     const body = JSON.stringify({ error: message });
     socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
