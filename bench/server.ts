@@ -336,6 +336,7 @@ async function fairness(server: Server, args: { fairClients: number; fairDuratio
   const perClient: number[] = new Array<number>(args.fairClients).fill(0);
   const errors: string[] = [];
   const counters = { rateLimited: 0 };
+  const refusals: string[] = [];
   const deadline = performance.now() + args.fairDuration * 1000;
   await Promise.all(
     Array.from({ length: args.fairClients }, async (_, c) => {
@@ -353,6 +354,7 @@ async function fairness(server: Server, args: { fairClients: number; fairDuratio
             } catch (err) {
               if (!(err instanceof HttpError) || err.status !== 429) throw err;
               counters.rateLimited++;
+              if (refusals.length < 5) refusals.push(`${err.message} (Retry-After ${err.retryAfterS})`);
               await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
             }
           }
@@ -380,6 +382,7 @@ async function fairness(server: Server, args: { fairClients: number; fairDuratio
     perClientCompleted: { min: Math.min(...perClient), max: Math.max(...perClient) },
     perClientSpread: round(spread, 2),
     rateLimitedRetried: counters.rateLimited,
+    rateLimitedSamples: refusals,
     errors: errors.length,
     errorSamples: errors.slice(0, 5),
     targets: { waitMaxOverMedian: 3, perClientSpread: 2 },

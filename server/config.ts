@@ -10,6 +10,7 @@
  *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
  *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
  *   --max-queue-per-document  LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  a quarter of --max-queue (at least 1)
+ *   --queue-wait  LAYERLOOP_QUEUE_WAIT  30 (seconds edits.create may wait for room in a full queue; 0 = 429 at once)
  *   --allow-origin  LAYERLOOP_ALLOW_ORIGIN  none (repeatable / comma-separated: web origins allowed besides the defaults)
  */
 import * as fs from 'node:fs';
@@ -33,6 +34,8 @@ export interface Config {
   readonly maxQueue: number;
   /** edits one document may have waiting, so one document cannot fill the whole queue */
   readonly maxQueuePerDocument: number;
+  /** seconds an edits.create may wait in the admission room for a full queue before a 429 (0: at once) */
+  readonly queueWaitSeconds: number;
   /**
    * Web page origins (`https://example.com`) that may call the server from a browser, besides the ones always
    * allowed: the server's own pages and Figma's plugin iframe (origin `null`). See server/http/browser-access.ts.
@@ -59,6 +62,8 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --max-queue-per-document N
                      LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  edits one document may have waiting
                                           (default a quarter of --max-queue, at least 1)
+  --queue-wait S     LAYERLOOP_QUEUE_WAIT  seconds an edit may wait for room in a full queue, taking its turn
+                                          fairly, before the server answers 429 (default 30; 0 = at once)
   --allow-origin ORIGIN
                      LAYERLOOP_ALLOW_ORIGIN  a web page origin (https://host[:port]) that may call the server
                                           from a browser; repeat it, or separate origins with commas
@@ -73,6 +78,7 @@ function defaults(repoRoot: string) {
     modelsRoot: path.join(repoRoot, 'models'),
     device: 'auto',
     maxQueue: String(MAX_QUEUE_LENGTH),
+    queueWait: '30',
   } as const;
 }
 
@@ -128,6 +134,7 @@ const configSchema = z.strictObject({
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
   maxQueue: intString('max-queue', 1, 100_000),
   maxQueuePerDocument: intString('max-queue-per-document', 1, 100_000).nullable(),
+  queueWaitSeconds: intString('queue-wait', 0, 3600),
   allowOrigins: z.array(
     z.string().refine(isOrigin, {
       error: (iss) => `allow-origin must be an origin like https://example.com or http://localhost:3000 (scheme, host and port only, no path), got ${JSON.stringify(iss.input)}`,
@@ -155,6 +162,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         device: { type: 'string' },
         'max-queue': { type: 'string' },
         'max-queue-per-document': { type: 'string' },
+        'queue-wait': { type: 'string' },
         'allow-origin': { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
@@ -179,6 +187,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
     maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,
     maxQueuePerDocument: flag('max-queue-per-document') ?? envValue('LAYERLOOP_MAX_QUEUE_PER_DOCUMENT') ?? null,
+    queueWaitSeconds: flag('queue-wait') ?? envValue('LAYERLOOP_QUEUE_WAIT') ?? d.queueWait,
     allowOrigins: origins.flatMap((o) => o.split(',')).map((o) => o.trim().replace(/\/+$/, '')).filter((o) => o !== ''),
   };
   const parsed = configSchema.safeParse(raw);

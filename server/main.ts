@@ -34,8 +34,6 @@ import { isSqliteCorruption } from './store/sqlite';
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
 const SHUTDOWN_GRACE_MS = 5_000;
-/** The longest an edits.create waits for room in a full queue before it is answered 429 (see jobs/admission.ts). */
-const ADMISSION_MAX_WAIT_MS = 10_000;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`layerloop: ${message}\n`);
@@ -104,7 +102,7 @@ async function main(): Promise<void> {
     hasRoom: (documentId) => queue.hasRoom(documentId),
     estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
     queueLength: config.maxQueue,
-    maxWaitMs: ADMISSION_MAX_WAIT_MS,
+    maxWaitMs: config.queueWaitSeconds * 1000,
     maxWaiting: Math.max(32, 4 * config.maxQueue),
     maxWaitingPerDocument: config.maxQueuePerDocument,
   });

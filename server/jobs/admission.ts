@@ -22,8 +22,11 @@ import { QueueFullError } from './queue';
 export interface AdmissionOptions {
   /** whether the queue would take a job of this document now */
   hasRoom: (documentId: string) => boolean;
-  /** expected ms until a request with `ahead` requests in front of it gets in (when the queue is full) */
-  estimateWaitMs: (ahead: number) => number;
+  /**
+   * expected ms until a request with `ahead` requests in front of it gets in (when the queue is full); null
+   * while nothing is known (no job finished yet): then the request waits and sees
+   */
+  estimateWaitMs: (ahead: number) => number | null;
   /** the queue's size, for the refusal's message */
   queueLength: number;
   /** longest wait in the room before a 429 (also: longer expected waits are refused at once) */
@@ -81,9 +84,9 @@ export class AdmissionRoom {
     const expected = this.options.estimateWaitMs(ahead);
     const mine = this.waiting.get(documentId)?.length ?? 0;
     if (mine >= this.options.maxWaitingPerDocument) {
-      return Promise.reject(new QueueFullError('document', this.options.maxWaitingPerDocument, toSeconds(expected)));
+      return Promise.reject(new QueueFullError('document', this.options.maxWaitingPerDocument, this.retrySeconds(expected)));
     }
-    if (ahead >= this.options.maxWaiting || expected > this.options.maxWaitMs) return Promise.reject(this.refusal(expected));
+    if (ahead >= this.options.maxWaiting || (expected ?? 0) > this.options.maxWaitMs) return Promise.reject(this.refusal(expected));
     return new Promise<T>((resolve, reject) => {
       const leave = () => {
         const line = this.waiting.get(documentId);
@@ -150,11 +153,11 @@ export class AdmissionRoom {
     for (const documentId of this.lastAdmitted.keys()) if (!this.waiting.has(documentId)) this.lastAdmitted.delete(documentId);
   }
 
-  private refusal(expectedMs: number): QueueFullError {
-    return new QueueFullError('queue', this.options.queueLength, toSeconds(expectedMs));
+  private refusal(expectedMs: number | null): QueueFullError {
+    return new QueueFullError('queue', this.options.queueLength, this.retrySeconds(expectedMs));
   }
-}
 
-function toSeconds(ms: number): number {
-  return Math.max(1, Math.ceil(ms / 1000));
+  private retrySeconds(expectedMs: number | null): number {
+    return Math.max(1, Math.ceil((expectedMs ?? this.options.maxWaitMs) / 1000));
+  }
 }

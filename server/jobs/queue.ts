@@ -257,9 +257,9 @@ export class JobQueue {
     return this.waitingCount() < this.maxLength && (this.waiting.get(documentId)?.length ?? 0) < this.maxPerDocument;
   }
 
-  /** Expected ms until a job with `position` waiting jobs ahead of it starts (recent durations; see estimateWaitMs). */
-  estimatedWaitMs(position: number): number {
-    return this.estimateWaitMs(position);
+  /** Expected ms until a job with `position` waiting jobs ahead of it starts; null before any job has finished. */
+  estimatedWaitMs(position: number): number | null {
+    return this.averageDurationMs() === null ? null : this.estimateWaitMs(position);
   }
 
   /** Throws what enqueue() must throw right now for this document (QueueClosedError, QueueFullError). */

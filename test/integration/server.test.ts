@@ -435,12 +435,13 @@ describe('layerloop server (no token)', () => {
 
 // ------------------------------------------------------------------------------------------ token, queue limit
 
-describe('layerloop server with --token and --max-queue 1', () => {
+describe('layerloop server with --token, --max-queue 1 and --queue-wait 0', () => {
   let server: ServerProcess;
   let client: Client;
 
   beforeAll(async () => {
-    server = await startServer({ args: ['--token', TOKEN, '--max-queue', '1'] });
+    // --queue-wait 0: a full queue answers 429 at once instead of letting the request wait its turn
+    server = await startServer({ args: ['--token', TOKEN, '--max-queue', '1', '--queue-wait', '0'] });
     client = makeClient(server.url, TOKEN);
   });
   afterAll(async () => {

@@ -18,6 +18,7 @@ describe('server config', () => {
       device: 'auto',
       maxQueue: MAX_QUEUE_LENGTH,
       maxQueuePerDocument: MAX_QUEUE_LENGTH / 4,
+      queueWaitSeconds: 30,
       allowOrigins: [],
     });
     expect(Object.isFrozen(c)).toBe(true);
