@@ -125,10 +125,6 @@ async function main(): Promise<void> {
   const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine, version, startedAt: Date.now(), log, metrics, integrity };
   handle = createRequestHandler(services);
 
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  process.stdout.write(`layerloop listening on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
-
   let stopping: Promise<void> | null = null;
   const shutdown = (reason: string, exitCode: number): Promise<void> => {
     stopping ??= (async () => {
@@ -147,6 +143,11 @@ async function main(): Promise<void> {
     return stopping;
   };
   installSignalHandlers(log, metrics, shutdown);
+
+  // only now: a SIGTERM sent the moment this line is read must find the handlers in place (a graceful stop)
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  process.stdout.write(`layerloop listening on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
 }
 
 /** What a request gets while the server is still starting (the port is taken before the model is loaded). */

@@ -9,7 +9,8 @@
  *   GET     /metrics        Prometheus metrics (server/metrics.ts), text format 0.0.4; needs the token when one is set
  *
  * Before routing, browser-access.ts turns away web pages the server does not serve (403). When the server has a
- * token, everything except OPTIONS, the playground page and `health` needs `Authorization: Bearer <token>`. Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
+ * token, everything except OPTIONS, the playground page and `health` needs `Authorization: Bearer <token>`.
+ * Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
  * to fix; nothing a client sends may crash the process.
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
@@ -398,7 +399,7 @@ function decodeURIComponentSafe(s: string): string {
 export const HEADERS_TIMEOUT_MS = 15_000;
 /** ... and this long for the whole request (a 64 MiB upload at 1 MB/s fits); streams' responses are not limited. */
 export const REQUEST_TIMEOUT_MS = 120_000;
-/** Open connections at once (event streams included); more are refused by the OS's accept queue. */
+/** Open connections at once (event streams included); node closes any more as soon as they connect. */
 export const MAX_CONNECTIONS = 512;
 
 /** The HTTP server for a request handler, plus a JSON 400 for requests too malformed to reach it. */

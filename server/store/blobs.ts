@@ -222,7 +222,7 @@ export class FsBlobStore implements BlobStore {
 
   // -- internals
 
-  /** True when the blob's file is there with exactly these bytes (a damaged one is logged by the caller's rewrite). */
+  /** True when the blob's file is there with exactly these bytes (a damaged one the caller rewrites: the repair). */
   private async holdsIntact(file: string, sha256: string, size: number): Promise<boolean> {
     const existing = await statFile(file);
     if (!existing) return false;
