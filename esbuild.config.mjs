@@ -1,5 +1,6 @@
 // Builds every bundle: the CLI (and, as they land, the server, its worker and the plugins) into dist/.
 import { build } from 'esbuild';
+import { buildFigmaPlugin, buildUxpPlugin, uxpDevelopmentDomains } from './tools/plugins/builds.mjs';
 
 const node = {
   bundle: true,
@@ -21,33 +22,12 @@ await Promise.all([
   build({ ...node, entryPoints: ['bench/overhead.ts', 'bench/paper.ts', 'bench/gpu.ts', 'bench/server.ts'], outdir: 'dist/bench' }),
 ]);
 
-// Figma plugin (plugin-figma/, loaded from plugin-figma/manifest.json): the main-thread bundle, and one
-// ui.html with the UI script inlined (Figma loads the UI from a string, so nothing can be linked).
-{
-  const { mkdirSync, readFileSync, writeFileSync } = await import('node:fs');
-  const figma = { bundle: true, format: 'iife', target: 'es2020', minify: true, logLevel: 'warning' };
-  const [, ui] = await Promise.all([
-    build({ ...figma, entryPoints: ['plugin-figma/src/code.ts'], outfile: 'plugin-figma/dist/code.js' }),
-    build({ ...figma, entryPoints: ['plugin-figma/src/ui.ts'], write: false }),
-  ]);
-  const script = ui.outputFiles[0].text.replace(/<\/script/gi, '<\\/script'); // would end the inline tag
-  const html = readFileSync('plugin-figma/src/ui.html', 'utf8').replace('<!-- layerloop:script -->', () => `<script>${script}</script>`);
-  mkdirSync('plugin-figma/dist', { recursive: true });
-  writeFileSync('plugin-figma/dist/ui.html', html);
-}
-
-// Photoshop UXP panel (plugin-uxp/, loaded from plugin-uxp/manifest.json, whose index.html loads dist/index.js):
-// `photoshop` and `uxp` stay runtime require() calls (UXP provides them; a browser harness defines window.require).
-await build({
-  entryPoints: ['plugin-uxp/src/index.ts'],
-  outfile: 'plugin-uxp/dist/index.js',
-  bundle: true,
-  format: 'iife',
-  target: 'es2020',
-  external: ['photoshop', 'uxp'],
-  sourcemap: true,
-  logLevel: 'warning',
-});
+// The plugins, as loaded in development from plugin-figma/manifest.json and plugin-uxp/manifest.json
+// (npm run package makes the installable packages from the same builds: tools/plugins/).
+await Promise.all([
+  buildFigmaPlugin({ codeFile: 'plugin-figma/dist/code.js', uiFile: 'plugin-figma/dist/ui.html' }),
+  buildUxpPlugin({ outfile: 'plugin-uxp/dist/index.js', domains: uxpDevelopmentDomains() }),
+]);
 
 // Playground page (server/web/, served at GET / by server/http/app.ts): one dist/web/playground.html with the
 // script inlined, read by the server bundle from ../web relative to dist/server/.

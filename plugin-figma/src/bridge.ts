@@ -26,7 +26,10 @@ export interface PlaceResultsRequest {
   target: PlacementTarget;
   instruction: string;
   documentId: string;
-  results: { editId: string; png: Uint8Array }[];
+  /** one per variation, first on top */
+  editIds: string[];
+  /** result `index`'s PNG, fetched only when it is its turn (one image in memory at a time) */
+  png: (index: number) => Promise<Uint8Array>;
 }
 
 /** What the UI logic asks of the main thread. */
@@ -91,10 +94,25 @@ export class Bridge implements MainBridge {
     return inputs;
   }
 
+  /** One place-result message per variation; if a PNG cannot be had, the layers placed so far are removed. */
   async placeResults(request: PlaceResultsRequest): Promise<string[]> {
-    const reply = await this.request((requestId) => ({ type: 'place-results', requestId, ...request }));
-    if (reply.type === 'request-failed') throw new MainRequestError(reply.message);
-    if (reply.type !== 'placed') throw new MainRequestError(`the main thread answered ${reply.type} to place-results`);
-    return reply.nodeIds;
+    const { editIds, png, ...common } = request;
+    const placementId = `p${++this.nextId}`;
+    let nodeIds: string[] = [];
+    for (let index = 0; index < editIds.length; index++) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await png(index);
+      } catch (err) {
+        if (index > 0) this.post({ type: 'place-abandon', placementId });
+        throw err;
+      }
+      const count = editIds.length;
+      const reply = await this.request((requestId) => ({ type: 'place-result', requestId, placementId, index, count, editId: editIds[index], png: bytes, ...common }));
+      if (reply.type === 'request-failed') throw new MainRequestError(reply.message);
+      if (reply.type !== 'placed') throw new MainRequestError(`the main thread answered ${reply.type} to place-result`);
+      nodeIds = reply.nodeIds;
+    }
+    return nodeIds;
   }
 }

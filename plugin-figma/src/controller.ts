@@ -18,7 +18,7 @@ import {
   type Settings,
   type UiToMainOf,
 } from './messages';
-import { placeResults } from './place';
+import { abandonPlacement, beginPlacement, finishPlacement, placeOne, type Placement } from './place';
 import { planSelection, summarize, type SelectedNode, type SelectionPlan } from './selection';
 
 export const UI_SIZE = { width: 340, height: 640, title: 'layerloop' } as const;
@@ -36,11 +36,19 @@ export class MainController {
   private documentKey: string | null = null;
   private documentId: string | null = null;
   private selectionSeq = 0;
+  /** results being placed one message at a time, by placementId */
+  private readonly placements = new Map<string, Placement>();
 
   constructor(private readonly host: FigmaHost) {}
 
   /** Open the panel and listen. Nothing is sent to the UI before it says `ready`. */
   start(): void {
+    // a mask frame or export copy left by a plugin closed mid-export (its `finally` never ran)
+    this.host.removeTemporaryNodes();
+    this.host.onClose(() => {
+      this.host.removeTemporaryNodes();
+      for (const placement of this.placements.values()) abandonPlacement(this.host, placement);
+    });
     this.host.showUi(UI_SIZE);
     this.host.onUiMessage((raw) => void this.handle(raw));
     this.host.onSelectionChange(() => void this.pushSelection());
@@ -64,8 +72,14 @@ export class MainController {
         return this.pushSelection();
       case 'prepare-edit':
         return this.onPrepareEdit(message);
-      case 'place-results':
-        return this.onPlaceResults(message);
+      case 'place-result':
+        return this.onPlaceResult(message);
+      case 'place-abandon': {
+        const placement = this.placements.get(message.placementId);
+        this.placements.delete(message.placementId);
+        if (placement) abandonPlacement(this.host, placement);
+        return;
+      }
       case 'notify':
         this.host.notify(message.message, { error: message.error });
         return;
@@ -150,7 +164,9 @@ export class MainController {
   private async exportSource(source: HostNode): Promise<PngImage> {
     let png: Uint8Array;
     try {
-      png = await this.host.exportPng(source.id);
+      // the result gets the source's opacity and blend mode; the pixels must not carry them as well
+      const ownLookOnly = source.opacity !== 1 || (source.blendMode !== 'NORMAL' && source.blendMode !== 'PASS_THROUGH');
+      png = await this.host.exportPng(source.id, { ownLookOnly });
     } catch (err) {
       throw new PluginError(userMessage(err, `Figma could not export "${source.name}"`));
     }
@@ -184,18 +200,23 @@ export class MainController {
     }
   }
 
-  private async onPlaceResults(message: UiToMainOf<'place-results'>): Promise<void> {
-    const { requestId } = message;
+  private async onPlaceResult(message: UiToMainOf<'place-result'>): Promise<void> {
+    const { requestId, placementId, index, count } = message;
+    let placement = this.placements.get(placementId);
     try {
-      this.persistDocumentData();
-      const nodeIds = await placeResults(this.host, {
-        target: message.target,
-        instruction: message.instruction,
-        documentId: message.documentId,
-        results: message.results,
-      });
-      this.post({ type: 'placed', requestId, nodeIds });
+      if (index === 0) {
+        this.persistDocumentData();
+        placement = await beginPlacement(this.host, message.target, message.png, count, message.instruction, message.documentId);
+        this.placements.set(placementId, placement);
+      }
+      if (!placement || placement.count !== count) throw new Error(`result ${index + 1} of ${count} arrived for a placement that is not under way`);
+      const nodeId = placeOne(this.host, placement, index, { editId: message.editId, png: message.png });
+      if (index < count - 1) return this.post({ type: 'placed', requestId, nodeIds: [nodeId] });
+      this.placements.delete(placementId);
+      this.post({ type: 'placed', requestId, nodeIds: finishPlacement(this.host, placement) });
     } catch (err) {
+      this.placements.delete(placementId);
+      if (placement) abandonPlacement(this.host, placement);
       this.post({ type: 'request-failed', requestId, message: userMessage(err, 'Could not place the result') });
     }
   }

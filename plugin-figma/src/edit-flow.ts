@@ -1,8 +1,8 @@
 /**
  * One Apply, from the UI's side: ask the main thread for the pixels, upload them, queue the edit, follow
- * the job, download the results and have the main thread place them. Every step reports to the state
- * machine (ui-state.ts) through `dispatch`. No DOM: ui.ts wires it to the real API and bridge, tests to
- * fakes.
+ * the job, download the results and have the main thread place them. Every step reports to the shared
+ * EditSession reducer (shared/client/session.ts) through `dispatch`. No DOM: ui.ts wires it to the shared
+ * client and the bridge, tests to fakes.
  */
 import {
   editOptionsSchema,
@@ -14,11 +14,10 @@ import {
   type JobEvent,
   type LOCALITIES,
 } from '../../shared/protocol';
-import { ApiError, isAbortError, type LayerloopApi } from './api';
+import { ClientError, isAbortError, submitEdit, type LayerloopClient, type SessionAction } from '../../shared/client';
 import { MainRequestError, type MainBridge } from './bridge';
 import { pngSize } from './geometry';
 import type { PngImage } from './messages';
-import type { EditAction } from './ui-state';
 
 /** What the panel's controls hold. */
 export interface EditForm {
@@ -64,7 +63,7 @@ export function buildEditRequest(form: EditForm, documentId: string, parent: Edi
     options: optionsOf(form),
   };
   const checked = editRequestSchema.safeParse(request);
-  if (!checked.success) throw new ApiError('bad-request', formatIssues(checked.error));
+  if (!checked.success) throw new ClientError('bad-request', formatIssues(checked.error));
   return request;
 }
 
@@ -75,16 +74,16 @@ export interface PinnedEdit {
 }
 
 export interface EditFlowDeps {
-  api: LayerloopApi;
+  api: LayerloopClient;
   main: Pick<MainBridge, 'prepareEdit' | 'placeResults'>;
-  dispatch: (action: EditAction) => void;
+  dispatch: (action: SessionAction) => void;
   /** scale a mask PNG to width x height (a canvas in the iframe); masks must match the image exactly */
   resizePng: (png: Uint8Array, width: number, height: number) => Promise<Uint8Array>;
 }
 
 /** The text the panel shows for a failure. */
 export function failureMessage(err: unknown): string {
-  if (err instanceof ApiError || err instanceof MainRequestError) return err.message;
+  if (err instanceof ClientError || err instanceof MainRequestError) return err.message;
   return `Something unexpected went wrong: ${err instanceof Error ? err.message : String(err)}. Try again; if it keeps happening, reopen the plugin.`;
 }
 
@@ -112,7 +111,7 @@ export class EditRun {
   }
 
   private async upload(png: Uint8Array): Promise<string> {
-    return (await this.deps.api.putPng(png, this.abort.signal)).sha256;
+    return (await this.deps.api.putImage(png, { contentType: 'image/png' }, this.abort.signal)).sha256;
   }
 
   /** The mask at exactly the image's size (Figma may round the two exports differently). */
@@ -128,7 +127,7 @@ export class EditRun {
     try {
       const inputs = await main.prepareEdit(pinned ? { editId: pinned.editId } : null);
       if (this.cancelWanted) return;
-      dispatch({ type: 'exported' });
+      dispatch({ type: 'prepared' });
 
       let parent: EditParent;
       if (inputs.parent.kind === 'source') {
@@ -148,7 +147,8 @@ export class EditRun {
 
       const request = buildEditRequest(form, documentId, parent, maskSha256);
       // not aborted once sent: a job the server accepted is cancelled by id, never orphaned
-      const created = await api.createEdit(request);
+      const { created, warning } = await submitEdit(api, request);
+      if (warning) dispatch({ type: 'warning', message: warning });
       this.jobId = created.jobId;
       if (this.cancelWanted) {
         await api.cancelJob(created.jobId).catch(() => undefined);
@@ -157,24 +157,25 @@ export class EditRun {
       dispatch({ type: 'job-created', jobId: created.jobId, seed: created.seed, position: created.position });
 
       let terminal: JobEvent | null = null;
-      for await (const event of api.watchJob(created.jobId, signal)) {
+      for await (const event of api.follow(created.jobId, signal)) {
         dispatch({ type: 'job-event', event });
         if (isTerminalJobEvent(event)) {
           terminal = event;
           break;
         }
       }
-      if (!terminal) throw new ApiError('server', 'The server stopped reporting on the edit. Its result, if any, will show up in History.');
+      if (!terminal) throw new ClientError('server', 'The server stopped reporting on the edit. Its result, if any, will show up in History.');
       if (terminal.type !== 'succeeded' || this.cancelWanted) return;
 
-      const pngs = await Promise.all(terminal.resultSha256s.map((sha) => api.getBlob(sha, signal)));
+      const { resultSha256s } = terminal;
       const nodeIds = await main.placeResults({
         target: { kind: 'node', nodeId: inputs.sourceNodeId },
         instruction: form.instruction,
         documentId,
-        results: terminal.editIds.map((editId, i) => ({ editId, png: pngs[i] })),
+        editIds: terminal.editIds,
+        png: (i) => api.getBlob(resultSha256s[i], signal),
       });
-      dispatch({ type: 'placed', nodeIds });
+      dispatch({ type: 'placed', layers: nodeIds.length });
     } catch (err) {
       if (this.cancelWanted && isAbortError(err)) return; // the reducer already shows "cancelled"
       dispatch({ type: 'fail', message: failureMessage(err) });

@@ -10,7 +10,11 @@
  * - `cloneNode` puts the copy on the current page with the same `relativeTransform` values;
  *   `appendChild`/`insertChild` keep a node's `relativeTransform` (so its absolute position changes).
  * - Children of auto-layout frames are moved by the layout unless `layoutPositioning` is 'ABSOLUTE'.
- * - Nothing can be inserted into an INSTANCE, anything inside one, or a BOOLEAN_OPERATION.
+ * - Nothing can be inserted into an INSTANCE, anything inside one, or a BOOLEAN_OPERATION. A layer inserted
+ *   into a main COMPONENT (or anything inside one) shows in every instance of it; one inserted into a
+ *   TRANSFORM_GROUP is repeated by its modifiers.
+ * - A node with isMask renders nothing itself. Repainting a TEXT node needs its fonts loaded first.
+ * - Closing the plugin runs the 'close' listeners, then stops everything: pending exports never settle.
  * - `createImage` throws for images over 4096 px a side or bytes that are not PNG/JPEG/GIF.
  * - Plugin data reads '' when absent.
  *
@@ -43,6 +47,14 @@ export interface HostNode {
   readonly layoutMode: LayoutMode;
   /** an INSTANCE, or anything inside one */
   readonly inInstance: boolean;
+  /** a main COMPONENT or COMPONENT_SET, or anything inside one */
+  readonly inMainComponent: boolean;
+  /** inside a TRANSFORM_GROUP (repeat modifiers) */
+  readonly inTransformGroup: boolean;
+  /** the layer's own opacity, 0..1 */
+  readonly opacity: number;
+  /** Figma's BlendMode ('NORMAL', 'MULTIPLY', ..., 'PASS_THROUGH' for groups and frames) */
+  readonly blendMode: string;
   /** has a visible IMAGE fill (a placed photo) */
   readonly hasImageFill: boolean;
 }
@@ -60,6 +72,17 @@ export interface NewImageRect {
   height: number;
   imageHash: string;
   visible: boolean;
+  /** the source's opacity and blend mode, so the result looks as the source did */
+  opacity: number;
+  blendMode: string;
+}
+
+export interface ExportOptions {
+  /**
+   * Render the node at full opacity with normal blending (its own look left out), for a result that gets
+   * the node's opacity and blend mode itself.
+   */
+  ownLookOnly?: boolean;
 }
 
 export interface FigmaHost {
@@ -68,6 +91,8 @@ export interface FigmaHost {
   postToUi(message: MainToUi): void;
   onUiMessage(listener: (message: unknown) => void): void;
   onSelectionChange(listener: () => void): void;
+  /** the plugin is closing (runs synchronously, before Figma stops the plugin) */
+  onClose(listener: () => void): void;
   /** a toast; Figma shows the first 100 characters */
   notify(message: string, options?: { error?: boolean }): void;
 
@@ -89,13 +114,18 @@ export interface FigmaHost {
 
   // ---- pixels
   /** PNG at 1x covering exactly the node's absolute bounding box (useAbsoluteBounds), sRGB */
-  exportPng(nodeId: string): Promise<Uint8Array>;
+  exportPng(nodeId: string, options?: ExportOptions): Promise<Uint8Array>;
   /** figma.createImage(png).hash; throws on images over 4096 px a side or unreadable bytes */
   createImage(png: Uint8Array): string;
 
   // ---- writing
-  /** a frame on the current page at `bounds` (page coordinates): black fill, clips its content, no auto-layout */
+  /**
+   * A frame on the current page at `bounds` (page coordinates): black fill, clips its content, no auto-layout,
+   * marked temporary (removeTemporaryNodes finds it).
+   */
   createMaskFrame(bounds: Rect, name: string): string;
+  /** removes what the plugin left marked temporary on the current page (a crash, a close mid-export); returns how many */
+  removeTemporaryNodes(): number;
   /** a deep copy, parented to the current page (same relativeTransform values) */
   cloneNode(nodeId: string): string;
   /** append on top of parentId's children, keeping the child's relativeTransform */
@@ -106,11 +136,12 @@ export interface FigmaHost {
   /** layoutPositioning = 'ABSOLUTE' (only for children of auto-layout frames) */
   setAbsolutePositioning(nodeId: string): void;
   /**
-   * Make the node and everything in it a mask: visible, every paint white keeping its alpha (maskPaints),
-   * only layer blurs kept (maskEffects), normal blending; opacity untouched.
+   * Make the node and everything in it a mask: visible, not a Figma mask itself (isMask off), every paint
+   * white keeping its alpha (maskPaints), only layer blurs kept (maskEffects), normal blending; opacity
+   * untouched. Loads the fonts of text in it first; PluginError when one is missing.
    */
-  paintAsMask(nodeId: string): void;
-  /** a rectangle on the current page with one IMAGE fill (scaleMode FILL) */
+  paintAsMask(nodeId: string): Promise<void>;
+  /** a rectangle on the current page with one IMAGE fill mapping the whole image onto it (scaleMode CROP, identity) */
   createImageRect(rect: NewImageRect): string;
   remove(nodeId: string): void;
   /** select these nodes and scroll them into view */

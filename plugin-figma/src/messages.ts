@@ -4,7 +4,7 @@
  * acted on). Requests from the UI carry a `requestId`; the main thread answers each with exactly one reply
  * carrying the same id (`edit-inputs` / `placed` / `request-failed`).
  *
- * Images travel as Uint8Array (structured clone, no base64), one message per request.
+ * Images travel as Uint8Array (structured clone, no base64), one image per message.
  *
  * Handshake: the UI sends `ready` first; the main thread sends nothing before it, and answers with `init`.
  */
@@ -21,14 +21,29 @@ const nodeId = z.string().min(1).max(200);
 
 export const DEFAULT_SERVER_URL = 'http://localhost:7860';
 
+/** Hosts a page served over https may still reach over plain http (browsers treat them as secure). */
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
+
+/**
+ * Why the panel cannot reach this server URL, or null. Figma's UI is a frame inside https://www.figma.com (in
+ * the desktop app too), so the browser blocks plain http to anything but this computer as mixed content,
+ * whatever the manifest allows.
+ */
+export function serverUrlProblem(url: string): string | null {
+  const m = /^(https?):\/\/([^\s/?#]+)[^\s?#]*$/i.exec(url.trim());
+  if (!m) return 'The server URL must start with http:// or https:// and name a host, e.g. http://localhost:7860';
+  if (m[1].toLowerCase() === 'http' && !LOOPBACK_HOST.test(m[2])) {
+    return `Figma only reaches a server on another computer over https (it blocks http://${m[2]} as mixed content): use https:// for a team server, or http://localhost for one on this computer.`;
+  }
+  return null;
+}
+
 /** What the user sets once per machine (figma.clientStorage, never in the file). */
 export const settingsSchema = z.object({
   serverUrl: z
     .string()
     .trim()
-    .regex(/^https?:\/\/[^\s/?#]+[^\s?#]*$/i, {
-      message: 'The server URL must start with http:// or https:// and name a host, e.g. http://localhost:7860',
-    })
+    .refine((url) => serverUrlProblem(url) === null, { error: (iss) => serverUrlProblem(String(iss.input)) ?? 'invalid server URL' })
     .transform((url) => url.replace(/\/+$/, '')),
   token: z.string().trim().max(1000, { message: 'The token is too long (at most 1000 characters)' }),
 });
@@ -81,15 +96,25 @@ export const uiToMainSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('document-opened'), documentId: z.uuid() }),
   /** export what the current selection needs for an edit; continueFrom pins a history edit as the parent */
   z.object({ type: z.literal('prepare-edit'), requestId, continueFrom: z.object({ editId: z.string().min(1) }).nullable() }),
-  /** place result images as new layers; one undo step */
+  /**
+   * Place result `index` of `count` as a new layer: one message per image (a 4096 px PNG is tens of MB;
+   * eight at once would all sit in the sandbox). The first (index 0) fixes where they all go; the last one
+   * closes the undo step. Answered with `placed` (this layer's id; every id after the last one).
+   */
   z.object({
-    type: z.literal('place-results'),
+    type: z.literal('place-result'),
     requestId,
+    placementId: z.string().min(1).max(64),
+    index: z.number().int().nonnegative(),
+    count: z.number().int().min(1).max(MAX_VARIATIONS),
     target: placementTargetSchema,
     instruction: z.string().max(MAX_INSTRUCTION_LENGTH),
     documentId: z.string().min(1),
-    results: z.array(z.object({ editId: z.string().min(1), png: bytes })).min(1).max(MAX_VARIATIONS),
+    editId: z.string().min(1),
+    png: bytes,
   }),
+  /** a placement cannot go on (a download failed): remove the layers it made */
+  z.object({ type: z.literal('place-abandon'), placementId: z.string().min(1).max(64) }),
   /** a toast in Figma (100 characters are shown) */
   z.object({ type: z.literal('notify'), message: z.string().max(500), error: z.boolean() }),
 ]);

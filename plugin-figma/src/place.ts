@@ -4,13 +4,17 @@
  *
  * - Auto-layout parent: the rectangle gets layoutPositioning ABSOLUTE, or the layout would move it.
  * - Group or boolean parent: relativeTransform is relative to the nearest container above the group.
- * - Inside an instance or a boolean operation nothing can be inserted: the rectangle goes just above the
- *   outermost instance (or the boolean) instead, still at the same absolute bounds.
+ * - Inside an instance or a boolean operation nothing can be inserted; inside a main component it would show
+ *   in every instance, inside a transform group it would be repeated: the rectangle goes just above the
+ *   outermost such layer instead, still at the same absolute bounds.
+ * - The result gets the source's opacity and blend mode (the source is exported without them).
  * - Variations are sibling layers in order, the first on top and the only visible one, named
  *   "<instruction> (k/n)".
- * - All or nothing: the images are created first (Figma rejects bad ones before any layer exists), and if
- *   anything fails after the first rectangle, every rectangle made so far is removed.
- * - One undo step: figma.commitUndo() once the results are placed.
+ * - One variation at a time (beginPlacement, placeOne per image, finishPlacement): each image crosses into the
+ *   main thread in its own message, so 8 variations at 4096 px never sit in the sandbox together.
+ * - All or nothing: if anything fails after the first rectangle, abandonPlacement removes every rectangle made
+ *   so far. Each image is created before its rectangle (Figma rejects bad ones there).
+ * - One undo step: figma.commitUndo() once the last result is placed.
  */
 import { IDENTITY, invert, multiply, pngSize, translation, type Rect, type Transform } from './geometry';
 import { PluginError, RESULT_KEYS, type FigmaHost, type HostNode } from './host';
@@ -38,7 +42,7 @@ export function resultName(instruction: string, k: number, n: number): string {
   return n > 1 ? `${base} (${k + 1}/${n})` : base;
 }
 
-interface Slot {
+export interface Slot {
   /** where the rectangles go; null = on the current page wherever createImageRect put them */
   parent: HostNode | null;
   /** index of the layer they go just above */
@@ -46,7 +50,11 @@ interface Slot {
   /** absoluteTransform of the container their relativeTransform is relative to */
   container: Transform;
   bounds: Rect;
+  /** the opacity and blend mode the results get */
+  look: { opacity: number; blendMode: string };
 }
+
+const NORMAL_LOOK = { opacity: 1, blendMode: 'NORMAL' };
 
 async function parentOf(host: FigmaHost, node: HostNode): Promise<HostNode> {
   const parent = node.parentId === null ? null : await host.node(node.parentId);
@@ -60,13 +68,15 @@ export async function slotOver(host: FigmaHost, source: HostNode): Promise<Slot>
   if (!bounds) throw new PluginError(`"${source.name}" has no bounds on the page.`);
   let anchor = source;
   let parent = await parentOf(host, anchor);
-  while (parent.type === 'BOOLEAN_OPERATION' || parent.inInstance) {
+  // no layer of ours inside these: an instance refuses it, a main component would put it in every instance,
+  // a transform group would repeat it, a boolean operation would merge it into its shape
+  while (parent.type === 'BOOLEAN_OPERATION' || parent.type === 'TRANSFORM_GROUP' || parent.inInstance || parent.inMainComponent || parent.inTransformGroup) {
     anchor = parent;
     parent = await parentOf(host, anchor);
   }
   let container = parent;
   while (container.type === 'GROUP' || container.type === 'BOOLEAN_OPERATION') container = await parentOf(host, container);
-  return { parent, index: anchor.index, container: container.absoluteTransform, bounds };
+  return { parent, index: anchor.index, container: container.absoluteTransform, bounds, look: { opacity: source.opacity, blendMode: source.blendMode } };
 }
 
 function failedResultsNote(reason: string): PluginError {
@@ -82,68 +92,99 @@ async function slotFor(host: FigmaHost, target: PlacementTarget, firstPng: Uint8
     return slotOver(host, source);
   }
   const selected = host.selection();
-  if (selected.length === 1 && sourceProblem(selected[0]) === null) return slotOver(host, selected[0]);
+  if (selected.length === 1 && sourceProblem(selected[0]) === null) return { ...(await slotOver(host, selected[0])), look: NORMAL_LOOK };
   const size = pngSize(firstPng);
   if (!size) throw new PluginError('The result is not a PNG image; the server sent something else.');
   const center = host.viewportCenter();
   const bounds = { x: Math.round(center.x - size.width / 2), y: Math.round(center.y - size.height / 2), width: size.width, height: size.height };
-  return { parent: null, index: 0, container: IDENTITY, bounds };
+  return { parent: null, index: 0, container: IDENTITY, bounds, look: NORMAL_LOOK };
 }
 
-/** Place the results; returns the new layers' ids, first variation first. */
-export async function placeResults(host: FigmaHost, request: PlaceRequest): Promise<string[]> {
-  const { results, instruction, documentId } = request;
-  if (results.length === 0) throw new PluginError('There is no result to place.');
-  const slot = await slotFor(host, request.target, results[0].png);
+/** Results being placed one by one: where they go, and the layers made so far. */
+export interface Placement {
+  readonly slot: Slot;
+  readonly instruction: string;
+  readonly documentId: string;
+  readonly count: number;
+  /** the rectangles made so far, first variation first */
+  readonly created: string[];
+}
 
-  // Figma validates the bytes here (size <= 4096 px, PNG/JPEG/GIF): fail before any layer exists
-  let hashes: string[];
+/** Where `count` results go; `firstPng` sizes them when there is no layer to go over. */
+export async function beginPlacement(host: FigmaHost, target: PlacementTarget, firstPng: Uint8Array, count: number, instruction: string, documentId: string): Promise<Placement> {
+  if (count < 1) throw new PluginError('There is no result to place.');
+  return { slot: await slotFor(host, target, firstPng), instruction, documentId, count, created: [] };
+}
+
+/** Places result `index` (0 = the first variation: on top, the only visible one); returns its layer id. */
+export function placeOne(host: FigmaHost, placement: Placement, index: number, result: ResultImage): string {
+  const { slot, count } = placement;
+  if (index !== placement.created.length || index >= count) throw new Error(`bug: result ${index} of ${count} placed out of order`);
+  // Figma validates the bytes here (size <= 4096 px, PNG/JPEG/GIF)
+  let hash: string;
   try {
-    hashes = results.map((r) => host.createImage(r.png));
+    hash = host.createImage(result.png);
   } catch (err) {
     throw new PluginError(`Figma could not take the result image (${(err as Error).message}). Nothing was added.`);
   }
-
   const { bounds } = slot;
-  const desired = translation(bounds.x, bounds.y);
-  const created: string[] = [];
-  try {
-    results.forEach((result, k) => {
-      const id = host.createImageRect({
-        name: resultName(instruction, k, results.length),
-        width: bounds.width,
-        height: bounds.height,
-        imageHash: hashes[k],
-        visible: k === 0,
-      });
-      created.push(id);
-      let inserted = false;
-      if (slot.parent) {
-        try {
-          // inserting each at the same index leaves the first variation on top
-          host.insertChild(slot.parent.id, slot.index + 1, id);
-          inserted = true;
-        } catch {
-          // Figma refused this parent (its reparenting rules have exceptions): it stays on the page
-        }
-        if (inserted && slot.parent.layoutMode !== 'NONE') host.setAbsolutePositioning(id);
-      }
-      const container = slot.parent && !inserted ? IDENTITY : slot.container;
-      host.setRelativeTransform(id, multiply(invert(container), desired));
-      host.setPluginData(id, RESULT_KEYS.documentId, documentId);
-      host.setPluginData(id, RESULT_KEYS.editId, result.editId);
-    });
-  } catch (err) {
-    for (const id of created) {
-      try {
-        host.remove(id);
-      } catch {
-        // already gone
-      }
+  const id = host.createImageRect({
+    name: resultName(placement.instruction, index, count),
+    width: bounds.width,
+    height: bounds.height,
+    imageHash: hash,
+    visible: index === 0,
+    opacity: slot.look.opacity,
+    blendMode: slot.look.blendMode,
+  });
+  placement.created.push(id);
+  let inserted = false;
+  if (slot.parent) {
+    try {
+      // each goes just above the source, under the ones placed before it: the first variation stays on top
+      host.insertChild(slot.parent.id, slot.index + 1, id);
+      inserted = true;
+    } catch {
+      // Figma refused this parent (its reparenting rules have exceptions): it stays on the page
     }
+    if (inserted && slot.parent.layoutMode !== 'NONE') host.setAbsolutePositioning(id);
+  }
+  const container = slot.parent && !inserted ? IDENTITY : slot.container;
+  host.setRelativeTransform(id, multiply(invert(container), translation(bounds.x, bounds.y)));
+  host.setPluginData(id, RESULT_KEYS.documentId, placement.documentId);
+  host.setPluginData(id, RESULT_KEYS.editId, result.editId);
+  return id;
+}
+
+/** All results are placed: select the first and close the undo step. */
+export function finishPlacement(host: FigmaHost, placement: Placement): string[] {
+  if (placement.created.length !== placement.count) throw new Error(`bug: ${placement.created.length} of ${placement.count} results placed`);
+  host.select([placement.created[0]]);
+  host.commitUndo();
+  return [...placement.created];
+}
+
+/** Something failed: remove every layer this placement made. */
+export function abandonPlacement(host: FigmaHost, placement: Placement): void {
+  for (const id of placement.created.splice(0)) {
+    try {
+      host.remove(id);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Place all the results at once (all or nothing); returns the new layers' ids, first variation first. */
+export async function placeResults(host: FigmaHost, request: PlaceRequest): Promise<string[]> {
+  const { results } = request;
+  if (results.length === 0) throw new PluginError('There is no result to place.');
+  const placement = await beginPlacement(host, request.target, results[0].png, results.length, request.instruction, request.documentId);
+  try {
+    results.forEach((result, k) => placeOne(host, placement, k, result));
+  } catch (err) {
+    abandonPlacement(host, placement);
     throw err;
   }
-  host.select([created[0]]);
-  host.commitUndo();
-  return created;
+  return finishPlacement(host, placement);
 }

@@ -3,13 +3,19 @@
  * Renders UiState (ui-state.ts), turns clicks into actions, talks to the server through LayerloopApi and
  * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
  */
+import { createClient, isActive, progressFraction, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
 import { MAX_STEPS, MAX_VARIATIONS, LOCALITIES } from '../../shared/protocol';
-import type { HistoryEntry, LayerloopApi } from './api';
 import { Bridge } from './bridge';
 import { DEFAULT_FORM, EditRun, failureMessage, formProblem, type EditForm } from './edit-flow';
 import { settingsSchema, type MainToUi, type Settings, type UiToMain } from './messages';
-import { createHttpApi } from './trpc-api';
-import { INITIAL_STATE, isActive, phaseText, progressFraction, reduce, type UiAction, type UiState } from './ui-state';
+import { editEntries, INITIAL_STATE, phaseText, reduce, type UiAction, type UiState } from './ui-state';
+
+/** What to check when the server gets no answer, from Figma's frame (research/host_audit.md F2). */
+const FIGMA_NETWORK_HINT =
+  "the plugin's manifest.json must allow the server (networkAccess); Figma reaches another computer only over https (plain http is blocked as mixed content); in Chrome, allow figma.com's \"local network access\" prompt for a server on this computer or your network";
+
+/** The browser's fetch as the shared client calls it. */
+const browserFetch: FetchLike = (url, init) => fetch(url, { method: init.method, headers: init.headers, body: init.body as BodyInit | undefined, signal: init.signal as AbortSignal | undefined });
 
 // ------------------------------------------------------------------------------------------ plumbing
 
@@ -53,7 +59,7 @@ async function resizePng(png: Uint8Array, width: number, height: number): Promis
 // ---------------------------------------------------------------------------------------------- state
 
 let state: UiState = INITIAL_STATE;
-let api: LayerloopApi | null = null;
+let api: LayerloopClient | null = null;
 let run: EditRun | null = null;
 let connecting: Promise<void> | null = null;
 /** history thumbnails by sha256 (object URLs) */
@@ -63,6 +69,8 @@ function dispatch(action: UiAction): void {
   state = reduce(state, action);
   render();
 }
+
+const session = (action: SessionAction): void => dispatch({ type: 'session', action });
 
 const bridge = new Bridge(
   (message: UiToMain) => parent.postMessage({ pluginMessage: message }, '*'),
@@ -88,14 +96,14 @@ function documentId(): string | null {
 }
 
 async function connectNow(settings: Settings, documentKey: string): Promise<void> {
-  const client = createHttpApi(settings);
+  const client = createClient({ serverUrl: settings.serverUrl, token: settings.token, fetch: browserFetch, transport: 'sse', networkHint: FIGMA_NETWORK_HINT });
   api = client;
   dispatch({ type: 'connection', connection: { status: 'connecting' } });
   try {
     const health = await client.health();
-    const opened = await client.openDocument(documentKey);
+    const opened = await client.openDocument('figma', documentKey);
     if (api !== client) return; // settings changed meanwhile
-    dispatch({ type: 'connection', connection: { status: 'connected', model: health.model, documentId: opened } });
+    dispatch({ type: 'connection', connection: { status: 'connected', model: `${health.model.name} on ${health.model.provider}`, documentId: opened } });
     bridge.send({ type: 'document-opened', documentId: opened });
     void loadHistory();
   } catch (err) {
@@ -115,11 +123,11 @@ function connect(): Promise<void> {
 async function loadHistory(): Promise<void> {
   const id = documentId();
   if (!api || !id) return;
-  dispatch({ type: 'history-loading' });
+  session({ type: 'history-loading' });
   try {
-    dispatch({ type: 'history-loaded', entries: await api.history(id) });
+    session({ type: 'history-loaded', entries: await api.history(id) });
   } catch (err) {
-    dispatch({ type: 'history-failed', message: failureMessage(err) });
+    session({ type: 'history-failed', message: failureMessage(err) });
   }
 }
 
@@ -144,7 +152,7 @@ function readForm(): EditForm {
 }
 
 async function apply(): Promise<void> {
-  if (isActive(state.edit)) return;
+  if (isActive(state.session.edit)) return;
   showMessage('');
   const form = readForm();
   const problem = formProblem(form);
@@ -154,14 +162,15 @@ async function apply(): Promise<void> {
   if (!api || !id) {
     return showMessage(state.connection.status === 'error' ? state.connection.message : 'Not connected to a server: open Settings.');
   }
-  const pinned = state.continueFrom;
-  const current = new EditRun({ api, main: bridge, dispatch: (action) => dispatch({ type: 'edit', action }), resizePng });
+  const pinned = state.session.continueFrom;
+  const current = new EditRun({ api, main: bridge, dispatch: session, resizePng });
   run = current;
   await current.run(form, id, pinned);
   if (run === current) run = null;
-  if (state.edit.name === 'done') {
-    if (pinned) dispatch({ type: 'continue-from', entry: null });
-    notify(state.edit.nodeIds.length === 1 ? 'layerloop: result placed above the layer' : `layerloop: ${state.edit.nodeIds.length} variations placed`);
+  const edit = state.session.edit;
+  if (edit.name === 'done') {
+    if (pinned) session({ type: 'continue-from', entry: null });
+    notify(edit.layers === 1 ? 'layerloop: result placed above the layer' : `layerloop: ${edit.layers} variations placed`);
     void loadHistory();
   }
 }
@@ -172,7 +181,7 @@ async function placeFromHistory(entry: HistoryEntry): Promise<void> {
   showMessage('');
   try {
     const png = await api.getBlob(entry.resultImageSha256);
-    await bridge.placeResults({ target: { kind: 'selection-or-viewport' }, instruction: entry.instruction ?? '', documentId: id, results: [{ editId: entry.id, png }] });
+    await bridge.placeResults({ target: { kind: 'selection-or-viewport' }, instruction: entry.instruction ?? '', documentId: id, editIds: [entry.id], png: async () => png });
     showMessage(`Placed "${entry.instruction ?? 'edit'}" as a new layer. Select it and Apply to continue from it.`, 'info');
   } catch (err) {
     showMessage(failureMessage(err));
@@ -238,24 +247,25 @@ function renderConnection(): void {
   $('retry').hidden = c.status === 'connected' || c.status === 'connecting';
 }
 
-let renderedHistory: { history: UiState['history']; pin: UiState['continueFrom'] } | null = null;
+let renderedHistory: { history: UiState['session']['history']; pin: UiState['session']['continueFrom'] } | null = null;
 
 function renderHistory(): void {
-  const { history } = state;
+  const { history, continueFrom } = state.session;
   // progress events re-render the panel many times a second: rebuild the list only when it changed
-  if (renderedHistory && renderedHistory.history === history && renderedHistory.pin === state.continueFrom) return;
-  renderedHistory = { history, pin: state.continueFrom };
+  if (renderedHistory && renderedHistory.history === history && renderedHistory.pin === continueFrom) return;
+  renderedHistory = { history, pin: continueFrom };
+  const entries = editEntries(history.entries);
   const list = $('history-list');
   $('history-note').textContent =
     history.status === 'loading'
       ? 'Loading…'
       : history.status === 'error'
         ? (history.message ?? '')
-        : history.status === 'ready' && history.entries.length === 0
+        : history.status === 'ready' && entries.length === 0
           ? 'No edits in this file yet.'
           : '';
   list.replaceChildren(
-    ...history.entries.slice(0, 50).map((entry) => {
+    ...entries.slice(0, 50).map((entry) => {
       const item = document.createElement('li');
       const img = document.createElement('img');
       img.alt = '';
@@ -275,9 +285,8 @@ function renderHistory(): void {
       const cont = document.createElement('button');
       cont.textContent = 'Continue';
       cont.title = 'The next Apply starts from this state (the result goes over the selected layer)';
-      cont.onclick = () =>
-        dispatch({ type: 'continue-from', entry: { editId: entry.id, instruction: entry.instruction ?? '', resultImageSha256: entry.resultImageSha256 } });
-      if (state.continueFrom?.editId === entry.id) item.className = 'pinned';
+      cont.onclick = () => session({ type: 'continue-from', entry: { editId: entry.id, instruction: entry.instruction ?? '', resultImageSha256: entry.resultImageSha256 } });
+      if (continueFrom?.editId === entry.id) item.className = 'pinned';
       item.append(img, text, place, cont);
       return item;
     }),
@@ -303,7 +312,7 @@ function render(): void {
   $('selection-text').textContent = sel ? sel.text : 'Reading the selection…';
   $('selection').dataset.ready = String(sel?.ready ?? false);
 
-  const pin = state.continueFrom;
+  const pin = state.session.continueFrom;
   $('continue-chip').hidden = pin === null;
   $('continue-text').textContent = pin ? `Continues from the history edit "${pin.instruction}"; the result goes over the selected layer.` : '';
 
@@ -311,7 +320,7 @@ function render(): void {
   $('locality-group').classList.toggle('inactive', !masked);
   $('locality-note').textContent = masked ? LOCALITY_HELP[$<HTMLSelectElement>('locality').value as (typeof LOCALITIES)[number]] : 'Only matters with a mask: select a shape over the layer too.';
 
-  const phase = state.edit;
+  const phase = state.session.edit;
   const active = isActive(phase);
   $<HTMLButtonElement>('apply').disabled = active || !(sel?.ready ?? false);
   const cancel = $<HTMLButtonElement>('cancel');
@@ -325,7 +334,7 @@ function render(): void {
   fill.classList.toggle('indeterminate', fraction === null && active);
   fill.style.width = fraction === null ? (active ? '30%' : '0') : `${Math.round(fraction * 100)}%`;
   const text = $('progress-text');
-  text.textContent = phaseText(phase);
+  text.textContent = phaseText(phase) + (state.session.warning ? ` ${state.session.warning}` : '');
   text.className = phase.name === 'failed' ? 'error' : '';
   const previews = $('previews');
   if (phase.name === 'running') {
@@ -372,8 +381,8 @@ function wire(): void {
   $('settings-save').addEventListener('click', saveSettings);
   $('retry').addEventListener('click', () => void connect());
   $('history-refresh').addEventListener('click', () => void loadHistory());
-  $('continue-clear').addEventListener('click', () => dispatch({ type: 'continue-from', entry: null }));
-  $('dismiss').addEventListener('click', () => dispatch({ type: 'edit', action: { type: 'dismiss' } }));
+  $('continue-clear').addEventListener('click', () => session({ type: 'continue-from', entry: null }));
+  $('dismiss').addEventListener('click', () => session({ type: 'dismiss' }));
 
   window.addEventListener('message', (event: MessageEvent) => {
     const data: unknown = event.data;

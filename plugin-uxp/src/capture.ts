@@ -14,9 +14,10 @@ import {
   type ComponentSize,
   type HostDocument,
   type HostLayer,
+  type LayerLook,
   type PhotoshopHost,
 } from './host';
-import { cropMask, maskCoverage, toRgba8 } from './pixels';
+import { cropMask, maskCoverage, multiplyMasks, toRgba8 } from './pixels';
 
 export interface LayerCapture {
   document: HostDocument;
@@ -34,10 +35,22 @@ export interface LayerCapture {
    * everything fully selected (a global edit).
    */
   mask: Uint8Array | null;
+  /**
+   * What the result layer's mask must also hide: the source's own user mask inside `bounds` (width*height,
+   * 255 = shown), or null when it has none. The pixels under it are the layer's raw ones.
+   */
+  layerMask: Uint8Array | null;
+  /** the source's opacity, fill opacity and blend mode, which the result layer takes */
+  look: LayerLook;
 }
 
-/** What getPixels should deliver for a document of this depth. 16-bit is converted here (tested, exact); 32-bit
- * (HDR, linear) is left to Photoshop's own conversion to 8-bit. */
+/** The mask the result layer gets: the selection (what changes) within what the source layer shows. */
+export function resultMask(capture: Pick<LayerCapture, 'mask' | 'layerMask'>): Uint8Array | null {
+  if (capture.mask && capture.layerMask) return multiplyMasks(capture.mask, capture.layerMask);
+  return capture.mask ?? capture.layerMask;
+}
+
+/** What getPixels should deliver for a document of this depth (16-bit is converted here, tested and exact). */
 export function componentSizeFor(doc: HostDocument): ComponentSize {
   return doc.bitsPerChannel === 16 ? 16 : 8;
 }
@@ -49,6 +62,10 @@ export function requireEditableLayer(host: PhotoshopHost): { document: HostDocum
   if (document.mode !== 'RGBColorMode') {
     throw new UserError(`"${document.title}" is not an RGB document: convert it with Image > Mode > RGB Color.`);
   }
+  if (document.bitsPerChannel === 32) {
+    // 32-bit data is linear light (HDR), and its profile names carry a suffix no profile parameter accepts
+    throw new UserError(`"${document.title}" is a 32-bit (HDR) document: convert it with Image > Mode > 16 Bits/Channel (or 8), then try again.`);
+  }
   const layers = host.activeLayers(document.id);
   if (layers.length === 0) throw new UserError(MESSAGES.noLayer);
   if (layers.length > 1) throw new UserError(MESSAGES.severalLayers);
@@ -56,6 +73,9 @@ export function requireEditableLayer(host: PhotoshopHost): { document: HostDocum
   const problem = layerKindProblem(layer.kind, layer.name);
   if (problem) throw new UserError(problem);
   if (isEmptyBounds(layer.bounds)) throw new UserError(MESSAGES.emptyLayer);
+  if (layer.isClippingMask) {
+    throw new UserError(`"${layer.name}" is clipped to the layer below it: release the clipping mask (Layer > Release Clipping Mask) or merge the two, then try again.`);
+  }
   return { document, layer };
 }
 
@@ -65,6 +85,11 @@ export async function captureActiveLayer(host: PhotoshopHost): Promise<LayerCapt
   const canvas: Bounds = { left: 0, top: 0, right: document.width, bottom: document.height };
   const region = intersectBounds(layer.bounds, canvas);
   if (isEmptyBounds(region)) throw new UserError(MESSAGES.outsideCanvas);
+
+  const masks = await host.layerMasks(document.id, layer.id);
+  if (masks.vector) {
+    throw new UserError(`"${layer.name}" has a vector mask, which plugins cannot read: rasterize it (Layer > Rasterize > Vector Mask), then try again.`);
+  }
 
   return host.executeAsModal('layerloop: read layer', async () => {
     const pixels = await host.getPixels({
@@ -87,8 +112,24 @@ export async function captureActiveLayer(host: PhotoshopHost): Promise<LayerCapt
       pixels.imageData.dispose();
     }
     const mask = await captureMask(host, document.id, bounds);
-    return { document, layer, bounds, width: boundsWidth(bounds), height: boundsHeight(bounds), rgba, colorProfile, mask };
+    const layerMask = masks.user ? await captureLayerMask(host, document.id, layer.id, bounds) : null;
+    return { document, layer, bounds, width: boundsWidth(bounds), height: boundsHeight(bounds), rgba, colorProfile, mask, layerMask, look: layer.look };
   });
+}
+
+/** The layer's user mask cropped to `bounds` (where Photoshop reports no mask data, the layer shows). */
+async function captureLayerMask(host: PhotoshopHost, documentID: number, layerID: number, bounds: Bounds): Promise<Uint8Array> {
+  const got = await host.getLayerMask({ documentID, layerID, sourceBounds: bounds });
+  try {
+    const data = await got.imageData.getData();
+    if (data.BYTES_PER_ELEMENT !== 1 || got.imageData.components !== 1) {
+      throw new Error(`expected 8-bit, 1-component layer mask data, got ${got.imageData.components} component(s) of ${got.imageData.componentSize} bits`);
+    }
+    const mask = cropMask(data as Uint8Array, got.sourceBounds, bounds, 255);
+    return mask;
+  } finally {
+    got.imageData.dispose();
+  }
 }
 
 /** The selection cropped to `bounds`; null for no selection or a full one; UserError when it misses the layer. */

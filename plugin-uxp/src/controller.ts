@@ -1,11 +1,12 @@
 /**
- * The panel's brain, without DOM: Apply (capture -> upload -> edits.create -> poll -> download -> place),
- * Cancel, variation picking, the document's history with "continue from here", and connection settings.
- * The panel (panel.ts) renders `PanelState` and forwards clicks; everything here is testable against the fake
- * PhotoshopHost and a fake LayerloopApi.
+ * The panel's brain, without DOM: Apply (capture -> upload -> edits.create -> follow -> download -> place),
+ * Cancel, variation picking, the document's history with "continue from here", and connection settings. The
+ * edit's state is the shared EditSession (shared/client/session.ts, policy 'pick'); the server is the shared
+ * client (polling: UXP has no event streams). The panel (panel.ts) renders `PanelState`, a view of both, and
+ * forwards clicks; everything here is testable against the fake PhotoshopHost and a fake client.
  *
  * Variations (DESIGN 1.4): one variation is placed at once. Several are shown as thumbnails and the user picks
- * which to place (each as its own layer, or all of them, each its own layer in one undo step); the others stay
+ * which to place (each as its own layer and undo step, or all of them one by one); the others stay
  * in the history list. This keeps the Layers panel free of results nobody wanted.
  */
 import {
@@ -14,17 +15,34 @@ import {
   editOptionsSchema,
   formatIssues,
   type EditOptionsInput,
+  isTerminalJobEvent,
   type EditParent,
   type EditRequestInput,
 } from '../../shared/protocol';
-import { ApiError, type CreatedEdit, type HistoryNode, type LayerloopApi } from './api';
-import { captureActiveLayer, type LayerCapture } from './capture';
+import {
+  canCancel,
+  isActive,
+  newSession,
+  phaseText,
+  reduceSession,
+  submitEdit,
+  type EditPhase,
+  type EditSession,
+  type HistoryEntry,
+  type LayerloopClient,
+  type SessionAction,
+  type Variation,
+} from '../../shared/client';
+import { captureActiveLayer, resultMask, type LayerCapture } from './capture';
 import { MESSAGES, UserError, errorMessage } from './errors';
 import type { HostDocument, PhotoshopHost } from './host';
 import type { DocumentRecords } from './identity';
-import { watchJob, type JobView, type JobWatch } from './job';
 import { maskToRgba } from './pixels';
 import { layerName, placeLayers, type PlaceItem } from './place';
+import { base64, downscaleRgba, encodePngStored } from './thumbnail';
+
+/** the long side of a variation thumbnail, in pixels */
+export const THUMBNAIL_SIDE = 96;
 
 export type Locality = (typeof LOCALITIES)[number];
 
@@ -52,27 +70,9 @@ export const DEFAULT_FORM: EditForm = {
   steps: 20,
 };
 
-export type Phase =
-  | 'idle'
-  | 'capturing'
-  | 'uploading'
-  | 'queued'
-  | 'running'
-  | 'downloading'
-  | 'placing'
-  | 'picking'
-  | 'done'
-  | 'failed'
-  | 'cancelled';
+export type Phase = EditPhase['name'];
 
-export interface VariationChoice {
-  index: number;
-  editId: string;
-  sha256: string;
-  /** data: URL once loaded */
-  thumbnail: string | null;
-  placed: boolean;
-}
+export type VariationChoice = Variation;
 
 export interface HistoryItem {
   editId: string;
@@ -87,6 +87,7 @@ export interface HistoryItem {
   current: boolean;
 }
 
+/** What the panel shows: a view of the EditSession and the panel's own lines. */
 export interface PanelState {
   phase: Phase;
   /** an operation runs: Apply, picking and history actions are disabled */
@@ -99,7 +100,7 @@ export interface PanelState {
   queuePosition: number | null;
   progress: { step: number; totalSteps: number } | null;
   preview: string | null;
-  /** the seed of the last job, when the server reported it */
+  /** the seed of the last job */
   seed: number | null;
   variations: VariationChoice[];
   history: HistoryItem[];
@@ -107,29 +108,13 @@ export interface PanelState {
   historyStatus: string | null;
 }
 
-export const INITIAL_STATE: PanelState = {
-  phase: 'idle',
-  busy: false,
-  canCancel: false,
-  status: 'Select a pixel layer, optionally make a selection, type an instruction and press Apply.',
-  error: null,
-  warning: null,
-  queuePosition: null,
-  progress: null,
-  preview: null,
-  seed: null,
-  variations: [],
-  history: [],
-  historyTitle: null,
-  historyStatus: null,
-};
+export const IDLE_STATUS = 'Select a pixel layer, optionally make a selection, type an instruction and press Apply.';
 
 export interface ControllerDeps {
   host: PhotoshopHost;
-  api: LayerloopApi;
+  /** the client for the current settings */
+  client: () => LayerloopClient;
   records: DocumentRecords;
-  sleep: (ms: number) => Promise<void>;
-  pollIntervalMs?: number;
 }
 
 /** What a finished job needs to be placed (kept while the user picks variations). */
@@ -137,12 +122,10 @@ interface PendingResult {
   document: HostDocument;
   sourceLayerId: number;
   instruction: string;
-  capture: Pick<LayerCapture, 'bounds' | 'width' | 'height' | 'colorProfile' | 'mask'>;
+  capture: Pick<LayerCapture, 'bounds' | 'width' | 'height' | 'colorProfile' | 'mask' | 'layerMask' | 'look'>;
   editIds: string[];
   sha256s: string[];
 }
-
-class Cancelled extends Error {}
 
 /** The request options from the form, validated by the shared schema (messages name the field). */
 export function optionsFromForm(form: EditForm): EditOptionsInput {
@@ -169,16 +152,25 @@ export function validateInstruction(instruction: string): string {
 }
 
 export class PanelController {
-  private state: PanelState = INITIAL_STATE;
+  private session: EditSession = newSession('pick');
+  /** the panel's own line for the steps the session does not describe (placing, done, idle) */
+  private status = IDLE_STATUS;
+  /** a history entry is being restored (not an edit) */
+  private restoring = false;
+  private historyItems: HistoryItem[] = [];
+  private historyTitle: string | null = null;
+  private historyStatus: string | null = null;
+  private state: PanelState;
   private readonly listeners = new Set<(s: PanelState) => void>();
   /** hostDocumentKey -> server document id (cleared when the server changes) */
   private readonly documentIds = new Map<string, string>();
-  private run: { cancelled: boolean; watch: JobWatch | null } | null = null;
   private pending: PendingResult | null = null;
-  private historyNodes: HistoryNode[] = [];
+  private historyNodes: HistoryEntry[] = [];
   private historyDocumentId: number | null = null;
 
-  constructor(private readonly deps: ControllerDeps) {}
+  constructor(private readonly deps: ControllerDeps) {
+    this.state = this.view();
+  }
 
   getState(): PanelState {
     return this.state;
@@ -189,19 +181,27 @@ export class PanelController {
     return () => this.listeners.delete(listener);
   }
 
+  /** Refresh the history whenever another document becomes active, or one is opened or closed. */
+  followDocuments(): void {
+    this.deps.host.onDocumentChange(() => void this.refreshHistory());
+  }
+
   /** The server URL or token changed: forget server-side ids. */
   serverChanged(): void {
     this.documentIds.clear();
     this.historyNodes = [];
-    this.set({ history: [], historyTitle: null, historyStatus: null });
+    this.historyItems = [];
+    this.historyTitle = null;
+    this.historyStatus = null;
+    this.dispatch({ type: 'history-cleared' });
   }
 
   async testConnection(): Promise<void> {
     try {
-      await this.deps.api.health();
-      this.set({ error: null, status: 'Connected to the layerloop server.' });
+      await this.client().health();
+      this.dispatch({ type: 'error', message: null }, 'Connected to the layerloop server.');
     } catch (err) {
-      this.set({ error: errorMessage(err) });
+      this.dispatch({ type: 'error', message: errorMessage(err) });
     }
   }
 
@@ -209,103 +209,94 @@ export class PanelController {
 
   async apply(form: EditForm): Promise<void> {
     if (this.state.busy) return;
-    const run = { cancelled: false, watch: null as JobWatch | null };
-    this.run = run;
     this.pending = null;
-    this.set({
-      ...INITIAL_STATE,
-      history: this.state.history,
-      historyTitle: this.state.historyTitle,
-      historyStatus: this.state.historyStatus,
-      phase: 'capturing',
-      busy: true,
-      canCancel: true,
-      status: 'Reading the layer…',
-    });
-    const check = (): void => {
-      if (run.cancelled) throw new Cancelled();
-    };
+    this.dispatch({ type: 'start' });
+    /** the user cancelled before the job existed */
+    const stopped = (): boolean => this.session.edit.name === 'cancelled';
     try {
       const instruction = validateInstruction(form.instruction);
       const options = optionsFromForm(form);
+      const client = this.client();
       const capture = await captureActiveLayer(this.deps.host);
-      check();
-      this.set({ phase: 'uploading', status: 'Uploading the layer…' });
+      if (stopped()) return;
+      this.dispatch({ type: 'prepared' });
       const documentId = await this.serverDocumentId(capture.document);
       const parentEditId = await this.deps.records.editForLayer(capture.document.id, capture.layer.id);
-      const pixelsSha256 = await this.deps.api.uploadRgba(capture.rgba, capture.width, capture.height);
-      check();
-      const maskSha256 = capture.mask ? await this.deps.api.uploadRgba(maskToRgba(capture.mask), capture.width, capture.height) : null;
-      check();
-      const parent: EditParent = parentEditId
-        ? { kind: 'edit', editId: parentEditId, pixelsSha256 }
-        : { kind: 'source', imageSha256: pixelsSha256 };
+      const pixelsSha256 = (await client.putImage(capture.rgba, { rgba: { width: capture.width, height: capture.height } })).sha256;
+      if (stopped()) return;
+      const maskSha256 = capture.mask ? (await client.putImage(maskToRgba(capture.mask), { rgba: { width: capture.width, height: capture.height } })).sha256 : null;
+      if (stopped()) return;
+      const parent: EditParent = parentEditId ? { kind: 'edit', editId: parentEditId, pixelsSha256 } : { kind: 'source', imageSha256: pixelsSha256 };
       const request: EditRequestInput = { documentId, parent, regions: [{ instruction, maskSha256 }], options };
-      const created = await this.createEdit(request, pixelsSha256);
-      this.set({ phase: 'queued', seed: created.seed, queuePosition: created.position, status: queuedStatus(created.position) });
-      const watch = watchJob(this.deps.api, created.jobId, {
-        intervalMs: this.deps.pollIntervalMs ?? 500,
-        sleep: this.deps.sleep,
-        onView: (view) => {
-          if (this.run === run) this.showJob(view, run.cancelled);
-        },
-      });
-      run.watch = watch;
-      if (run.cancelled) void watch.cancel().catch(() => undefined);
-      const final = await watch.done;
-      if (final.phase === 'failed') throw new UserError(final.message);
-      if (final.phase === 'cancelled') throw new Cancelled();
-      if (run.cancelled) {
-        this.finish({ phase: 'cancelled', status: 'Cancelled, but the edit had already finished: it is in the history list.' });
-      } else {
-        this.deps.records.remember(capture.document.id, final.result.editIds, capture.bounds);
-        this.pending = {
-          document: capture.document,
-          sourceLayerId: capture.layer.id,
-          instruction,
-          capture: { bounds: capture.bounds, width: capture.width, height: capture.height, colorProfile: capture.colorProfile, mask: capture.mask },
-          editIds: final.result.editIds,
-          sha256s: final.result.resultSha256s,
-        };
-        if (final.result.editIds.length === 1) await this.placePending([0]);
-        else this.showVariations(this.pending);
+      // not abandoned once sent: a job the server accepted is cancelled by id, never orphaned
+      const { created, warning } = await submitEdit(client, request);
+      if (stopped()) {
+        await client.cancelJob(created.jobId).catch(() => undefined);
+        return;
       }
+      if (warning) this.dispatch({ type: 'warning', message: warning });
+      this.dispatch({ type: 'job-created', jobId: created.jobId, seed: created.seed, position: created.position });
+      for await (const event of client.follow(created.jobId)) {
+        this.dispatch({ type: 'job-event', event });
+        if (isTerminalJobEvent(event)) break;
+      }
+      const edit = this.session.edit;
+      if (edit.name !== 'placing' && edit.name !== 'picking') return; // failed or cancelled: the session says so
+      const editIds = edit.name === 'placing' ? edit.editIds : edit.variations.map((v) => v.editId);
+      const sha256s = edit.name === 'placing' ? edit.resultSha256s : edit.variations.map((v) => v.sha256);
+      this.deps.records.remember(capture.document.id, editIds, capture.bounds);
+      this.pending = {
+        document: capture.document,
+        sourceLayerId: capture.layer.id,
+        instruction,
+        capture: {
+          bounds: capture.bounds,
+          width: capture.width,
+          height: capture.height,
+          colorProfile: capture.colorProfile,
+          mask: capture.mask,
+          // a result layer's own mask is the selection it was made with, and its pixels outside it equal the
+          // layer below: only another layer's mask (the user's) must hide what it hid
+          layerMask: parentEditId ? null : capture.layerMask,
+          look: capture.look,
+        },
+        editIds,
+        sha256s,
+      };
+      if (edit.name === 'placing') await this.placePending([0]);
+      else void this.loadThumbnails(this.pending);
     } catch (err) {
-      if (err instanceof Cancelled) this.finish({ phase: 'cancelled', status: 'Cancelled.' });
-      else this.finish({ phase: 'failed', error: errorMessage(err), status: 'The edit did not complete.' });
-    } finally {
-      if (this.run === run) this.run = null;
+      this.dispatch({ type: 'fail', message: errorMessage(err) });
     }
     await this.refreshHistory();
   }
 
+  /** Before the job exists nothing more is sent (apply() stops); after, the server is asked to cancel it. */
   async cancel(): Promise<void> {
-    const run = this.run;
-    if (!run || run.cancelled) return;
-    run.cancelled = true;
-    this.set({ canCancel: false, status: 'Cancelling…' });
-    if (!run.watch) return; // the upload steps check the flag
+    const edit = this.session.edit;
+    if (!canCancel(edit)) return;
+    this.dispatch({ type: 'cancel-requested' });
+    if (edit.name !== 'queued' && edit.name !== 'running') return; // nothing sent yet: apply() stops itself
     try {
-      await run.watch.cancel();
+      await this.client().cancelJob(edit.jobId);
     } catch (err) {
-      run.cancelled = false;
-      this.set({ canCancel: true, error: `Could not cancel: ${errorMessage(err)}` });
+      this.dispatch({ type: 'error', message: `Could not cancel: ${errorMessage(err)}` });
     }
   }
 
   // ------------------------------------------------------------------------------------ variations
 
-  /** Places the chosen variation(s) of the finished job, each as its own layer, in one undo step. */
+  /** Places the chosen variation(s) of the finished job, each as its own layer. */
   async placeVariations(indexes: number[] | 'all'): Promise<void> {
     const pending = this.pending;
     if (!pending || this.state.busy) return;
     const chosen = indexes === 'all' ? pending.editIds.map((_, i) => i) : indexes;
     if (chosen.length === 0) return;
-    this.set({ busy: true, error: null });
+    this.dispatch({ type: 'error', message: null });
     try {
       await this.placePending(chosen);
     } catch (err) {
-      this.finish({ phase: 'picking', error: errorMessage(err), status: 'Pick a variation to place.' });
+      this.dispatch({ type: 'fail', message: errorMessage(err) });
     }
     await this.refreshHistory();
   }
@@ -314,36 +305,43 @@ export class PanelController {
   dismissVariations(): void {
     if (this.state.busy) return;
     this.pending = null;
-    this.set({ phase: 'idle', variations: [], status: INITIAL_STATE.status });
+    this.dispatch({ type: 'dismiss' }, IDLE_STATUS);
   }
 
-  private showVariations(pending: PendingResult): void {
-    const variations = pending.editIds.map((editId, index) => ({ index, editId, sha256: pending.sha256s[index], thumbnail: null, placed: false }));
-    this.finish({ phase: 'picking', variations, status: `${variations.length} variations: pick one to place as a layer, or place all.` });
-    for (const v of variations) {
-      this.deps.api.downloadPngDataUrl(v.sha256).then(
-        (thumbnail) => {
-          if (this.pending !== pending) return;
-          this.set({ variations: this.state.variations.map((x) => (x.index === v.index ? { ...x, thumbnail } : x)) });
-        },
-        () => undefined, // a missing thumbnail still leaves the variation pickable
-      );
+  /** One variation at a time: a full-size image in memory at most, shrunk to a small PNG and dropped. */
+  private async loadThumbnails(pending: PendingResult): Promise<void> {
+    for (const [index, sha256] of pending.sha256s.entries()) {
+      if (this.pending !== pending) return;
+      try {
+        const img = await this.client().getRgba(sha256);
+        const small = downscaleRgba(img.rgba, img.width, img.height, THUMBNAIL_SIDE);
+        if (this.pending !== pending) return;
+        this.dispatch({ type: 'thumbnail', index, dataUrl: `data:image/png;base64,${base64(encodePngStored(small.rgba, small.width, small.height))}` });
+      } catch {
+        // a missing thumbnail still leaves the variation pickable
+      }
     }
   }
 
+  /**
+   * Places the variations one at a time: download one, place it (its own undo step), let it go, so "Place all"
+   * never holds more than one full-size image (UXP stops plugins that use too much memory).
+   */
   private async placePending(indexes: number[]): Promise<void> {
     const pending = this.pending;
     if (!pending) return;
     const several = pending.editIds.length > 1;
-    this.set({ phase: 'downloading', status: 'Downloading the result…', canCancel: false });
-    const items: PlaceItem[] = [];
+    if (several) this.dispatch({ type: 'place-picked' });
+    const names: string[] = [];
+    let below = pending.sourceLayerId;
     for (const i of indexes) {
-      const img = await this.deps.api.downloadRgba(pending.sha256s[i]);
+      this.setStatus(several ? `Downloading variation #${i + 1}…` : 'Downloading the result…');
+      const img = await this.client().getRgba(pending.sha256s[i]);
       const { width, height } = pending.capture;
       if (img.width !== width || img.height !== height) {
         throw new UserError(`The server returned a ${img.width}x${img.height} result for a ${width}x${height} layer: it cannot be placed exactly. Try again.`);
       }
-      items.push({
+      const item: PlaceItem = {
         editId: pending.editIds[i],
         name: layerName(pending.instruction, several ? i : null),
         rgba: img.rgba,
@@ -352,19 +350,22 @@ export class PanelController {
         left: pending.capture.bounds.left,
         top: pending.capture.bounds.top,
         colorProfile: pending.capture.colorProfile,
-        mask: pending.capture.mask,
-      });
+        mask: resultMask(pending.capture),
+        look: pending.capture.look,
+      };
+      this.setStatus(several ? `Placing variation #${i + 1}…` : 'Placing the result…');
+      const placed = await placeLayers(this.deps.host, this.deps.records, pending.document, below, [item], historyName(pending.instruction));
+      below = placed.layerIds[0];
+      names.push(`"${item.name}"`);
+      if (placed.warning) this.dispatch({ type: 'warning', message: placed.warning });
+      if (several) this.dispatch({ type: 'placed', layers: 1, indexes: [i] });
     }
-    this.set({ phase: 'placing', status: 'Placing the result…' });
-    const placed = await placeLayers(this.deps.host, this.deps.records, pending.document, pending.sourceLayerId, items, historyName(pending.instruction));
-    const names = items.map((it) => `"${it.name}"`).join(', ');
-    const status = `Placed ${names} above the source layer. Apply again to continue from ${items.length > 1 ? 'the top one' : 'it'}.`;
+    const status = `Placed ${names.join(', ')} above the source layer. Apply again to continue from ${names.length > 1 ? 'the top one' : 'it'}.`;
     if (several) {
-      const variations = this.state.variations.map((v) => (indexes.includes(v.index) ? { ...v, placed: true } : v));
-      this.finish({ phase: 'picking', variations, status, warning: placed.warning ?? this.state.warning });
+      this.setStatus(status);
     } else {
       this.pending = null;
-      this.finish({ phase: 'done', status, warning: placed.warning ?? this.state.warning });
+      this.dispatch({ type: 'placed', layers: 1 }, status);
     }
   }
 
@@ -375,7 +376,7 @@ export class PanelController {
     const document = this.deps.host.activeDocument();
     if (!document) {
       this.historyNodes = [];
-      this.set({ history: [], historyTitle: null, historyStatus: MESSAGES.noDocument });
+      this.setHistory([], null, MESSAGES.noDocument);
       return;
     }
     try {
@@ -384,18 +385,19 @@ export class PanelController {
       if (!identity.stored && !known) {
         this.historyNodes = [];
         this.historyDocumentId = document.id;
-        this.set({ history: [], historyTitle: document.title, historyStatus: 'No layerloop edits in this document yet.' });
+        this.setHistory([], document.title, 'No layerloop edits in this document yet.');
         return;
       }
       const documentId = known ?? (await this.serverDocumentId(document));
-      const nodes = await this.deps.api.history(documentId);
+      const nodes = await this.client().history(documentId);
       const current = await this.currentEditId(document);
       this.historyNodes = nodes;
       this.historyDocumentId = document.id;
-      const history = historyItems(nodes, current);
-      this.set({ history, historyTitle: document.title, historyStatus: history.length ? null : 'No layerloop edits in this document yet.' });
+      this.session = reduceSession(this.session, { type: 'history-loaded', entries: nodes });
+      const items = historyItems(nodes, current);
+      this.setHistory(items, document.title, items.length ? null : 'No layerloop edits in this document yet.');
     } catch (err) {
-      this.set({ historyTitle: document.title, historyStatus: `Could not load the history: ${errorMessage(err)}` });
+      this.setHistory(this.historyItems, document.title, `Could not load the history: ${errorMessage(err)}`);
     }
   }
 
@@ -407,19 +409,21 @@ export class PanelController {
     if (this.state.busy) return;
     const node = this.historyNodes.find((n) => n.id === editId);
     if (!node) return;
-    this.set({ busy: true, canCancel: false, error: null, warning: null, phase: 'downloading', status: 'Downloading the history entry…' });
+    this.restoring = true;
+    this.dispatch({ type: 'error', message: null }, 'Downloading the history entry…');
     try {
       const document = this.deps.host.activeDocument();
       if (!document) throw new UserError(MESSAGES.noDocument);
       if (document.id !== this.historyDocumentId) throw new UserError('The history shown belongs to another document: press Refresh.');
-      const img = await this.deps.api.downloadRgba(node.resultImageSha256);
+      const img = await this.client().getRgba(node.resultImageSha256);
       const active = this.deps.host.activeLayers(document.id);
       const above = active.length === 1 ? active[0] : null;
-      const at = (await this.recordedPlace(document.id, node)) ??
+      const at =
+        (await this.recordedPlace(document.id, node)) ??
         (above && above.bounds.right - above.bounds.left === img.width && above.bounds.bottom - above.bounds.top === img.height
           ? { left: above.bounds.left, top: above.bounds.top }
           : { left: 0, top: 0 });
-      this.set({ phase: 'placing', status: 'Placing the history entry…' });
+      this.setStatus('Placing the history entry…');
       const label = node.kind === 'source' ? 'original' : (node.instruction ?? 'edit');
       const name = layerName(`${label} (from history)`, null);
       const placed = await placeLayers(
@@ -427,22 +431,28 @@ export class PanelController {
         this.deps.records,
         document,
         above ? above.id : null,
-        [{ editId, name, rgba: img.rgba, width: img.width, height: img.height, left: at.left, top: at.top, colorProfile: document.colorProfile, mask: null }],
+        [{ editId, name, rgba: img.rgba, width: img.width, height: img.height, left: at.left, top: at.top, colorProfile: document.colorProfile, mask: null, look: null }],
         historyName(`restore ${label}`),
       );
-      this.finish({ phase: 'done', status: `Restored as "${name}". Type an instruction and press Apply to continue from it.`, warning: placed.warning });
+      this.restoring = false;
+      this.dispatch({ type: 'warning', message: placed.warning }, `Restored as "${name}". Type an instruction and press Apply to continue from it.`);
     } catch (err) {
-      this.finish({ phase: 'failed', error: errorMessage(err), status: 'Could not restore the history entry.' });
+      this.restoring = false;
+      this.dispatch({ type: 'error', message: errorMessage(err) }, 'Could not restore the history entry.');
     }
     await this.refreshHistory();
   }
 
   // ------------------------------------------------------------------------------------ internals
 
+  private client(): LayerloopClient {
+    return this.deps.client();
+  }
+
   /** Where a history entry's image belongs: its own recorded place, or its nearest ancestor's (edits keep the size). */
-  private async recordedPlace(documentId: number, node: HistoryNode): Promise<{ left: number; top: number } | null> {
+  private async recordedPlace(documentId: number, node: HistoryEntry): Promise<{ left: number; top: number } | null> {
     const seen = new Set<string>();
-    for (let n: HistoryNode | undefined = node; n && !seen.has(n.id); n = this.historyNodes.find((x) => x.id === n!.parentId)) {
+    for (let n: HistoryEntry | undefined = node; n && !seen.has(n.id); n = this.historyNodes.find((x) => x.id === n!.parentId)) {
       seen.add(n.id);
       const at = await this.deps.records.placeOf(documentId, n.id);
       if (at) return at;
@@ -459,61 +469,77 @@ export class PanelController {
     const identity = await this.deps.records.identify(document);
     const known = this.documentIds.get(identity.key);
     if (known) return known;
-    const id = await this.deps.api.openDocument(identity.key);
+    const id = await this.client().openDocument('photoshop', identity.key);
     this.documentIds.set(identity.key, id);
     return id;
   }
 
-  /** edits.create; a parent edit the server does not know (another server, a wiped store) falls back to the pixels. */
-  private async createEdit(request: EditRequestInput, pixelsSha256: string): Promise<CreatedEdit> {
-    try {
-      return await this.deps.api.createEdit(request);
-    } catch (err) {
-      if (request.parent.kind === 'edit' && err instanceof ApiError && err.code === 'NOT_FOUND') {
-        this.set({ warning: 'The server does not know the edit this layer came from: starting from the layer\'s pixels instead.' });
-        return this.deps.api.createEdit({ ...request, parent: { kind: 'source', imageSha256: pixelsSha256 } });
-      }
-      throw err;
-    }
+  private setHistory(items: HistoryItem[], title: string | null, status: string | null): void {
+    this.historyItems = items;
+    this.historyTitle = title;
+    this.historyStatus = status;
+    this.publish();
   }
 
-  private showJob(view: JobView, cancelling: boolean): void {
-    switch (view.phase) {
-      case 'queued':
-        this.set({ phase: 'queued', queuePosition: view.position, status: cancelling ? 'Cancelling…' : queuedStatus(view.position) });
-        break;
-      case 'running':
-        this.set({
-          phase: 'running',
-          queuePosition: null,
-          progress: { step: view.step, totalSteps: view.totalSteps },
-          preview: view.preview,
-          status: cancelling || view.cancelRequested ? 'Cancelling…' : `Editing: step ${view.step} of ${view.totalSteps}`,
-        });
-        break;
-      case 'succeeded': {
-        // a fast job can finish between two polls, before any 'running' snapshot: the bar still ends full
-        const totalSteps = this.state.progress?.totalSteps || 1;
-        this.set({ preview: view.preview, progress: { step: totalSteps, totalSteps } });
-        break;
-      }
-      default:
-        break; // failed / cancelled: apply() reports them
-    }
+  private setStatus(status: string): void {
+    this.status = status;
+    this.publish();
   }
 
-  private finish(patch: Partial<PanelState>): void {
-    this.set({ busy: false, canCancel: false, queuePosition: null, ...patch });
+  private dispatch(action: SessionAction, status?: string): void {
+    this.session = reduceSession(this.session, action);
+    if (status !== undefined) this.status = status;
+    this.publish();
   }
 
-  private set(patch: Partial<PanelState>): void {
-    this.state = { ...this.state, ...patch };
+  private publish(): void {
+    this.state = this.view();
     for (const listener of this.listeners) listener(this.state);
   }
-}
 
-function queuedStatus(position: number): string {
-  return position === 0 ? 'Queued: starting next…' : `Queued: ${position} edit${position === 1 ? '' : 's'} ahead`;
+  /** The panel's view of the session. */
+  private view(): PanelState {
+    const { edit, warning, error } = this.session;
+    const running = edit.name === 'running' ? edit : null;
+    const seed = 'seed' in edit ? edit.seed : null;
+    const previews = edit.name === 'running' || edit.name === 'placing' ? edit.previews : [];
+    const fullBar = edit.name === 'placing' || edit.name === 'done';
+    return {
+      phase: edit.name,
+      busy: isActive(edit) || this.restoring,
+      canCancel: canCancel(edit),
+      status: this.statusOf(edit),
+      error: error ?? (edit.name === 'failed' ? edit.message : null),
+      warning,
+      queuePosition: edit.name === 'queued' ? edit.position : null,
+      progress: running ? { step: running.step, totalSteps: running.totalSteps } : fullBar ? { step: 1, totalSteps: 1 } : null,
+      preview: previews.length ? previews[previews.length - 1].dataUrl : null,
+      seed,
+      variations: edit.name === 'picking' ? edit.variations : [],
+      history: this.historyItems,
+      historyTitle: this.historyTitle,
+      historyStatus: this.historyStatus,
+    };
+  }
+
+  private statusOf(edit: EditPhase): string {
+    switch (edit.name) {
+      case 'preparing':
+        return 'Reading the layer…';
+      case 'uploading':
+        return 'Uploading the layer…';
+      case 'failed':
+        return 'The edit did not complete.';
+      case 'idle':
+      case 'placing':
+      case 'done':
+        return this.status;
+      case 'picking':
+        return edit.busy || edit.variations.some((v) => v.placed) ? this.status : phaseText(edit, { preparing: '', placing: '', done: () => '' });
+      default:
+        return phaseText(edit, { preparing: '', placing: '', done: () => '' });
+    }
+  }
 }
 
 function historyName(instruction: string): string {
@@ -522,7 +548,7 @@ function historyName(instruction: string): string {
 }
 
 /** Newest first, each with its depth in the tree (parents come before children in `nodes`). */
-export function historyItems(nodes: readonly HistoryNode[], currentEditId: string | null): HistoryItem[] {
+export function historyItems(nodes: readonly HistoryEntry[], currentEditId: string | null): HistoryItem[] {
   const depth = new Map<string, number>();
   const items: HistoryItem[] = [];
   for (const n of nodes) {

@@ -1,7 +1,10 @@
 /**
  * Errors the panel shows as they are. Every message says what happened and what to do about it; anything
- * that is not a UserError is shown as "Unexpected error: ..." (a bug, or a host/server failure).
+ * that is neither a UserError nor the client's ClientError is shown as "Unexpected error: ..." (a bug, or a
+ * host failure).
  */
+import { ClientError } from '../../shared/client';
+
 export class UserError extends Error {
   constructor(message: string) {
     super(message);
@@ -11,7 +14,7 @@ export class UserError extends Error {
 
 /** The text the panel shows for any thrown value. */
 export function errorMessage(err: unknown): string {
-  if (err instanceof UserError) return err.message;
+  if (err instanceof UserError || err instanceof ClientError) return err.message;
   if (err instanceof Error) return `Unexpected error: ${err.message}`;
   return `Unexpected error: ${String(err)}`;
 }

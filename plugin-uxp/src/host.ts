@@ -14,7 +14,11 @@
  *   executeAsModal. Reads may run anywhere; the plugin still reads inside a short modal scope as Adobe's
  *   samples do. Only one modal scope may be open at a time.
  * - History: changes inside suspendHistory .. resumeHistory(commit=true) become one history state (one undo
- *   step); resumeHistory(commit=false) rolls the document back.
+ *   step); resumeHistory(commit=false) rolls the document back. After the user cancels (Escape on the progress
+ *   bar), host calls throw, resumeHistory too; a modal callback that throws has its suspensions cancelled.
+ * - batchPlay acts on the active document: activate the document before changing it.
+ * - Untagged documents report no profile ('' here; Photoshop's colorProfileName says "None"), which must never
+ *   be passed on as a profile name.
  *
  * No diffusion, server or DOM concepts here: this is Photoshop, described.
  */
@@ -46,7 +50,7 @@ export interface HostDocument {
   height: number;
   mode: DocumentMode;
   bitsPerChannel: 1 | 8 | 16 | 32;
-  /** the document's ICC profile name ('' when untagged) */
+  /** the document's ICC profile name ('' when untagged: colorProfileType is neither CUSTOM nor WORKING) */
   colorProfile: string;
 }
 
@@ -63,6 +67,32 @@ export interface HostLayer {
   /** layer.boundsNoEffects: the pixel extent; all zeros for an empty layer */
   bounds: Bounds;
   isBackground: boolean;
+  /** how the layer shows over what is below it */
+  look: LayerLook;
+  /** clipped to the layer below (Create Clipping Mask) */
+  isClippingMask: boolean;
+}
+
+export interface LayerLook {
+  /** 0..100 */
+  opacity: number;
+  /** 0..100 */
+  fillOpacity: number;
+  /** Photoshop's BlendMode value: 'normal', 'multiply', ... ('passThrough' for groups) */
+  blendMode: string;
+}
+
+export interface LayerMasks {
+  /** a pixel mask (Layer > Layer Mask) */
+  user: boolean;
+  /** a vector mask (Layer > Vector Mask), which the imaging API cannot read */
+  vector: boolean;
+}
+
+export interface GetLayerMaskOptions {
+  documentID: number;
+  layerID: number;
+  sourceBounds: Bounds;
 }
 
 export type ComponentSize = 8 | 16 | 32;
@@ -155,6 +185,10 @@ export interface PhotoshopHost {
   getPixels(options: GetPixelsOptions): Promise<PixelsResult>;
   /** the selection as 1-component 8-bit data (255 = selected, soft edges in between) */
   getSelection(options: GetSelectionOptions): Promise<PixelsResult>;
+  /** which masks the layer has */
+  layerMasks(documentID: number, layerID: number): Promise<LayerMasks>;
+  /** the layer's user mask over `sourceBounds`, 1-component 8-bit (255 = reveal) */
+  getLayerMask(options: GetLayerMaskOptions): Promise<PixelsResult>;
   /** a property of the plugin's XMP namespace in the document's XMP, or null; HostUnsupportedError without XMP */
   readXmpProperty(documentID: number, name: string): Promise<string | null>;
   /** builds image data from raw samples (length must be width*height*components) */
@@ -167,17 +201,26 @@ export interface PhotoshopHost {
 
   // ------------------------------------------------------------------ writes (inside executeAsModal only)
 
-  /** a new, empty pixel layer (where Photoshop puts it is unspecified: move it) */
+  /** makes the document the active one (what batchPlay and new layers act on) */
+  activateDocument(documentID: number): Promise<void>;
+  /** a new, empty pixel layer in the active document (where Photoshop puts it is unspecified: move it) */
   createPixelLayer(documentID: number, name: string): Promise<HostLayer>;
   /** moves `layerID` directly above `targetID` (into the target's group when it is in one) */
   moveLayerAbove(documentID: number, layerID: number, targetID: number): Promise<void>;
   putPixels(options: PutOptions): Promise<void>;
   /** writes the layer's user (pixel) mask, creating it if the layer has none; 1-component data */
   putLayerMask(options: PutOptions): Promise<void>;
+  /** sets the layer's opacity, fill opacity and blend mode */
+  setLayerLook(documentID: number, layerID: number, look: LayerLook): Promise<void>;
   /** makes the layer the only active layer */
   selectLayer(documentID: number, layerID: number): Promise<void>;
-  /** sets properties of the plugin's XMP namespace; HostUnsupportedError without XMP */
+  /** sets properties of the plugin's XMP namespace (checked by reading them back); HostUnsupportedError without XMP */
   writeXmpProperties(documentID: number, properties: Readonly<Record<string, string>>): Promise<void>;
+
+  // ------------------------------------------------------------------ events
+
+  /** another document became active, or one was opened or closed */
+  onDocumentChange(listener: () => void): void;
 }
 
 export function boundsWidth(b: Bounds): number {

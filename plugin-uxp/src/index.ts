@@ -5,30 +5,47 @@
  * In a browser harness, define `window.require` before this bundle loads so that require('photoshop') and
  * require('uxp') return fakes (esbuild leaves both as runtime requires).
  */
-import { imaging } from 'photoshop';
-import { entrypoints, storage } from 'uxp';
-import { createHttpApi, type FetchLike } from './api';
+import { action, app, constants, core, imaging } from 'photoshop';
+import { entrypoints, storage, xmp } from 'uxp';
+import { createClient, type FetchLike, type LayerloopClient, type ResponseLike } from '../../shared/client';
 import { PanelController } from './controller';
 import { DocumentRecords } from './identity';
 import { mountPanel, type PanelDocument } from './panel';
-import { UxpPhotoshopHost } from './photoshop-host';
+import { UxpPhotoshopHost, type XmpModule } from './photoshop-host';
 import { DEFAULT_SETTINGS, createSettingsStore, type SecureStorage, type Settings } from './settings';
 import { uuidV4 } from './uuid';
 
 const randomUuid = (): string => uuidV4(crypto.getRandomValues(new Uint8Array(16)) as Uint8Array);
 
+/** requiredPermissions.network.domains of the manifest this bundle ships with (esbuild.config.mjs defines it) */
+declare const LAYERLOOP_NETWORK_DOMAINS: readonly string[];
+
 let settings: Settings = DEFAULT_SETTINGS;
 
 // UXP's fetch typings want a Headers instance; at run time UXP's fetch takes a plain object like a browser's.
-const uxpFetch: FetchLike = (url, init) => fetch(url, init as unknown as Parameters<typeof fetch>[1]);
+// No signal is passed: the panel cancels jobs on the server, and follows them by polling.
+const uxpFetch: FetchLike = async (url, init) =>
+  (await fetch(url, { method: init.method, headers: init.headers, body: init.body } as unknown as Parameters<typeof fetch>[1])) as unknown as ResponseLike;
 
-const host = new UxpPhotoshopHost();
+/** What to check when the server gets no answer (research/host_audit.md P6). */
+const NETWORK_HINT = "Photoshop lets the plugin reach only the servers its manifest lists (this build: see Settings)";
+
+/** The client for the current settings (a new one when they change). */
+let current: { settings: Settings; client: LayerloopClient } | null = null;
+function currentClient(): LayerloopClient {
+  if (current?.settings !== settings) {
+    current = { settings, client: createClient({ serverUrl: settings.serverUrl, token: settings.token, fetch: uxpFetch, transport: 'poll', networkHint: NETWORK_HINT }) };
+  }
+  return current.client;
+}
+
+// a named import reads require('uxp').xmp directly (a namespace import would copy only own properties);
+// @adobe/cc-ext-uxp-types declares `xmp` several times over, so it is typed here by what the host uses
+const host = new UxpPhotoshopHost({ action, app, constants, core, imaging }, xmp as unknown as Partial<XmpModule> | undefined);
 const controller = new PanelController({
   host,
-  api: createHttpApi(uxpFetch, () => settings),
+  client: currentClient,
   records: new DocumentRecords(host, randomUuid, randomUuid().slice(0, 8)),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-  pollIntervalMs: 500,
 });
 
 let mounted = false;
@@ -49,7 +66,10 @@ function mount(): void {
     onSettings: (s) => {
       settings = s;
     },
+    allowedServers: LAYERLOOP_NETWORK_DOMAINS,
   });
+  // the panel's `show` fires only once (PS-57284): follow document switches to keep the history current
+  controller.followDocuments();
 }
 
 // Manifest v5: one panel whose content is index.html's body; handlers must return within 300 ms, so mounting

@@ -61,6 +61,7 @@ export const PANEL_IDS = [
   'settings',
   'server-url',
   'token',
+  'allowed-servers',
   'settings-save',
 ] as const;
 export type PanelId = (typeof PANEL_IDS)[number];
@@ -71,6 +72,21 @@ export interface MountOptions {
   settings: SettingsStore;
   /** called after settings are loaded or saved, so the API client uses them */
   onSettings: (settings: Settings) => void;
+  /** the servers this build's manifest lets the panel reach (requiredPermissions.network.domains) */
+  allowedServers: readonly string[];
+}
+
+/**
+ * Why the panel cannot reach this server, or null: UXP (manifest v5) grants network access only to the domains
+ * the manifest lists, and an installed plugin's manifest cannot be edited.
+ */
+export function serverNotAllowed(serverUrl: string, allowed: readonly string[]): string | null {
+  const origin = /^(https?:\/\/[^/?#\s]+)/i.exec(serverUrl.trim())?.[1]?.toLowerCase();
+  if (!origin) return `"${serverUrl.trim()}" is not an http:// or https:// address (e.g. http://localhost:7860).`;
+  const ok = allowed.some((a) => a.toLowerCase().replace(/\/+$/, '') === origin);
+  return ok
+    ? null
+    : `This build of the plugin can only reach ${allowed.join(', ')} (Photoshop allows no other address). Ask for a build for ${origin} (npm run package -- --server ${origin}) and install that.`;
 }
 
 export function mountPanel(o: MountOptions): void {
@@ -93,7 +109,7 @@ export function mountPanel(o: MountOptions): void {
   el.strength.value = String(Math.round(DEFAULT_FORM.strength * 100));
   el.variations.value = String(DEFAULT_FORM.variations);
   el.steps.value = String(DEFAULT_FORM.steps);
-  el.locality.value = DEFAULT_FORM.locality;
+  el.locality.setAttribute('value', DEFAULT_FORM.locality); // UXP shows a <select>'s value only when set as an attribute
   const showSliders = (): void => {
     el['spread-value'].textContent = (Number(el.spread.value) / 100).toFixed(2);
     el['strength-value'].textContent = (Number(el.strength.value) / 100).toFixed(2);
@@ -139,6 +155,15 @@ export function mountPanel(o: MountOptions): void {
 
   // ---------------------------------------------------------------------------------- settings
 
+  el['allowed-servers'].textContent = o.allowedServers.join(', ');
+  // UXP cannot read a password field's value on macOS: Adobe's advice is to show it as text while it has the
+  // focus; its value is taken before it turns back into a password field
+  let token = '';
+  el.token.addEventListener('focus', () => el.token.setAttribute('type', 'text'));
+  el.token.addEventListener('blur', () => {
+    token = el.token.value;
+    el.token.setAttribute('type', 'password');
+  });
   let settingsOpen = false;
   show(el.settings, false);
   el['settings-toggle'].addEventListener('click', () => {
@@ -149,6 +174,7 @@ export function mountPanel(o: MountOptions): void {
     (s) => {
       el['server-url'].value = s.serverUrl;
       el.token.value = s.token;
+      token = s.token;
       o.onSettings(s);
       void controller.refreshHistory();
     },
@@ -158,7 +184,13 @@ export function mountPanel(o: MountOptions): void {
     },
   );
   el['settings-save'].addEventListener('click', () => {
-    const s: Settings = { serverUrl: el['server-url'].value, token: el.token.value };
+    const s: Settings = { serverUrl: el['server-url'].value, token };
+    const refused = serverNotAllowed(s.serverUrl, o.allowedServers);
+    if (refused) {
+      el.error.textContent = refused;
+      show(el.error, true);
+      return;
+    }
     o.settings.save(s).then(
       () => {
         o.onSettings(s);
@@ -189,7 +221,7 @@ export function mountPanel(o: MountOptions): void {
     show(el.warning, s.warning !== null);
 
     const p = s.progress;
-    show(el.progress, s.busy && (s.phase === 'queued' || s.phase === 'running' || s.phase === 'downloading' || s.phase === 'placing'));
+    show(el.progress, s.busy && (s.phase === 'queued' || s.phase === 'running' || s.phase === 'placing'));
     el['progress-bar'].style.width = p && p.totalSteps > 0 ? `${Math.round((100 * p.step) / p.totalSteps)}%` : '0%';
     if (s.preview) el.preview.setAttribute('src', s.preview);
     else el.preview.removeAttribute('src');

@@ -1,13 +1,12 @@
 /**
- * The real PhotoshopHost: a thin pass-through to Photoshop's UXP modules (research/host_apis.md B5-B11).
- * Requires Photoshop 24.4+ (imaging); XMP needs 25.0+ (UXP 7.2) and reports HostUnsupportedError before.
- * Not covered by unit tests (they run the logic against test/unit/plugin-uxp/fake-photoshop.ts); the points
- * marked [UNVERIFIED] in the research brief are handled defensively here.
+ * The real PhotoshopHost: a thin pass-through to Photoshop's UXP modules (research/host_apis.md B5-B11), handed
+ * in by index.ts (the unit tests hand in the fake modules the browser e2e test uses,
+ * test/e2e/uxp-harness/fake-photoshop.js). Requires Photoshop 24.4+ (imaging); XMP needs 25.0+ (UXP 7.2) and
+ * reports HostUnsupportedError before. The points marked [UNVERIFIED] in the research are handled defensively.
  */
-import { action, app, constants, core, imaging } from 'photoshop';
+import type * as Photoshop from 'photoshop';
 import type { Document } from 'photoshop/dom/Document';
 import type { Layer } from 'photoshop/dom/Layer';
-import * as uxp from 'uxp';
 import { MESSAGES, UserError } from './errors';
 import {
   HostUnsupportedError,
@@ -15,22 +14,29 @@ import {
   type ComponentSize,
   type CreateImageDataOptions,
   type DocumentMode,
+  type GetLayerMaskOptions,
   type GetPixelsOptions,
   type GetSelectionOptions,
   type HistorySuspension,
   type HostDocument,
   type HostImageData,
   type HostLayer,
+  type LayerLook,
+  type LayerMasks,
+  type ModalContext,
   type PhotoshopHost,
   type PixelsResult,
   type PutOptions,
 } from './host';
 
+/** The parts of require('photoshop') the host uses. */
+export type PhotoshopModules = Pick<typeof Photoshop, 'action' | 'app' | 'constants' | 'core' | 'imaging'>;
+
 /** The plugin's XMP namespace (properties documentKey, layerEdits: see identity.ts). */
 export const XMP_NAMESPACE = 'http://ns.layerloop.dev/photoshop/1.0/';
 export const XMP_PREFIX = 'layerloop';
 
-type PsImageData = Awaited<ReturnType<typeof imaging.createImageDataFromBuffer>>;
+type PsImageData = Awaited<ReturnType<typeof Photoshop.imaging.createImageDataFromBuffer>>;
 
 /** The parts of require('uxp').xmp used here (the shipped typings declare `xmp` several times over). */
 interface XmpProperty {
@@ -41,7 +47,7 @@ interface XmpMetaInstance {
   setProperty(ns: string, name: string, value: string): void;
   serialize(): string;
 }
-interface XmpModule {
+export interface XmpModule {
   XMPMeta: { new (packet?: string): XmpMetaInstance; registerNamespace(ns: string, prefix: string): string };
 }
 
@@ -50,11 +56,24 @@ const GRAY_PROFILE = 'Gray Gamma 2.2';
 export class UxpPhotoshopHost implements PhotoshopHost {
   /** wrapper -> Photoshop's image data (putPixels/putLayerMask need the original) */
   private readonly raw = new WeakMap<HostImageData, PsImageData>();
+  private readonly action: PhotoshopModules['action'];
+  private readonly app: PhotoshopModules['app'];
+  private readonly constants: PhotoshopModules['constants'];
+  private readonly core: PhotoshopModules['core'];
+  private readonly imaging: PhotoshopModules['imaging'];
+
+  /** `xmp`: require('uxp').xmp, undefined before UXP 7.2 (Photoshop 25.0) */
+  constructor(
+    ps: PhotoshopModules,
+    private readonly xmp: Partial<XmpModule> | undefined,
+  ) {
+    ({ action: this.action, app: this.app, constants: this.constants, core: this.core, imaging: this.imaging } = ps);
+  }
 
   activeDocument(): HostDocument | null {
     let doc: Document | null;
     try {
-      doc = app.activeDocument ?? null; // null on some versions, a throw on others, when nothing is open
+      doc = this.app.activeDocument ?? null; // null on some versions, a throw on others, when nothing is open
     } catch {
       doc = null;
     }
@@ -92,11 +111,17 @@ export class UxpPhotoshopHost implements PhotoshopHost {
     const doc = this.doc(documentID);
     const selection = (doc as { selection?: { bounds: Bounds | null } }).selection; // Document.selection: PS 25.0+
     if (selection !== undefined) return selection.bounds ? plainBounds(selection.bounds) : null;
-    // 24.4-24.x: ask for the document's selection property; absent when nothing is selected
-    const [result] = await action.batchPlay(
-      [{ _obj: 'get', _target: [{ _property: 'selection' }, { _ref: 'document', _id: documentID }] }],
-      { synchronousExecution: false },
-    );
+    // 24.4-24.x: ask for the document's selection property; absent when nothing is selected, or a throw
+    // (batchPlay throws on more failed gets since 23.4.1)
+    let result: Record<string, unknown> | undefined;
+    try {
+      [result] = await this.action.batchPlay(
+        [{ _obj: 'get', _target: [{ _property: 'selection' }, { _ref: 'document', _id: documentID }] }],
+        { synchronousExecution: false },
+      );
+    } catch {
+      return null;
+    }
     const rect = result?.selection as Record<string, unknown> | undefined;
     if (!rect || typeof rect !== 'object') return null;
     const px = (v: unknown): number => (typeof v === 'number' ? v : Number((v as { _value?: unknown } | undefined)?._value));
@@ -105,7 +130,7 @@ export class UxpPhotoshopHost implements PhotoshopHost {
   }
 
   async getPixels(o: GetPixelsOptions): Promise<PixelsResult> {
-    const r = await imaging.getPixels({
+    const r = await this.imaging.getPixels({
       documentID: o.documentID,
       layerID: o.layerID,
       sourceBounds: o.sourceBounds,
@@ -115,7 +140,20 @@ export class UxpPhotoshopHost implements PhotoshopHost {
   }
 
   async getSelection(o: GetSelectionOptions): Promise<PixelsResult> {
-    const r = await imaging.getSelection({ documentID: o.documentID, sourceBounds: o.sourceBounds });
+    const r = await this.imaging.getSelection({ documentID: o.documentID, sourceBounds: o.sourceBounds });
+    return { imageData: this.wrap(r.imageData), sourceBounds: plainBounds(r.sourceBounds) };
+  }
+
+  async layerMasks(documentID: number, layerID: number): Promise<LayerMasks> {
+    const has = async (property: 'hasUserMask' | 'hasVectorMask'): Promise<boolean> => {
+      const [r] = await this.action.batchPlay([{ _obj: 'get', _target: [{ _property: property }, { _ref: 'layer', _id: layerID }, { _ref: 'document', _id: documentID }] }], {});
+      return r?.[property] === true;
+    };
+    return { user: await has('hasUserMask'), vector: await has('hasVectorMask') };
+  }
+
+  async getLayerMask(o: GetLayerMaskOptions): Promise<PixelsResult> {
+    const r = await this.imaging.getLayerMask({ documentID: o.documentID, layerID: o.layerID, kind: 'user', sourceBounds: o.sourceBounds });
     return { imageData: this.wrap(r.imageData), sourceBounds: plainBounds(r.sourceBounds) };
   }
 
@@ -127,20 +165,21 @@ export class UxpPhotoshopHost implements PhotoshopHost {
 
   async createImageData(data: Uint8Array, o: CreateImageDataOptions): Promise<HostImageData> {
     const gray = o.components === 1;
-    const img = await imaging.createImageDataFromBuffer(data, {
+    const img = await this.imaging.createImageDataFromBuffer(data, {
       width: o.width,
       height: o.height,
       components: o.components,
       chunky: true,
       colorSpace: gray ? 'Grayscale' : 'RGB',
+      // no profile: Photoshop takes the target document's (an untagged document's "None" is not a profile)
       colorProfile: gray ? GRAY_PROFILE : o.colorProfile || undefined,
     });
     return this.wrap(img);
   }
 
-  async executeAsModal<T>(commandName: string, fn: (context: import('./host').ModalContext) => Promise<T>): Promise<T> {
+  async executeAsModal<T>(commandName: string, fn: (context: ModalContext) => Promise<T>): Promise<T> {
     try {
-      return await core.executeAsModal(
+      return await this.core.executeAsModal(
         async (ctx) =>
           fn({
             get isCancelled() {
@@ -160,6 +199,11 @@ export class UxpPhotoshopHost implements PhotoshopHost {
     }
   }
 
+  async activateDocument(documentID: number): Promise<void> {
+    const doc = this.doc(documentID);
+    if (this.activeDocumentId() !== documentID) this.app.activeDocument = doc;
+  }
+
   async createPixelLayer(documentID: number, name: string): Promise<HostLayer> {
     const layer = await this.doc(documentID).createPixelLayer({ name });
     if (!layer) throw new Error('Photoshop did not create the result layer');
@@ -171,11 +215,11 @@ export class UxpPhotoshopHost implements PhotoshopHost {
     const layer = findLayer(doc, layerID);
     const target = findLayer(doc, targetID);
     if (!layer || !target) throw new Error(`cannot move layer ${layerID} above ${targetID}: not found`);
-    layer.move(target, constants.ElementPlacement.PLACEBEFORE);
+    layer.move(target, this.constants.ElementPlacement.PLACEBEFORE);
   }
 
   async putPixels(o: PutOptions): Promise<void> {
-    await imaging.putPixels({
+    await this.imaging.putPixels({
       documentID: o.documentID,
       layerID: o.layerID,
       imageData: this.unwrap(o.imageData),
@@ -187,14 +231,14 @@ export class UxpPhotoshopHost implements PhotoshopHost {
   async putLayerMask(o: PutOptions): Promise<void> {
     // Whether putLayerMask creates a missing mask is contradictory in the field (research B6/B8): make one
     // first (reveal all) when the layer has none.
-    const [info] = await action.batchPlay(
+    const [info] = await this.action.batchPlay(
       [{ _obj: 'get', _target: [{ _property: 'hasUserMask' }, { _ref: 'layer', _id: o.layerID }, { _ref: 'document', _id: o.documentID }] }],
       {},
     );
     if (!info?.hasUserMask) {
       await this.selectLayer(o.documentID, o.layerID);
       checkBatchPlay(
-        await action.batchPlay(
+        await this.action.batchPlay(
           [
             {
               _obj: 'make',
@@ -208,7 +252,7 @@ export class UxpPhotoshopHost implements PhotoshopHost {
         'creating the layer mask',
       );
     }
-    await imaging.putLayerMask({
+    await this.imaging.putLayerMask({
       documentID: o.documentID,
       layerID: o.layerID,
       kind: 'user',
@@ -218,11 +262,18 @@ export class UxpPhotoshopHost implements PhotoshopHost {
     });
   }
 
+  async setLayerLook(documentID: number, layerID: number, look: LayerLook): Promise<void> {
+    const layer = findLayer(this.doc(documentID), layerID);
+    if (!layer) throw new Error(`cannot style layer ${layerID}: not found`);
+    layer.opacity = look.opacity;
+    layer.fillOpacity = look.fillOpacity;
+    layer.blendMode = look.blendMode as Layer['blendMode']; // Photoshop's own strings, read from a layer
+  }
+
   async selectLayer(documentID: number, layerID: number): Promise<void> {
-    const doc = this.doc(documentID);
-    if (app.activeDocument?.id !== documentID) app.activeDocument = doc; // batchPlay acts on the active document
+    await this.activateDocument(documentID); // batchPlay acts on the active document
     checkBatchPlay(
-      await action.batchPlay([{ _obj: 'select', _target: [{ _ref: 'layer', _id: layerID }], makeVisible: false }], {}),
+      await this.action.batchPlay([{ _obj: 'select', _target: [{ _ref: 'layer', _id: layerID }], makeVisible: false }], {}),
       'selecting the result layer',
     );
   }
@@ -231,26 +282,51 @@ export class UxpPhotoshopHost implements PhotoshopHost {
     const meta = await this.readXmp(documentID);
     for (const [name, value] of Object.entries(properties)) meta.setProperty(XMP_NAMESPACE, name, value);
     const packet = meta.serialize();
-    const target = [{ _ref: 'property', _property: 'XMPMetadataAsUTF8' }, { _ref: 'document', _id: documentID }];
-    // Adobe's XMP guide and plugins in the field disagree on the `to` class (research B11): try both.
-    const first = await action.batchPlay([{ _obj: 'set', _target: target, to: { _obj: 'document', XMPMetadataAsUTF8: packet } }], {});
-    if (first[0]?._obj !== 'error') return;
-    checkBatchPlay(
-      await action.batchPlay([{ _obj: 'set', _target: target, to: { _obj: 'XMPMetadataAsUTF8', XMPMetadataAsUTF8: packet } }], {}),
-      "writing the document's XMP",
-    );
+    const target = [{ _property: 'XMPMetadataAsUTF8' }, { _ref: 'document', _id: documentID }];
+    // Adobe's XMP guide documents `to: {_obj: 'XMPMetadataAsUTF8'}`; some plugins in the field use 'document'.
+    // Each may throw or be ignored: a form counts only once the value reads back.
+    const failures: string[] = [];
+    for (const toClass of ['XMPMetadataAsUTF8', 'document']) {
+      try {
+        checkBatchPlay(await this.action.batchPlay([{ _obj: 'set', _target: target, to: { _obj: toClass, XMPMetadataAsUTF8: packet } }], {}), 'set');
+        const back = await this.readXmp(documentID);
+        const stored = Object.entries(properties).every(([name, value]) => String(back.getProperty(XMP_NAMESPACE, name)?.value ?? '') === value);
+        if (stored) return;
+        failures.push(`${toClass}: not stored`);
+      } catch (err) {
+        failures.push(`${toClass}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    throw new Error(`writing the document's XMP failed (${failures.join('; ')})`);
+  }
+
+  onDocumentChange(listener: () => void): void {
+    // 'select' also fires for layers: only a document target counts
+    void this.action.addNotificationListener(['select', 'open', 'close'], (event, descriptor) => {
+      const target: unknown = descriptor?._target;
+      const ref = Array.isArray(target) ? (target[0] as { _ref?: unknown } | undefined)?._ref : undefined;
+      if (event !== 'select' || ref === 'document') listener();
+    });
   }
 
   // ------------------------------------------------------------------------------------ helpers
 
+  private activeDocumentId(): number | null {
+    try {
+      return this.app.activeDocument?.id ?? null; // null on some versions, a throw on others, when nothing is open
+    } catch {
+      return null;
+    }
+  }
+
   private async readXmp(documentID: number): Promise<XmpMetaInstance> {
-    const xmp = (uxp as unknown as { xmp?: Partial<XmpModule> }).xmp;
+    const xmp = this.xmp;
     if (!xmp || typeof xmp.XMPMeta !== 'function') {
       throw new HostUnsupportedError('XMP metadata needs Photoshop 25.0 or later');
     }
     let packet: unknown;
     try {
-      const [r] = await action.batchPlay(
+      const [r] = await this.action.batchPlay(
         [{ _obj: 'get', _target: [{ _property: 'XMPMetadataAsUTF8' }, { _ref: 'document', _id: documentID }] }],
         {},
       );
@@ -270,7 +346,7 @@ export class UxpPhotoshopHost implements PhotoshopHost {
   }
 
   private docOrNull(documentID: number): Document | null {
-    const docs = app.documents;
+    const docs = this.app.documents;
     for (let i = 0; i < docs.length; i++) if (docs[i].id === documentID) return docs[i];
     return null;
   }
@@ -323,13 +399,20 @@ function plainBounds(b: Bounds): Bounds {
 
 const BITS: Record<string, HostDocument['bitsPerChannel']> = { bitDepth1: 1, bitDepth8: 8, bitDepth16: 16, bitDepth32: 32 };
 
-function toHostDocument(doc: Document): HostDocument {
-  let colorProfile = '';
+/** The document's profile name, or '' when it has none (colorProfileName reads "None" then). */
+function profileOf(doc: Document): string {
   try {
-    colorProfile = doc.colorProfileName ?? '';
+    const type = String(doc.colorProfileType);
+    if (type !== 'customEnum' && type !== 'workingSpaceCode') return '';
+    const name = doc.colorProfileName ?? '';
+    return name === 'None' ? '' : name;
   } catch {
-    colorProfile = '';
+    return '';
   }
+}
+
+function toHostDocument(doc: Document): HostDocument {
+  const colorProfile = profileOf(doc);
   return {
     id: doc.id,
     title: doc.title,
@@ -348,5 +431,7 @@ function toHostLayer(layer: Layer): HostLayer {
     kind: layer.kind as string,
     bounds: plainBounds(layer.boundsNoEffects),
     isBackground: layer.isBackgroundLayer,
+    look: { opacity: layer.opacity, fillOpacity: layer.fillOpacity, blendMode: String(layer.blendMode) },
+    isClippingMask: layer.isClippingMask,
   };
 }

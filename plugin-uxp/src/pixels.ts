@@ -57,10 +57,10 @@ export function toRgba8(
 }
 
 /**
- * Place 1-component mask data covering `dataBounds` into a mask covering `target` (zeros where the data does
- * not reach; data outside the target dropped). Soft values are kept as they are.
+ * Place 1-component mask data covering `dataBounds` into a mask covering `target` (`outside`, 0 by default,
+ * where the data does not reach; data outside the target dropped). Soft values are kept as they are.
  */
-export function cropMask(data: Uint8Array, dataBounds: Bounds, target: Bounds): Uint8Array {
+export function cropMask(data: Uint8Array, dataBounds: Bounds, target: Bounds, outside = 0): Uint8Array {
   const dw = boundsWidth(dataBounds);
   const dh = boundsHeight(dataBounds);
   if (data.length !== dw * dh) {
@@ -68,7 +68,7 @@ export function cropMask(data: Uint8Array, dataBounds: Bounds, target: Bounds): 
   }
   const tw = boundsWidth(target);
   const th = boundsHeight(target);
-  const out = new Uint8Array(tw * th);
+  const out = new Uint8Array(tw * th).fill(outside);
   const left = Math.max(dataBounds.left, target.left);
   const right = Math.min(dataBounds.right, target.right);
   const top = Math.max(dataBounds.top, target.top);
@@ -79,6 +79,14 @@ export function cropMask(data: Uint8Array, dataBounds: Bounds, target: Bounds): 
     const from = (y - dataBounds.top) * dw + (left - dataBounds.left);
     out.set(data.subarray(from, from + rowLength), (y - target.top) * tw + (left - target.left));
   }
+  return out;
+}
+
+/** Two masks of the same size, multiplied (255 * 255 = 255; rounded). */
+export function multiplyMasks(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length !== b.length) throw new RangeError(`masks of ${a.length} and ${b.length} values cannot be combined`);
+  const out = new Uint8Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = Math.floor((a[i] * b[i] + 127) / 255);
   return out;
 }
 

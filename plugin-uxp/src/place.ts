@@ -5,7 +5,7 @@
  * in the modal scope waits on the server.
  */
 import { MESSAGES, UserError } from './errors';
-import type { HostDocument, HostImageData, PhotoshopHost } from './host';
+import type { HostDocument, HostImageData, LayerLook, PhotoshopHost } from './host';
 import type { DocumentRecords } from './identity';
 
 export interface PlaceItem {
@@ -22,6 +22,8 @@ export interface PlaceItem {
   colorProfile: string;
   /** width*height, 255 = reveal; null = no layer mask */
   mask: Uint8Array | null;
+  /** the source layer's opacity, fill opacity and blend mode; null = Photoshop's defaults */
+  look: LayerLook | null;
 }
 
 export interface PlaceResult {
@@ -44,6 +46,11 @@ export function layerName(instruction: string, variation: number | null): string
 /**
  * Places `items` above `aboveLayerId` (each above the previous one) in one undo step named `historyName`.
  * Without `aboveLayerId` the layers go where Photoshop creates them (above the active layer).
+ *
+ * The document is made active first (the user may have switched documents while the job ran; new layers and
+ * batchPlay act on the active one). History: committed only when everything worked; on a failure (or the
+ * user's cancel) the modal scope throws and Photoshop cancels the suspension itself, so nothing is half placed
+ * and resumeHistory, which throws after a cancel, never hides the real error.
  */
 export async function placeLayers(
   host: PhotoshopHost,
@@ -59,37 +66,34 @@ export async function placeLayers(
     if (aboveLayerId !== null && !host.findLayer(document.id, aboveLayerId)) {
       throw new UserError(MESSAGES.sourceGone);
     }
+    await host.activateDocument(document.id);
     const suspension = await ctx.suspendHistory(document.id, historyName);
-    let committed = false;
-    try {
-      const layerIds: number[] = [];
-      let below = aboveLayerId;
-      for (const item of items) {
-        const layer = await host.createPixelLayer(document.id, item.name);
-        if (below !== null) await host.moveLayerAbove(document.id, layer.id, below);
-        const targetBounds = { left: item.left, top: item.top, width: item.width, height: item.height };
-        await withImageData(
-          host.createImageData(item.rgba, { width: item.width, height: item.height, components: 4, colorProfile: item.colorProfile }),
-          (imageData) => host.putPixels({ documentID: document.id, layerID: layer.id, imageData, targetBounds }),
-        );
-        if (item.mask) {
-          await withImageData(host.createImageData(item.mask, { width: item.width, height: item.height, components: 1 }), (imageData) =>
-            host.putLayerMask({ documentID: document.id, layerID: layer.id, imageData, targetBounds }),
-          );
-        }
-        layerIds.push(layer.id);
-        below = layer.id;
-      }
-      await host.selectLayer(document.id, layerIds[layerIds.length - 1]);
-      const warning = await records.record(
-        document,
-        items.map((item, i) => ({ layerId: layerIds[i], editId: item.editId, left: item.left, top: item.top })),
+    const layerIds: number[] = [];
+    let below = aboveLayerId;
+    for (const item of items) {
+      const layer = await host.createPixelLayer(document.id, item.name);
+      if (below !== null) await host.moveLayerAbove(document.id, layer.id, below);
+      const targetBounds = { left: item.left, top: item.top, width: item.width, height: item.height };
+      await withImageData(
+        host.createImageData(item.rgba, { width: item.width, height: item.height, components: 4, colorProfile: item.colorProfile }),
+        (imageData) => host.putPixels({ documentID: document.id, layerID: layer.id, imageData, targetBounds }),
       );
-      committed = true;
-      return { layerIds, warning };
-    } finally {
-      await ctx.resumeHistory(suspension, committed);
+      if (item.mask) {
+        await withImageData(host.createImageData(item.mask, { width: item.width, height: item.height, components: 1 }), (imageData) =>
+          host.putLayerMask({ documentID: document.id, layerID: layer.id, imageData, targetBounds }),
+        );
+      }
+      if (item.look) await host.setLayerLook(document.id, layer.id, item.look);
+      layerIds.push(layer.id);
+      below = layer.id;
     }
+    await host.selectLayer(document.id, layerIds[layerIds.length - 1]);
+    const warning = await records.record(
+      document,
+      items.map((item, i) => ({ layerId: layerIds[i], editId: item.editId, left: item.left, top: item.top })),
+    );
+    await ctx.resumeHistory(suspension, true);
+    return { layerIds, warning };
   });
 }
 

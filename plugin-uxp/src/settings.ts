@@ -2,7 +2,9 @@
  * Connection settings: the server URL (plain local storage) and the token (UXP secure storage). The stores are
  * injected: index.ts passes UXP's localStorage and secureStorage; tests and the browser harness pass fakes.
  */
-import { DEFAULT_SERVER_URL, normalizeServerUrl } from './api';
+import { normalizeServerUrl } from '../../shared/client';
+
+export const DEFAULT_SERVER_URL = 'http://localhost:7860';
 
 export interface Settings {
   serverUrl: string;
@@ -37,7 +39,7 @@ export function createSettingsStore(local: KeyValueStorage, secure: SecureStorag
   return {
     async load() {
       const serverUrl = local.getItem(URL_KEY) || DEFAULT_SETTINGS.serverUrl;
-      let token = '';
+      let token: string;
       try {
         token = secure ? utf8Decode((await secure.getItem(TOKEN_KEY)) ?? new Uint8Array(0)) : (local.getItem(TOKEN_KEY) ?? '');
       } catch {

@@ -1,50 +1,31 @@
 /**
- * The playground's connection to the server it was loaded from: the typed tRPC client (httpLink for queries
- * and mutations, httpSubscriptionLink over the browser's EventSource for jobs.watch) and the blob routes.
+ * The playground's connection to the server it was loaded from: the shared client (shared/client/, the one the
+ * plugins use: jobs followed over SSE read from a fetch stream, polling when that fails) and object URLs for
+ * stored images.
  *
- * The token is read on every request, so saving a new one in the settings takes effect at once. EventSource
- * cannot send headers: subscriptions pass it as the `token` connection param instead.
+ * The token is read on every call, so saving a new one in the settings takes effect at once (a client is made
+ * per token).
  */
-import { createTRPCClient, httpLink, httpSubscriptionLink, splitLink, TRPCClientError } from '@trpc/client';
-import type { inferRouterOutputs } from '@trpc/server';
-import type { AppRouter } from '../api/router';
+import { ClientError, createClient, type FetchLike, type HistoryEntry, type LayerloopClient, type ServerHealth } from '../../shared/client';
 
-export type Outputs = inferRouterOutputs<AppRouter>;
-export type HistoryNode = Outputs['documents']['history']['nodes'][number];
-export type Health = Outputs['health'];
+export type HistoryNode = HistoryEntry;
+export type Health = ServerHealth;
 
-export interface UploadedBlob {
-  sha256: string;
-  width: number;
-  height: number;
-}
+/** The browser's fetch as the shared client calls it. */
+const browserFetch: FetchLike = (url, init) => fetch(url, { method: init.method, headers: init.headers, body: init.body as BodyInit | undefined, signal: init.signal as AbortSignal | undefined });
 
 export function createApi(origin: string, token: () => string | null) {
-  const authHeaders = (): Record<string, string> => {
-    const t = token();
-    return t ? { Authorization: `Bearer ${t}` } : {};
-  };
-  const url = `${origin}/trpc`;
-  const trpc = createTRPCClient<AppRouter>({
-    links: [
-      splitLink({
-        condition: (op) => op.type === 'subscription',
-        true: httpSubscriptionLink({
-          url,
-          connectionParams: () => {
-            const t = token();
-            return t ? { token: t } : null;
-          },
-        }),
-        false: httpLink({ url, headers: authHeaders }),
-      }),
-    ],
-  });
+  let current: { token: string; client: LayerloopClient } | null = null;
+  /** the client for the token now in the settings */
+  function client(): LayerloopClient {
+    const t = token() ?? '';
+    if (current?.token !== t) current = { token: t, client: createClient({ serverUrl: origin, token: t, fetch: browserFetch, transport: 'sse', networkHint: 'is it still running?' }) };
+    return current.client;
+  }
 
   /** PUT /v1/blobs: the bytes as sent (PNG, JPEG or WebP); the server answers with their canonical id and size. */
-  async function upload(body: Blob, contentType: string): Promise<UploadedBlob> {
-    const res = await request(`${origin}/v1/blobs`, { method: 'PUT', headers: { 'Content-Type': contentType, ...authHeaders() }, body });
-    return (await res.json()) as UploadedBlob;
+  async function upload(body: Blob, contentType: 'image/png' | 'image/jpeg' | 'image/webp') {
+    return client().putImage(new Uint8Array(await body.arrayBuffer()), { contentType });
   }
 
   const objectUrls = new Map<string, Promise<string>>();
@@ -56,44 +37,23 @@ export function createApi(origin: string, token: () => string | null) {
   function imageUrl(sha256: string): Promise<string> {
     let url = objectUrls.get(sha256);
     if (!url) {
-      url = request(`${origin}/v1/blobs/${sha256}`, { headers: authHeaders() }).then(async (res) => URL.createObjectURL(await res.blob()));
+      url = client()
+        .getBlob(sha256)
+        .then((bytes) => URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>])));
       url.catch(() => objectUrls.delete(sha256)); // try again next time
       objectUrls.set(sha256, url);
     }
     return url;
   }
 
-  return { trpc, upload, imageUrl };
+  return { client, upload, imageUrl };
 }
 
 export type Api = ReturnType<typeof createApi>;
 
-/** fetch, with the server's `{error}` message (or the network failure, said plainly) as the thrown Error's message. */
-async function request(url: string, init: RequestInit): Promise<Response> {
-  let res: Response;
-  try {
-    res = await fetch(url, init);
-  } catch (err) {
-    throw new Error(`cannot reach the server (${(err as Error).message}): is it still running?`);
-  }
-  if (res.ok) return res;
-  let message = `HTTP ${res.status} ${res.statusText}`;
-  try {
-    const body = (await res.json()) as { error?: unknown };
-    if (typeof body.error === 'string') message = body.error;
-  } catch {
-    // not JSON: keep the status line
-  }
-  throw new Error(message);
-}
-
-/** What to show the user for a failed call: the server's message for API errors, the cause otherwise. */
+/** What to show the user for a failed call: the client's message (it says what to do), the cause otherwise. */
 export function errorMessage(err: unknown): string {
-  if (err instanceof TRPCClientError) {
-    // a fetch that never reached the server surfaces as a TRPCClientError wrapping a TypeError
-    if (err.cause instanceof TypeError && !err.data) return `cannot reach the server (${err.message}): is it still running?`;
-    return err.message;
-  }
+  if (err instanceof ClientError) return err.message;
   if (err instanceof Error) return err.message;
   return String(err);
 }

@@ -33,7 +33,8 @@ interface Current {
 
 interface RunningJob {
   jobId: string;
-  unsubscribe: () => void;
+  /** stops following the job (not the job itself) */
+  stop: AbortController;
 }
 
 // ------------------------------------------------------------------------------------------------ helpers
@@ -212,7 +213,7 @@ class Playground {
 
   private async checkHealth(): Promise<void> {
     try {
-      const health = await this.api.trpc.health.query();
+      const health = await this.api.client().health();
       const wasConnected = this.connected;
       this.connected = true;
       this.showHealth(health);
@@ -257,7 +258,7 @@ class Playground {
 
   private async doOpenDocument(): Promise<void> {
     try {
-      const { documentId } = await this.api.trpc.documents.open.mutate({ host: 'web', hostDocumentKey: this.documentKey });
+      const documentId = await this.api.client().openDocument('web', this.documentKey);
       this.documentId = documentId;
       this.ui.docLabel.textContent = `Document ${documentId.slice(0, 8)}`;
       this.ui.docLabel.title = `documentId ${documentId} (host 'web', key ${this.documentKey})`;
@@ -283,8 +284,7 @@ class Playground {
 
   private async refreshHistory(): Promise<void> {
     if (!this.documentId) return;
-    const history = await this.api.trpc.documents.history.query({ documentId: this.documentId });
-    this.nodes = history.nodes;
+    this.nodes = await this.api.client().history(this.documentId);
     this.renderHistory();
   }
 
@@ -440,14 +440,15 @@ class Playground {
   }
 
   private async upload(file: File): Promise<void> {
-    if (!/^image\/(png|jpeg|webp)$/.test(file.type)) {
+    const type = file.type;
+    if (type !== 'image/png' && type !== 'image/jpeg' && type !== 'image/webp') {
       this.showError(`${file.name} is ${file.type || 'not an image'}: choose a PNG, JPEG or WebP image`);
       return;
     }
     this.clearError();
     this.ui.imageInfo.textContent = `Uploading ${file.name}…`;
     try {
-      const blob = await this.api.upload(file, file.type);
+      const blob = await this.api.upload(file, type);
       // the same pixels may already be a source of this document: show that node
       const known = this.nodes.find((n) => n.kind === 'source' && n.parentId === null && n.resultImageSha256 === blob.sha256);
       await this.show({ sha256: blob.sha256, parent: { kind: 'source', imageSha256: blob.sha256 }, nodeId: known?.id ?? null });
@@ -648,12 +649,12 @@ class Playground {
     if (!current || !this.documentId || this.job) return;
     this.clearError();
     const instruction = this.ui.instruction.value.trim();
-    this.job = { jobId: '', unsubscribe: () => {} }; // claims the slot while the request is in flight
+    this.job = { jobId: '', stop: new AbortController() }; // claims the slot while the request is in flight
     this.updateControls();
     this.startProgress('Sending…');
     try {
       const maskSha256 = await this.uploadMask();
-      const created = await this.api.trpc.edits.create.mutate({
+      const created = await this.api.client().createEdit({
         documentId: this.documentId,
         parent: current.parent,
         regions: [{ instruction, maskSha256 }],
@@ -679,17 +680,22 @@ class Playground {
     this.ui.preview.removeAttribute('src');
   }
 
+  /** Follows the job (over SSE, or by polling when the stream fails: the shared client decides). */
   private watch(jobId: string, seed: number): void {
     const started = performance.now();
-    const sub = this.api.trpc.jobs.watch.subscribe(
-      { jobId },
-      {
-        onData: ({ data }) => this.onJobEvent(data, seed, started),
-        onError: (err) => void this.onWatchError(jobId, err),
-      },
-    );
-    this.job = { jobId, unsubscribe: () => sub.unsubscribe() };
+    const stop = new AbortController();
+    this.job = { jobId, stop };
     this.updateControls();
+    void (async () => {
+      try {
+        for await (const event of this.api.client().follow(jobId, stop.signal)) this.onJobEvent(event, seed, started);
+      } catch (err) {
+        if (stop.signal.aborted) return;
+        this.finishJob();
+        this.ui.progressText.textContent = 'Lost the progress.';
+        this.showError(`Lost the job's progress: ${errorMessage(err)}`);
+      }
+    })();
   }
 
   private onJobEvent(event: JobEvent, seed: number, started: number): void {
@@ -731,28 +737,10 @@ class Playground {
   }
 
   private finishJob(): void {
-    this.job?.unsubscribe();
+    this.job?.stop.abort();
     this.job = null;
     this.updateControls();
     void this.checkHealth(); // the queue line, at once rather than at the next poll
-  }
-
-  /** The stream broke (server restarted, network): ask once where the job stands. */
-  private async onWatchError(jobId: string, err: unknown): Promise<void> {
-    this.finishJob();
-    try {
-      const snap = await this.api.trpc.jobs.get.query({ jobId });
-      if (snap.state === 'succeeded' && snap.result) {
-        this.ui.progressText.textContent = 'Done.';
-        await this.onSucceeded(snap.result);
-        return;
-      }
-      this.ui.progressText.textContent = `Lost the progress stream (job ${snap.state}).`;
-      this.showError(snap.error ?? `Lost the job's progress stream: ${errorMessage(err)}`);
-    } catch {
-      this.ui.progressText.textContent = 'Lost the progress stream.';
-      this.showError(`Lost the job's progress stream: ${errorMessage(err)}`);
-    }
   }
 
   private async onSucceeded(result: JobResult): Promise<void> {
@@ -790,7 +778,7 @@ class Playground {
     this.ui.cancel.disabled = true;
     this.ui.progressText.textContent = 'Cancelling…';
     try {
-      const { cancelled, state } = await this.api.trpc.jobs.cancel.mutate({ jobId: job.jobId });
+      const { cancelled, state } = await this.api.client().cancelJob(job.jobId);
       if (!cancelled && state !== 'cancelled') this.ui.progressText.textContent = `Could not cancel: the job already ${state}.`;
     } catch (err) {
       this.ui.cancel.disabled = false;

@@ -37,8 +37,29 @@ interface Layer {
   visible: boolean;
   bounds: { x: number; y: number; width: number; height: number };
   fills: { type: string; imageHash?: string }[];
-  pluginData: Record<string, string>;
+  sharedPluginData: Record<string, string>;
 }
+
+/** The page's glue: the fake figma global with PNGs encoded by a canvas, and base64 views for the test. */
+const GLUE = `(async () => {
+  const toBase64 = (bytes) => { let s = ''; for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000)); return btoa(s); };
+  const encodePng = async (rgba, width, height) => {
+    const canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), width, height), 0, 0);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+    return new Uint8Array(await blob.arrayBuffer());
+  };
+  const { figma, hooks } = createFakeFigma({
+    sourcePng: Uint8Array.from(atob(window.__SOURCE_PNG_B64), (c) => c.charCodeAt(0)),
+    clientStorage: window.__CLIENT_STORAGE,
+    document,
+    encodePng,
+  });
+  window.figma = figma;
+  window.__figma = { ...hooks, imageBase64: (hash) => toBase64(hooks.imageBytes(hash)), maskExportsBase64: () => hooks.maskExports.map(toBase64) };
+})();`;
 
 /** The harness: the page, the fake figma global, the built plugin. */
 function startHarness(serverUrl: string): Promise<{ url: string; close: () => Promise<void> }> {
@@ -52,11 +73,12 @@ function startHarness(serverUrl: string): Promise<{ url: string; close: () => Pr
   const page = `<!doctype html><html><head><meta charset="utf-8"><title>layerloop Figma harness</title>
 <style>body { margin: 0; background: #e5e5e5; } #panel { padding: 8px; } iframe { border: 1px solid #bbb; background: #fff; display: block; }</style></head>
 <body><div id="panel"></div>
-<script src="/globals.js"></script><script src="/fake-figma.js"></script><script src="/code.js"></script></body></html>`;
+<script src="/globals.js"></script><script src="/fake-figma.js"></script><script src="/glue.js"></script><script src="/code.js"></script></body></html>`;
   const files: Record<string, [string, string | Buffer]> = {
     '/': ['text/html; charset=utf-8', page],
     '/globals.js': ['text/javascript', globals],
     '/fake-figma.js': ['text/javascript', fs.readFileSync(FAKE_FIGMA)],
+    '/glue.js': ['text/javascript', GLUE],
     '/code.js': ['text/javascript', fs.readFileSync(CODE_JS)],
   };
   const server = http.createServer((req, res) => {
@@ -129,13 +151,34 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     await panel.locator('#advanced summary').click();
     await panel.locator('#steps').fill('8');
     await panel.locator('#seed').fill('7');
+    // every state the progress line goes through, with the number of previews shown: an 8-step tiny-model
+    // edit can run between two polls of the page on a loaded machine
+    await read(
+      panel,
+      "window.__progress = []; new MutationObserver(() => window.__progress.push([document.getElementById('progress-text').textContent, document.querySelectorAll('#previews img').length])).observe(document.getElementById('progress'), { childList: true, subtree: true, characterData: true })",
+    );
+    // hold the first result download (GET /v1/blobs/:sha) for the in-progress screenshot: previews still shown
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding = true;
+    await page.route(/\/v1\/blobs\/[0-9a-f]{64}$/, async (route) => {
+      if (holding && route.request().method() === 'GET') {
+        holding = false;
+        await held;
+      }
+      await route.continue();
+    });
     await panel.locator('#apply').click();
 
-    // during the edit: a step counter and a preview
-    await waitUntil(panel, "/^Step [1-7] of 8$/.test(document.getElementById('progress-text').textContent) && document.querySelector('#previews img') !== null");
+    await waitUntil(panel, "document.getElementById('progress-text').textContent === 'Placing the result…' && document.querySelector('#previews img') !== null");
     await page.screenshot({ path: path.join(ARTIFACTS, 'figma-progress.png') });
+    release();
 
     await waitUntil(panel, "document.getElementById('progress-text').textContent.startsWith('Done: a new layer above the source. Seed 7.')");
+    await page.unroute(/\/v1\/blobs\/[0-9a-f]{64}$/);
+    // during the edit: a step counter with a preview
+    const progress = await read<[string, number][]>(panel, 'window.__progress');
+    expect(progress.some(([text, previews]) => /^Step [1-7] of 8$/.test(text) && previews > 0)).toBe(true);
     const all = await layers(page);
     expect(all.map((l) => [l.id, l.type])).toEqual([
       ['1:2', 'RECTANGLE'],
@@ -146,13 +189,17 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     expect(result.name).toBe('make the circle blue');
     expect(result.visible).toBe(true);
     expect(result.bounds).toEqual(SOURCE_BOUNDS);
-    expect(result.fills).toEqual([expect.objectContaining({ type: 'IMAGE', scaleMode: 'FILL' })]);
-    expect(result.pluginData).toEqual({ documentId: expect.stringMatching(/^[0-9a-f-]{36}$/), editId: expect.any(String) });
-    expect(await read<string[]>(page, 'window.__figma.log.filter((l) => l === "commitUndo")')).toHaveLength(1);
+    expect(result.fills).toEqual([expect.objectContaining({ type: 'IMAGE', scaleMode: 'CROP' })]);
+    expect(result.sharedPluginData).toEqual({ 'layerloop|documentId': expect.stringMatching(/^[0-9a-f-]{36}$/), 'layerloop|editId': expect.any(String) });
+    // one commit before the temporary mask frame (the user's own changes stay their undo step), one after placing
+    expect(await read<string[]>(page, 'window.__figma.log.filter((l) => l === "commitUndo")')).toHaveLength(2);
+    const placedLog = await read<string[]>(page, 'window.__figma.log');
+    expect(placedLog.lastIndexOf('commitUndo')).toBeGreaterThan(placedLog.indexOf(`selection ${result.id}`));
     expect(await read<string[]>(page, 'window.__figma.log.filter((l) => l.startsWith("selection "))')).toEqual([`selection ${result.id}`]);
+    expect(placedLog).toContain(`scrollAndZoomIntoView ${result.id}`);
 
     // the mask the main thread exported: white ellipse on black, the source's size
-    const maskB64 = await read<string[]>(page, 'window.__figma.maskExports');
+    const maskB64 = await read<string[]>(page, 'window.__figma.maskExportsBase64()');
     expect(maskB64).toHaveLength(1);
     const mask = await decodeImage(new Uint8Array(Buffer.from(maskB64[0], 'base64')));
     expect([mask.width, mask.height]).toEqual([128, 128]);
@@ -173,7 +220,10 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
           for (let c = 0; c < 4; c++) if (edited.data[i + c] !== source.data[i + c]) changedOutside++;
         } else if (m(x, y) === 255) {
           inside.n++;
-          for (let c = 0; c < 3; c++) (inside.src[c] += source.data[i + c]), (inside.out[c] += edited.data[i + c]);
+          for (let c = 0; c < 3; c++) {
+            inside.src[c] += source.data[i + c];
+            inside.out[c] += edited.data[i + c];
+          }
         }
       }
     }
@@ -203,12 +253,12 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     const second = all[2];
     expect(second.name).toBe('make the square green');
     expect(second.bounds).toEqual(SOURCE_BOUNDS);
-    expect(second.pluginData.documentId).toBe(first.pluginData.documentId);
+    expect(second.sharedPluginData['layerloop|documentId']).toBe(first.sharedPluginData['layerloop|documentId']);
 
-    const { nodes } = await client.documents.history.query({ documentId: first.pluginData.documentId });
+    const { nodes } = await client.documents.history.query({ documentId: first.sharedPluginData['layerloop|documentId'] });
     const byId = new Map(nodes.map((n) => [n.id, n]));
-    const firstEdit = byId.get(first.pluginData.editId)!;
-    const secondEdit = byId.get(second.pluginData.editId)!;
+    const firstEdit = byId.get(first.sharedPluginData['layerloop|editId'])!;
+    const secondEdit = byId.get(second.sharedPluginData['layerloop|editId'])!;
     expect([firstEdit.kind, firstEdit.instruction]).toEqual(['edit', 'make the circle blue']);
     expect([secondEdit.kind, secondEdit.instruction, secondEdit.parentId]).toEqual(['edit', 'make the square green', firstEdit.id]);
     expect(byId.get(firstEdit.parentId!)!.kind).toBe('source');

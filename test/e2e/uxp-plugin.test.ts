@@ -1,6 +1,7 @@
 /**
- * The Photoshop UXP panel end to end (issue #6): plugin-uxp/index.html and its real bundle (dist/index.js, with
- * the real UxpPhotoshopHost) in headless Chromium, with require('photoshop') / require('uxp') faked by
+ * The Photoshop UXP panel end to end (issue #6): the installable package built for the test server (npm run
+ * package -- --server <its URL>: the release manifest, index.html and its real bundle with the real
+ * UxpPhotoshopHost) in headless Chromium, with require('photoshop') / require('uxp') faked by
  * test/e2e/uxp-harness/fake-photoshop.js over real pixels, against the real server process with the tiny model.
  *
  * A 160x140 document holds one pixel layer (test/fixtures/shapes-128.png at (16,6)) and a feathered elliptical
@@ -11,8 +12,10 @@
  *
  * Needs Debian's Chromium at /usr/bin/chromium; skipped without it, except in CI (process.env.CI), where it fails.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Page } from 'playwright-core';
@@ -20,7 +23,6 @@ import sharp from 'sharp';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
 import { ROOT, makeClient, startServer, type ServerProcess } from '../support/server';
 
-const PLUGIN_DIR = path.join(ROOT, 'plugin-uxp');
 const FAKE = path.join(ROOT, 'test', 'e2e', 'uxp-harness', 'fake-photoshop.js');
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
 const XMP_NS = 'http://ns.layerloop.dev/photoshop/1.0/';
@@ -28,6 +30,17 @@ const XMP_NS = 'http://ns.layerloop.dev/photoshop/1.0/';
 const OFFSET = { x: 16, y: 6 };
 const CIRCLE = { x: 40 + OFFSET.x, y: 44 + OFFSET.y };
 const SQUARE = { x: 91 + OFFSET.x, y: 84 + OFFSET.y };
+
+/** The page's glue: the fake modules over the fixture, as require('photoshop') / require('uxp'). */
+const GLUE = `(() => {
+  const f = window.__LL_FIXTURE;
+  const { modules, hooks } = createFakePhotoshop({ fixture: { width: f.width, height: f.height, rgba: Uint8Array.from(atob(f.rgba), (c) => c.charCodeAt(0)) }, offset: ${JSON.stringify(OFFSET)}, document });
+  window.require = (name) => {
+    if (!(name in modules)) throw new Error("require('" + name + "'): not faked");
+    return modules[name];
+  };
+  window.__fakePs = hooks;
+})();`;
 
 interface Bounds {
   left: number;
@@ -118,21 +131,24 @@ function blueness(d: Dump, layerId: number, selection: number[]): number {
 
 describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () => {
   let server: ServerProcess;
+  let packaged: string;
   let files: { url: string; close: () => Promise<void> };
   let browser: Browser;
   let page: Page;
   let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    if (!fs.existsSync(path.join(PLUGIN_DIR, 'dist', 'index.js'))) throw new Error('plugin-uxp/dist/index.js is missing: run npm run build');
-    files = await serveDir(PLUGIN_DIR);
-    // Photoshop's UXP runtime sends no Origin (it does no CORS); this harness is a web page on another port, so
-    // the server is told to allow it, as an operator would for a web client
+    // a build for this server: Photoshop lets a plugin reach only the servers its manifest lists. Its files are
+    // served from their folder-to-be first, so the server can be told to allow that page's origin: Photoshop's UXP
+    // runtime sends no Origin (it does no CORS), but this harness is a web page on another port
+    packaged = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-uxp-e2e-'));
+    files = await serveDir(path.join(packaged, 'package', 'photoshop'));
     server = await startServer({ args: ['--allow-origin', files.url] });
+    execFileSync(process.execPath, ['tools/plugins/package.mjs', '--server', server.url, '--out', packaged], { cwd: ROOT, stdio: 'pipe' });
     const { data, info } = await sharp(FIXTURE).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     browser = await launchBrowser({
       viewport: { width: 1000, height: 760 },
-      initScripts: [{ content: `window.__LL_FIXTURE = ${JSON.stringify({ width: info.width, height: info.height, rgba: data.toString('base64') })};` }, { path: FAKE }],
+      initScripts: [{ content: `window.__LL_FIXTURE = ${JSON.stringify({ width: info.width, height: info.height, rgba: data.toString('base64') })};` }, { path: FAKE }, { content: GLUE }],
     });
     ({ page, pageErrors } = browser);
     page.on('response', (res) => {
@@ -143,6 +159,7 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
   afterAll(async () => {
     await browser?.close();
     await files?.close();
+    if (packaged) fs.rmSync(packaged, { recursive: true, force: true });
     if (server) {
       expect((await server.stop()).code).toBe(0);
       fs.rmSync(server.dataDir, { recursive: true, force: true });
@@ -236,5 +253,5 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
 
     expect(await read<string[]>(page, 'window.__fakePs.problems')).toEqual([]);
     expect(pageErrors).toEqual([]);
-  }, 90_000);
+  }, 180_000); // ~30 s alone; the whole suite on 2 shared cores has taken it past 90 s
 });

@@ -157,49 +157,95 @@ describe('the main thread', () => {
     });
   });
 
-  describe('place-results', () => {
-    it('places, answers with the layer ids, and stores the file’s key and document id with it', async () => {
+  describe('place-result (one message per variation)', () => {
+    const message = (nodeId: string, index: number, count: number, png = fakePng(200, 100)) => ({
+      type: 'place-result' as const,
+      requestId: `p${index}`,
+      placementId: 'pl1',
+      index,
+      count,
+      target: { kind: 'node' as const, nodeId },
+      instruction: 'make it pop',
+      documentId: DOC,
+      editId: `${EDIT.slice(0, -1)}${index}`,
+      png,
+    });
+
+    it('places each as it comes, answers with its id, then with all; the file’s key and document id go with it', async () => {
       const { figma, main } = setup();
       await main.handle({ type: 'ready', freshDocumentKey: KEY });
       await main.handle({ type: 'document-opened', documentId: DOC });
       expect(figma.rootData.size).toBe(0);
       const photo = figma.photo({ width: 200, height: 100 });
-      await main.handle({
-        type: 'place-results',
-        requestId: 'p1',
-        target: { kind: 'node', nodeId: photo.id },
-        instruction: 'make it pop',
-        documentId: DOC,
-        results: [{ editId: EDIT, png: fakePng(200, 100) }],
-      });
-      const placed = last(figma, 'placed');
-      expect(placed.requestId).toBe('p1');
-      expect(figma.get(placed.nodeIds[0]).name).toBe('make it pop');
+      await main.handle(message(photo.id, 0, 2));
+      const first = last(figma, 'placed');
+      expect(first.requestId).toBe('p0');
+      expect(figma.get(first.nodeIds[0]).name).toBe('make it pop (1/2)');
+      const commitsBefore = figma.log.filter((l) => l === 'commit').length;
+      await main.handle(message(photo.id, 1, 2));
+      const all = last(figma, 'placed');
+      expect(all.requestId).toBe('p1');
+      expect(all.nodeIds).toEqual([first.nodeIds[0], expect.any(String)]);
+      expect(figma.log.filter((l) => l === 'commit').length).toBe(commitsBefore + 1);
       expect(Object.fromEntries(figma.rootData)).toEqual({ hostDocumentKey: KEY, documentId: DOC });
       // the file writes are part of the result's undo step
-      expect(figma.log.indexOf('rootData:hostDocumentKey')).toBeLessThan(figma.log.indexOf('commit'));
+      expect(figma.log.indexOf('rootData:hostDocumentKey')).toBeLessThan(figma.log.lastIndexOf('commit'));
     });
 
-    it('a placement that fails: request-failed, nothing added', async () => {
+    it('a placement that fails half way: request-failed, and the layers it made are gone', async () => {
       const { figma, main } = setup();
       await main.handle({ type: 'ready', freshDocumentKey: KEY });
       const photo = figma.photo({ width: 200, height: 100 });
       const before = figma.all().length;
-      await main.handle({
-        type: 'place-results',
-        requestId: 'p2',
-        target: { kind: 'node', nodeId: photo.id },
-        instruction: 'x',
-        documentId: DOC,
-        results: [{ editId: EDIT, png: new Uint8Array([1, 2, 3]) }],
-      });
+      await main.handle(message(photo.id, 0, 2));
+      expect(figma.all()).toHaveLength(before + 1);
+      await main.handle(message(photo.id, 1, 2, new Uint8Array([1, 2, 3])));
       expect(last(figma, 'request-failed')).toEqual({
         type: 'request-failed',
-        requestId: 'p2',
+        requestId: 'p1',
         message: 'Figma could not take the result image (Image type is unsupported). Nothing was added.',
       });
       expect(figma.all()).toHaveLength(before);
+      expect(figma.log).not.toContain('commit');
     });
+
+    it('place-abandon (the UI could not download the next one) removes what was placed', async () => {
+      const { figma, main } = setup();
+      await main.handle({ type: 'ready', freshDocumentKey: KEY });
+      const photo = figma.photo({ width: 200, height: 100 });
+      const before = figma.all().length;
+      await main.handle(message(photo.id, 0, 3));
+      await main.handle({ type: 'place-abandon', placementId: 'pl1' });
+      expect(figma.all()).toHaveLength(before);
+      await main.handle(message(photo.id, 1, 3));
+      expect(last(figma, 'request-failed').message).toMatch(/not under way/);
+    });
+  });
+
+  it('removes a mask frame left by a plugin closed mid-export: at close, and at the next start', async () => {
+    const figma = new FakeFigma();
+    const photo = figma.photo({ width: 100, height: 100 });
+    const leftover = figma.createMaskFrame({ x: 0, y: 0, width: 100, height: 100 }, MASK_FRAME_NAME); // a previous run's
+    new MainController(figma).start();
+    expect(figma.all().map((n) => n.id)).toEqual([photo.id]);
+    figma.createMaskFrame({ x: 0, y: 0, width: 100, height: 100 }, MASK_FRAME_NAME); // this run's, export pending
+    figma.close();
+    expect(figma.all().map((n) => n.id)).toEqual([photo.id]);
+    expect(figma.log).toContain(`remove:${leftover}`);
+  });
+
+  it('exports a semi-transparent or blended source without its own look (the result layer gets it)', async () => {
+    const { figma, main } = setup();
+    await main.handle({ type: 'ready', freshDocumentKey: KEY });
+    const photo = figma.photo({ width: 200, height: 100, opacity: 0.5, blendMode: 'MULTIPLY' });
+    figma.setSelection(photo);
+    await main.handle({ type: 'prepare-edit', requestId: 'r1', continueFrom: null });
+    const inputs = last(figma, 'edit-inputs');
+    expect(decodeFakePng(inputs.image!.png).scene).toMatchObject({ opacity: 1, blendMode: 'NORMAL' });
+    expect(figma.log).toContain(`export:${photo.id}:own-look`);
+    figma.setSelection(figma.photo({ width: 10, height: 10 }));
+    await main.handle({ type: 'prepare-edit', requestId: 'r2', continueFrom: null });
+    expect(figma.log.at(-1)).toMatch(/^export:[\d:]+$/); // a plain layer exports as it is
   });
 
   it('shows notifications the UI asks for', async () => {

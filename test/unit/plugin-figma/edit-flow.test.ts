@@ -2,14 +2,28 @@
  * One Apply end to end inside the plugin: the UI's EditRun and Bridge, the main thread's MainController on
  * the fake FigmaHost (messages structured-cloned both ways, as postMessage does), and a scripted fake server.
  */
-import type { CreateEditResult, EditRequestInput, JobEvent } from '../../../shared/protocol';
-import { ApiError, errorForStatus, type BlobInfo, type HistoryEntry, type LayerloopApi, type ServerHealth } from '../../../plugin-figma/src/api';
+import {
+  ClientError,
+  errorForStatus,
+  newSession,
+  reduceSession,
+  type BlobInfo,
+  type CancelResult,
+  type EditPhase,
+  type HistoryEntry,
+  type ImageBody,
+  type LayerloopClient,
+  type RawImage,
+  type ServerHealth,
+  type SessionAction,
+  type SignalLike,
+} from '../../../shared/client';
+import type { CreateEditResult, EditRequestInput, JobEvent, JobSnapshot } from '../../../shared/protocol';
 import { Bridge } from '../../../plugin-figma/src/bridge';
 import { MainController } from '../../../plugin-figma/src/controller';
 import { buildEditRequest, DEFAULT_FORM, EditRun, formProblem, NO_INSTRUCTION, type EditForm } from '../../../plugin-figma/src/edit-flow';
 import { pngSize } from '../../../plugin-figma/src/geometry';
 import type { UiToMain } from '../../../plugin-figma/src/messages';
-import { IDLE, reduceEdit, type EditAction, type EditPhase } from '../../../plugin-figma/src/ui-state';
 import { FakeFigma, fakePng } from './fake-figma';
 
 const DOC = '11111111-1111-4111-8111-111111111111';
@@ -38,7 +52,7 @@ class Channel<T> {
   }
 }
 
-class FakeApi implements LayerloopApi {
+class FakeApi implements LayerloopClient {
   readonly serverUrl = 'http://fake:7860';
   uploads: Uint8Array[] = [];
   created: EditRequestInput[] = [];
@@ -48,11 +62,11 @@ class FakeApi implements LayerloopApi {
   blobSizes = new Map<string, { width: number; height: number }>();
   /** resolve to let a pending upload finish */
   uploadGate: Promise<void> | null = null;
-  createFails: ApiError | null = null;
+  createFails: ClientError | null = null;
   private seq = 0;
 
   async health(): Promise<ServerHealth> {
-    return { model: 'tiny on cpu', version: '0', authRequired: false };
+    return { status: 'ok', model: { name: 'tiny', provider: 'cpu' }, version: '0', queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
   }
   async openDocument(): Promise<string> {
     return DOC;
@@ -65,23 +79,31 @@ class FakeApi implements LayerloopApi {
     this.created.push(request);
     return { jobId: JOB, documentId: DOC, position: 1, seed: 7 };
   }
-  async *watchJob(jobId: string, signal: AbortSignal): AsyncGenerator<JobEvent> {
+  async *follow(jobId: string, signal?: SignalLike): AsyncGenerator<JobEvent> {
     expect(jobId).toBe(JOB);
     for (;;) {
       const event = await this.events.next();
-      if (signal.aborted) throw new ApiError('aborted', 'cancelled');
+      if (signal?.aborted) throw new ClientError('aborted', 'cancelled');
       yield event;
       if (['succeeded', 'failed', 'cancelled'].includes(event.type)) return;
     }
   }
-  async cancelJob(jobId: string): Promise<void> {
+  async getJob(): Promise<JobSnapshot> {
+    throw new Error('the Figma UI follows jobs with follow()');
+  }
+  async getRgba(): Promise<RawImage> {
+    throw new Error('the Figma UI reads results as PNG');
+  }
+  async cancelJob(jobId: string): Promise<CancelResult> {
     this.cancelled.push(jobId);
     this.emit({ type: 'cancelled' });
+    return { cancelled: true, state: 'running' };
   }
-  async putPng(png: Uint8Array, signal?: AbortSignal): Promise<BlobInfo> {
+  async putImage(png: Uint8Array, body: ImageBody, signal?: SignalLike): Promise<BlobInfo> {
+    expect(body).toEqual({ contentType: 'image/png' });
     if (this.uploadGate) {
       await this.uploadGate;
-      if (signal?.aborted) throw new ApiError('aborted', 'cancelled');
+      if (signal?.aborted) throw new ClientError('aborted', 'cancelled');
     }
     this.uploads.push(png);
     return { sha256: sha(this.uploads.length), ...pngSize(png)! };
@@ -118,10 +140,10 @@ async function setup() {
   );
   figma.onPost = (message) => bridge.receive(message);
   const phases: EditPhase[] = [];
-  let phase: EditPhase = IDLE;
-  const dispatch = (action: EditAction) => {
-    phase = reduceEdit(phase, action);
-    phases.push(phase);
+  let session = newSession('place-all');
+  const dispatch = (action: SessionAction) => {
+    session = reduceSession(session, action);
+    phases.push(session.edit);
   };
   const resized: { width: number; height: number }[] = [];
   const resizePng = async (_png: Uint8Array, width: number, height: number) => {
@@ -131,7 +153,7 @@ async function setup() {
   const edit = new EditRun({ api, main: bridge, dispatch, resizePng });
   await main.handle({ type: 'ready', freshDocumentKey: KEY });
   await main.handle({ type: 'document-opened', documentId: DOC });
-  return { figma, api, edit, phases, resized, last: () => phase };
+  return { figma, api, edit, phases, resized, last: () => session.edit, warning: () => session.warning };
 }
 
 const form: EditForm = { ...DEFAULT_FORM, instruction: ' make the circle blue ' };
@@ -148,7 +170,7 @@ describe('one Apply', () => {
     api.succeed();
     await edit.run(form, DOC, null);
 
-    expect(names(phases)).toEqual(['exporting', 'uploading', 'queued', 'running', 'placing', 'done']);
+    expect(names(phases)).toEqual(['preparing', 'uploading', 'queued', 'running', 'placing', 'done']);
     expect(api.created).toEqual([
       {
         documentId: DOC,
@@ -159,7 +181,8 @@ describe('one Apply', () => {
     ]);
     const done = last();
     expect(done).toMatchObject({ name: 'done', seed: 7, editIds: [EDIT_IDS[0]] });
-    const layer = figma.get(done.name === 'done' ? done.nodeIds[0] : '');
+    expect(done).toMatchObject({ layers: 1 });
+    const layer = figma.all().find((n) => n.pluginData.get('editId') === EDIT_IDS[0])!;
     expect(layer.name).toBe(' make the circle blue '.trim());
     expect(layer.pluginData.get('editId')).toBe(EDIT_IDS[0]);
     expect(figma.snapshot(layer).bounds).toEqual(figma.snapshot(photo).bounds);
@@ -241,7 +264,7 @@ describe('one Apply', () => {
     await running;
     expect(api.cancelled).toEqual([JOB]);
     expect(phases.some((p) => p.name === 'running' && p.cancelRequested)).toBe(true);
-    expect(last()).toEqual({ name: 'cancelled', message: 'Cancelled. Nothing was added to the file.' });
+    expect(last()).toEqual({ name: 'cancelled', message: 'Cancelled. Nothing was added to the document.' });
     expect(figma.all()).toHaveLength(before);
   });
 
@@ -252,12 +275,29 @@ describe('one Apply', () => {
 
     const again = await setup();
     again.figma.setSelection(again.figma.photo({ width: 200, height: 100 }));
-    again.api.createFails = errorForStatus(again.api.serverUrl, null, null);
+    again.api.createFails = errorForStatus(again.api.serverUrl, null, null, 'Failed to fetch', 'allow the server in manifest.json');
     await again.edit.run(form, DOC, null);
     expect(again.last()).toEqual({
       name: 'failed',
-      message: "Can't reach the layerloop server at http://fake:7860. Start it (npm start), check the URL in Settings, and that manifest.json's networkAccess allows it.",
+      message: "Can't reach the layerloop server at http://fake:7860: Failed to fetch. Check that it is running and the URL in Settings; allow the server in manifest.json.",
     });
+  });
+
+  it('a result layer whose edit the server no longer knows: the edit starts from its pixels, with a warning', async () => {
+    const { figma, api, edit, last, warning } = await setup();
+    const result = figma.photo({ width: 200, height: 100 });
+    figma.tag(result, DOC, PREVIOUS_EDIT);
+    figma.setSelection(result);
+    const create = api.createEdit.bind(api);
+    api.createEdit = async (request) => {
+      if (request.parent.kind === 'edit') throw new ClientError('not-found', `no edit ${PREVIOUS_EDIT}`, 404, 'NOT_FOUND');
+      return create(request);
+    };
+    api.succeed();
+    await edit.run(form, DOC, null);
+    expect(api.created.map((r) => r.parent)).toEqual([{ kind: 'source', imageSha256: sha(1) }]);
+    expect(last()).toMatchObject({ name: 'done' });
+    expect(warning()).toMatch(/does not know the edit this layer came from/);
   });
 });
 

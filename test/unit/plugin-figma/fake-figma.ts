@@ -9,13 +9,18 @@
  * - cloneNode puts the copy on the page with the same relativeTransform values; appendChild/insertChild
  *   keep the relativeTransform; nothing can be added inside an instance.
  * - createImage throws over 4096 px a side and on bytes that are not a PNG; plugin data reads ''.
+ * - a layer inserted into a main COMPONENT shows in every instance, one inserted into a TRANSFORM_GROUP is
+ *   repeated (`duplicatedResults` lists such result layers); an isMask node renders nothing itself.
+ * - 'close' listeners run on close(); the temporary mark is what removeTemporaryNodes looks for.
+ * The API-level details (fonts of text, shared plugin data, scrolling, exact fills) are the real host's
+ * (figma-host.ts), tested against the fake `figma` global in test/e2e/figma-harness/fake-figma.js.
  * - relativeTransform must have unit axes (Figma never scales through it).
  * - exportPng returns a PNG whose IHDR holds the node's rounded absolute size, followed by a JSON chunk
  *   describing what was rendered (decodeFakePng), so tests can check what a mask export contained.
  * - every change is logged (`log`), with 'commit' for commitUndo, to check undo grouping.
  */
 import { boundsOf, IDENTITY, invert, multiply, pngSize, translation, type Rect, type Transform } from '../../../plugin-figma/src/geometry';
-import type { FigmaHost, HostNode, LayoutMode, NewImageRect, ShowUiOptions } from '../../../plugin-figma/src/host';
+import type { ExportOptions, FigmaHost, HostNode, LayoutMode, NewImageRect, ShowUiOptions } from '../../../plugin-figma/src/host';
 import { maskEffects, maskPaints, type EffectLike, type PaintLike } from '../../../plugin-figma/src/mask-paint';
 import type { MainToUi } from '../../../plugin-figma/src/messages';
 
@@ -37,12 +42,14 @@ export interface FakeNode {
   effects: EffectLike[];
   blendMode: string;
   opacity: number;
+  isMask: boolean;
   clipsContent: boolean;
+  temporary: boolean;
   pluginData: Map<string, string>;
   removed: boolean;
 }
 
-const CONTAINERS = ['PAGE', 'FRAME', 'COMPONENT', 'COMPONENT_SET', 'INSTANCE', 'SECTION'];
+const CONTAINERS = ['PAGE', 'FRAME', 'COMPONENT', 'COMPONENT_SET', 'INSTANCE', 'SECTION', 'TRANSFORM_GROUP'];
 const DERIVED = ['GROUP', 'BOOLEAN_OPERATION'];
 const CAN_HOLD = [...CONTAINERS, ...DERIVED];
 
@@ -64,6 +71,7 @@ export interface NodeOptions {
   effects?: EffectLike[];
   opacity?: number;
   blendMode?: string;
+  isMask?: boolean;
 }
 
 export const GREY: PaintLike = { type: 'SOLID', color: { r: 0.85, g: 0.85, b: 0.85 }, opacity: 1 } as PaintLike;
@@ -117,6 +125,7 @@ export interface RenderedNode {
   visible: boolean;
   opacity: number;
   blendMode: string;
+  isMask: boolean;
   fills: PaintLike[];
   strokes: PaintLike[];
   effects: EffectLike[];
@@ -141,6 +150,7 @@ export class FakeFigma implements FigmaHost {
   private nextId = 2;
   private selected: FakeNode[] = [];
   private selectionListeners: (() => void)[] = [];
+  private closeListeners: (() => void)[] = [];
   private uiListener: ((message: unknown) => void) | null = null;
   readonly rootData = new Map<string, string>();
   readonly storage = new Map<string, unknown>();
@@ -186,7 +196,9 @@ export class FakeFigma implements FigmaHost {
       effects: o.effects ?? [],
       blendMode: o.blendMode ?? (DERIVED.includes(type) ? 'PASS_THROUGH' : 'NORMAL'),
       opacity: o.opacity ?? 1,
+      isMask: o.isMask ?? false,
       clipsContent: type === 'FRAME',
+      temporary: false,
       pluginData: new Map(),
       removed: false,
     };
@@ -253,6 +265,14 @@ export class FakeFigma implements FigmaHost {
     };
     walk(this.page);
     return out;
+  }
+  /** the user closes the plugin */
+  close(): void {
+    for (const listener of this.closeListeners) listener();
+  }
+  /** result layers Figma would show more than once (in a main component's instances, a transform group's repeats) */
+  duplicatedResults(): FakeNode[] {
+    return this.all().filter((n) => n.pluginData.has('editId') && this.inType(n.parent, ['COMPONENT', 'COMPONENT_SET', 'TRANSFORM_GROUP']));
   }
   /** the UI's side: deliver a message to the main thread's listener */
   fromUi(message: unknown): void {
@@ -325,6 +345,11 @@ export class FakeFigma implements FigmaHost {
     return false;
   }
 
+  private inType(node: FakeNode | null, types: string[]): boolean {
+    for (let n = node; n; n = n.parent) if (types.includes(n.type)) return true;
+    return false;
+  }
+
   snapshot(node: FakeNode): HostNode {
     const { width, height } = this.size(node);
     return {
@@ -340,6 +365,10 @@ export class FakeFigma implements FigmaHost {
       bounds: this.bounds(node),
       layoutMode: node.layoutMode,
       inInstance: this.inInstance(node),
+      inMainComponent: this.inType(node, ['COMPONENT', 'COMPONENT_SET']),
+      inTransformGroup: this.inType(node.parent, ['TRANSFORM_GROUP']),
+      opacity: node.opacity,
+      blendMode: node.blendMode,
       hasImageFill: node.fills.some((p) => p.type === 'IMAGE' && p.visible !== false),
     };
   }
@@ -398,6 +427,9 @@ export class FakeFigma implements FigmaHost {
   onSelectionChange(listener: () => void): void {
     this.selectionListeners.push(listener);
   }
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
+  }
   notify(message: string, options?: { error?: boolean }): void {
     this.notifications.push({ message, error: options?.error ?? false });
   }
@@ -449,6 +481,7 @@ export class FakeFigma implements FigmaHost {
       visible: node.visible,
       opacity: node.opacity,
       blendMode: node.blendMode,
+      isMask: node.isMask,
       fills: node.fills,
       strokes: node.strokes,
       effects: node.effects,
@@ -456,13 +489,15 @@ export class FakeFigma implements FigmaHost {
     };
   }
 
-  async exportPng(nodeId: string): Promise<Uint8Array> {
+  async exportPng(nodeId: string, options: ExportOptions = {}): Promise<Uint8Array> {
     const node = this.live(nodeId);
     if (this.failExportOf === nodeId) throw new Error('export failed (simulated)');
     const b = this.bounds(node);
     if (!b) throw new Error('cannot export a page here');
-    this.log.push(`export:${nodeId}`);
-    return fakePng(Math.max(1, Math.round(b.width)), Math.max(1, Math.round(b.height)), this.render(node, b));
+    this.log.push(`export:${nodeId}${options.ownLookOnly ? ':own-look' : ''}`);
+    const scene = this.render(node, b);
+    if (options.ownLookOnly) Object.assign(scene, { opacity: 1, blendMode: node.blendMode === 'PASS_THROUGH' ? 'PASS_THROUGH' : 'NORMAL' });
+    return fakePng(Math.max(1, Math.round(b.width)), Math.max(1, Math.round(b.height)), scene);
   }
 
   createImage(png: Uint8Array): string {
@@ -478,8 +513,15 @@ export class FakeFigma implements FigmaHost {
 
   createMaskFrame(bounds: Rect, name: string): string {
     const frame = this.make('FRAME', { name, x: bounds.x, y: bounds.y, width: bounds.width, height: bounds.height, fills: [{ type: 'SOLID', color: { r: 0, g: 0, b: 0 } } as PaintLike] }, this.page);
+    frame.temporary = true;
     this.log.push(`create:FRAME:${frame.id}`);
     return frame.id;
+  }
+
+  removeTemporaryNodes(): number {
+    const left = this.page.children.filter((n) => n.temporary);
+    for (const n of left) this.remove(n.id);
+    return left.length;
   }
 
   private copy(node: FakeNode): FakeNode {
@@ -549,9 +591,10 @@ export class FakeFigma implements FigmaHost {
     this.log.push(`absolute:${nodeId}`);
   }
 
-  paintAsMask(nodeId: string): void {
+  async paintAsMask(nodeId: string): Promise<void> {
     const node = this.live(nodeId);
     node.visible = true;
+    node.isMask = false;
     const visit = (n: FakeNode) => {
       n.fills = maskPaints(n.fills);
       n.strokes = maskPaints(n.strokes);
@@ -564,7 +607,7 @@ export class FakeFigma implements FigmaHost {
   }
 
   createImageRect(rect: NewImageRect): string {
-    const node = this.make('RECTANGLE', { name: rect.name, width: rect.width, height: rect.height, visible: rect.visible, fills: [{ type: 'IMAGE', scaleMode: 'FILL', imageHash: rect.imageHash } as PaintLike] }, this.page);
+    const node = this.make('RECTANGLE', { name: rect.name, width: rect.width, height: rect.height, visible: rect.visible, opacity: rect.opacity, blendMode: rect.blendMode, fills: [{ type: 'IMAGE', scaleMode: 'CROP', imageHash: rect.imageHash } as PaintLike] }, this.page);
     this.log.push(`create:RECTANGLE:${node.id}`);
     return node.id;
   }

@@ -90,6 +90,24 @@ describe('mask export', () => {
     ]);
   });
 
+  it('a shape that is a Figma mask (isMask) is copied as a plain shape, which renders', async () => {
+    const figma = new FakeFigma();
+    const photo = figma.photo({ width: 100, height: 100 });
+    const clip = figma.ellipse({ x: 10, y: 10, width: 30, height: 30, isMask: true });
+    const { scene } = await maskOf(figma, photo, clip);
+    expect(scene.children[0]).toMatchObject({ isMask: false, visible: true });
+    expect(figma.get(clip.id).isMask).toBe(true); // the original is untouched
+  });
+
+  it('commits the user’s own changes as their undo step before making the temporary frame', async () => {
+    const figma = new FakeFigma();
+    const photo = figma.photo({ width: 100, height: 100 });
+    const blob = figma.ellipse({ width: 10, height: 10 });
+    await maskOf(figma, photo, blob);
+    expect(figma.log[0]).toBe('commit');
+    expect(figma.log[1]).toMatch(/^create:FRAME:/);
+  });
+
   it('removes the temporary frame even when the export fails', async () => {
     const figma = new FakeFigma();
     const photo = figma.photo({ width: 100, height: 100 });

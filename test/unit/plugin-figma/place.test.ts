@@ -1,6 +1,6 @@
 import { PluginError } from '../../../plugin-figma/src/host';
 import { placeResults, resultName, type PlaceRequest } from '../../../plugin-figma/src/place';
-import { FakeFigma, fakePng, type FakeNode } from './fake-figma';
+import { FakeFigma, fakePng, PHOTO, type FakeNode } from './fake-figma';
 
 const DOC = '11111111-1111-4111-8111-111111111111';
 const EDITS = ['aaaaaaaa-0000-4000-8000-000000000001', 'aaaaaaaa-0000-4000-8000-000000000002', 'aaaaaaaa-0000-4000-8000-000000000003'];
@@ -33,7 +33,8 @@ describe('placing results', () => {
     const node = figma.get(id);
     expect(figma.page.children.map((n) => n.name)).toEqual(['Below', 'Photo', 'make the sky stormy', 'Above']);
     expectOver(figma, id, photo);
-    expect(node.fills).toEqual([{ type: 'IMAGE', scaleMode: 'FILL', imageHash: 'img1' }]);
+    expect(node.fills).toEqual([{ type: 'IMAGE', scaleMode: 'CROP', imageHash: 'img1' }]);
+    expect([node.opacity, node.blendMode]).toEqual([1, 'NORMAL']);
     expect(Object.fromEntries(node.pluginData)).toEqual({ documentId: DOC, editId: EDITS[0] });
     expect(figma.selection().map((n) => n.id)).toEqual([id]);
     expect(figma.log.at(-1)).toBe('commit');
@@ -103,6 +104,40 @@ describe('placing results', () => {
     expect(figma.get(id2).parent).toBe(frame);
     expect(frame.children.indexOf(figma.get(id2))).toBe(frame.children.indexOf(union) + 1);
     expectOver(figma, id2, a);
+  });
+
+  it('inside a main component, a variant set or a transform group: just above it, so it is not copied into every instance or repeated', async () => {
+    const figma = new FakeFigma();
+    const frame = figma.frame({ x: 0, y: 0, width: 2000, height: 2000 });
+    const component = figma.add('COMPONENT', { parent: frame, x: 100, y: 100, width: 400, height: 400 });
+    const photo = figma.photo({ parent: component, x: 10, y: 20, width: 200, height: 100 });
+    const [id] = await placeResults(figma, request(photo));
+    expect(figma.get(id).parent).toBe(frame);
+    expect(frame.children.indexOf(figma.get(id))).toBe(frame.children.indexOf(component) + 1);
+    expectOver(figma, id, photo);
+
+    const set = figma.add('COMPONENT_SET', { parent: frame, x: 600, y: 100, width: 500, height: 300 });
+    const variant = figma.add('COMPONENT', { parent: set, x: 20, y: 20, width: 200, height: 100, fills: [PHOTO] });
+    const [id2] = await placeResults(figma, request(variant));
+    expect(figma.get(id2).parent).toBe(frame);
+    expectOver(figma, id2, variant);
+
+    const repeat = figma.add('TRANSFORM_GROUP', { parent: frame, x: 100, y: 800, width: 600, height: 300 });
+    const tile = figma.photo({ parent: repeat, x: 0, y: 0, width: 200, height: 100 });
+    const [id3] = await placeResults(figma, request(tile));
+    expect(figma.get(id3).parent).toBe(frame);
+    expectOver(figma, id3, tile);
+    expect(figma.duplicatedResults()).toEqual([]);
+  });
+
+  it('the result takes the source’s opacity and blend mode', async () => {
+    const figma = new FakeFigma();
+    const photo = figma.photo({ width: 200, height: 100, opacity: 0.4, blendMode: 'MULTIPLY' });
+    const ids = await placeResults(figma, request(photo, 2));
+    expect(ids.map((id) => [figma.get(id).opacity, figma.get(id).blendMode])).toEqual([
+      [0.4, 'MULTIPLY'],
+      [0.4, 'MULTIPLY'],
+    ]);
   });
 
   it('variations: sibling layers in order, the first on top and the only visible one', async () => {

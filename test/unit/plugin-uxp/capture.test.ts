@@ -1,4 +1,4 @@
-import { captureActiveLayer } from '../../../plugin-uxp/src/capture';
+import { captureActiveLayer, resultMask } from '../../../plugin-uxp/src/capture';
 import { MESSAGES, UserError } from '../../../plugin-uxp/src/errors';
 import { FakePhotoshop } from './fake-photoshop';
 import { at, gradient, pixels16, pixels8, selection } from './fixtures';
@@ -107,6 +107,23 @@ describe('captureActiveLayer: selection -> mask', () => {
   });
 });
 
+describe('captureActiveLayer: the layer’s own mask and look', () => {
+  it('reads the user mask over the layer (255 where it has no data) and the opacity and blend mode', async () => {
+    const fake = new FakePhotoshop();
+    const mask = selection({ left: 12, top: 0, right: 40, bottom: 30 }, (x) => (x < 20 ? 0 : 200));
+    docWithBlock(fake, {
+      layers: [{ name: 'art', look: { opacity: 60, fillOpacity: 80, blendMode: 'screen' }, mask, pixels: pixels8(5, 0, 30, 20, (x, y) => (x >= 10 && x < 30 && y >= 5 && y < 15 ? gradient(x, y) : [0, 0, 0, 0])) }],
+    });
+    const cap = await captureActiveLayer(fake);
+    expect(cap.look).toEqual({ opacity: 60, fillOpacity: 80, blendMode: 'screen' });
+    expect(Array.from(cap.layerMask!.subarray(0, 20))).toEqual([255, 255, ...new Array(8).fill(0), ...new Array(10).fill(200)]);
+    expect(cap.mask).toBeNull();
+    expect(resultMask(cap)).toBe(cap.layerMask);
+    expect(resultMask({ mask: new Uint8Array([255, 128, 0]), layerMask: new Uint8Array([255, 255, 100]) })).toEqual(new Uint8Array([255, 128, 0]));
+    expect(fake.liveImageData()).toBe(0);
+  });
+});
+
 describe('captureActiveLayer: what cannot be edited', () => {
   const cases: [string, (f: FakePhotoshop) => void, RegExp | string][] = [
     ['no document', () => undefined, MESSAGES.noDocument],
@@ -125,6 +142,21 @@ describe('captureActiveLayer: what cannot be edited', () => {
       MESSAGES.severalLayers,
     ],
     ['a CMYK document', (f) => f.addDocument({ title: 'print.psd', width: 4, height: 4, mode: 'CMYKColorMode', layers: [{ name: 'a', pixels: pixels8(0, 0, 4, 4, gradient) }] }), /"print.psd" is not an RGB document/],
+    [
+      'a 32-bit (HDR) document',
+      (f) => f.addDocument({ title: 'hdr.psd', width: 4, height: 4, bitsPerChannel: 32, layers: [{ name: 'a', pixels: pixels8(0, 0, 4, 4, gradient) }] }),
+      '"hdr.psd" is a 32-bit (HDR) document: convert it with Image > Mode > 16 Bits/Channel (or 8), then try again.',
+    ],
+    [
+      'a clipped layer',
+      (f) => f.addDocument({ width: 4, height: 4, layers: [{ name: 'shadow', clipped: true, pixels: pixels8(0, 0, 4, 4, gradient) }] }),
+      '"shadow" is clipped to the layer below it: release the clipping mask (Layer > Release Clipping Mask) or merge the two, then try again.',
+    ],
+    [
+      'a layer with a vector mask',
+      (f) => f.addDocument({ width: 4, height: 4, layers: [{ name: 'cut', vectorMask: true, pixels: pixels8(0, 0, 4, 4, gradient) }] }),
+      '"cut" has a vector mask, which plugins cannot read: rasterize it (Layer > Rasterize > Vector Mask), then try again.',
+    ],
   ];
   it.each(cases)('%s gives a clear message', async (_name, setup, message) => {
     const fake = new FakePhotoshop();

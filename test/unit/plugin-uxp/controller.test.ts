@@ -1,4 +1,5 @@
-import { ApiError } from '../../../plugin-uxp/src/api';
+import sharp from 'sharp';
+import { ClientError } from '../../../shared/client';
 import { DEFAULT_FORM, PanelController, historyItems, optionsFromForm, type EditForm, type PanelState } from '../../../plugin-uxp/src/controller';
 import { DocumentRecords, XMP_DOCUMENT_KEY, XMP_LAYER_EDITS, parseEditRecords } from '../../../plugin-uxp/src/identity';
 import { FakeApi, PREVIEW, fakeEdit, snapshot } from './fake-api';
@@ -20,7 +21,7 @@ function setup(spec: Partial<FakeDocumentSpec> = {}) {
   });
   const api = new FakeApi();
   const records = new DocumentRecords(fake, uuid, 'sess');
-  const controller = new PanelController({ host: fake, api, records, sleep: async () => undefined });
+  const controller = new PanelController({ host: fake, client: () => api, records });
   const states: PanelState[] = [];
   controller.subscribe((s) => states.push(s));
   return { fake, doc, api, controller, states };
@@ -61,7 +62,9 @@ describe('Apply', () => {
 
     // progress went queued -> running with previews
     const phases = states.map((x) => x.phase).filter((p, i, all) => p !== all[i - 1]);
-    expect(phases).toEqual(['capturing', 'uploading', 'queued', 'running', 'downloading', 'placing', 'done']);
+    expect(phases).toEqual(['preparing', 'uploading', 'queued', 'running', 'placing', 'done']);
+    expect(states.some((x) => x.status === 'Downloading the result…')).toBe(true);
+    expect(api.hosts).toEqual(['photoshop']);
     expect(states.some((x) => x.phase === 'queued' && x.queuePosition === 1)).toBe(true);
     expect(states.some((x) => x.phase === 'running' && x.preview === PREVIEW(5) && x.progress?.step === 5)).toBe(true);
     expect(states.some((x) => x.phase === 'running' && x.preview === PREVIEW(10) && x.progress?.step === 10)).toBe(true);
@@ -95,7 +98,7 @@ describe('Apply', () => {
     const { fake, doc, api, controller } = setup();
     await controller.apply(form());
     const reopened = fake.saveAndReopen(doc);
-    const again = new PanelController({ host: fake, api, records: new DocumentRecords(fake, uuid, 'sess-2'), sleep: async () => undefined });
+    const again = new PanelController({ host: fake, client: () => api, records: new DocumentRecords(fake, uuid, 'sess-2') });
     await again.apply(form({ instruction: 'now blue' }));
     expect(api.jobs[1].request.parent.kind).toBe('edit');
     expect(api.jobs[1].request.documentId).toBe(api.jobs[0].request.documentId);
@@ -105,10 +108,10 @@ describe('Apply', () => {
   it('falls back to the layer pixels when the server does not know the parent edit', async () => {
     const { api, controller } = setup();
     await controller.apply(form());
-    api.failCreate = new ApiError('edit not found', 'NOT_FOUND', 404);
+    api.failCreate = new ClientError('not-found', 'edit not found', 404, 'NOT_FOUND');
     await controller.apply(form({ instruction: 'again' }));
     expect(controller.getState().error).toBeNull();
-    expect(controller.getState().warning).toMatch(/starting from the layer's pixels/);
+    expect(controller.getState().warning).toMatch(/started from the layer’s pixels/);
     expect(api.jobs[1].request.parent).toEqual({ kind: 'source', imageSha256: api.uploads[api.uploads.length - 1] });
   });
 
@@ -116,7 +119,7 @@ describe('Apply', () => {
     const { doc, api, controller } = setup();
     api.script = (job) => [snapshot(job.id, job.request.documentId, { state: 'running' }), snapshot(job.id, job.request.documentId, { state: 'failed', error: 'the GPU ran out of memory: try fewer variations' })];
     await controller.apply(form());
-    expect(controller.getState()).toMatchObject({ phase: 'failed', busy: false, error: 'the GPU ran out of memory: try fewer variations' });
+    expect(controller.getState()).toMatchObject({ phase: 'failed', busy: false, error: 'The edit failed on the server: the GPU ran out of memory: try fewer variations' });
     expect(doc.history).toEqual(['Open']);
   });
 
@@ -134,7 +137,7 @@ describe('Apply', () => {
 
   it('says so when no document is open', async () => {
     const fake = new FakePhotoshop();
-    const controller = new PanelController({ host: fake, api: new FakeApi(), records: new DocumentRecords(fake, uuid, 's'), sleep: async () => undefined });
+    const controller = new PanelController({ host: fake, client: () => new FakeApi(), records: new DocumentRecords(fake, uuid, 's') });
     await controller.apply(form());
     expect(controller.getState().error).toMatch(/No document is open/);
     expect(controller.getState().historyStatus).toMatch(/No document is open/);
@@ -171,14 +174,14 @@ describe('Cancel', () => {
     });
     await controller.apply(form());
     expect(cancelSpy).toHaveBeenCalledTimes(1);
-    expect(controller.getState()).toMatchObject({ phase: 'cancelled', busy: false, status: 'Cancelled.' });
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', busy: false, status: 'Cancelled. Nothing was added to the document.' });
     expect(doc.history).toEqual(['Open']);
   });
 
   it('cancels before the job exists (during the upload) without creating it', async () => {
     const { api, controller } = setup();
-    const upload = api.uploadRgba.bind(api);
-    api.uploadRgba = async (...args) => {
+    const upload = api.putImage.bind(api);
+    api.putImage = async (...args) => {
       void controller.cancel();
       return upload(...args);
     };
@@ -187,27 +190,80 @@ describe('Cancel', () => {
     expect(api.jobs).toHaveLength(0);
   });
 
+  it('cancels a job the server accepted while the panel was still waiting for its id', async () => {
+    const { doc, api, controller } = setup();
+    const create = api.createEdit.bind(api);
+    api.createEdit = async (request) => {
+      void controller.cancel(); // the user presses Cancel while edits.create is on its way
+      return create(request);
+    };
+    await controller.apply(form());
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', busy: false });
+    expect(api.jobs.map((j) => j.cancelled)).toEqual([true]); // not left running on the server
+    expect(doc.history).toEqual(['Open']);
+  });
+
   it('does not place a result that finished before the cancel arrived', async () => {
     const { doc, api, controller } = setup();
-    api.cancelJob = async () => undefined; // too late: the server finishes anyway
+    api.cancelJob = async () => ({ cancelled: false, state: 'succeeded' }); // too late: the server finishes anyway
     controller.subscribe((s) => {
       if (s.phase === 'running' && s.canCancel) void controller.cancel();
     });
     await controller.apply(form());
-    expect(controller.getState()).toMatchObject({ phase: 'cancelled', status: expect.stringMatching(/already finished: it is in the history list/) });
+    expect(controller.getState()).toMatchObject({ phase: 'cancelled', status: expect.stringMatching(/already finished: the result is in the history/) });
     expect(doc.history).toEqual(['Open']);
   });
 });
 
+describe('the source layer’s look and mask', () => {
+  it('the result gets the source’s opacity and blend mode, and its mask also hides what the source’s own mask hid', async () => {
+    const userMask = selection({ left: 0, top: 0, right: 16, bottom: 12 }, (x) => (x < 5 ? 0 : 255));
+    const sel = selection({ left: 0, top: 0, right: 16, bottom: 12 }, (_x, y) => (y < 4 ? 255 : 0));
+    const { fake, doc, controller } = setup({
+      layers: [{ name: 'photo', look: { opacity: 50, fillOpacity: 100, blendMode: 'multiply' }, mask: userMask, pixels: pixels8(2, 2, 8, 6, gradient) }],
+      selection: sel,
+    });
+    await controller.apply(form());
+    expect(controller.getState().error).toBeNull();
+    const result = fake.layerByName(doc, 'make it red');
+    expect(result.look).toEqual({ opacity: 50, fillOpacity: 100, blendMode: 'multiply' });
+    // over the layer's bounds (2,2)-(10,8): selected rows 2..3, and shown columns 5..9 only
+    const m = result.mask!;
+    expect(m.bounds).toEqual({ left: 2, top: 2, right: 10, bottom: 8 });
+    expect(Array.from(m.data.subarray(0, 8))).toEqual([0, 0, 0, 255, 255, 255, 255, 255]);
+    expect(Array.from(m.data.subarray(16, 24))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('following the active document', () => {
+  it('reloads the history when the user switches documents (the panel’s show event fires only once)', async () => {
+    const { fake, controller } = setup();
+    controller.followDocuments();
+    await controller.refreshHistory();
+    expect(controller.getState().historyTitle).toBe('cat.psd');
+    const other = fake.addDocument({ title: 'dog.psd', width: 4, height: 4, layers: [{ name: 'a', pixels: pixels8(0, 0, 4, 4, gradient) }] });
+    fake.switchTo(other);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(controller.getState().historyTitle).toBe('dog.psd');
+  });
+});
+
 describe('variations', () => {
-  it('lets the user pick one, then place all, each its own layer', async () => {
+  it('lets the user pick one, then place all, each its own layer (and undo step), one image in memory at a time', async () => {
     const { fake, doc, api, controller } = setup();
     await controller.apply(form({ variations: 3 }));
     let s = controller.getState();
     expect(s.phase).toBe('picking');
     expect(s.variations.map((v) => v.index)).toEqual([0, 1, 2]);
-    await new Promise((r) => setImmediate(r)); // thumbnails load in the background
-    expect(controller.getState().variations.every((v) => v.thumbnail?.startsWith('data:image/png;base64,THUMB'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 20)); // thumbnails load in the background
+    // small PNGs made in the panel from the downloaded pixels (UXP cannot decode PNGs; full-size data URLs are huge)
+    const thumbnails = controller.getState().variations.map((v) => v.thumbnail ?? '');
+    for (const [k, thumbnail] of thumbnails.entries()) {
+      expect(thumbnail).toMatch(/^data:image\/png;base64,/);
+      const { data, info } = await sharp(Buffer.from(thumbnail.slice(22), 'base64')).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.height, info.channels]).toEqual([8, 6, 4]);
+      expect(data[1]).toBe(k * 10); // variation k's G (fakeEdit)
+    }
     expect(doc.history).toEqual(['Open']);
 
     await controller.placeVariations([1]);
@@ -221,10 +277,23 @@ describe('variations', () => {
     expect(Object.values(parseEditRecords(doc.xmp.get(XMP_LAYER_EDITS)!).places)).toEqual([[2, 2], [2, 2], [2, 2]]);
     expect(s.phase).toBe('picking');
 
+    const order: string[] = [];
+    const download = api.getRgba.bind(api);
+    api.getRgba = async (sha) => {
+      order.push('download');
+      return download(sha);
+    };
+    const put = fake.putPixels.bind(fake);
+    fake.putPixels = async (o) => {
+      order.push('place');
+      return put(o);
+    };
     await controller.placeVariations('all');
-    // every placement goes directly above the source layer
+    expect(order).toEqual(['download', 'place', 'download', 'place', 'download', 'place']);
+    // each placement starts directly above the source layer, each variation above the previous one
     expect(fake.stack(doc)).toEqual(['make it red #2', 'make it red #3', 'make it red #2', 'make it red #1', 'photo', 'Background']);
-    expect(doc.history).toEqual(['Open', 'layerloop: make it red', 'layerloop: make it red']);
+    expect(doc.history).toEqual(['Open', 'layerloop: make it red', 'layerloop: make it red', 'layerloop: make it red', 'layerloop: make it red']);
+    expect(fake.liveImageData()).toBe(0);
     controller.dismissVariations();
     expect(controller.getState()).toMatchObject({ phase: 'idle', variations: [] });
     expect(api.jobs).toHaveLength(1);

@@ -1,10 +1,21 @@
 /**
- * An in-memory layerloop server behind the LayerloopApi interface: content-addressed blobs, documents by host
- * key, stored edits, and jobs that walk through scripted snapshots one poll at a time.
+ * An in-memory layerloop server behind the shared client's interface (LayerloopClient): content-addressed blobs,
+ * documents by host key, stored edits, and jobs that walk through scripted snapshots one poll at a time;
+ * follow() turns them into events with the client's own snapshotToEvents, as its polling does.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { EditRequestInput, JobSnapshot } from '../../../shared/protocol';
-import { ApiError, type CreatedEdit, type HistoryNode, type LayerloopApi, type RawImage } from '../../../plugin-uxp/src/api';
+import {
+  ClientError,
+  snapshotToEvents,
+  type BlobInfo,
+  type CancelResult,
+  type HistoryEntry,
+  type ImageBody,
+  type LayerloopClient,
+  type RawImage,
+  type ServerHealth,
+} from '../../../shared/client';
+import { isTerminalJobEvent, type CreateEditResult, type EditRequestInput, type Host, type JobEvent, type JobSnapshot } from '../../../shared/protocol';
 import { jobSnapshot } from '../../support/job-snapshot';
 
 export const PREVIEW = (n: number): string => `data:image/png;base64,PREVIEW${n}`;
@@ -28,22 +39,28 @@ export function fakeEdit(src: RawImage, k: number): RawImage {
   return { width: src.width, height: src.height, rgba };
 }
 
-export class FakeApi implements LayerloopApi {
+export class FakeApi implements LayerloopClient {
+  readonly serverUrl = 'http://fake:7860';
   readonly blobs = new Map<string, RawImage>();
   readonly uploads: string[] = [];
   readonly documents = new Map<string, string>();
-  readonly nodes: (HistoryNode & { documentId: string })[] = [];
+  readonly nodes: (HistoryEntry & { documentId: string })[] = [];
+  /** the hosts documents were opened for */
+  readonly hosts: Host[] = [];
   readonly jobs: FakeJob[] = [];
   /** fail the next createEdit with this error */
-  failCreate: ApiError | null = null;
+  failCreate: ClientError | null = null;
   /** throw on the next n getJob calls */
   getJobFailures = 0;
   /** build each job's snapshots (default: queued 1, queued 0, running with previews, succeeded) */
   script: ((job: FakeJob, result: JobSnapshot['result']) => JobSnapshot[]) | null = null;
 
-  async health(): Promise<void> {}
+  async health(): Promise<ServerHealth> {
+    return { status: 'ok', version: '0', model: { name: 'fake', provider: 'cpu' }, queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
+  }
 
-  async openDocument(hostDocumentKey: string): Promise<string> {
+  async openDocument(host: Host, hostDocumentKey: string): Promise<string> {
+    this.hosts.push(host);
     let id = this.documents.get(hostDocumentKey);
     if (!id) {
       id = randomUUID();
@@ -52,11 +69,11 @@ export class FakeApi implements LayerloopApi {
     return id;
   }
 
-  async history(documentId: string): Promise<HistoryNode[]> {
+  async history(documentId: string): Promise<HistoryEntry[]> {
     return this.nodes.filter((n) => n.documentId === documentId).map(({ documentId: _d, ...n }) => n);
   }
 
-  async createEdit(request: EditRequestInput): Promise<CreatedEdit> {
+  async createEdit(request: EditRequestInput): Promise<CreateEditResult> {
     if (this.failCreate) {
       const err = this.failCreate;
       this.failCreate = null;
@@ -67,7 +84,7 @@ export class FakeApi implements LayerloopApi {
     if (request.parent.kind === 'edit') {
       const parentEditId = request.parent.editId;
       const parent = this.nodes.find((n) => n.id === parentEditId);
-      if (!parent) throw new ApiError(`edit ${parentEditId} not found`, 'NOT_FOUND', 404);
+      if (!parent) throw new ClientError('not-found', `edit ${parentEditId} not found`, 404, 'NOT_FOUND');
       sourceSha = request.parent.pixelsSha256 && request.parent.pixelsSha256 !== parent.resultImageSha256 ? request.parent.pixelsSha256 : parent.resultImageSha256;
       parentId = parent.id;
     } else {
@@ -76,7 +93,7 @@ export class FakeApi implements LayerloopApi {
       parentId = node.id;
     }
     const source = this.blobs.get(sourceSha);
-    if (!source) throw new ApiError(`blob ${sourceSha} not found`, 'NOT_FOUND', 404);
+    if (!source) throw new ClientError('not-found', `blob ${sourceSha} not found`, 404, 'NOT_FOUND');
     const variations = request.options?.variations ?? 1;
     const editIds: string[] = [];
     const resultSha256s: string[] = [];
@@ -90,13 +107,13 @@ export class FakeApi implements LayerloopApi {
     const result = { editIds, resultSha256s };
     job.script = this.script ? this.script(job, result) : defaultScript(job.id, request.documentId, result);
     this.jobs.push(job);
-    return { jobId: job.id, position: 1, seed: request.options?.seed ?? 1234 };
+    return { jobId: job.id, documentId: request.documentId, position: 1, seed: request.options?.seed ?? 1234 };
   }
 
   async getJob(jobId: string, previewAfterStep?: number): Promise<JobSnapshot> {
     if (this.getJobFailures > 0) {
       this.getJobFailures--;
-      throw new ApiError('Cannot reach the layerloop server (fetch failed)');
+      throw new ClientError('network', 'Cannot reach the layerloop server (fetch failed)');
     }
     const job = this.job(jobId);
     job.polls.push({ previewAfterStep });
@@ -106,29 +123,45 @@ export class FakeApi implements LayerloopApi {
     return out;
   }
 
-  async cancelJob(jobId: string): Promise<void> {
+  async cancelJob(jobId: string): Promise<CancelResult> {
     const job = this.job(jobId);
     job.cancelled = true;
     const last = job.script[job.script.length - 1];
     job.script = [{ ...last, state: 'cancelled', result: null, finishedAt: 3 }];
+    return { cancelled: true, state: last.state };
   }
 
-  async uploadRgba(rgba: Uint8Array, width: number, height: number): Promise<string> {
-    if (rgba.length !== width * height * 4) throw new ApiError(`raw RGBA ${width}x${height} must be ${width * height * 4} bytes`, 'BAD_REQUEST', 400);
+  async *follow(jobId: string): AsyncGenerator<JobEvent> {
+    let prev: JobSnapshot | null = null;
+    for (;;) {
+      const snap = await this.getJob(jobId, prev?.previewStep ?? undefined);
+      for (const event of snapshotToEvents(prev, snap)) {
+        yield event;
+        if (isTerminalJobEvent(event)) return;
+      }
+      const shownStep: number | null = prev === null ? null : prev.previewStep;
+      prev = { ...snap, previewStep: snap.previewStep ?? shownStep };
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  async putImage(rgba: Uint8Array, body: ImageBody): Promise<BlobInfo> {
+    if (!('rgba' in body)) throw new Error('the Photoshop panel uploads raw RGBA');
+    const { width, height } = body.rgba;
+    if (rgba.length !== width * height * 4) throw new ClientError('bad-request', `raw RGBA ${width}x${height} must be ${width * height * 4} bytes`, 400, 'BAD_REQUEST');
     const sha = this.store({ width, height, rgba: new Uint8Array(rgba) });
     this.uploads.push(sha);
-    return sha;
+    return { sha256: sha, width, height };
   }
 
-  async downloadRgba(sha256: string): Promise<RawImage> {
+  async getRgba(sha256: string): Promise<RawImage> {
     const img = this.blobs.get(sha256);
-    if (!img) throw new ApiError(`blob ${sha256} not found`, 'NOT_FOUND', 404);
+    if (!img) throw new ClientError('not-found', `blob ${sha256} not found`, 404, 'NOT_FOUND');
     return { width: img.width, height: img.height, rgba: new Uint8Array(img.rgba) };
   }
 
-  async downloadPngDataUrl(sha256: string): Promise<string> {
-    if (!this.blobs.has(sha256)) throw new ApiError('not found', 'NOT_FOUND', 404);
-    return `data:image/png;base64,THUMB${sha256.slice(0, 8)}`;
+  async getBlob(): Promise<Uint8Array> {
+    throw new Error('the Photoshop panel cannot decode PNGs: it reads raw RGBA');
   }
 
   store(img: RawImage): string {
@@ -145,7 +178,7 @@ export class FakeApi implements LayerloopApi {
 
   private job(jobId: string): FakeJob {
     const job = this.jobs.find((j) => j.id === jobId);
-    if (!job) throw new ApiError(`job ${jobId} not found`, 'NOT_FOUND', 404);
+    if (!job) throw new ClientError('not-found', `job ${jobId} not found`, 404, 'NOT_FOUND');
     return job;
   }
 }

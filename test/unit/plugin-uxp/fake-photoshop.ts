@@ -14,7 +14,12 @@
  * - image data: getData() after dispose() throws; `liveImageData()` counts what was never disposed;
  * - new pixel layers appear at the top of the stack (where Photoshop puts them is unspecified), so code that
  *   forgets to move them is caught;
- * - XMP can be made unsupported (Photoshop < 25.0) or failing on write.
+ * - XMP can be made unsupported (Photoshop < 25.0) or failing on write;
+ * - new layers are made in the ACTIVE document (Photoshop makes them with batchPlay, which acts on it);
+ * - after the user cancels (cancelModal), writes throw and so does resumeHistory;
+ * - layers have a look (opacity, fill opacity, blend mode), may be clipped, and may have a user or vector mask.
+ * The API-level details (profile names, XMP descriptors, batchPlay quirks) are the real host's, tested against
+ * the fake modules in test/e2e/uxp-harness/fake-photoshop.js (test/unit/plugin-uxp/photoshop-host.test.ts).
  */
 import { MESSAGES, UserError } from '../../../plugin-uxp/src/errors';
 import {
@@ -33,6 +38,9 @@ import {
   type HostDocument,
   type HostImageData,
   type HostLayer,
+  type LayerLook,
+  type LayerMasks,
+  type GetLayerMaskOptions,
   type ModalContext,
   type PhotoshopHost,
   type PixelsResult,
@@ -56,7 +64,14 @@ export interface FakeLayerSpec {
   isBackground?: boolean;
   pixels?: FakePixels;
   children?: FakeLayerSpec[];
+  look?: LayerLook;
+  clipped?: boolean;
+  /** a user (pixel) mask: 255 = shown */
+  mask?: { bounds: Bounds; data: Uint8Array };
+  vectorMask?: boolean;
 }
+
+export const NORMAL_LOOK: LayerLook = { opacity: 100, fillOpacity: 100, blendMode: 'normal' };
 
 export interface FakeDocumentSpec {
   title?: string;
@@ -80,6 +95,9 @@ export interface FakeLayer {
   isBackground: boolean;
   pixels: FakePixels | null;
   mask: { bounds: Bounds; data: Uint8Array } | null;
+  vectorMask: boolean;
+  look: LayerLook;
+  clipped: boolean;
   children: FakeLayer[] | null;
 }
 
@@ -121,8 +139,9 @@ export class FakePhotoshop implements PhotoshopHost {
   activeDocumentId: number | null = null;
   /** every call, in order, as 'method' strings (reads and writes) */
   readonly calls: string[] = [];
-  /** set to simulate the user pressing Escape on the progress bar */
+  /** set to simulate the user pressing Escape on the progress bar: host calls throw from then on */
   cancelModal = false;
+  private readonly documentListeners: (() => void)[] = [];
   private nextId = 1;
   private modalDepth = 0;
   private modalCount = 0;
@@ -177,6 +196,12 @@ export class FakePhotoshop implements PhotoshopHost {
   /** image data handed out and never disposed */
   liveImageData(): number {
     return this.images.filter((i) => !i.disposed).length;
+  }
+
+  /** the user switches to another open document */
+  switchTo(doc: FakeDocument): void {
+    this.activeDocumentId = doc.id;
+    for (const listener of this.documentListeners) listener();
   }
 
   get inModal(): boolean {
@@ -271,6 +296,31 @@ export class FakePhotoshop implements PhotoshopHost {
     return { imageData: this.image(samples, w, h, 1, 8, ''), sourceBounds: region };
   }
 
+  async layerMasks(documentID: number, layerID: number): Promise<LayerMasks> {
+    this.calls.push('layerMasks');
+    const layer = this.layer(this.doc(documentID), layerID);
+    return { user: layer.mask !== null, vector: layer.vectorMask };
+  }
+
+  async getLayerMask(o: GetLayerMaskOptions): Promise<PixelsResult> {
+    this.calls.push('getLayerMask');
+    const layer = this.layer(this.doc(o.documentID), o.layerID);
+    if (!layer.mask) throw new Error('getLayerMask: the layer has no user mask');
+    const w = boundsWidth(o.sourceBounds);
+    const h = boundsHeight(o.sourceBounds);
+    const samples = new Uint8Array(w * h).fill(255); // a mask shows everything outside its own data
+    const m = layer.mask;
+    const mw = boundsWidth(m.bounds);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const dx = o.sourceBounds.left + x - m.bounds.left;
+        const dy = o.sourceBounds.top + y - m.bounds.top;
+        if (dx >= 0 && dy >= 0 && dx < mw && dy < boundsHeight(m.bounds)) samples[y * w + x] = m.data[dy * mw + dx];
+      }
+    }
+    return { imageData: this.image(samples, w, h, 1, 8, ''), sourceBounds: { ...o.sourceBounds } };
+  }
+
   async readXmpProperty(documentID: number, name: string): Promise<string | null> {
     this.calls.push('readXmpProperty');
     const doc = this.doc(documentID);
@@ -306,6 +356,7 @@ export class FakePhotoshop implements PhotoshopHost {
       },
       resumeHistory: async (suspension: HistorySuspension, commit: boolean) => {
         this.assertModal('resumeHistory');
+        if (this.cancelModal) throw new Error('resumeHistory: the modal state was cancelled');
         this.resume(suspension.historySuspensionID, commit);
       },
     };
@@ -324,10 +375,28 @@ export class FakePhotoshop implements PhotoshopHost {
 
   // ------------------------------------------------------------------------------------ writes
 
+  async activateDocument(documentID: number): Promise<void> {
+    this.calls.push('activateDocument');
+    this.doc(documentID);
+    this.activeDocumentId = documentID;
+  }
+
+  async setLayerLook(documentID: number, layerID: number, look: LayerLook): Promise<void> {
+    this.write('setLayerLook', documentID);
+    const doc = this.doc(documentID);
+    this.layer(doc, layerID).look = { ...look };
+    this.changed(doc, 'Layer Style');
+  }
+
+  onDocumentChange(listener: () => void): void {
+    this.documentListeners.push(listener);
+  }
+
   async createPixelLayer(documentID: number, name: string): Promise<HostLayer> {
     this.write('createPixelLayer', documentID);
-    const doc = this.doc(documentID);
-    const layer: FakeLayer = { id: this.nextId++, name, kind: 'pixel', isBackground: false, pixels: null, mask: null, children: null };
+    // batchPlay underneath: the layer goes into the active document, whichever was asked for
+    const doc = this.doc(this.activeDocumentId ?? documentID);
+    const layer: FakeLayer = { id: this.nextId++, name, kind: 'pixel', isBackground: false, pixels: null, mask: null, vectorMask: false, look: { ...NORMAL_LOOK }, clipped: false, children: null };
     doc.layers.unshift(layer); // top of the stack, not next to the active layer
     doc.activeLayerIds = [layer.id];
     this.changed(doc, 'New Layer');
@@ -422,6 +491,7 @@ export class FakePhotoshop implements PhotoshopHost {
   private write(method: string, documentID: number): void {
     this.calls.push(method);
     this.assertModal(method);
+    if (this.cancelModal) throw new Error(`${method}: the user cancelled the operation`);
     const doc = this.doc(documentID);
     this.beforeWrite = this.suspensions.some((x) => x.open && x.documentID === documentID) ? null : snapshot(doc);
   }
@@ -505,7 +575,10 @@ export class FakePhotoshop implements PhotoshopHost {
       kind: spec.kind ?? (spec.children ? 'group' : 'pixel'),
       isBackground: spec.isBackground ?? false,
       pixels: spec.pixels ?? null,
-      mask: null,
+      mask: spec.mask ?? null,
+      vectorMask: spec.vectorMask ?? false,
+      look: { ...(spec.look ?? NORMAL_LOOK) },
+      clipped: spec.clipped ?? false,
       children: spec.children ? spec.children.map((c) => this.makeLayer(c)) : null,
     };
   }
@@ -518,6 +591,8 @@ export class FakePhotoshop implements PhotoshopHost {
       kind: layer.kind,
       bounds: isEmptyBounds(bounds) ? { left: 0, top: 0, right: 0, bottom: 0 } : bounds,
       isBackground: layer.isBackground,
+      look: { ...layer.look },
+      isClippingMask: layer.clipped,
     };
   }
 

@@ -24,6 +24,7 @@ const item = (editId = EDIT): PlaceItem => ({
   top: 1,
   colorProfile: '',
   mask: null,
+  look: null,
 });
 
 describe('document identity', () => {

@@ -65,7 +65,7 @@ async function mounted() {
   const psDoc = fake.addDocument({ title: 'cat.psd', width: 16, height: 12, layers: [{ name: 'photo', pixels: pixels8(2, 2, 8, 6, gradient) }] });
   const api = new FakeApi();
   let n = 0;
-  const controller = new PanelController({ host: fake, api, records: new DocumentRecords(fake, () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`, 's'), sleep: async () => undefined });
+  const controller = new PanelController({ host: fake, client: () => api, records: new DocumentRecords(fake, () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`, 's') });
   const { doc, $ } = stubDocument();
   const local = new Map<string, string>();
   const applied: unknown[] = [];
@@ -74,6 +74,7 @@ async function mounted() {
     controller,
     settings: createSettingsStore({ getItem: (k) => local.get(k) ?? null, setItem: (k, v) => void local.set(k, v) }, null),
     onSettings: (s) => applied.push(s),
+    allowedServers: ['http://localhost:7860', 'http://127.0.0.1:7860'],
   });
   await settle();
   return { fake, psDoc, api, controller, $, applied, local };
@@ -89,7 +90,7 @@ it('index.html defines every element the panel binds', () => {
 it('refuses to mount on a page that lacks elements', () => {
   const controller = {} as PanelController;
   const doc: PanelDocument = { getElementById: () => null, createElement: () => stubElement('div') };
-  expect(() => mountPanel({ document: doc, controller, settings: createSettingsStore({ getItem: () => null, setItem: () => undefined }, null), onSettings: () => undefined })).toThrow(/lacks element\(s\) instruction, apply/);
+  expect(() => mountPanel({ document: doc, controller, settings: createSettingsStore({ getItem: () => null, setItem: () => undefined }, null), onSettings: () => undefined, allowedServers: [] })).toThrow(/lacks element\(s\) instruction, apply/);
 });
 
 it('reads the form into an edit, shows progress, and lists the history', async () => {
@@ -114,7 +115,8 @@ it('reads the form into an edit, shows progress, and lists the history', async (
   expect(fake.stack(psDoc)).toEqual(['make it red', 'photo']);
   expect($('apply').disabled).toBe(false);
   expect($('status').textContent).toMatch(/^Placed "make it red" above the source layer.*\(seed 7\)$/);
-  expect($('preview').attrs.src).toMatch(/^data:image\/png;base64,PREVIEW/);
+  expect($('preview').attrs.src).toBeUndefined(); // the result is in the document now: no preview left over
+  expect($('preview').style.display).toBe('none');
   expect($('error').style.display).toBe('none');
   expect($('history-title').textContent).toBe('History of cat.psd');
   const rows = ($('history-list') as StubElement).children;
@@ -136,11 +138,41 @@ it('saves settings and tests the connection', async () => {
   $('settings-toggle').click();
   expect($('settings').style.display).toBe('');
   $('server-url').value = 'http://127.0.0.1:7860/';
+  // the token field shows the secret only while it is being typed (UXP cannot read password fields on macOS)
+  expect($('token').attrs.type).toBeUndefined();
+  for (const f of $('token').listeners.focus ?? []) f({});
+  expect($('token').attrs.type).toBe('text');
   $('token').value = 'abc';
+  for (const f of $('token').listeners.blur ?? []) f({});
+  expect($('token').attrs.type).toBe('password');
   $('settings-save').click();
   await settle();
   await settle();
   expect(applied[1]).toEqual({ serverUrl: 'http://127.0.0.1:7860/', token: 'abc' });
   expect([...local.values()]).toEqual(['http://127.0.0.1:7860', 'abc']);
   expect($('status').textContent).toBe('Connected to the layerloop server.');
+});
+
+it('refuses a server this build cannot reach, naming the ones it can and how to get a build for it', async () => {
+  const { $, applied } = await mounted();
+  expect($('allowed-servers').textContent).toBe('http://localhost:7860, http://127.0.0.1:7860');
+  $('server-url').value = 'https://gpu.example.com';
+  $('settings-save').click();
+  await settle();
+  expect(applied).toHaveLength(1);
+  expect($('error').textContent).toBe(
+    'This build of the plugin can only reach http://localhost:7860, http://127.0.0.1:7860 (Photoshop allows no other address). Ask for a build for https://gpu.example.com (npm run package -- --server https://gpu.example.com) and install that.',
+  );
+});
+
+it('index.html uses only what UXP supports: labels wrap their controls, no box-sizing, the token is a password field', () => {
+  const html = readFileSync(join(__dirname, '../../../plugin-uxp/index.html'), 'utf8');
+  const body = html.slice(html.indexOf('<body>'));
+  expect(body).not.toMatch(/<label[^>]*\sfor=/);
+  expect(html.replace(/<!--[\s\S]*?-->/g, '')).not.toMatch(/box-sizing/);
+  expect(body).toMatch(/<input id="token" type="password"/);
+  for (const id of ['instruction', 'locality', 'spread', 'strength', 'variations', 'seed', 'steps', 'server-url', 'token']) {
+    const before = body.slice(0, body.search(new RegExp(`<(textarea|select|input) id="${id}"`)));
+    expect(before.lastIndexOf('<label>')).toBeGreaterThan(before.lastIndexOf('</label>')); // inside an open <label>
+  }
 });

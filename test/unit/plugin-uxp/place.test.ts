@@ -33,6 +33,7 @@ function item(patch: Partial<PlaceItem> = {}): PlaceItem {
     top: 3,
     colorProfile: 'sRGB IEC61966-2.1',
     mask: new Uint8Array([0, 64, 128, 255, 255, 255, 0, 1]),
+    look: null,
     ...patch,
   };
 }

@@ -1,17 +1,16 @@
 /**
- * The Figma plugin's network client (plugin-figma/src/trpc-api.ts, what the UI iframe runs) against the real
- * server process (dist/server/main.js, built by `npm run build`): the wire contract, SSE with the token as a
- * connection param, the polling fallback, and the messages the panel shows for auth and network failures.
- * Node 20 has no EventSource: the `eventsource` ponyfill stands in for the browser's.
+ * The shared client (shared/client/client.ts, what both plugins and the playground run) against the real server
+ * process (dist/server/main.js, built by `npm run build`) over Node's fetch: the wire contract, follow() over SSE
+ * (a fetch stream, the token as a connection param) and by polling, to the same events, and the messages the
+ * panels show for auth and network failures.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EventSource } from 'eventsource';
+import { createClient, type FetchLike } from '../../shared/client';
 import type { JobEvent } from '../../shared/protocol';
 import { pngSize } from '../../plugin-figma/src/geometry';
-import { createHttpApi } from '../../plugin-figma/src/trpc-api';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'server', 'main.js');
@@ -54,9 +53,22 @@ beforeAll(async () => {
 
 afterAll(() => stop());
 
-afterEach(() => {
-  delete (globalThis as { EventSource?: unknown }).EventSource;
-});
+/** Node's fetch, recording every request */
+function recordingFetch(): { fetch: FetchLike; requests: { method: string; url: string; headers: Record<string, string> }[] } {
+  const requests: { method: string; url: string; headers: Record<string, string> }[] = [];
+  return {
+    requests,
+    fetch: (u, init) => {
+      requests.push({ method: init.method, url: u, headers: init.headers });
+      return fetch(u, { method: init.method, headers: init.headers, body: init.body, signal: init.signal as AbortSignal | undefined });
+    },
+  };
+}
+
+const makeApi = (options: { serverUrl?: string; token?: string; transport?: 'sse' | 'poll'; fetch?: FetchLike } = {}) =>
+  createClient({ serverUrl: options.serverUrl ?? url, token: options.token ?? TOKEN, fetch: options.fetch ?? recordingFetch().fetch, transport: options.transport ?? 'sse', pollMs: 100 });
+
+const png = { contentType: 'image/png' } as const;
 
 async function collect(events: AsyncIterable<JobEvent>): Promise<JobEvent[]> {
   const out: JobEvent[] = [];
@@ -66,14 +78,14 @@ async function collect(events: AsyncIterable<JobEvent>): Promise<JobEvent[]> {
 
 describe('the plugin client against the real server', () => {
   it('opens the document, uploads, edits with a mask, follows over SSE, downloads, continues, lists history', async () => {
-    (globalThis as { EventSource?: unknown }).EventSource = EventSource;
-    const api = createHttpApi({ serverUrl: `${url}/`, token: TOKEN });
-    expect(await api.health()).toMatchObject({ authRequired: true });
-    const documentId = await api.openDocument(KEY);
-    expect(await api.openDocument(KEY)).toBe(documentId);
+    const recorder = recordingFetch();
+    const api = makeApi({ serverUrl: `${url}/`, fetch: recorder.fetch });
+    expect(await api.health()).toMatchObject({ authRequired: true, model: { provider: 'cpu' } });
+    const documentId = await api.openDocument('figma', KEY);
+    expect(await api.openDocument('figma', KEY)).toBe(documentId);
 
-    const image = await api.putPng(IMAGE);
-    const mask = await api.putPng(MASK);
+    const image = await api.putImage(IMAGE, png);
+    const mask = await api.putImage(MASK, png);
     expect(image).toMatchObject({ width: 128, height: 128 });
     const created = await api.createEdit({
       documentId,
@@ -82,7 +94,11 @@ describe('the plugin client against the real server', () => {
       options: { steps: 6, previewEvery: 2, seed: 3 },
     });
     expect(created).toMatchObject({ documentId, seed: 3 });
-    const events = await collect(api.watchJob(created.jobId, new AbortController().signal));
+    recorder.requests.length = 0;
+    const events = await collect(api.follow(created.jobId));
+    // one event stream, no polling: the token rides in its connection params (and the header)
+    expect(recorder.requests.map((r) => r.url.replace(url, '').replace(/\?.*/, ''))).toEqual(['/trpc/jobs.watch']);
+    expect(recorder.requests[0].url).toContain(`connectionParams=${encodeURIComponent(JSON.stringify({ token: TOKEN }))}`);
     const types = events.map((e) => e.type);
     expect(types[0]).toBe('queued');
     expect(types).toContain('progress');
@@ -93,7 +109,7 @@ describe('the plugin client against the real server', () => {
     expect(pngSize(result)).toEqual({ width: 128, height: 128 });
 
     // a result layer exported unchanged: its hash is the stored result's
-    const pixels = await api.putPng(result);
+    const pixels = await api.putImage(result, png);
     expect(pixels.sha256).toBe(done.resultSha256s[0]);
     const next = await api.createEdit({
       documentId,
@@ -101,7 +117,7 @@ describe('the plugin client against the real server', () => {
       regions: [{ instruction: 'make the background red', maskSha256: null }],
       options: { steps: 4, variations: 2 },
     });
-    const second = (await collect(api.watchJob(next.jobId, new AbortController().signal))).at(-1)!;
+    const second = (await collect(api.follow(next.jobId))).at(-1)!;
     expect(second).toMatchObject({ type: 'succeeded' });
     const history = await api.history(documentId);
     expect(history.filter((n) => n.kind === 'edit').map((n) => [n.instruction, n.variation])).toEqual([
@@ -111,23 +127,30 @@ describe('the plugin client against the real server', () => {
     ]);
   });
 
-  it('without EventSource it follows the job by polling, to the same end', async () => {
-    const api = createHttpApi({ serverUrl: url, token: TOKEN, pollMs: 100 });
-    const documentId = await api.openDocument(KEY);
-    const image = await api.putPng(IMAGE);
-    const created = await api.createEdit({ documentId, parent: { kind: 'source', imageSha256: image.sha256 }, regions: [{ instruction: 'remove the circle', maskSha256: null }], options: { steps: 4 } });
-    const events = await collect(api.watchJob(created.jobId, new AbortController().signal));
-    expect(events.at(-1)).toMatchObject({ type: 'succeeded', editIds: [expect.any(String)] });
+  it('by polling (the Photoshop panel: no streams) it follows the same job to the same end, token in the header only', async () => {
+    const recorder = recordingFetch();
+    const poller = makeApi({ transport: 'poll', fetch: recorder.fetch });
+    const streamer = makeApi();
+    const documentId = await poller.openDocument('photoshop', KEY);
+    const image = await poller.putImage(IMAGE, png);
+    const created = await poller.createEdit({ documentId, parent: { kind: 'source', imageSha256: image.sha256 }, regions: [{ instruction: 'remove the circle', maskSha256: null }], options: { steps: 4, seed: 9 } });
+    const [polled, streamed] = await Promise.all([collect(poller.follow(created.jobId)), collect(streamer.follow(created.jobId))]);
+    expect(polled.at(-1)).toMatchObject({ type: 'succeeded', editIds: [expect.any(String)] });
+    expect(polled.at(-1)).toEqual(streamed.at(-1));
+    for (const r of recorder.requests) {
+      expect(r.url).not.toContain(TOKEN);
+      expect(r.headers.Authorization).toBe(`Bearer ${TOKEN}`);
+    }
+    expect(recorder.requests.some((r) => r.url.includes('/trpc/jobs.get?'))).toBe(true);
   });
 
   it('cancels a running job', async () => {
-    (globalThis as { EventSource?: unknown }).EventSource = EventSource;
-    const api = createHttpApi({ serverUrl: url, token: TOKEN });
-    const documentId = await api.openDocument(KEY);
-    const image = await api.putPng(IMAGE);
+    const api = makeApi();
+    const documentId = await api.openDocument('figma', KEY);
+    const image = await api.putImage(IMAGE, png);
     const created = await api.createEdit({ documentId, parent: { kind: 'source', imageSha256: image.sha256 }, regions: [{ instruction: 'make the square green', maskSha256: null }], options: { steps: 100, previewEvery: 0 } });
     const seen: string[] = [];
-    for await (const e of api.watchJob(created.jobId, new AbortController().signal)) {
+    for await (const e of api.follow(created.jobId)) {
       seen.push(e.type);
       if (e.type === 'progress' && e.step === 2) await api.cancelJob(created.jobId);
     }
@@ -135,13 +158,15 @@ describe('the plugin client against the real server', () => {
   });
 
   it('says what to do about a missing token, a bad request and an unreachable server', async () => {
-    const noToken = createHttpApi({ serverUrl: url, token: '' });
-    await expect(noToken.openDocument(KEY)).rejects.toMatchObject({ kind: 'auth', message: expect.stringContaining('Paste the token') });
-    await expect(noToken.putPng(IMAGE)).rejects.toMatchObject({ kind: 'auth' });
-    const api = createHttpApi({ serverUrl: url, token: TOKEN });
+    const noToken = makeApi({ token: '' });
+    await expect(noToken.openDocument('figma', KEY)).rejects.toMatchObject({ kind: 'auth', message: expect.stringContaining('Paste your personal token') });
+    await expect(noToken.putImage(IMAGE, png)).rejects.toMatchObject({ kind: 'auth' });
+    const api = makeApi();
     await expect(api.getBlob('0'.repeat(64))).rejects.toMatchObject({ kind: 'not-found', message: expect.stringContaining('upload it with PUT /v1/blobs') });
-    await expect(api.putPng(new Uint8Array([1, 2, 3]))).rejects.toMatchObject({ kind: 'bad-request' });
-    const gone = createHttpApi({ serverUrl: 'http://127.0.0.1:9', token: '' });
+    await expect(api.putImage(new Uint8Array([1, 2, 3]), png)).rejects.toMatchObject({ kind: 'bad-request' });
+    await expect(api.getJob('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ kind: 'not-found', code: 'NOT_FOUND' });
+    await expect(collect(makeApi({ transport: 'poll' }).follow('00000000-0000-4000-8000-000000000000'))).rejects.toMatchObject({ kind: 'not-found', message: expect.stringMatching(/^The server no longer knows this edit/) });
+    const gone = makeApi({ serverUrl: 'http://127.0.0.1:9', token: '' });
     await expect(gone.health()).rejects.toMatchObject({ kind: 'network', message: expect.stringContaining("Can't reach the layerloop server at http://127.0.0.1:9") });
   });
 });
