@@ -35,7 +35,7 @@ import {
   type Store,
   StoreError,
 } from '../store';
-import type { JobInput, RunContext, RunJob } from './queue';
+import type { RunContext, RunJob } from './queue';
 
 /** What the runner needs of the engine (tests may pass a fake). */
 export type EditEngine = Pick<Engine, 'info' | 'edit'>;
@@ -97,85 +97,90 @@ export function userMessage(err: unknown, jobId: string): string {
 }
 
 export function createEditRunner(deps: EditRunnerDeps): RunJob {
+  const run = editJob(deps);
   return async (job, ctx) => {
-    const log = deps.log.child({ jobId: job.jobId });
     try {
-      return await runEdit(deps, job, ctx, log);
+      return await run(job, ctx);
     } catch (err) {
       if (ctx.signal.aborted) throw err; // cancelled or shut down: the queue says so
       const message = userMessage(err, job.jobId);
       if (!(err instanceof JobFailure)) {
-        log.error('edit failed', { error: (err as Error)?.message ?? String(err), cause: ((err as Error)?.cause as Error | undefined)?.message ?? null, stack: (err as Error)?.stack ?? null });
+        const e = err instanceof Error ? err : new Error(String(err));
+        deps.log.error('edit failed', { jobId: job.jobId, error: e.message, cause: e.cause instanceof Error ? e.cause.message : null, stack: e.stack ?? null });
       }
       throw new JobFailure(message);
     }
   };
 }
 
-async function runEdit(deps: EditRunnerDeps, job: JobInput, ctx: RunContext, log: Logger): Promise<JobResult> {
+/** The edit itself; what it throws is turned into the user's message by createEditRunner. */
+function editJob(deps: EditRunnerDeps): RunJob {
   const { store, images, engine } = deps;
-  const { request } = job;
-  const seed = request.options.seed;
-  if (seed === undefined) throw new Error('the request reached the runner without a seed');
+  return async (job, ctx) => {
+    const log = deps.log.child({ jobId: job.jobId });
+    const { request } = job;
+    const seed = request.options.seed;
+    if (seed === undefined) throw new Error('the request reached the runner without a seed');
 
-  const began = performance.now();
-  const start = await resolveStart(store, images, engine, request);
-  const regions = await loadRegions(images, request.regions, start.source.image);
-  throwIfAborted(ctx.signal);
+    const began = performance.now();
+    const start = await resolveStart(store, images, engine, request);
+    const regions = await loadRegions(images, request.regions, start.source.image);
+    throwIfAborted(ctx.signal);
 
-  const prepared = performance.now();
-  const progress = progressForwarder(ctx, log, deps.observer);
-  const computing = engine.edit(start.source, regions, engineOptions(request, seed), {
-    signal: ctx.signal,
-    onProgress: progress.onProgress,
-  });
-  const recordingParent = parentNodeId(store, request.documentId, start);
-  const { result, timings } = await computing;
-  deps.observer?.onEdit(timings);
-  await progress.flush();
-  throwIfAborted(ctx.signal);
-  log.info('edit computed', {
-    conditioning: result.conditioning,
-    variations: result.variations.length,
-    totalMs: Math.round(timings.totalMs * 10) / 10,
-    onnxMs: Math.round(timings.onnxMs * 10) / 10,
-    prepareMs: Math.round((prepared - began) * 10) / 10,
-  });
-  const computed = performance.now();
+    const prepared = performance.now();
+    const progress = progressForwarder(ctx, log, deps.observer);
+    const computing = engine.edit(start.source, regions, engineOptions(request, seed), {
+      signal: ctx.signal,
+      onProgress: progress.onProgress,
+    });
+    const recordingParent = parentNodeId(store, request.documentId, start);
+    const { result, timings } = await computing;
+    deps.observer?.onEdit(timings);
+    await progress.flush();
+    throwIfAborted(ctx.signal);
+    log.info('edit computed', {
+      conditioning: result.conditioning,
+      variations: result.variations.length,
+      totalMs: Math.round(timings.totalMs * 10) / 10,
+      onnxMs: Math.round(timings.onnxMs * 10) / 10,
+      prepareMs: Math.round((prepared - began) * 10) / 10,
+    });
+    const computed = performance.now();
 
-  // blobs first (each durable on its own; written concurrently, so their fsyncs overlap), then the nodes
-  // that reference them in one transaction
-  const parentId = await recordingParent;
-  const nodes: EditNodeInput[] = await Promise.all(
-    result.variations.map(async (variation, k): Promise<EditNodeInput> => {
-      const [image, latentBlob] = await Promise.all([images.put(variation.image), store.blobs.put(encodeLatent(variation.latent.data))]);
-      const latent: LatentRef = {
-        sha256: latentBlob.sha256,
-        dtype: 'float16',
-        shape: [variation.latent.data.length / (variation.latent.height * variation.latent.width), variation.latent.height, variation.latent.width],
-        geometry: { ...variation.latent.geometry },
-        scalingFactor: engine.info.scalingFactor,
-      };
-      return {
-        parentId,
-        instruction: nodeInstruction(request.regions),
-        regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
-        options: nodeOptions(request, seed, engine.info.name),
-        seed: variation.seed,
-        variation: k,
-        sourceImageSha256: start.sourceImageSha256,
-        resultImageSha256: image.sha256,
-        latent,
-        conditioning: result.conditioning,
-      };
-    }),
-  );
-  await deps.persisted?.(job.jobId);
-  throwIfAborted(ctx.signal);
-  const stored = await store.edits.addEditNodes(job.jobId, nodes, { markSucceeded: true });
-  const out: JobResult = { editIds: stored.map((n) => n.id), resultSha256s: stored.map((n) => n.resultImageSha256) };
-  log.info('edit stored', { editIds: out.editIds.join(','), storeMs: Math.round((performance.now() - computed) * 10) / 10 });
-  return out;
+    // blobs first (each durable on its own; written concurrently, so their fsyncs overlap), then the nodes
+    // that reference them in one transaction
+    const parentId = await recordingParent;
+    const nodes: EditNodeInput[] = await Promise.all(
+      result.variations.map(async (variation, k): Promise<EditNodeInput> => {
+        const [image, latentBlob] = await Promise.all([images.put(variation.image), store.blobs.put(encodeLatent(variation.latent.data))]);
+        const latent: LatentRef = {
+          sha256: latentBlob.sha256,
+          dtype: 'float16',
+          shape: [variation.latent.data.length / (variation.latent.height * variation.latent.width), variation.latent.height, variation.latent.width],
+          geometry: { ...variation.latent.geometry },
+          scalingFactor: engine.info.scalingFactor,
+        };
+        return {
+          parentId,
+          instruction: nodeInstruction(request.regions),
+          regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
+          options: nodeOptions(request, seed, engine.info.name),
+          seed: variation.seed,
+          variation: k,
+          sourceImageSha256: start.sourceImageSha256,
+          resultImageSha256: image.sha256,
+          latent,
+          conditioning: result.conditioning,
+        };
+      }),
+    );
+    await deps.persisted?.(job.jobId);
+    throwIfAborted(ctx.signal);
+    const stored = await store.edits.addEditNodes(job.jobId, nodes, { markSucceeded: true });
+    const out: JobResult = { editIds: stored.map((n) => n.id), resultSha256s: stored.map((n) => n.resultImageSha256) };
+    log.info('edit stored', { editIds: out.editIds.join(','), storeMs: Math.round((performance.now() - computed) * 10) / 10 });
+    return out;
+  };
 }
 
 // ------------------------------------------------------------------------------------------ starting point

@@ -33,7 +33,7 @@ import {
   assertSha256,
   storageFailure,
 } from './store';
-import { DISK_HEADROOM_BYTES, stillFailing, writableSpace } from './disk';
+import { DISK_HEADROOM_BYTES, type FileIdentity, identityOf, sameFile, stillFailing, writableSpace } from './disk';
 
 export interface FsBlobStoreOptions {
   /**
@@ -60,16 +60,15 @@ export class FsBlobStore implements BlobStore {
   private writeFailure: StoreError | null = null;
   /** bytes of 'readable' puts still being written: the room they need is spoken for */
   private reservedBytes = 0;
-  /** the directory this store opened (device and inode): a removed or replaced one is never written into */
-  private readonly identity: { dev: number; ino: number };
+  /** the directory this store opened: a removed or replaced one is never written into */
+  private readonly identity: FileIdentity;
 
   constructor(
     readonly dir: string,
     private readonly options: FsBlobStoreOptions = {},
   ) {
     fsSync.mkdirSync(dir, { recursive: true });
-    const { dev, ino } = fsSync.statSync(dir);
-    this.identity = { dev, ino };
+    this.identity = identityOf(fsSync.statSync(dir));
   }
 
   /** The file a blob lives in. Validates first: this is the only place a hash becomes a path. */
@@ -149,10 +148,10 @@ export class FsBlobStore implements BlobStore {
   async health(): Promise<StoreHealth> {
     const problems: string[] = [];
     const moved = await this.directoryProblem();
+    // otherwise a failure is reported until a write works, or the directory shows it is gone (space freed, remounted)
     if (moved) problems.push(moved.message);
-    // a failure is reported until a write works, or the directory shows it is gone (space freed, remounted)
-    if (this.writeFailure && !(await stillFailing(this.dir, this.writeFailure))) this.writeFailure = null;
-    if (this.writeFailure) problems.push(`blob writes fail: ${this.writeFailure.message}`);
+    else if (this.writeFailure && !(await stillFailing(this.dir, this.writeFailure))) this.writeFailure = null;
+    if (!moved && this.writeFailure) problems.push(`blob writes fail: ${this.writeFailure.message}`);
     return { writable: problems.length === 0, problems };
   }
 
@@ -252,14 +251,14 @@ export class FsBlobStore implements BlobStore {
 
   /** The store's directory was removed or replaced (another inode) since it was opened: refuse to write. */
   private async directoryProblem(): Promise<StoreError | null> {
-    let stats: { dev: number; ino: number };
+    let stats: fsSync.Stats;
     try {
       stats = await fs.stat(this.dir);
     } catch (error) {
       if (!isNotFound(error)) throw error;
       return new StoreError('unavailable', 'the server cannot store blobs: its blob directory was removed while it ran (restart the server)');
     }
-    if (stats.dev !== this.identity.dev || stats.ino !== this.identity.ino) {
+    if (!sameFile(this.identity, stats)) {
       return new StoreError('unavailable', 'the server cannot store blobs: its blob directory was replaced while it ran (restart the server)');
     }
     return null;
@@ -306,8 +305,8 @@ export class FsBlobStore implements BlobStore {
         await this.writeAtomic(file, bytes);
       }
     } catch (error) {
-      // mkdir -p on a read-only mount fails with ENOENT: ask the directory itself why it cannot be written
-      const why = isNotFound(error) ? await writableSpace(this.dir) : null;
+      // ENOENT: the store's directory went away meanwhile, or a read-only mount: ask the directory itself why
+      const why = isNotFound(error) ? ((await this.directoryProblem()) ?? (await writableSpace(this.dir))) : null;
       throw why instanceof StoreError ? why : error;
     }
   }
@@ -345,15 +344,20 @@ export class FsBlobStore implements BlobStore {
     await fsyncDir(dir);
   }
 
-  /** mkdir -p, then fsync the parent of every directory it created so the new entries survive a power loss. */
+  /**
+   * Makes the fan-out directories `ab/` and `ab/cd/` under the store's directory, fsyncing the parent of each one
+   * it creates so the new entries survive a power loss. Never the store's directory itself: one removed under a
+   * running server stays removed (ENOENT), rather than being made again by a write that was already under way.
+   */
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
-    const first = await fs.mkdir(dir, { recursive: true });
-    if (first !== undefined) {
-      for (let current = dir; ; current = path.dirname(current)) {
-        const parent = path.dirname(current);
-        await fsyncDir(parent);
-        if (current === first || parent === current) break;
+    const levels = [path.dirname(dir), dir];
+    for (const level of levels) {
+      try {
+        await fs.mkdir(level);
+        await fsyncDir(path.dirname(level));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
     }
     this.knownDirs.add(dir);

@@ -28,3 +28,21 @@ export async function stillFailing(dir: string, failure: StoreError): Promise<St
   if (space instanceof StoreError) return space;
   return failure.code === 'full' && space < DISK_HEADROOM_BYTES ? failure : null;
 }
+
+/**
+ * What makes a file or directory the one the store opened: device and inode, and its birth time where the file
+ * system records one (an inode number is reused at once for a new file or directory made in the old one's place).
+ */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+  birthtimeMs: number;
+}
+
+export function identityOf(stats: fsSync.Stats): FileIdentity {
+  return { dev: stats.dev, ino: stats.ino, birthtimeMs: stats.birthtimeMs };
+}
+
+export function sameFile(identity: FileIdentity, stats: fsSync.Stats): boolean {
+  return stats.dev === identity.dev && stats.ino === identity.ino && stats.birthtimeMs === identity.birthtimeMs;
+}

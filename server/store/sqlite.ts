@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import { stillFailing } from './disk';
+import { type FileIdentity, identityOf, sameFile, stillFailing } from './disk';
 import { latentByteLength } from './latent';
 import { migrate, schemaVersion } from './migrations';
 import {
@@ -205,7 +205,7 @@ export class SqliteEditStore implements EditStore {
   private readonly now: () => Date;
   private readonly sql: ReturnType<typeof prepareStatements>;
   /** the database file this store opened: writes stop when another one (or none) is at its path */
-  private readonly identity: { dev: number; ino: number };
+  private readonly identity: FileIdentity;
   /** the last write that failed, until one succeeds (health) */
   private writeFailure: StoreError | null = null;
 
@@ -227,8 +227,7 @@ export class SqliteEditStore implements EditStore {
       configure(this.db, file, options.busyTimeoutMs ?? 5000);
       migrate(this.db);
       this.sql = prepareStatements(this.db);
-      const { dev, ino } = fs.statSync(file);
-      this.identity = { dev, ino };
+      this.identity = identityOf(fs.statSync(file));
     } catch (error) {
       this.db.close();
       throw error;
@@ -243,8 +242,8 @@ export class SqliteEditStore implements EditStore {
     const problems: string[] = [];
     const moved = this.fileProblem();
     if (moved) problems.push(moved.message);
-    if (this.writeFailure && !(await stillFailing(path.dirname(this.file), this.writeFailure))) this.writeFailure = null;
-    if (this.writeFailure) problems.push(`database writes fail: ${this.writeFailure.message}`);
+    else if (this.writeFailure && !(await stillFailing(path.dirname(this.file), this.writeFailure))) this.writeFailure = null;
+    if (!moved && this.writeFailure) problems.push(`database writes fail: ${this.writeFailure.message}`);
     return { writable: problems.length === 0, problems };
   }
 
@@ -276,7 +275,7 @@ export class SqliteEditStore implements EditStore {
     } catch {
       return new StoreError('unavailable', 'the server cannot store data: its database file was removed while it ran (restart the server)');
     }
-    if (stats.dev !== this.identity.dev || stats.ino !== this.identity.ino) {
+    if (!sameFile(this.identity, stats)) {
       return new StoreError('unavailable', 'the server cannot store data: its database file was replaced while it ran (restart the server)');
     }
     return null;

@@ -173,7 +173,21 @@ describe('FsBlobStore on disk', () => {
     expect(await blobs.get(sha256)).toEqual(bytesOf(7));
   });
 
-  test('a blob directory removed while the store is open is made again on the next put', async () => {
+  test("the store's own directory removed or replaced while it is open: puts are refused and it is not made again", async () => {
+    const dir = path.join(root, 'blobs');
+    const blobs = new FsBlobStore(dir);
+    await blobs.put(bytesOf(13));
+    await fs.rm(dir, { recursive: true });
+    await expectStoreError(blobs.put(bytesOf(14)), 'unavailable', /blob directory was removed while it ran \(restart the server\)/);
+    await expectStoreError(blobs.put(bytesOf(14), { wait: 'readable' }), 'unavailable', /was removed/);
+    await expect(fs.stat(dir)).rejects.toThrow(/ENOENT/); // nothing recreated it
+    expect((await blobs.health()).problems).toEqual([expect.stringMatching(/blob directory was removed/)]);
+    await fs.mkdir(dir); // another directory in its place (its inode number may even be the old one's)
+    await expectStoreError(blobs.put(bytesOf(14)), 'unavailable', /blob directory was replaced while it ran/);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('a fan-out directory removed while the store is open is made again on the next put', async () => {
     const blobs = new FsBlobStore(root);
     const { sha256 } = await blobs.put(bytesOf(8));
     await fs.rm(path.dirname(path.dirname(blobs.pathFor(sha256))), { recursive: true }); // dir/ab, with dir/ab/cd
