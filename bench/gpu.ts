@@ -7,18 +7,20 @@
  * CUDA provider cannot load, it prints {"ran": false, "reason": ...} and exits with code 2.
  */
 import * as path from 'node:path';
-import { Pix2PixModel } from '../server/engine/models';
-import { edit } from '../server/engine/pipeline';
-import { createImage } from '../server/imaging/image';
+import { editImage } from '../server/edit/edit-image';
+import { loadModel } from '../server/engine/families';
+import type { ModelAdapter } from '../server/engine/family';
+import { localEngine } from '../server/engine/local';
 import type { Device, RunTimer } from '../server/engine/ort';
+import { createImage } from '../server/imaging/image';
 import { benchArgs, median, round } from './lib/args';
 
 async function main(): Promise<void> {
   const args = benchArgs({ model: path.resolve(__dirname, '..', '..', 'models', 'tiny-pix2pix'), device: 'cuda', size: 0, steps: 20, runs: 3, variations: 1 });
   const timer: RunTimer = { onnxMs: 0, calls: 0, perFile: {} };
-  let model: Pix2PixModel;
+  let model: ModelAdapter;
   try {
-    model = await Pix2PixModel.load(args.model, { device: args.device as Device, timer, log: (l) => process.stderr.write(l + '\n') });
+    model = await loadModel(args.model, { device: args.device as Device, timer, log: (l) => process.stderr.write(l + '\n') });
   } catch (err) {
     process.stdout.write(JSON.stringify({ benchmark: 'gpu', ran: false, device: args.device, reason: (err as Error).message }, null, 2) + '\n');
     process.exit(2);
@@ -32,7 +34,7 @@ async function main(): Promise<void> {
   for (let r = 0; r <= args.runs; r++) {
     const before = { ...(timer.perFile![unetFile] ?? { ms: 0, calls: 0 }) };
     const started = performance.now();
-    await edit(model, { kind: 'pixels', image }, [{ instruction: 'make it snowy', mask: null }], { steps: args.steps, seed: r, variations: args.variations, previewEvery: 0 });
+    await editImage(localEngine(model, timer), { kind: 'pixels', image }, [{ instruction: 'make it snowy', mask: null }], { steps: args.steps, seed: r, variations: args.variations, previewEvery: 0 });
     const total = performance.now() - started;
     const after = timer.perFile![unetFile];
     if (r === 0) continue; // warm-up

@@ -5,16 +5,18 @@
  *   npm run bench:overhead [-- --model DIR --runs 5 --device cpu]
  */
 import * as path from 'node:path';
-import { Pix2PixModel } from '../server/engine/models';
-import { edit } from '../server/engine/pipeline';
-import { createImage } from '../server/imaging/image';
+import { editImage } from '../server/edit/edit-image';
+import { loadModel } from '../server/engine/families';
+import { localEngine } from '../server/engine/local';
 import type { Device } from '../server/engine/ort';
+import { createImage } from '../server/imaging/image';
 import { benchArgs, median, round } from './lib/args';
 
 async function main(): Promise<void> {
   const args = benchArgs({ model: path.resolve(__dirname, '..', '..', 'models', 'tiny-pix2pix'), runs: 5, steps: 20, device: 'cpu' });
   const timer = { onnxMs: 0, calls: 0 };
-  const model = await Pix2PixModel.load(args.model, { device: args.device as Device, timer, log: (l) => process.stderr.write(l + '\n') });
+  const model = await loadModel(args.model, { device: args.device as Device, timer, log: (l) => process.stderr.write(l + '\n') });
+  const engine = localEngine(model, timer);
   const native = model.info.nativeSize;
   const results = [];
   for (const side of [native, native * 2]) {
@@ -33,14 +35,14 @@ async function main(): Promise<void> {
     for (let r = 0; r <= args.runs; r++) {
       const before = timer.onnxMs;
       const started = performance.now();
-      await edit(model, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: args.steps, seed: r, previewEvery: 5, workSide: side }, { onProgress: () => {} });
+      await editImage(engine, { kind: 'pixels', image }, [{ instruction: 'make the circle blue', mask: null }], { steps: args.steps, seed: r, previewEvery: 5 }, { onProgress: () => {} }, { workSide: side });
       const total = performance.now() - started;
       if (r === 0) continue; // warm-up: first-run allocations and kernel selection
       totals.push(total);
       onnx.push(timer.onnxMs - before);
       ratios.push(total / (timer.onnxMs - before));
     }
-    results.push({ size: `${side}x${side}`, latent: `${side / model.info.vaeScaleFactor}x${side / model.info.vaeScaleFactor}`, steps: args.steps, runs: args.runs, totalMsMedian: round(median(totals), 1), onnxMsMedian: round(median(onnx), 1), ratioMedian: round(median(ratios)), ratioMax: round(Math.max(...ratios)) });
+    results.push({ size: `${side}x${side}`, latent: `${side / model.info.latentFactor}x${side / model.info.latentFactor}`, steps: args.steps, runs: args.runs, totalMsMedian: round(median(totals), 1), onnxMsMedian: round(median(onnx), 1), ratioMedian: round(median(ratios)), ratioMax: round(Math.max(...ratios)) });
   }
   await model.release();
   const target = 1.05;

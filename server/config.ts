@@ -12,12 +12,15 @@
  *   --max-queue-per-document  LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  a quarter of --max-queue (at least 1)
  *   --queue-wait  LAYERLOOP_QUEUE_WAIT  30 (seconds edits.create may wait for room in a full queue; 0 = 429 at once)
  *   --allow-origin  LAYERLOOP_ALLOW_ORIGIN  none (repeatable / comma-separated: web origins allowed besides the defaults)
+ *   --store       LAYERLOOP_STORE       none: SQLite in the data directory (else postgres://…)
+ *   --blobs       LAYERLOOP_BLOBS       none: files in the data directory (else s3://bucket…)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { MAX_QUEUE_LENGTH, formatIssues } from '../shared/protocol';
+import { type PostgresLocation, type S3Location, StoreUrlError, parseBlobsUrl, parseStoreUrl } from './store/urls';
 
 export const DEVICES = ['auto', 'cuda', 'cpu'] as const;
 
@@ -41,6 +44,10 @@ export interface Config {
    * allowed: the server's own pages and Figma's plugin iframe (origin `null`). See server/http/browser-access.ts.
    */
   readonly allowOrigins: readonly string[];
+  /** where documents, edits and jobs live; null: SQLite in dataDir */
+  readonly store: PostgresLocation | null;
+  /** where image, mask and latent bytes live; null: files in dataDir/blobs */
+  readonly blobs: S3Location | null;
 }
 
 /** A configuration the server refuses to start with; `message` says what to change. */
@@ -67,7 +74,10 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --allow-origin ORIGIN
                      LAYERLOOP_ALLOW_ORIGIN  a web page origin (https://host[:port]) that may call the server
                                           from a browser; repeat it, or separate origins with commas
-                                          (the server's own pages and Figma's plugin are always allowed)`;
+                                          (the server's own pages and Figma's plugin are always allowed)
+  --store URL        LAYERLOOP_STORE      postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data directory)
+  --blobs URL        LAYERLOOP_BLOBS      s3://BUCKET[/PREFIX]?endpoint=URL (default: files in the data directory;
+                                          credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)`;
 
 function defaults(repoRoot: string) {
   return {
@@ -119,6 +129,23 @@ function isOrigin(value: string): boolean {
   }
 }
 
+/** An optional backend URL, parsed by `parse` (whose StoreUrlError message names the flag and what to fix). */
+function backendUrl<T>(parse: (text: string) => T) {
+  return z
+    .string()
+    .nullable()
+    .transform((text, ctx) => {
+      if (text === null) return null;
+      try {
+        return parse(text);
+      } catch (err) {
+        if (!(err instanceof StoreUrlError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    });
+}
+
 const configSchema = z.strictObject({
   host: z.string().min(1, { error: 'host must not be empty' }),
   port: intString('port', 0, 65535),
@@ -140,6 +167,8 @@ const configSchema = z.strictObject({
       error: (iss) => `allow-origin must be an origin like https://example.com or http://localhost:3000 (scheme, host and port only, no path), got ${JSON.stringify(iss.input)}`,
     }),
   ),
+  store: backendUrl(parseStoreUrl),
+  blobs: backendUrl(parseBlobsUrl),
 });
 
 /**
@@ -164,6 +193,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         'max-queue-per-document': { type: 'string' },
         'queue-wait': { type: 'string' },
         'allow-origin': { type: 'string', multiple: true },
+        store: { type: 'string' },
+        blobs: { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -189,6 +220,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     maxQueuePerDocument: flag('max-queue-per-document') ?? envValue('LAYERLOOP_MAX_QUEUE_PER_DOCUMENT') ?? null,
     queueWaitSeconds: flag('queue-wait') ?? envValue('LAYERLOOP_QUEUE_WAIT') ?? d.queueWait,
     allowOrigins: origins.flatMap((o) => o.split(',')).map((o) => o.trim().replace(/\/+$/, '')).filter((o) => o !== ''),
+    store: flag('store') ?? envValue('LAYERLOOP_STORE') ?? null,
+    blobs: flag('blobs') ?? envValue('LAYERLOOP_BLOBS') ?? null,
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);

@@ -1,7 +1,7 @@
 /**
  * The edit server's entry point (`npm start`, built to dist/server/main.js):
- * config -> the port (taken first: answers 503 until ready) -> the data directory's lock -> store (recover
- * interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
+ * config -> the port (taken first: answers 503 until ready) -> the data directory's lock (embedded SQLite store
+ * only) -> store (recover interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
  *
  * Prints exactly one line on stdout once it accepts connections:
  *   layerloop listening on http://HOST:PORT (model NAME on PROVIDER)
@@ -27,7 +27,7 @@ import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
 import { debouncedCollection } from './memory';
 import { createServerMetrics, type ServerMetrics } from './metrics';
-import { DATABASE_FILE, StoreError, openStore, type EmbeddedStore } from './store';
+import { type ConfiguredStore, DATABASE_FILE, StoreError, openConfiguredStore } from './store';
 import { DataDirLockedError, lockDataDir, type DataDirLock } from './store/data-dir-lock';
 import { isSqliteCorruption } from './store/sqlite';
 
@@ -76,14 +76,19 @@ async function main(): Promise<void> {
   });
   server.on('error', (err) => log.error('server error', { error: err.message }));
 
-  // Then the data directory: only the process holding its lock may recover jobs or write.
-  let lock: DataDirLock;
-  try {
-    lock = lockDataDir(config.dataDir);
-  } catch (err) {
-    fail(err instanceof DataDirLockedError ? err.message : `cannot lock the data directory ${config.dataDir}: ${(err as Error).message}`);
+  // Then the data directory, when the embedded SQLite store lives there: only the process holding its lock may
+  // recover jobs or write. A PostgreSQL store is shared by design (each process recovers only the jobs of
+  // processes that are gone), and blob files (content-addressed, written by renames) may be shared with it.
+  let lock: DataDirLock | null = null;
+  if (config.store === null) {
+    try {
+      lock = lockDataDir(config.dataDir);
+    } catch (err) {
+      fail(err instanceof DataDirLockedError ? err.message : `cannot lock the data directory ${config.dataDir}: ${(err as Error).message}`);
+    }
   }
-  const { store, integrity } = await openDataDir(config.dataDir, log).catch((err: unknown) => fail(dataDirProblem(config.dataDir, err)));
+  const { store, integrity } = await openCheckedStore(config, log).catch((err: unknown) => fail(storeProblem(config, err)));
+  log.info('store opened', store.location);
   metrics.storeIntegrityProblems.set(integrity.problems);
 
   const engine = await Engine.start({
@@ -92,7 +97,7 @@ async function main(): Promise<void> {
     log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
   }).catch(async (err: Error) => {
     await store.close();
-    lock.release();
+    lock?.release();
     return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
   });
 
@@ -136,7 +141,7 @@ async function main(): Promise<void> {
       server.closeAllConnections(); // watchers got their final events; end the streams
       await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
       await store.close();
-      lock.release();
+      lock?.release();
       log.info('stopped');
       process.exit(exitCode);
     })();
@@ -158,19 +163,20 @@ function answerStarting(_req: http.IncomingMessage, res: http.ServerResponse): v
 }
 
 /**
- * Opens the store and makes it consistent before anything else runs: jobs a previous process left unfinished
- * are marked failed (only the lock holder may: they cannot be this process's), temp files of cut-off blob writes
- * are swept, and the integrity check runs. Page-level damage to the database refuses the start.
+ * Opens the configured store and makes it consistent before anything else runs: jobs a previous process left
+ * unfinished are marked failed (the embedded store's only by the lock holder; PostgreSQL's only those of
+ * processes that are gone), temp files of cut-off blob writes are swept, and the integrity check runs.
+ * Page-level damage to an SQLite database refuses the start.
  */
-async function openDataDir(dataDir: string, log: Logger): Promise<{ store: EmbeddedStore; integrity: Services['integrity'] }> {
-  const store = await openStore(dataDir);
+async function openCheckedStore(config: Config, log: Logger): Promise<{ store: ConfiguredStore; integrity: Services['integrity'] }> {
+  const store = await openConfiguredStore(config, { onError: (message, error) => log.warn(message, { component: 'store', error: error.message }) });
   try {
     for (const job of await store.edits.recoverInterruptedJobs()) {
       log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
     }
     // temp files of blob writes a crash cut short (older than an hour: never a write in flight)
     try {
-      const swept = await store.blobs.removeTempFiles();
+      const swept = await store.removeTempFiles();
       if (swept > 0) log.info('removed temp files left by interrupted blob writes', { count: swept });
     } catch (err) {
       log.warn('could not sweep blob temp files', { error: (err as Error).message });
@@ -187,18 +193,18 @@ async function openDataDir(dataDir: string, log: Logger): Promise<{ store: Embed
   }
 }
 
-/** The start-up failure message for a data directory that cannot be used, with what to do about it. */
-function dataDirProblem(dataDir: string, err: unknown): string {
+/** The start-up failure message for a store that cannot be used, with what to do about it. */
+function storeProblem(config: Config, err: unknown): string {
   const message = (err as Error)?.message ?? String(err);
-  const database = path.join(dataDir, DATABASE_FILE);
-  if (isSqliteCorruption(err) || (err instanceof StoreError && err.code === 'corrupt')) {
+  if (config.store === null && (isSqliteCorruption(err) || (err instanceof StoreError && err.code === 'corrupt'))) {
+    const database = path.join(config.dataDir, DATABASE_FILE);
     return (
-      `cannot open the data directory ${dataDir}: its database ${database} is damaged (${message}). ` +
+      `cannot open the data directory ${config.dataDir}: its database ${database} is damaged (${message}). ` +
       `Restore it from a backup, or recover what it still holds with the sqlite3 shell: ` +
       `sqlite3 ${database} .recover | sqlite3 recovered.sqlite, then move recovered.sqlite into its place. The blobs/ folder is not touched`
     );
   }
-  return `cannot open the data directory ${dataDir}: ${message}`;
+  return config.store || config.blobs ? `cannot open the store: ${message}` : `cannot open the data directory ${config.dataDir}: ${message}`;
 }
 
 function installSignalHandlers(log: Logger, metrics: ServerMetrics, shutdown: (reason: string, exitCode: number) => Promise<void>): void {

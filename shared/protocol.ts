@@ -102,36 +102,37 @@ export type Host = z.infer<typeof hostSchema>;
 export const SAMPLERS = ['euler_ancestral', 'euler', 'ddim'] as const;
 export const LOCALITIES = ['guidance', 'blend', 'both'] as const;
 
-/**
- * Sampling options. Defaults match the engine's DEFAULT_EDIT_OPTIONS (server/engine/pipeline.ts; a unit test
- * keeps them in step). `seed` may be left out: the server then picks one and records it with the edit, so
- * every stored edit can be reproduced. Unknown keys are rejected so a misspelt option is never silently ignored.
- */
-export const editOptionsSchema = z.strictObject({
-  steps: boundedNumber('steps', 1, MAX_STEPS, { integer: true }).default(20),
-  /** s_T: how strongly to follow the instruction */
-  textScale: boundedNumber('textScale', 0, 30).default(7.5),
-  /** s_I: how strongly to stay close to the source image */
-  imageScale: boundedNumber('imageScale', 0, 10).default(1.5),
-  sampler: z.enum(SAMPLERS, { error: (iss) => `sampler must be one of ${SAMPLERS.join(', ')}, got ${show(iss.input)}` }).default('euler_ancestral'),
-  /** guidance masking, latent blending, or both (DESIGN 4) */
-  locality: z.enum(LOCALITIES, { error: (iss) => `locality must be one of ${LOCALITIES.join(', ')}, got ${show(iss.input)}` }).default('both'),
-  /** 0 = exactly the mask, 1 = the whole image */
-  spread: boundedNumber('spread', 0, 1).default(0),
-  /** 1 = start from pure noise; below 1 = start from the noised source (SDEdit/iEdit) */
-  strength: boundedNumber('strength', 0, 1, { minExclusive: true }).default(1),
-  variations: boundedNumber('variations', 1, MAX_VARIATIONS, { integer: true }).default(1),
-  seed: boundedNumber('seed', 0, MAX_SEED, { integer: true }).optional(),
-  progressiveShrink: z.boolean({ error: (iss) => `progressiveShrink must be true or false, got ${show(iss.input)}` }).default(true),
-  /** a preview every k steps; 0 = never */
-  previewEvery: boundedNumber('previewEvery', 0, 50, { integer: true }).default(5),
-});
-/** What a client may send (every field optional). */
-export type EditOptionsInput = z.input<typeof editOptionsSchema>;
-/** After parsing: defaults applied, `seed` still optional until the server picks one. */
-export type EditOptionsParsed = z.output<typeof editOptionsSchema>;
+export interface OptionBounds {
+  min: number;
+  max: number;
+  /** the step the forms' sliders and number fields use */
+  step: number;
+  integer?: boolean;
+  /** the value must be greater than `min` (a slider starts one step above it) */
+  minExclusive?: boolean;
+}
 
-// ------------------------------------------------------------------------------------------ edit request
+/** The numeric edit options' ranges: the schema checks them, and every form builds its controls from them. */
+export const EDIT_OPTION_BOUNDS = Object.freeze({
+  steps: { min: 1, max: MAX_STEPS, step: 1, integer: true },
+  textScale: { min: 0, max: 30, step: 0.5 },
+  imageScale: { min: 0, max: 10, step: 0.1 },
+  spread: { min: 0, max: 1, step: 0.05 },
+  strength: { min: 0, max: 1, step: 0.05, minExclusive: true },
+  variations: { min: 1, max: MAX_VARIATIONS, step: 1, integer: true },
+  seed: { min: 0, max: MAX_SEED, step: 1, integer: true },
+  previewEvery: { min: 0, max: 50, step: 1, integer: true },
+} satisfies Record<string, OptionBounds>);
+
+/** A control's range for an option: min, max and step, the first value above an exclusive minimum. */
+export function controlRange(bounds: OptionBounds): { min: number; max: number; step: number } {
+  return { min: bounds.minExclusive ? bounds.min + bounds.step : bounds.min, max: bounds.max, step: bounds.step };
+}
+
+const bounded = (name: keyof typeof EDIT_OPTION_BOUNDS) => {
+  const b: OptionBounds = EDIT_OPTION_BOUNDS[name];
+  return boundedNumber(name, b.min, b.max, { integer: b.integer, minExclusive: b.minExclusive });
+};
 
 /**
  * The smallest strength that runs at least one denoising step at `steps` (the engine starts at step
@@ -141,17 +142,68 @@ export function minStrengthFor(steps: number): number {
   return Math.ceil(10_000 / steps) / 10_000;
 }
 
-/** Options whose strength is too small for their steps would run zero steps and return the source: refused. */
-const runsAtLeastOneStep = (ctx: z.core.ParsePayload<EditOptionsParsed>): void => {
-  const { steps, strength } = ctx.value;
-  if (Math.floor(steps * strength) >= 1) return;
-  ctx.issues.push({
-    code: 'custom',
-    input: strength,
-    path: ['strength'],
-    message: `strength ${strength} runs no denoising step at ${steps} steps: use a strength of at least ${minStrengthFor(steps)} (1/steps), or more steps`,
-  });
-};
+/** Why a strength too small for its steps is refused (it would run zero steps and return the source), or null. */
+function zeroStepProblem(steps: number, strength: number): string | null {
+  if (Math.floor(steps * strength) >= 1) return null;
+  return `strength ${strength} runs no denoising step at ${steps} steps: use a strength of at least ${minStrengthFor(steps)} (1/steps), or more steps`;
+}
+
+/**
+ * Sampling options: the one declaration of them (the engine's options are this schema's output, the CLI parses
+ * through it, the plugins and the playground take their defaults and bounds from here). `seed` may be left out:
+ * the server then picks one and records it with the edit, so every stored edit can be reproduced; so may
+ * `sampler` (the model's own scheduler). Unknown keys are rejected so a misspelt option is never silently ignored,
+ * and a strength too small to run one step at these steps is refused here, the one place that checks it.
+ */
+export const editOptionsSchema = z.strictObject({
+  steps: bounded('steps').default(20),
+  /** s_T: how strongly to follow the instruction */
+  textScale: bounded('textScale').default(7.5),
+  /** s_I: how strongly to stay close to the source image */
+  imageScale: bounded('imageScale').default(1.5),
+  /** omitted: the model's own scheduler (its scheduler_config.json) */
+  sampler: z.enum(SAMPLERS, { error: (iss) => `sampler must be one of ${SAMPLERS.join(', ')}, got ${show(iss.input)}` }).optional(),
+  /** guidance masking, latent blending, or both (DESIGN 4) */
+  locality: z.enum(LOCALITIES, { error: (iss) => `locality must be one of ${LOCALITIES.join(', ')}, got ${show(iss.input)}` }).default('both'),
+  /** 0 = exactly the mask, 1 = the whole image */
+  spread: bounded('spread').default(0),
+  /** 1 = start from pure noise; below 1 = start from the noised source (SDEdit/iEdit) */
+  strength: bounded('strength').default(1),
+  variations: bounded('variations').default(1),
+  seed: bounded('seed').optional(),
+  progressiveShrink: z.boolean({ error: (iss) => `progressiveShrink must be true or false, got ${show(iss.input)}` }).default(true),
+  /** a preview every k steps; 0 = never */
+  previewEvery: bounded('previewEvery').default(5),
+}).check((ctx) => {
+  const message = zeroStepProblem(ctx.value.steps, ctx.value.strength);
+  if (message) ctx.issues.push({ code: 'custom', input: ctx.value.strength, path: ['strength'], message });
+});
+/** What a client may send (every field optional). */
+export type EditOptionsInput = z.input<typeof editOptionsSchema>;
+/** After parsing: defaults applied, `seed` still optional until the server picks one. */
+export type EditOptionsParsed = z.output<typeof editOptionsSchema>;
+/** Every default, as a form starts out. */
+export const DEFAULT_EDIT_OPTIONS: Readonly<EditOptionsParsed> = Object.freeze(editOptionsSchema.parse({}));
+
+/**
+ * A client form's control for each edit option: the element id, or null where the form has none (the server's
+ * default, or a value the client computes). Typed over every option, so a new option is a compile error in each
+ * client until it decides; test/unit/shared/forms.test.ts checks the same at run time.
+ */
+export type FormControls = { readonly [K in keyof EditOptionsInput]-?: string | null };
+
+/**
+ * A numeric option's control attributes from EDIT_OPTION_BOUNDS and DEFAULT_EDIT_OPTIONS, as strings for an
+ * input element; `scale` for controls in other units (a 0..100 percent slider: 100).
+ */
+export function controlAttributes(key: keyof typeof EDIT_OPTION_BOUNDS, scale = 1): { min: string; max: string; step: string; value: string } {
+  const { min, max, step } = controlRange(EDIT_OPTION_BOUNDS[key]);
+  const fallback = DEFAULT_EDIT_OPTIONS[key];
+  const text = (v: number) => String(Math.round(v * scale * 1e6) / 1e6);
+  return { min: text(min), max: text(max), step: text(step), value: fallback === undefined ? '' : text(fallback) };
+}
+
+// ------------------------------------------------------------------------------------------ edit request
 
 /** Spaces, zero-width and other invisible characters only: says nothing, so it counts as empty. */
 const INVISIBLE_ONLY = /^[\s\p{Cf}\p{Default_Ignorable_Code_Point}]*$/u;
@@ -184,6 +236,9 @@ export const editParentSchema = z.discriminatedUnion(
 );
 export type EditParent = z.infer<typeof editParentSchema>;
 
+/** Text that is stored as text: PostgreSQL cannot keep U+0000 in a text column, so no store accepts it. */
+export const hasNoNul = (text: string): boolean => !text.includes('\u0000');
+
 export const editRegionSchema = z.strictObject({
   /** trimmed; empty = keep the image as it is in this region */
   instruction: z
@@ -193,7 +248,8 @@ export const editRegionSchema = z.strictObject({
     .overwrite((s) => (INVISIBLE_ONLY.test(s) ? '' : s))
     .max(MAX_INSTRUCTION_LENGTH, {
       error: (iss) => `instruction must be at most ${MAX_INSTRUCTION_LENGTH} characters, got ${(iss.input as string).length}: shorten it`,
-    }),
+    })
+    .refine(hasNoNul, { error: 'instruction must not contain NUL characters (U+0000)' }),
   /** a blob holding the mask (white = edit); null = the whole image */
   maskSha256: sha256Schema.nullable(),
 });
@@ -206,7 +262,7 @@ export const editRequestSchema = z.strictObject({
     .array(editRegionSchema, { error: (iss) => `regions must be a list of {instruction, maskSha256}, got ${show(iss.input)}` })
     .min(1, { error: 'regions must hold at least one {instruction, maskSha256}' })
     .max(MAX_REGIONS, { error: (iss) => `at most ${MAX_REGIONS} regions per edit, got ${(iss.input as unknown[]).length}: merge or drop some` }),
-  options: editOptionsSchema.check(runsAtLeastOneStep).prefault({}),
+  options: editOptionsSchema.prefault({}),
 });
 /** What a client sends. */
 export type EditRequestInput = z.input<typeof editRequestSchema>;
@@ -222,7 +278,8 @@ export const openDocumentSchema = z.strictObject({
     .string({ error: (iss) => `hostDocumentKey must be a string, got ${show(iss.input)}` })
     .min(1, { error: 'hostDocumentKey must not be empty' })
     .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` })
-    .refine((s) => !LONE_SURROGATE.test(s), wellFormed('hostDocumentKey')),
+    .refine((s) => !LONE_SURROGATE.test(s), wellFormed('hostDocumentKey'))
+    .refine(hasNoNul, { error: 'hostDocumentKey must not contain NUL characters (U+0000)' }),
 });
 export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;
 

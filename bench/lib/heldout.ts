@@ -33,6 +33,8 @@ export interface HeldoutCase {
   mask: Float32Array;
   /** fully covered pixels of the named shape (or the background), [H*W] of 0/1 */
   interior: Float32Array;
+  /** the intended result (shapes_world's target) */
+  target: RgbaImage;
 }
 
 export async function loadHeldout(dir = HELDOUT_DIR): Promise<{ palette: Record<string, [number, number, number]>; cases: HeldoutCase[] }> {
@@ -47,6 +49,7 @@ export async function loadHeldout(dir = HELDOUT_DIR): Promise<{ palette: Record<
       source: await read(`${c.id}-source.png`),
       mask: maskFromImage(await read(`${c.id}-mask.png`)),
       interior: maskFromImage(await read(`${c.id}-interior.png`)),
+      target: await read(`${c.id}-target.png`),
     })),
   );
   return { palette: meta.palette, cases };

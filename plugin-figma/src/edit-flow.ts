@@ -5,12 +5,14 @@
  * client and the bridge, tests to fakes.
  */
 import {
+  DEFAULT_EDIT_OPTIONS,
   editOptionsSchema,
   editRequestSchema,
   formatIssues,
   isTerminalJobEvent,
   type EditParent,
   type EditRequestInput,
+  type FormControls,
   type JobEvent,
   type LOCALITIES,
 } from '../../shared/protocol';
@@ -32,7 +34,31 @@ export interface EditForm {
   steps: number;
 }
 
-export const DEFAULT_FORM: EditForm = { instruction: '', locality: 'both', spread: 0, strength: 1, variations: 1, seed: null, steps: 20 };
+/** The protocol's defaults; no seed (the server picks one and reports it). */
+export const DEFAULT_FORM: EditForm = {
+  instruction: '',
+  locality: DEFAULT_EDIT_OPTIONS.locality,
+  spread: DEFAULT_EDIT_OPTIONS.spread,
+  strength: DEFAULT_EDIT_OPTIONS.strength,
+  variations: DEFAULT_EDIT_OPTIONS.variations,
+  seed: null,
+  steps: DEFAULT_EDIT_OPTIONS.steps,
+};
+
+/** The panel's control (ui.html element id) for each edit option; null = left to the server's default. */
+export const FORM_CONTROLS = {
+  steps: 'steps',
+  textScale: null,
+  imageScale: null,
+  sampler: null,
+  locality: 'locality',
+  spread: 'spread',
+  strength: 'strength',
+  variations: 'variations',
+  seed: 'seed',
+  progressiveShrink: null,
+  previewEvery: null,
+} as const satisfies FormControls;
 
 export const NO_INSTRUCTION = 'Type an instruction first, for example "make the sky stormy".';
 

@@ -4,9 +4,9 @@
  * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
  */
 import { createClient, isActive, progressFraction, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
-import { MAX_STEPS, MAX_VARIATIONS, LOCALITIES } from '../../shared/protocol';
+import { LOCALITIES, controlAttributes } from '../../shared/protocol';
 import { Bridge } from './bridge';
-import { DEFAULT_FORM, EditRun, failureMessage, formProblem, type EditForm } from './edit-flow';
+import { DEFAULT_FORM, EditRun, FORM_CONTROLS, failureMessage, formProblem, type EditForm } from './edit-flow';
 import { settingsSchema, type MainToUi, type Settings, type UiToMain } from './messages';
 import { editEntries, INITIAL_STATE, phaseText, reduce, type UiAction, type UiState } from './ui-state';
 
@@ -356,12 +356,8 @@ function render(): void {
 // ---------------------------------------------------------------------------------------------- wire
 
 function wire(): void {
-  $<HTMLInputElement>('variations').max = String(MAX_VARIATIONS);
-  $<HTMLInputElement>('steps').max = String(MAX_STEPS);
-  $<HTMLInputElement>('spread').value = String(DEFAULT_FORM.spread);
-  $<HTMLInputElement>('strength').value = String(DEFAULT_FORM.strength);
-  $<HTMLInputElement>('variations').value = String(DEFAULT_FORM.variations);
-  $<HTMLInputElement>('steps').value = String(DEFAULT_FORM.steps);
+  // ranges and defaults from the protocol (the one place they are declared)
+  for (const key of ['spread', 'strength', 'variations', 'steps', 'seed'] as const) Object.assign($<HTMLInputElement>(FORM_CONTROLS[key]), controlAttributes(key));
   $<HTMLSelectElement>('locality').value = DEFAULT_FORM.locality;
   const showRange = (id: string) => ($(`${id}-out`).textContent = Number($<HTMLInputElement>(id).value).toFixed(2));
   for (const id of ['spread', 'strength']) {

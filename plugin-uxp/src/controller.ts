@@ -10,6 +10,7 @@
  * in the history list. This keeps the Layers panel free of results nobody wanted.
  */
 import {
+  DEFAULT_EDIT_OPTIONS,
   LOCALITIES,
   MAX_INSTRUCTION_LENGTH,
   editOptionsSchema,
@@ -18,6 +19,7 @@ import {
   isTerminalJobEvent,
   type EditParent,
   type EditRequestInput,
+  type FormControls,
 } from '../../shared/protocol';
 import {
   canCancel,
@@ -60,15 +62,31 @@ export interface EditForm {
   steps: number;
 }
 
+/** The protocol's defaults; no seed (the server picks one and reports it). */
 export const DEFAULT_FORM: EditForm = {
   instruction: '',
-  locality: 'both',
-  spread: 0,
-  strength: 1,
-  variations: 1,
+  locality: DEFAULT_EDIT_OPTIONS.locality,
+  spread: DEFAULT_EDIT_OPTIONS.spread,
+  strength: DEFAULT_EDIT_OPTIONS.strength,
+  variations: DEFAULT_EDIT_OPTIONS.variations,
   seed: null,
-  steps: 20,
+  steps: DEFAULT_EDIT_OPTIONS.steps,
 };
+
+/** The panel's control (index.html element id) for each edit option; null = left to the server's default. */
+export const FORM_CONTROLS = {
+  steps: 'steps',
+  textScale: null,
+  imageScale: null,
+  sampler: null,
+  locality: 'locality',
+  spread: 'spread',
+  strength: 'strength',
+  variations: 'variations',
+  seed: 'seed',
+  progressiveShrink: null,
+  previewEvery: null,
+} as const satisfies FormControls;
 
 export type Phase = EditPhase['name'];
 

@@ -6,8 +6,8 @@
  * Written against a minimal structural DOM (PanelDocument) rather than UXP's or lib.dom's typings, which
  * disagree; index.ts passes the real `document`.
  */
-import { LOCALITIES } from '../../shared/protocol';
-import { DEFAULT_FORM, type EditForm, type Locality, type PanelController, type PanelState } from './controller';
+import { LOCALITIES, controlAttributes } from '../../shared/protocol';
+import { DEFAULT_FORM, FORM_CONTROLS, type EditForm, type Locality, type PanelController, type PanelState } from './controller';
 import { errorMessage } from './errors';
 import type { Settings, SettingsStore } from './settings';
 
@@ -105,10 +105,15 @@ export function mountPanel(o: MountOptions): void {
 
   // ---------------------------------------------------------------------------------- form
 
-  el.spread.value = String(Math.round(DEFAULT_FORM.spread * 100));
-  el.strength.value = String(Math.round(DEFAULT_FORM.strength * 100));
-  el.variations.value = String(DEFAULT_FORM.variations);
-  el.steps.value = String(DEFAULT_FORM.steps);
+  // ranges and defaults from the protocol (the one place they are declared); the sliders count in percent
+  for (const [key, scale] of [['spread', 100], ['strength', 100], ['variations', 1], ['steps', 1]] as const) {
+    const { min, max, step, value } = controlAttributes(key, scale);
+    const input = el[FORM_CONTROLS[key]];
+    input.setAttribute('min', min);
+    input.setAttribute('max', max);
+    input.setAttribute('step', step);
+    input.value = value;
+  }
   el.locality.setAttribute('value', DEFAULT_FORM.locality); // UXP shows a <select>'s value only when set as an attribute
   const showSliders = (): void => {
     el['spread-value'].textContent = (Number(el.spread.value) / 100).toFixed(2);

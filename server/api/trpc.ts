@@ -14,7 +14,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import type { z } from 'zod';
 import { formatIssues } from '../../shared/protocol';
 import type { Config } from '../config';
-import type { ModelInfo } from '../engine/models';
+import type { ModelInfo } from '../engine/family';
 import type { ImageBlobs } from '../imaging/image-blobs';
 import type { ByteBudget } from '../http/upload-budget';
 import type { AdmissionRoom } from '../jobs/admission';

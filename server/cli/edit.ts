@@ -5,16 +5,22 @@
  *   npm run edit -- --from edit.png --instruction "make the square green" --out edit2.png   # latent iteration
  *
  * Each result is written as PNG plus `<out>.latent.json` (the stored latent and its geometry); `--from` a
- * previous result continues from that latent instead of re-encoding its pixels.
+ * previous result continues from that latent instead of re-encoding its pixels. The edit options are parsed by
+ * the protocol's own schema (shared/protocol.ts), so the CLI accepts exactly what the server does.
+ *
+ * For checks against a reference implementation: `--init-noise FILE` replaces the initial noise and
+ * `--latent-out FILE` writes the final latent, both little-endian float32 in the layouts README.md lists per family.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { Pix2PixModel } from '../engine/models';
-import { edit, DEFAULT_EDIT_OPTIONS, type EditSource, type Locality, type StoredLatent } from '../engine/pipeline';
+import { DEFAULT_EDIT_OPTIONS, EDIT_OPTION_BOUNDS, LOCALITIES, SAMPLERS, editOptionsSchema, type EditOptionsInput } from '../../shared/protocol';
+import { editImage, type EditSource, type StoredLatent } from '../edit/edit-image';
+import { loadModel } from '../engine/families';
+import { localEngine } from '../engine/local';
+import { seededNoise, startingWith } from '../engine/rng';
 import { decodeImage, encodePng, maskFromImage, resizeMask } from '../imaging/image';
-import type { SamplerName } from '../engine/schedules';
 
 const DEFAULT_MODEL = path.resolve(__dirname, '..', '..', 'models', 'tiny-pix2pix');
 
@@ -33,24 +39,70 @@ const storedLatentSchema = z.object({
   data: z.array(z.number()),
 });
 
+/** One flag per edit option; `satisfies` makes a new schema option a compile error here until it has a flag. */
+const OPTION_FLAGS = {
+  steps: { flag: 'steps', kind: 'number', help: 'denoising steps' },
+  textScale: { flag: 'text-scale', kind: 'number', help: 'instruction guidance' },
+  imageScale: { flag: 'image-scale', kind: 'number', help: 'image guidance' },
+  sampler: { flag: 'sampler', kind: 'string', help: `${SAMPLERS.join(' | ')} (default: the model's scheduler)` },
+  locality: { flag: 'locality', kind: 'string', help: LOCALITIES.join(' | ') },
+  spread: { flag: 'spread', kind: 'number', help: '0 (the mask exactly) .. 1 (whole image)' },
+  strength: { flag: 'strength', kind: 'number', help: '1 starts from noise; lower starts from the noised source' },
+  variations: { flag: 'variations', kind: 'number', help: 'results to make' },
+  seed: { flag: 'seed', kind: 'number', help: 'random seed; variation k uses seed + k' },
+  progressiveShrink: { flag: 'progressive-shrink', kind: 'boolean', help: "Blended Latent Diffusion's mask shrinking: true | false" },
+  previewEvery: { flag: 'preview-every', kind: 'number', help: 'unused here (previews are for the server)' },
+} as const satisfies Record<keyof EditOptionsInput, { flag: string; kind: 'number' | 'string' | 'boolean'; help: string }>;
+
+type OptionKey = keyof typeof OPTION_FLAGS;
+const optionKeys = Object.keys(OPTION_FLAGS) as OptionKey[];
+
+function optionHelp(key: OptionKey): string {
+  const { flag, help } = OPTION_FLAGS[key];
+  const bounds = EDIT_OPTION_BOUNDS[key as keyof typeof EDIT_OPTION_BOUNDS];
+  const range = bounds ? ` [${bounds.min}..${bounds.max}]` : '';
+  const value = DEFAULT_EDIT_OPTIONS[key];
+  const fallback = value === undefined ? '' : ` (default ${value})`;
+  return `  --${flag.padEnd(19)} ${help}${range}${fallback}`;
+}
+
 const usage = `usage: npm run edit -- (--image IN.png | --from PREVIOUS.png) --instruction "TEXT" [options]
-  --out FILE          result PNG (default edit.png); variations get -1, -2 ... suffixes
-  --mask FILE         grayscale mask (white = may change); same size as the image or it is resized
-  --model DIR         model folder (default models/tiny-pix2pix)
-  --device D          auto | cuda | cpu (default auto)
-  --steps N           denoising steps (default ${DEFAULT_EDIT_OPTIONS.steps})
-  --text-scale X      instruction guidance (default ${DEFAULT_EDIT_OPTIONS.textScale})
-  --image-scale X     image guidance (default ${DEFAULT_EDIT_OPTIONS.imageScale})
-  --locality M        guidance | blend | both (default ${DEFAULT_EDIT_OPTIONS.locality})
-  --spread X          0 (the mask exactly) .. 1 (whole image) (default 0)
-  --strength X        (0,1]: below 1 starts from the noised source (default 1)
-  --sampler S         euler_ancestral | euler | ddim (default euler_ancestral)
-  --variations N      results to make (default 1)
-  --seed N            random seed (default 0)`;
+  --out FILE            result PNG (default edit.png); variations get -1, -2 ... suffixes
+  --mask FILE           grayscale mask (white = may change); same size as the image or it is resized
+  --model DIR           model folder (default models/tiny-pix2pix)
+  --device D            auto | cuda | cpu (default auto)
+  --work-side N         working area as the side of an equal-area square (default: the model's native size)
+  --init-noise FILE     the initial noise, little-endian float32 in the layout of diffusers' latents= (README)
+  --latent-out FILE     write the final latents, little-endian float32 as diffusers' output_type="latent" (README)
+${optionKeys.map(optionHelp).join('\n')}`;
 
 function fail(message: string): never {
   process.stderr.write(`error: ${message}\n`);
   process.exit(2);
+}
+
+function readF32(file: string): Float32Array {
+  const buf = fs.readFileSync(file);
+  if (buf.byteLength % 4 !== 0) fail(`${file}: ${buf.byteLength} bytes is not a whole number of float32 values`);
+  const out = new Float32Array(buf.byteLength / 4);
+  for (let i = 0; i < out.length; i++) out[i] = buf.readFloatLE(i * 4);
+  return out;
+}
+
+/** The flags' edit options, through the protocol's schema; errors name the flag. */
+function parseOptions(values: Record<string, string | boolean | undefined>): EditOptionsInput {
+  const raw: Record<string, unknown> = {};
+  for (const key of optionKeys) {
+    const { flag, kind } = OPTION_FLAGS[key];
+    const value = values[flag];
+    if (value === undefined) continue;
+    raw[key] = kind === 'number' ? Number(value) : kind === 'boolean' ? (value === 'true' ? true : value === 'false' ? false : value) : value;
+  }
+  const parsed = editOptionsSchema.safeParse(raw);
+  if (!parsed.success) {
+    fail(parsed.error.issues.map((issue) => `--${OPTION_FLAGS[issue.path[0] as OptionKey]?.flag ?? String(issue.path[0])}: ${issue.message}`).join('\n'));
+  }
+  return parsed.data;
 }
 
 async function main(): Promise<void> {
@@ -65,15 +117,10 @@ async function main(): Promise<void> {
         mask: { type: 'string' },
         model: { type: 'string', default: DEFAULT_MODEL },
         device: { type: 'string', default: 'auto' },
-        steps: { type: 'string' },
-        'text-scale': { type: 'string' },
-        'image-scale': { type: 'string' },
-        locality: { type: 'string' },
-        spread: { type: 'string' },
-        strength: { type: 'string' },
-        sampler: { type: 'string' },
-        variations: { type: 'string' },
-        seed: { type: 'string' },
+        'work-side': { type: 'string' },
+        'init-noise': { type: 'string' },
+        'latent-out': { type: 'string' },
+        ...Object.fromEntries(optionKeys.map((k) => [OPTION_FLAGS[k].flag, { type: 'string' as const }])),
         help: { type: 'boolean' },
       },
     }));
@@ -89,27 +136,9 @@ async function main(): Promise<void> {
   if (!fs.existsSync(input)) fail(`no such image: ${input}`);
   const device = z.enum(['auto', 'cuda', 'cpu']).safeParse(values.device);
   if (!device.success) fail(`--device must be auto, cuda or cpu (got ${values.device})`);
-
-  const num = (key: string, schema: z.ZodNumber) => {
-    if (values[key] === undefined) return undefined;
-    const parsed = schema.safeParse(Number(values[key]));
-    if (!parsed.success) fail(`--${key}: ${parsed.error.issues[0].message} (got ${values[key]})`);
-    return parsed.data;
-  };
-  const options = {
-    steps: num('steps', z.number().int().min(1).max(200)),
-    textScale: num('text-scale', z.number().min(0).max(30)),
-    imageScale: num('image-scale', z.number().min(0).max(10)),
-    spread: num('spread', z.number().min(0).max(1)),
-    strength: num('strength', z.number().gt(0).max(1)),
-    variations: num('variations', z.number().int().min(1).max(16)),
-    seed: num('seed', z.number().int().min(0)),
-    locality: values.locality as Locality | undefined,
-    sampler: values.sampler as SamplerName | undefined,
-  };
-  if (options.locality && !['guidance', 'blend', 'both'].includes(options.locality)) fail('--locality must be guidance, blend or both');
-  if (options.sampler && !['euler_ancestral', 'euler', 'ddim'].includes(options.sampler)) fail('--sampler must be euler_ancestral, euler or ddim');
-  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const workSide = values['work-side'] === undefined ? 0 : Number(values['work-side']);
+  if (!Number.isInteger(workSide) || workSide < 0 || workSide > 2048) fail(`--work-side must be an integer in [0, 2048] (0 = native), got ${values['work-side']}`);
+  const options = parseOptions(values);
 
   const image = await decodeImage(fs.readFileSync(input));
   let source: EditSource = { kind: 'pixels', image };
@@ -126,16 +155,31 @@ async function main(): Promise<void> {
     const m = await decodeImage(fs.readFileSync(values.mask as string));
     mask = resizeMask(maskFromImage(m), m.width, m.height, image.width, image.height);
   }
+  // --init-noise: variation k's initial draw is the file's k-th block, its later draws (ancestral steps) seeded
+  const initNoise = values['init-noise'] === undefined ? null : readF32(values['init-noise'] as string);
+  const variations = options.variations ?? DEFAULT_EDIT_OPTIONS.variations;
+  if (initNoise && initNoise.length % variations !== 0) fail(`--init-noise: ${initNoise.length} values do not split into ${variations} variations`);
+  const per = initNoise ? initNoise.length / variations : 0;
 
   const log = (line: string) => process.stderr.write(line + '\n');
   const timer = { onnxMs: 0, calls: 0 };
   const started = performance.now();
-  const model = await Pix2PixModel.load(values.model as string, { device: device.data, timer, log });
-  log(`model ${model.info.name} on ${model.info.provider} (${model.info.precision}), native ${model.info.nativeSize}px`);
-  const result = await edit(model, source, [{ instruction: values.instruction as string, mask }], defined, {
-    onProgress: (p) => process.stderr.write(`\rstep ${p.step}/${p.totalSteps}`),
-  });
+  const model = await loadModel(values.model as string, { device: device.data, timer, log });
+  const { info } = model;
+  log(`model ${info.name} (${info.family}) on ${info.provider} (${info.precision}), native ${info.nativeSize}px`);
+  const { reference } = model;
+  let result;
+  try {
+    result = await editImage(localEngine(model, timer), source, [{ instruction: values.instruction as string, mask }], options, {
+      onProgress: (p) => process.stderr.write(`\rstep ${p.step}/${p.totalSteps}`),
+      noise: initNoise ? (k, seed, grid) => startingWith(reference.toNoise(initNoise.subarray(k * per, (k + 1) * per), grid), seededNoise(seed)) : undefined,
+    }, { workSide });
+  } catch (err) {
+    fail(values['init-noise'] ? `${(err as Error).message} (--init-noise ${values['init-noise']})` : (err as Error).message);
+  }
   process.stderr.write('\n');
+  const { geometry } = result;
+  log(`working size ${geometry.workWidth}x${geometry.workHeight} (crop ${geometry.width}x${geometry.height}+${geometry.x}+${geometry.y})`);
   const out = values.out as string;
   for (const [k, v] of result.variations.entries()) {
     const file = k === 0 ? out : out.replace(/(\.png)?$/i, `-${k}.png`);
@@ -145,6 +189,15 @@ async function main(): Promise<void> {
       JSON.stringify({ format: 'layerloop.latent.v1', height: v.latent.height, width: v.latent.width, geometry: v.latent.geometry, data: Array.from(v.latent.data) }),
     );
     log(`wrote ${file} (seed ${v.seed})`);
+  }
+  if (values['latent-out']) {
+    const latents = result.variations.map((v) => reference.fromLatent(v.latent.data, { channels: info.latentChannels, height: v.latent.height, width: v.latent.width }));
+    const bytes = Buffer.alloc(latents.reduce((n, l) => n + l.length * 4, 0));
+    let at = 0;
+    for (const l of latents) for (const value of l) at = bytes.writeFloatLE(value, at);
+    fs.writeFileSync(values['latent-out'] as string, bytes);
+    const { height, width } = result.variations[0].latent;
+    log(`wrote ${values['latent-out']}: [${latents.length}, ${info.latentChannels}, ${height}, ${width}] float32`);
   }
   log(`conditioning from ${result.conditioning}; ${Math.round(performance.now() - started)} ms total, ${Math.round(timer.onnxMs)} ms in onnxruntime`);
   await model.release();

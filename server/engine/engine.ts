@@ -6,10 +6,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import type { ModelInfo } from './family';
+import type { TensorEngine } from './local';
 import type { Log } from './ort';
-import type { ModelInfo } from './models';
-import { EditCancelledError, type EditOptions, type EditResult, type EditSource, type Progress, type Region } from './pipeline';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol';
+import type { EngineHooks, EngineInput, EngineResult, Progress } from './pipeline';
+import type { EngineTimings, FromWorker, ToWorker, WorkerInit } from './protocol';
+import { EditCancelledError } from './sample';
 
 /** The built worker bundle: dist/engine-worker.js, found from sources (server/engine) and bundles (dist/*). */
 export function defaultWorkerFile(): string {
@@ -20,12 +22,14 @@ export function defaultWorkerFile(): string {
 }
 
 interface Pending {
-  resolve: (v: { result: EditResult; timings: { totalMs: number; onnxMs: number } }) => void;
+  resolve: (v: { result: EngineResult; timings: EngineTimings }) => void;
   reject: (e: Error) => void;
   onProgress?: (p: Progress) => void;
+  /** drops the abort listener once the edit settles */
+  dispose?: () => void;
 }
 
-export class Engine {
+export class Engine implements TensorEngine {
   private readonly pending = new Map<string, Pending>();
   private failure: Error | null = null;
 
@@ -61,21 +65,21 @@ export class Engine {
   }
 
   /** Run one edit in the worker. Rejects with EditCancelledError when `signal` aborts. */
-  edit(
-    source: EditSource,
-    regions: Region[],
-    options: Partial<EditOptions>,
-    hooks: { onProgress?: (p: Progress) => void; signal?: AbortSignal } = {},
-  ): Promise<{ result: EditResult; timings: { totalMs: number; onnxMs: number } }> {
+  edit(input: EngineInput, hooks: EngineHooks = {}): Promise<{ result: EngineResult; timings: EngineTimings }> {
     if (this.failure) return Promise.reject(this.failure);
+    if (hooks.noise) return Promise.reject(new Error('injected noise cannot cross into the engine worker: run the edit in-process (localEngine)'));
+    if (hooks.signal?.aborted) return Promise.reject(new EditCancelledError());
     const id = randomUUID();
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress: hooks.onProgress });
-      if (hooks.signal) {
-        if (hooks.signal.aborted) this.send({ type: 'cancel', id });
-        hooks.signal.addEventListener('abort', () => this.send({ type: 'cancel', id }), { once: true });
+      const job: Pending = { resolve, reject, onProgress: hooks.onProgress };
+      const signal = hooks.signal;
+      if (signal) {
+        const cancel = () => this.send({ type: 'cancel', id });
+        signal.addEventListener('abort', cancel, { once: true });
+        job.dispose = () => signal.removeEventListener('abort', cancel);
       }
-      this.send({ type: 'edit', id, source, regions, options });
+      this.pending.set(id, job);
+      this.send({ type: 'edit', id, input });
     });
   }
 
@@ -97,6 +101,7 @@ export class Engine {
     if (msg.type === 'progress') return job?.onProgress?.(msg.progress);
     if (!job || !msg.id) return;
     this.pending.delete(msg.id);
+    job.dispose?.();
     if (msg.type === 'result') job.resolve({ result: msg.result, timings: msg.timings });
     else job.reject(msg.cancelled ? new EditCancelledError() : new Error(msg.message));
   }
@@ -104,7 +109,10 @@ export class Engine {
   private fail(err: Error): void {
     if (this.failure) return;
     this.failure = err;
-    for (const job of this.pending.values()) job.reject(err);
+    for (const job of this.pending.values()) {
+      job.dispose?.();
+      job.reject(err);
+    }
     this.pending.clear();
   }
 }

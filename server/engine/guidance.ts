@@ -6,16 +6,24 @@
  *
  * With R = 1 and no mask this is diffusers' eU + sT * (eT - eI) + sI * (eI - eU). The weights on
  * (eT_1..eT_R, eI, eU) sum to 1 at every pixel for any masks, so combining x0 predictions (k-diffusion's
- * CFGDenoiser) gives the same result as combining eps predictions: x0 = x - sigma * eps is affine in eps.
+ * CFGDenoiser) gives the same result as combining eps predictions: x0 = x - sigma * eps is affine in eps
+ * (and in v, for v-prediction and flow-matching velocity models). denoiser.withGuidance applies a Guidance.
  */
 
-/** One slot of the UNet batch for one variation. */
+/** One slot of the network batch for one variation: which prompt, and whether the image condition is in it. */
 export interface BatchSlot {
   role: 'text' | 'image' | 'uncond';
   /** Region whose instruction embedding goes here; null = the empty prompt "". */
   prompt: number | null;
-  /** True where the image-conditioning latent is replaced by zeros (not an encoded black image). */
+  /** True where the image condition is left out (InstructPix2Pix: zeros, not an encoded black image). */
   zeroImage: boolean;
+}
+
+/** How a family guides: the batch one variation needs, and how its predictions combine into one. */
+export interface Guidance {
+  readonly slots: readonly BatchSlot[];
+  /** one variation's predictions [slots x n] (flattened) -> the guided prediction [n] */
+  combine(out: Float32Array, n: number): Float32Array;
 }
 
 /**
@@ -93,4 +101,9 @@ export function combineGuidance(
     }
   });
   return Float32Array.from(res);
+}
+
+/** InstructPix2Pix's dual classifier-free guidance over R regions (the formula at the top of this file). */
+export function dualGuidance(regions: number, opts: GuidanceOptions): Guidance {
+  return { slots: pix2pixBatchLayout(regions), combine: (out, n) => combineGuidance(out, regions, n, opts) };
 }

@@ -162,3 +162,46 @@ export function spreadMask(mask: Float32Array, w: number, h: number, spread: num
   for (let d = 0; d <= extent; d++) g[d] = d <= core ? 1 : Math.max(0, (reach - d) / (reach - core));
   return maxPass(maxPass(mask, w, h, g, true), w, h, g, false);
 }
+
+/** 1 where the mask is at least `threshold`, else 0 (Blended Latent Diffusion's binary latent masks). */
+export function binarizeMask(mask: Float32Array, threshold = 0.5): Float32Array {
+  return Float32Array.from(mask, (v) => (v >= threshold ? 1 : 0));
+}
+
+export interface LocalityOptions {
+  locality: 'guidance' | 'blend' | 'both';
+  spread: number;
+  progressiveShrink: boolean;
+  /** threshold each latent mask at 0.5 (BLD) instead of keeping the area-averaged soft values */
+  binaryMasks: boolean;
+}
+
+/** Where an edit may act, on the latent grid: per region for guidance, blended for BLD, and their reach. */
+export interface LocalityMasks {
+  /** one per region for masked guidance; null = everywhere */
+  guidance: (Float32Array | null)[];
+  /** BLD's masks, largest first (progressive shrinking), or null when nothing is blended */
+  blend: Float32Array[] | null;
+  /** the union of the region masks after spread, or null when a region covers everything */
+  reach: Float32Array | null;
+}
+
+/**
+ * The latent masks of an edit from its regions' pixel masks at the working size (`w` x `h`, `factor` pixels per
+ * latent cell). Several regions always guide with their own masks, also in 'blend' mode (or every instruction
+ * would act everywhere); blending needs every region masked.
+ */
+export function localityMasks(regionMasks: readonly (Float32Array | null)[], w: number, h: number, factor: number, o: LocalityOptions): LocalityMasks {
+  const [lw, lh] = [w / factor, h / factor];
+  const latent = regionMasks.map((m) => {
+    if (!m) return null;
+    const down = downsampleMask(m, w, h, factor);
+    return spreadMask(o.binaryMasks ? binarizeMask(down) : down, lw, lh, o.spread);
+  });
+  const guidance = o.locality === 'blend' && latent.length === 1 ? [null] : latent;
+  if (latent.some((m) => m === null)) return { guidance, blend: null, reach: null };
+  const reach = new Float32Array(lw * lh);
+  for (const m of latent) for (let i = 0; i < reach.length; i++) reach[i] = Math.max(reach[i], m![i]);
+  const blend = o.locality === 'guidance' ? null : o.progressiveShrink ? progressiveMasks(reach, lw, lh) : [reach];
+  return { guidance, blend, reach };
+}

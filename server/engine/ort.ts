@@ -95,7 +95,7 @@ export class OnnxModel {
       results = await this.session.run(tensors, outputNames);
     } catch (err) {
       const dims = this.inputs.map((s) => `${s.name}: ${s.type}[${feeds[s.name].dims}]`).join(', ');
-      throw new Error(`${this.file}: inference failed with ${dims}: ${(err as Error).message}`);
+      throw new Error(`${this.file}: inference failed with ${dims}: ${(err as Error).message}`, { cause: err });
     } finally {
       const ms = performance.now() - started;
       this.timer.onnxMs += ms;
@@ -172,6 +172,7 @@ export async function loadWithDevice(
         `device 'cuda' requested but the CUDA execution provider could not be loaded (${reason}). ` +
           `Install it with 'npm install onnxruntime-node --onnxruntime-node-install=cuda12' on a host with CUDA 12 and cuDNN 9 ` +
           `(README: GPU install), or start with --device cpu.`,
+        { cause: err },
       );
     }
     // a CPU-only machine is normal for `auto`: one neutral line (`--device cuda` fails with the full reason)

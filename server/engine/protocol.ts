@@ -1,10 +1,11 @@
 /**
  * Messages between the main thread and the engine worker. onnxruntime-node's session.run blocks its thread
  * for the whole inference (engine.md 0.8), so the model lives in a worker_thread and talks only through these.
+ * Everything crossing is tensors and plain data: geometry and pixels stay on the main thread (server/edit).
  */
+import type { ModelInfo } from './family';
 import type { Device } from './ort';
-import type { ModelInfo } from './models';
-import type { EditOptions, EditResult, EditSource, Progress, Region } from './pipeline';
+import type { EngineInput, EngineResult, Progress } from './pipeline';
 
 export interface WorkerInit {
   modelDir: string;
@@ -12,8 +13,14 @@ export interface WorkerInit {
   threads?: number;
 }
 
+/** The engine's own time for one edit, and the part of it inside onnxruntime. */
+export interface EngineTimings {
+  totalMs: number;
+  onnxMs: number;
+}
+
 export type ToWorker =
-  | { type: 'edit'; id: string; source: EditSource; regions: Region[]; options: Partial<EditOptions> }
+  | { type: 'edit'; id: string; input: EngineInput }
   | { type: 'cancel'; id: string }
   | { type: 'shutdown' };
 
@@ -21,5 +28,5 @@ export type FromWorker =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'log'; message: string }
   | { type: 'progress'; id: string; progress: Progress }
-  | { type: 'result'; id: string; result: EditResult; timings: { totalMs: number; onnxMs: number } }
+  | { type: 'result'; id: string; result: EngineResult; timings: EngineTimings }
   | { type: 'error'; id: string | null; message: string; cancelled: boolean };

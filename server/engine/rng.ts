@@ -106,3 +106,38 @@ export function injectedNoise(chunks: readonly Float32Array[]): NoiseSource {
     },
   };
 }
+
+/**
+ * One source for a batch of latents, each with its own stream: a draw of `length` values takes length / k from
+ * each source in turn, so latent v always gets source v's values, whatever the batch (variation k keeps its seed).
+ */
+export function batchNoise(sources: readonly NoiseSource[]): NoiseSource {
+  if (sources.length === 0) throw new RangeError('batchNoise needs at least one source');
+  return {
+    normal(length: number): Float32Array {
+      if (!Number.isInteger(length) || length < 0 || length % sources.length !== 0) {
+        throw new RangeError(`length must be a multiple of the batch (${sources.length}), got ${length}`);
+      }
+      const each = length / sources.length;
+      const out = new Float32Array(length);
+      sources.forEach((s, k) => out.set(s.normal(each), k * each));
+      return out;
+    },
+  };
+}
+
+/**
+ * `first` as the first draw (which must ask for exactly its length), then `then`'s stream: a given initial noise
+ * (the CLI's --init-noise) with the seeded noise of later steps.
+ */
+export function startingWith(first: Float32Array, then: NoiseSource): NoiseSource {
+  let used = false;
+  return {
+    normal(length: number): Float32Array {
+      if (used) return then.normal(length);
+      if (length !== first.length) throw new RangeError(`the given initial noise has ${first.length} values, the edit draws ${length}`);
+      used = true;
+      return Float32Array.from(first);
+    },
+  };
+}

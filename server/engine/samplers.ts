@@ -1,19 +1,49 @@
 /**
- * One sampler step at a time, in sigma space (k-diffusion form; engine.md 1.8). Each step is a pure
- * elementwise map to a new Float32Array: arithmetic in double, one rounding to float32 per element.
- * `denoised` is the model's prediction of the clean latent x0 (for an eps model: x - sigma * eps).
+ * Samplers in sigma space (k-diffusion form; engine.md 1.8): the step maths as small pure functions, and one
+ * descriptor per sampler that says everything the loop (sample.ts) and the schedules need to know about it.
+ * Each step is an elementwise map to a new Float32Array: arithmetic in double, one rounding to float32 per
+ * element. `denoised` is the model's prediction of the clean latent x0 (denoiser.ts).
+ *
+ * The Euler step is also the flow-matching Euler step: with x = (1 - sigma) x0 + sigma eps, the velocity
+ * eps - x0 equals (x - x0) / sigma, so `x + (x - x0) / sigma * (sigmaNext - sigma)` is `x + (sigmaNext - sigma) v`.
  */
+import type { SAMPLERS as SAMPLER_NAMES } from '../../shared/protocol';
+import type { DiscreteScheduler, Spacing } from './schedules';
 
-import type { SamplerName } from './schedules';
+export type SamplerName = (typeof SAMPLER_NAMES)[number];
 
-/** A step from noise level `sigma` to `sigmaNext`; `z` is fresh N(0, I) noise, used by ancestral samplers only. */
-export type StepFn = (
-  x: Float32Array,
-  denoised: Float32Array,
-  sigma: number,
-  sigmaNext: number,
-  z?: Float32Array,
-) => Float32Array;
+/** An earlier step's prediction, kept by the loop for multistep samplers. */
+export interface Earlier {
+  denoised: Float32Array;
+  sigma: number;
+}
+
+/** What one step sees. */
+export interface StepInput {
+  x: Float32Array;
+  denoised: Float32Array;
+  sigma: number;
+  sigmaNext: number;
+  /** position in the sigmas being sampled: 0 = the first step run */
+  index: number;
+  /** fresh N(0, I) noise of x's length, for stochastic samplers only */
+  z?: Float32Array;
+  /** earlier predictions, newest first, at most `history` of them */
+  previous: readonly Earlier[];
+}
+
+export interface Sampler {
+  readonly name: SamplerName;
+  /** the diffusers scheduler whose timesteps and sigmas this sampler runs on (schedules.samplingSchedule) */
+  readonly scheduler: DiscreteScheduler;
+  /** that scheduler's usual timestep spacing for Stable Diffusion models */
+  readonly defaultSpacing: Spacing;
+  /** draws fresh noise every step (ancestral samplers): the loop passes `z` */
+  readonly stochastic: boolean;
+  /** earlier predictions the step reads (multistep samplers); the loop keeps them, local to one run */
+  readonly history: number;
+  step(s: StepInput): Float32Array;
+}
 
 function checkSameLength(what: string, a: Float32Array, b: Float32Array): void {
   if (a.length !== b.length) {
@@ -24,14 +54,6 @@ function checkSameLength(what: string, a: Float32Array, b: Float32Array): void {
 function checkSigma(sigma: number): void {
   // the step divides by sigma; a step *from* 0 has no direction
   if (!(sigma > 0)) throw new RangeError(`sigma must be > 0 to step from, got ${sigma}`);
-}
-
-/** x0 prediction of an eps-predicting model: x - sigma * eps (k-diffusion DiscreteEpsDDPMDenoiser). */
-export function denoisedFromEps(x: Float32Array, eps: Float32Array, sigma: number): Float32Array {
-  checkSameLength('eps', x, eps);
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] - sigma * eps[i];
-  return out;
 }
 
 /**
@@ -61,7 +83,10 @@ export function ancestralSigmas(sigma: number, sigmaNext: number, eta = 1): { up
   return { up, down: Math.sqrt(sigmaNext * sigmaNext - up * up) };
 }
 
-/** Euler ancestral step: Euler down to sigma_down, then add z * sigma_up (z ~ N(0, I), same length as x). */
+/**
+ * Euler ancestral step: Euler down to sigma_down, then add z * sigma_up (z ~ N(0, I), same length as x).
+ * On the last step sigma_up is 0 and z has no effect (diffusers still draws it, and so does the loop).
+ */
 export function eulerAncestralStep(
   x: Float32Array,
   denoised: Float32Array,
@@ -79,36 +104,27 @@ export function eulerAncestralStep(
   return out;
 }
 
-/** Whether the sampler consumes fresh noise each step (so the loop knows to draw it). */
-export function usesNoise(name: SamplerName): boolean {
-  return name === 'euler_ancestral';
-}
+const euler = (s: StepInput) => eulerStep(s.x, s.denoised, s.sigma, s.sigmaNext);
 
-function ancestral(x: Float32Array, denoised: Float32Array, sigma: number, sigmaNext: number, z?: Float32Array) {
-  if (z !== undefined) return eulerAncestralStep(x, denoised, sigma, sigmaNext, z);
-  // k-diffusion draws no noise for the last step (sigma_up = 0); diffusers draws and ignores it
-  const { up, down } = ancestralSigmas(sigma, sigmaNext);
-  if (up === 0) return eulerStep(x, denoised, sigma, down);
-  throw new Error(`euler_ancestral needs noise z to step from sigma ${sigma} to ${sigmaNext} (see usesNoise)`);
-}
+/** Every sampler the engine offers, by the name requests use. */
+export const SAMPLERS: Readonly<Record<SamplerName, Sampler>> = Object.freeze({
+  euler_ancestral: {
+    name: 'euler_ancestral',
+    scheduler: 'EulerAncestralDiscreteScheduler',
+    defaultSpacing: 'linspace',
+    stochastic: true,
+    history: 0,
+    step: (s: StepInput) => {
+      if (!s.z) throw new Error('euler_ancestral steps need fresh noise z (the loop passes it to stochastic samplers)');
+      return eulerAncestralStep(s.x, s.denoised, s.sigma, s.sigmaNext, s.z);
+    },
+  },
+  euler: { name: 'euler', scheduler: 'EulerDiscreteScheduler', defaultSpacing: 'linspace', stochastic: false, history: 0, step: euler },
+  // DDIM is the Euler step on DDIM's own timesteps and sigmas (schedules.samplingSchedule)
+  ddim: { name: 'ddim', scheduler: 'DDIMScheduler', defaultSpacing: 'leading', stochastic: false, history: 0, step: euler },
+});
 
-/** The step function of a sampler, behind one signature; DDIM is the Euler step (its sigmas differ, not its step). */
-export function stepFor(name: SamplerName): StepFn {
-  switch (name) {
-    case 'euler':
-    case 'ddim':
-      return eulerStep;
-    case 'euler_ancestral':
-      return ancestral;
-    default:
-      throw new RangeError(`unknown sampler '${name as string}'`);
-  }
-}
-
-/** Forward process in sigma space: z0 + sigma * noise (SDEdit start, BLD background). */
-export function addNoise(z0: Float32Array, noise: Float32Array, sigma: number): Float32Array {
-  checkSameLength('noise', z0, noise);
-  const out = new Float32Array(z0.length);
-  for (let i = 0; i < z0.length; i++) out[i] = z0[i] + sigma * noise[i];
-  return out;
+/** The sampler a model's scheduler config names (diffusers `_class_name`), or null for other schedulers. */
+export function samplerForScheduler(className: string | undefined): Sampler | null {
+  return Object.values(SAMPLERS).find((s) => s.scheduler === className) ?? null;
 }

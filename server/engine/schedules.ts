@@ -1,6 +1,7 @@
 /**
- * Noise schedules (engine.md 1.5, 1.8, 1.9). Everything downstream works in sigma space
- * ("variance exploding", k-diffusion): x = z0 + sigma * noise, and the UNet sees x / sqrt(sigma^2 + 1).
+ * Noise schedules (engine.md 1.5, 1.8, 1.9). Samplers work in sigma space; a family's schedule also names its
+ * forward process (NoiseProcess): Stable Diffusion's "variance exploding" x = z0 + sigma * noise (the UNet sees
+ * x / sqrt(sigma^2 + 1), denoiser.ts), or flow matching's (1 - sigma) z0 + sigma * noise.
  *
  * The training-side numbers mirror diffusers bit for bit where it matters (float32 betas and
  * alphas_cumprod as torch computes them, float32 sigma table, np.interp), so sigmas match the
@@ -29,17 +30,54 @@ export const SD_TRAINING_SCHEDULE: Readonly<TrainingSchedule> = Object.freeze({
 /** How inference timesteps are picked from the training timesteps (engine.md 1.8 table). */
 export type Spacing = 'linspace' | 'leading' | 'trailing';
 
-/** Samplers the engine offers. */
-export type SamplerName = 'euler_ancestral' | 'euler' | 'ddim';
+/** The diffusers schedulers whose inference timesteps and sigmas samplingSchedule reproduces. */
+export type DiscreteScheduler = 'EulerAncestralDiscreteScheduler' | 'EulerDiscreteScheduler' | 'DDIMScheduler';
 
-/** Everything a sampling loop needs, precomputed. */
-export interface SamplingSchedule {
-  /** [N], descending: the value fed to the UNet (fractional for Euler with 'linspace'). */
-  timesteps: Float64Array;
-  /** [N+1]: sigma at each timestep, then the sigma the last step lands on. */
+/**
+ * The forward process a family's latents follow, which blending and the strength start need: the clean latent z
+ * at noise level sigma with unit noise n.
+ */
+export interface NoiseProcess {
+  readonly name: 'variance-exploding' | 'flow-matching';
+  /** `z` may be shorter than `n` and divide its length: it is repeated (one source latent, several variations) */
+  noised(z: Float32Array, n: Float32Array, sigma: number): Float32Array;
+}
+
+function noisedWith(a: (sigma: number) => number, b: (sigma: number) => number) {
+  return (z: Float32Array, n: Float32Array, sigma: number): Float32Array => {
+    if (z.length === 0 || n.length % z.length !== 0) {
+      throw new RangeError(`noise has ${n.length} values, not a multiple of the latent's ${z.length}`);
+    }
+    const [ka, kb] = [a(sigma), b(sigma)];
+    const out = new Float32Array(n.length);
+    for (let i = 0; i < n.length; i++) out[i] = ka * z[i % z.length] + kb * n[i];
+    return out;
+  };
+}
+
+/** Stable Diffusion's process in sigma space (k-diffusion): x = z + sigma * n. */
+export const VARIANCE_EXPLODING: NoiseProcess = Object.freeze({
+  name: 'variance-exploding',
+  noised: noisedWith(() => 1, (sigma) => sigma),
+});
+
+/** Rectified flow (FLUX, SD3): x = (1 - sigma) * z + sigma * n, sigma in [0, 1]. */
+export const FLOW_MATCHING: NoiseProcess = Object.freeze({
+  name: 'flow-matching',
+  noised: noisedWith((sigma) => 1 - sigma, (sigma) => sigma),
+});
+
+/** Everything a sampling run needs, precomputed. */
+export interface Schedule {
+  /** [N+1] noise levels, descending: one per step, then the level the last step lands on */
   sigmas: Float64Array;
-  /** Pure-noise start: x_T = noise * initNoiseSigma. */
+  /** [N] the network's time input at each step's sigma (fractional for Euler with 'linspace') */
+  timesteps: Float64Array;
+  /** pure-noise start: x_T = noise * initNoiseSigma */
   initNoiseSigma: number;
+  /** the clean latent is the final x times this (1 unless the last sigma is not 0, as for DDIM) */
+  finalScale: number;
+  process: NoiseProcess;
 }
 
 const f32 = Math.fround;
@@ -140,13 +178,8 @@ export function spacedTimesteps(s: TrainingSchedule, n: number, spacing: Spacing
   return out;
 }
 
-/** diffusers' default spacing per sampler: IP2P's Euler configs use 'linspace', DDIM uses 'leading'. */
-export function defaultSpacing(sampler: SamplerName): Spacing {
-  return sampler === 'ddim' ? 'leading' : 'linspace';
-}
-
 /**
- * Timesteps, sigmas and start scale for `n` steps of `sampler` (engine.md 1.5, 1.8).
+ * Timesteps, sigmas and start scale for `n` steps of a diffusers `scheduler` (engine.md 1.5, 1.8).
  *
  * Euler / Euler ancestral: sigmas interpolate the training sigma table at the (fractional) timesteps,
  * then end in 0. initNoiseSigma is sigma_0 for 'linspace'/'trailing' and sqrt(sigma_0^2 + 1) for 'leading'
@@ -159,20 +192,15 @@ export function defaultSpacing(sampler: SamplerName): Spacing {
  *  - start from noise * sqrt(1 + sigma_0^2) (diffusers starts from unit-variance VP noise);
  *  - the UNet input x_ve / sqrt(sigma^2 + 1) is exactly diffusers' unscaled VP sample;
  *  - the last step lands on alphas_cumprod[0] (sigma 0.029168 for SD), not on 0, so the clean latent is
- *    x / sqrt(1 + finalSigma^2) (the VP sample diffusers returns; identity when the final sigma is 0).
+ *    x / sqrt(1 + finalSigma^2) (`finalScale`: the VP sample diffusers returns; 1 when the final sigma is 0).
  * Step i goes from sigma(t_i) to sigma(t_{i+1}). diffusers instead always steps to t_i - T//N; the two agree
  * for 'leading' (and 'trailing' when N divides T) but not for 'linspace', where diffusers lands on one
  * noise level and evaluates the next step at another. We take the consistent form (the DDIM paper's).
  */
-export function samplingSchedule(
-  train: TrainingSchedule,
-  sampler: SamplerName,
-  n: number,
-  spacing: Spacing = defaultSpacing(sampler),
-): SamplingSchedule {
+export function samplingSchedule(train: TrainingSchedule, scheduler: DiscreteScheduler, n: number, spacing: Spacing): Schedule {
   const T = train.numTrainTimesteps;
   const table = trainingSigmas(train);
-  if (sampler === 'ddim') {
+  if (scheduler === 'DDIMScheduler') {
     const timesteps = spacedTimesteps(train, n, spacing, true);
     const sigmas = new Float64Array(n + 1);
     for (let i = 0; i < n; i++) {
@@ -184,16 +212,17 @@ export function samplingSchedule(
     }
     const prev = timesteps[n - 1] - Math.floor(T / n);
     sigmas[n] = table[prev >= 0 ? prev : 0]; // final_alpha_cumprod = alphas_cumprod[0]
-    return { timesteps, sigmas, initNoiseSigma: Math.sqrt(sigmas[0] * sigmas[0] + 1) };
+    const initNoiseSigma = Math.sqrt(sigmas[0] * sigmas[0] + 1);
+    return { timesteps, sigmas, initNoiseSigma, finalScale: 1 / Math.sqrt(1 + sigmas[n] * sigmas[n]), process: VARIANCE_EXPLODING };
   }
-  if (sampler !== 'euler' && sampler !== 'euler_ancestral') {
-    throw new RangeError(`unknown sampler '${sampler as string}'`);
+  if (scheduler !== 'EulerDiscreteScheduler' && scheduler !== 'EulerAncestralDiscreteScheduler') {
+    throw new RangeError(`unknown scheduler '${scheduler as string}'`);
   }
   const timesteps = spacedTimesteps(train, n, spacing, false);
   const sigmas = new Float64Array(n + 1); // last stays 0
   for (let i = 0; i < n; i++) sigmas[i] = f32(interpSigma(table, timesteps[i]));
   const s0 = sigmas[0];
-  return { timesteps, sigmas, initNoiseSigma: spacing === 'leading' ? Math.sqrt(s0 * s0 + 1) : s0 };
+  return { timesteps, sigmas, initNoiseSigma: spacing === 'leading' ? Math.sqrt(s0 * s0 + 1) : s0, finalScale: 1, process: VARIANCE_EXPLODING };
 }
 
 /**
@@ -205,7 +234,25 @@ export function strengthStartIndex(n: number, strength: number): number {
   return n - Math.min(Math.floor(n * strength), n);
 }
 
-/** Scale applied to the noisy latent before the UNet (diffusers scale_model_input, k-diffusion c_in). */
-export function modelInputScale(sigma: number): number {
-  return 1 / Math.sqrt(sigma * sigma + 1);
+/** The steps [start, N) of a schedule (SDEdit strength): same sigmas and timesteps from `start` on. */
+export function fromStep(schedule: Schedule, start: number): Schedule {
+  const n = schedule.timesteps.length;
+  if (!Number.isInteger(start) || start < 0 || start >= n) {
+    throw new RangeError(`a run must start at a step in [0, ${n}), got ${start}: raise the strength or the steps`);
+  }
+  return { ...schedule, sigmas: schedule.sigmas.subarray(start), timesteps: schedule.timesteps.subarray(start) };
+}
+
+/**
+ * The network time of each sigma the schedule steps from, looked up exactly (diffusers feeds the UNet its own
+ * timesteps, fractional for Euler 'linspace'; an interpolated inverse would be off by ~1e-5).
+ */
+export function timestepLookup(schedule: Schedule): (sigma: number) => number {
+  const bySigma = new Map<number, number>();
+  schedule.timesteps.forEach((t, i) => bySigma.set(schedule.sigmas[i], t));
+  return (sigma) => {
+    const t = bySigma.get(sigma);
+    if (t === undefined) throw new RangeError(`sigma ${sigma} is not a step of this schedule`);
+    return t;
+  };
 }

@@ -462,7 +462,7 @@ function toRegExp(pattern: PatternConfig, flags: string, where: string): RegExp 
   try {
     return new RegExp(pattern.Regex, flags);
   } catch (error) {
-    throw new Error(`${where}.pattern: regex not supported here: ${(error as Error).message}`);
+    throw new Error(`${where}.pattern: regex not supported here: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -681,7 +681,7 @@ function readJson(path: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new Error(`${path}: invalid JSON: ${(error as Error).message}`);
+    throw new Error(`${path}: invalid JSON: ${(error as Error).message}`, { cause: error });
   }
 }
 

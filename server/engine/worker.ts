@@ -3,25 +3,22 @@
  * results back. Built to dist/engine-worker.js.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Pix2PixModel } from './models';
-import { edit, EditCancelledError } from './pipeline';
+import { loadModel } from './families';
+import { localEngine } from './local';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol';
+import { EditCancelledError } from './sample';
 
 const port = parentPort;
 if (!port) throw new Error('engine worker must run in a worker_thread');
 const init = workerData as WorkerInit;
 const post = (msg: FromWorker) => port.postMessage(msg);
-const timer = { onnxMs: 0, calls: 0 };
 const running = new Map<string, AbortController>();
 let queue: Promise<void> = Promise.resolve();
 
 async function main(): Promise<void> {
-  const model = await Pix2PixModel.load(init.modelDir, {
-    device: init.device,
-    timer,
-    threads: init.threads,
-    log: (message) => post({ type: 'log', message }),
-  });
+  const timer = { onnxMs: 0, calls: 0 };
+  const model = await loadModel(init.modelDir, { device: init.device, timer, threads: init.threads, log: (message) => post({ type: 'log', message }) });
+  const engine = localEngine(model, timer);
   post({ type: 'ready', info: model.info });
 
   port!.on('message', (msg: ToWorker) => {
@@ -42,14 +39,12 @@ async function main(): Promise<void> {
         running.delete(msg.id);
         return;
       }
-      const started = performance.now();
-      const onnxBefore = timer.onnxMs;
       try {
-        const result = await edit(model, msg.source, msg.regions, msg.options, {
+        const { result, timings } = await engine.edit(msg.input, {
           signal: controller.signal,
           onProgress: (progress) => post({ type: 'progress', id: msg.id, progress }),
         });
-        post({ type: 'result', id: msg.id, result, timings: { totalMs: performance.now() - started, onnxMs: timer.onnxMs - onnxBefore } });
+        post({ type: 'result', id: msg.id, result, timings });
       } catch (err) {
         post({ type: 'error', id: msg.id, message: (err as Error).message, cancelled: err instanceof EditCancelledError });
       } finally {

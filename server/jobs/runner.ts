@@ -19,8 +19,8 @@ import {
   type EditRequest,
   type JobResult,
 } from '../../shared/protocol';
-import type { Engine } from '../engine/engine';
-import type { EditOptions, EditSource, Progress, Region, StoredLatent } from '../engine/pipeline';
+import { editImage, type EditSource, type ImageProgress, type Region, type StoredLatent } from '../edit/edit-image';
+import type { TensorEngine } from '../engine/local';
 import { maskFromImage, resizeImage, type RgbaImage } from '../imaging/image';
 import { NotAnImageError, type ImageBlobs } from '../imaging/image-blobs';
 import { canonicalPng } from '../imaging/upload';
@@ -37,8 +37,8 @@ import {
 } from '../store';
 import type { RunContext, RunJob } from './queue';
 
-/** What the runner needs of the engine (tests may pass a fake). */
-export type EditEngine = Pick<Engine, 'info' | 'edit'>;
+/** What the runner needs of the engine: the worker client in the server (tests may run one in-process). */
+export type EditEngine = TensorEngine;
 
 export interface EditRunnerDeps {
   store: Store;
@@ -80,8 +80,8 @@ interface Start {
  * function names (userMessage).
  */
 export class JobFailure extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'JobFailure';
   }
 }
@@ -108,7 +108,7 @@ export function createEditRunner(deps: EditRunnerDeps): RunJob {
         const e = err instanceof Error ? err : new Error(String(err));
         deps.log.error('edit failed', { jobId: job.jobId, error: e.message, cause: e.cause instanceof Error ? e.cause.message : null, stack: e.stack ?? null });
       }
-      throw new JobFailure(message);
+      throw new JobFailure(message, { cause: err });
     }
   };
 }
@@ -129,12 +129,13 @@ function editJob(deps: EditRunnerDeps): RunJob {
 
     const prepared = performance.now();
     const progress = progressForwarder(ctx, log, deps.observer);
-    const computing = engine.edit(start.source, regions, engineOptions(request, seed), {
+    const computing = editImage(engine, start.source, regions, { ...request.options, seed }, {
       signal: ctx.signal,
       onProgress: progress.onProgress,
     });
     const recordingParent = parentNodeId(store, request.documentId, start);
-    const { result, timings } = await computing;
+    const result = await computing;
+    const { timings } = result;
     deps.observer?.onEdit(timings);
     await progress.flush();
     throwIfAborted(ctx.signal);
@@ -245,7 +246,7 @@ async function loadImage(images: ImageBlobs, sha256: string, what: string): Prom
     image = await images.get(sha256);
   } catch (err) {
     if (!(err instanceof NotAnImageError)) throw err;
-    throw new JobFailure(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`);
+    throw new JobFailure(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`, { cause: err });
   }
   if (!image) throw new JobFailure(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
   return image;
@@ -276,23 +277,6 @@ export function maskSizeProblem(mask: { width: number; height: number }, image: 
 
 // ------------------------------------------------------------------------------------------ options
 
-function engineOptions(request: EditRequest, seed: number): Partial<EditOptions> {
-  const o = request.options;
-  return {
-    steps: o.steps,
-    textScale: o.textScale,
-    imageScale: o.imageScale,
-    sampler: o.sampler,
-    locality: o.locality,
-    spread: o.spread,
-    strength: o.strength,
-    variations: o.variations,
-    seed,
-    progressiveShrink: o.progressiveShrink,
-    previewEvery: o.previewEvery,
-  };
-}
-
 /** The options recorded on each node: the request's, with the seed and the model that made it. */
 function nodeOptions(request: EditRequest, seed: number, model: string): JsonObject {
   return { ...request.options, seed, model } as JsonObject;
@@ -311,7 +295,7 @@ export function nodeInstruction(regions: readonly EditRegion[]): string {
  * preview, a 'preview' event with a small PNG data URL right after it. Encoding a preview is async, so
  * updates go through one promise chain; `flush` waits for it.
  */
-function progressForwarder(ctx: RunContext, log: Logger, observer?: EditObserver): { onProgress: (p: Progress) => void; flush: () => Promise<void> } {
+function progressForwarder(ctx: RunContext, log: Logger, observer?: EditObserver): { onProgress: (p: ImageProgress) => void; flush: () => Promise<void> } {
   let chain: Promise<void> = Promise.resolve();
   // step timing: the first step of a chunk also holds the text/VAE encoding (or the previous chunk's decode)
   let last: { at: number; variation: number } | null = null;

@@ -34,6 +34,7 @@ import {
   storageFailure,
 } from './store';
 import { DISK_HEADROOM_BYTES, type FileIdentity, identityOf, sameFile, stillFailing, writableSpace } from './disk';
+import { PendingWrites } from './pending-writes';
 
 export interface FsBlobStoreOptions {
   /**
@@ -49,13 +50,18 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** `bytes` when they hash to `sha256`; else StoreError('corrupt'): what every BlobStore read answers for damage. */
+export function verifiedBlob(sha256: string, bytes: Uint8Array): Uint8Array {
+  const actual = sha256Hex(bytes);
+  if (actual === sha256) return bytes;
+  throw new StoreError('corrupt', `blob ${sha256} is damaged on the server (its ${bytes.byteLength} bytes hash to ${actual}): upload the same image again to repair it`);
+}
+
 export class FsBlobStore implements BlobStore {
   /** fan-out directories known to exist (and to be durable), so a put skips the mkdir */
   private readonly knownDirs = new Set<string>();
-  /** blobs being written, by sha256: their bytes (served until the file is durable) and the write */
-  private readonly writing = new Map<string, { bytes: Uint8Array; done: Promise<void>; early: boolean }>();
-  /** why the last write of a blob failed, until it is put again (so whenDurable keeps saying so) */
-  private readonly failed = new Map<string, Error>();
+  /** blobs being written: their bytes (served until the file is durable) and the write */
+  private readonly pending = new PendingWrites();
   /** the last write that failed, until one succeeds: reported by health(), and no early answers meanwhile */
   private writeFailure: StoreError | null = null;
   /** bytes of 'readable' puts still being written: the room they need is spoken for */
@@ -85,7 +91,7 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(sha256);
     const size = bytes.byteLength;
 
-    const inFlight = this.writing.get(sha256);
+    const inFlight = this.pending.get(sha256);
     let write = inFlight?.done;
     let created = false;
     // joining a write in flight: answer as early as it did
@@ -94,14 +100,14 @@ export class FsBlobStore implements BlobStore {
       // Same bytes, same name: nothing to write, once the file is checked. Damaged bytes (another size, or the
       // same size with other content) are rewritten with the right ones: the repair.
       if (await this.holdsIntact(file, sha256, size)) {
-        this.failed.delete(sha256); // stored after all (by an earlier process, or a write that was retried)
+        this.pending.stored(sha256); // stored after all (by an earlier process, or a write that was retried)
         return { sha256, size, created: false };
       }
       early = options.wait === 'readable' && (await this.mayAnswerEarly(size));
       // An early answer returns before the write ends and its caller may reuse the buffer: the store keeps a copy.
       // Otherwise the caller waits for the write, so its bytes are used as they are.
       const own = early ? new Uint8Array(bytes) : bytes;
-      const racing = this.writing.get(sha256); // a put may have begun meanwhile
+      const racing = this.pending.get(sha256); // a put may have begun meanwhile
       if (racing && early) {
         this.reservedBytes -= size;
         early = racing.early;
@@ -116,18 +122,16 @@ export class FsBlobStore implements BlobStore {
 
   async whenDurable(sha256: string): Promise<void> {
     assertSha256(sha256);
-    await this.writing.get(sha256)?.done;
-    const failure = this.failed.get(sha256);
-    if (failure) throw failure;
+    await this.pending.whenDurable(sha256);
   }
 
   async flush(): Promise<void> {
-    await Promise.allSettled([...this.writing.values()].map((w) => w.done));
+    await this.pending.flush();
   }
 
   async get(sha256: string): Promise<Uint8Array | null> {
     const file = this.pathFor(sha256);
-    const inFlight = this.writing.get(sha256);
+    const inFlight = this.pending.get(sha256);
     // a copy: the caller may keep or change it after the write ends
     if (inFlight) return new Uint8Array(inFlight.bytes);
     let buffer: Buffer;
@@ -137,12 +141,8 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(error)) return null;
       throw error;
     }
-    const actual = sha256Hex(buffer);
-    if (actual !== sha256) {
-      throw new StoreError('corrupt', `blob ${sha256} is damaged on the server (its ${buffer.byteLength} bytes hash to ${actual}): upload the same image again to repair it`);
-    }
     // a plain Uint8Array view, so callers never depend on Buffer's extra behaviour
-    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    return verifiedBlob(sha256, new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength));
   }
 
   async health(): Promise<StoreHealth> {
@@ -178,12 +178,12 @@ export class FsBlobStore implements BlobStore {
 
   async has(sha256: string): Promise<boolean> {
     const file = this.pathFor(sha256);
-    return this.writing.has(sha256) || (await statFile(file)) !== null;
+    return this.pending.get(sha256) !== undefined || (await statFile(file)) !== null;
   }
 
   async stat(sha256: string): Promise<BlobStat | null> {
     const file = this.pathFor(sha256);
-    const inFlight = this.writing.get(sha256);
+    const inFlight = this.pending.get(sha256);
     if (inFlight) return { sha256, size: inFlight.bytes.byteLength };
     const info = await statFile(file);
     if (!info) return null;
@@ -266,27 +266,19 @@ export class FsBlobStore implements BlobStore {
 
   /** Writes the blob durably, visible to get/has/stat from now on (from memory until the file is durable). */
   private startWrite(sha256: string, file: string, bytes: Uint8Array, reserved: number): Promise<void> {
-    this.failed.delete(sha256);
-    const done = this.writeBlob(file, bytes)
-      .then(
-        () => {
-          // a full disk stays reported until there is room again (health() looks), not just room for one blob
-          if (this.writeFailure?.code !== 'full') this.writeFailure = null;
-        },
-        (error: unknown) => {
-          const failure = storageFailure(error);
-          this.writeFailure = failure instanceof StoreError ? failure : new StoreError('unavailable', `the server cannot store data right now: ${failure.message}`, { cause: failure });
-          this.failed.set(sha256, failure);
-          throw failure;
-        },
-      )
-      .finally(() => {
-        this.writing.delete(sha256);
+    return this.pending.start(sha256, bytes, reserved > 0, async () => {
+      try {
+        await this.writeBlob(file, bytes);
+        // a full disk stays reported until there is room again (health() looks), not just room for one blob
+        if (this.writeFailure?.code !== 'full') this.writeFailure = null;
+      } catch (error) {
+        const failure = storageFailure(error);
+        this.writeFailure = failure instanceof StoreError ? failure : new StoreError('unavailable', `the server cannot store data right now: ${failure.message}`, { cause: failure });
+        throw failure;
+      } finally {
         this.reservedBytes -= reserved;
-      });
-    done.catch(() => {}); // whoever waits on it (put, whenDurable) sees the error; nobody waiting is not a crash
-    this.writing.set(sha256, { bytes, done, early: reserved > 0 });
-    return done;
+      }
+    });
   }
 
   private async writeBlob(file: string, bytes: Uint8Array): Promise<void> {

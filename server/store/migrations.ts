@@ -103,7 +103,8 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
   return { from, to: schemaVersion(db) };
 }
 
-function checkOrder(migrations: readonly Migration[]): void {
+/** Throws unless the list is numbered 1, 2, 3… in order (also used by postgres-migrations.ts). */
+export function checkOrder(migrations: readonly { version: number }[]): void {
   migrations.forEach((migration, i) => {
     if (!Number.isInteger(migration.version) || migration.version !== i + 1) {
       throw new Error(`migrations must be numbered 1, 2, 3… in order: entry ${i} has version ${migration.version}`);

@@ -7,7 +7,8 @@
  * and a job's nodes appear together or not at all.
  *
  * better-sqlite3 is synchronous; the methods are async only because the EditStore contract must also fit a
- * networked backend. Every row read back is parsed with zod, so a damaged row is a clear StoreError('corrupt').
+ * networked backend (postgres.ts is one). Rows are mapped by rows.ts and the rules both backends share (blob
+ * references, job transitions, the integrity check) live in rules.ts.
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -15,12 +16,12 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { type FileIdentity, identityOf, sameFile, stillFailing } from './disk';
-import { latentByteLength } from './latent';
 import { migrate, schemaVersion } from './migrations';
+import { editNodeColumns, sourceNodeColumns, toDocument, toJob, toNode } from './rows';
+import { TERMINAL_STATES, blobRefs, checkRows, checkTransition, requireBlobs, successResults } from './rules';
 import {
   type AddEditNodesOptions,
   type BlobStore,
-  Conditioning,
   CreateJobInput,
   type CreateJobInput as CreateJobInputType,
   type Document,
@@ -42,19 +43,10 @@ import {
   JobState,
   JobUpdate,
   type JobUpdate as JobUpdateType,
-  JOB_TRANSITIONS,
-  JsonObject,
-  type LatentRef,
-  LatentRef as LatentRefSchema,
-  NodeKind,
-  RegionRef,
-  Seed,
-  Sha256,
   SourceNodeInput,
   type SourceNodeInput as SourceNodeInputType,
   StoreError,
   type StoreHealth,
-  isLegalTransition,
   storageFailure,
   parseOrThrow,
 } from './store';
@@ -79,124 +71,6 @@ export function isSqliteCorruption(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT_INDEX' || code === 'SQLITE_CORRUPT_SEQUENCE';
 }
-
-// ---------------------------------------------------------------------------------------------
-// rows as they come back from SQLite
-
-/** A TEXT column holding JSON, parsed and then validated by `schema`. */
-function jsonColumn<T>(schema: z.ZodType<T>) {
-  return z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-}
-
-const Timestamp = z.iso.datetime();
-
-const DocumentRow = z.object({ id: Id, host: Host, host_key: z.string(), created_at: Timestamp });
-
-const NodeRow = z.object({
-  id: Id,
-  document_id: Id,
-  parent_id: Id.nullable(),
-  kind: NodeKind,
-  instruction: z.string().nullable(),
-  regions: jsonColumn(z.array(RegionRef)),
-  options: jsonColumn(JsonObject),
-  seed: Seed.nullable(),
-  variation: z.number().int().min(0).nullable(),
-  source_image_sha256: Sha256,
-  result_image_sha256: Sha256,
-  latent: jsonColumn(LatentRefSchema).nullable(),
-  conditioning: Conditioning.nullable(),
-  job_id: Id.nullable(),
-  created_at: Timestamp,
-});
-
-const JobRow = z.object({
-  id: Id,
-  document_id: Id,
-  state: JobState,
-  request: jsonColumn(JsonObject),
-  error: z.string().nullable(),
-  result_node_ids: jsonColumn(z.array(Id)),
-  created_at: Timestamp,
-  started_at: Timestamp.nullable(),
-  finished_at: Timestamp.nullable(),
-});
-
-function rowLabel(table: string, row: unknown): string {
-  const id = (row as { id?: unknown } | undefined)?.id;
-  return `${table} row ${typeof id === 'string' ? id : '(no id)'}`;
-}
-
-function toDocument(row: unknown): Document {
-  const r = parseOrThrow(DocumentRow, row, rowLabel('documents', row), 'corrupt');
-  return { id: r.id, host: r.host, hostDocumentKey: r.host_key, createdAt: r.created_at };
-}
-
-function toNode(row: unknown): EditNode {
-  const r = parseOrThrow(NodeRow, row, rowLabel('nodes', row), 'corrupt');
-  return {
-    id: r.id,
-    documentId: r.document_id,
-    parentId: r.parent_id,
-    kind: r.kind,
-    instruction: r.instruction,
-    regions: r.regions,
-    options: r.options,
-    seed: r.seed,
-    variation: r.variation,
-    sourceImageSha256: r.source_image_sha256,
-    resultImageSha256: r.result_image_sha256,
-    latent: r.latent,
-    conditioning: r.conditioning,
-    jobId: r.job_id,
-    createdAt: r.created_at,
-  };
-}
-
-function toJob(row: unknown): Job {
-  const r = parseOrThrow(JobRow, row, rowLabel('jobs', row), 'corrupt');
-  return {
-    id: r.id,
-    documentId: r.document_id,
-    state: r.state,
-    request: r.request,
-    error: r.error,
-    resultNodeIds: r.result_node_ids,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-  };
-}
-
-/** Every blob a node points at, with the field that points at it (for messages). */
-function blobRefs(node: {
-  sourceImageSha256: string;
-  resultImageSha256: string;
-  regions: { maskSha256: string | null }[];
-  latent: LatentRef | null;
-}): { field: string; sha256: string }[] {
-  const refs = [
-    { field: 'sourceImageSha256', sha256: node.sourceImageSha256 },
-    { field: 'resultImageSha256', sha256: node.resultImageSha256 },
-  ];
-  node.regions.forEach((region, i) => {
-    if (region.maskSha256 !== null) refs.push({ field: `regions.${i}.maskSha256`, sha256: region.maskSha256 });
-  });
-  if (node.latent) refs.push({ field: 'latent.sha256', sha256: node.latent.sha256 });
-  return refs;
-}
-
-const TERMINAL: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -311,7 +185,7 @@ export class SqliteEditStore implements EditStore {
 
   async addSourceNode(input: SourceNodeInputType): Promise<EditNode> {
     const n = parseOrThrow(SourceNodeInput, input, 'addSourceNode');
-    await this.requireBlobs('addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
+    await requireBlobs(this.blobs, 'addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
     const id = this.write(() =>
       this.db
         .transaction((): string => {
@@ -320,23 +194,7 @@ export class SqliteEditStore implements EditStore {
           const existing = this.sql.sourceNode.get({ documentId: n.documentId, parentId: n.parentId, imageSha256: n.imageSha256 }) as { id: string } | undefined;
           if (existing) return existing.id;
           const id = randomUUID();
-          this.sql.insertNode.run({
-            id,
-            documentId: n.documentId,
-            parentId: n.parentId,
-            kind: 'source',
-            instruction: null,
-            regions: '[]',
-            options: JSON.stringify(n.options),
-            seed: null,
-            variation: null,
-            sourceImageSha256: n.imageSha256,
-            resultImageSha256: n.imageSha256,
-            latent: null,
-            conditioning: null,
-            jobId: null,
-            createdAt: this.timestamp(),
-          });
+          this.sql.insertNode.run(sourceNodeColumns(id, n.documentId, n.parentId, n.imageSha256, n.options, this.timestamp()));
           return id;
         })
         .immediate(),
@@ -348,7 +206,7 @@ export class SqliteEditStore implements EditStore {
     const id = parseOrThrow(Id, jobId, 'addEditNodes jobId');
     const inputs = parseOrThrow(z.array(EditNodeInput).min(1).max(1024), nodes, 'addEditNodes nodes');
     // Outside the transaction (it is async); blobs are never deleted, so what exists now still exists at commit.
-    const checks = await Promise.allSettled(inputs.map((node, i) => this.requireBlobs(`addEditNodes nodes.${i}`, blobRefs(node), node.latent)));
+    const checks = await Promise.allSettled(inputs.map((node, i) => requireBlobs(this.blobs, `addEditNodes nodes.${i}`, blobRefs(node), node.latent)));
     const failed = checks.find((c) => c.status === 'rejected');
     if (failed) throw failed.reason; // the first node in order, whichever check finished first
     const ids = inputs.map(() => randomUUID());
@@ -362,23 +220,7 @@ export class SqliteEditStore implements EditStore {
           }
           inputs.forEach((node, i) => {
             this.requireParent(node.parentId, job.documentId, `addEditNodes nodes.${i}.parentId`);
-            this.sql.insertNode.run({
-              id: ids[i],
-              documentId: job.documentId,
-              parentId: node.parentId,
-              kind: 'edit',
-              instruction: node.instruction,
-              regions: JSON.stringify(node.regions),
-              options: JSON.stringify(node.options),
-              seed: node.seed,
-              variation: node.variation,
-              sourceImageSha256: node.sourceImageSha256,
-              resultImageSha256: node.resultImageSha256,
-              latent: node.latent === null ? null : JSON.stringify(node.latent),
-              conditioning: node.conditioning,
-              jobId: id,
-              createdAt,
-            });
+            this.sql.insertNode.run(editNodeColumns(ids[i], job.documentId, id, node, createdAt));
           });
           if (options.markSucceeded) this.transition(job, 'succeeded', { resultNodeIds: ids });
         })
@@ -470,54 +312,12 @@ export class SqliteEditStore implements EditStore {
     }
 
     // Read every row first (one snapshot), then check blobs: the connection must not be mid-query across awaits.
-    const { documents, nodes, jobs } = this.db.transaction(() => ({
+    const rows = this.db.transaction(() => ({
       documents: this.sql.allDocuments.all(),
       nodes: this.sql.allNodes.all(),
       jobs: this.sql.allJobs.all(),
     }))();
-
-    const parse = <T>(rows: unknown[], to: (row: unknown) => T): T[] =>
-      rows.flatMap((row) => {
-        try {
-          return [to(row)];
-        } catch (error) {
-          problems.push({ kind: 'corrupt_row', message: (error as Error).message });
-          return [];
-        }
-      });
-    parse(documents, toDocument);
-    const goodNodes = parse(nodes, toNode);
-    const goodJobs = parse(jobs, toJob);
-
-    const seen = new Map<string, Promise<IntegrityProblem | null>>();
-    const checkBlob = (sha256: string, expectedSize: number | null) => {
-      const key = `${sha256}:${expectedSize}`;
-      let pending = seen.get(key);
-      if (!pending) {
-        pending = this.blobProblem(sha256, expectedSize, options.verifyBlobHashes === true);
-        seen.set(key, pending);
-      }
-      return pending;
-    };
-    for (const node of goodNodes) {
-      for (const ref of blobRefs(node)) {
-        const expectedSize = ref.field === 'latent.sha256' && node.latent ? latentByteLength(node.latent.shape) : null;
-        const problem = await checkBlob(ref.sha256, expectedSize);
-        if (problem) problems.push({ kind: problem.kind, message: `node ${node.id} ${ref.field}: ${problem.message}` });
-      }
-    }
-
-    const jobOfNode = new Map(goodNodes.map((node) => [node.id, node.jobId]));
-    for (const job of goodJobs) {
-      for (const nodeId of job.resultNodeIds) {
-        if (jobOfNode.get(nodeId) !== job.id) {
-          problems.push({ kind: 'job_results', message: `job ${job.id}: result node ${nodeId} is not a node of this job` });
-        }
-      }
-      if (job.resultNodeIds.length > 0 && job.state !== 'succeeded') {
-        problems.push({ kind: 'job_results', message: `job ${job.id} is ${job.state} but lists result nodes` });
-      }
-    }
+    problems.push(...(await checkRows(rows, this.blobs, options)));
     return problems;
   }
 
@@ -525,50 +325,6 @@ export class SqliteEditStore implements EditStore {
 
   private timestamp(): string {
     return this.now().toISOString();
-  }
-
-  private async blobProblem(sha256: string, expectedSize: number | null, verify: boolean): Promise<IntegrityProblem | null> {
-    const stat = await this.blobs.stat(sha256);
-    if (!stat) return { kind: 'missing_blob', message: `blob ${sha256} is missing from the blob store` };
-    if (expectedSize !== null && stat.size !== expectedSize) {
-      return { kind: 'latent_size', message: `latent blob ${sha256} has ${stat.size} bytes, its shape needs ${expectedSize}` };
-    }
-    if (verify) {
-      try {
-        await this.blobs.get(sha256);
-      } catch (error) {
-        return { kind: 'corrupt_blob', message: (error as Error).message };
-      }
-    }
-    return null;
-  }
-
-  /** Every referenced blob must be stored already (and durable), and a latent's bytes must match its shape. */
-  private async requireBlobs(where: string, refs: { field: string; sha256: string }[], latent: LatentRef | null): Promise<void> {
-    // a blob put with wait 'readable' (an upload) may still be on its way to disk: a node must never outlive it
-    const all = latent ? [...refs, { field: 'latent', sha256: latent.sha256 }] : refs;
-    const writes = await Promise.allSettled(all.map((ref) => this.blobs.whenDurable(ref.sha256)));
-    const failed = writes.findIndex((w) => w.status === 'rejected');
-    if (failed >= 0) {
-      const reason = ((writes[failed] as PromiseRejectedResult).reason as Error).message;
-      throw new StoreError('invalid_input', `${where}.${all[failed].field}: blob ${all[failed].sha256} could not be written to the blob store (${reason}); upload it again`);
-    }
-    // all lookups at once (each is a file-system round trip); the first missing one in field order is reported
-    const [present, latentStat] = await Promise.all([
-      Promise.all(refs.map((ref) => this.blobs.has(ref.sha256))),
-      latent ? this.blobs.stat(latent.sha256) : null,
-    ]);
-    const missing = refs.find((_, i) => !present[i]);
-    if (missing) {
-      throw new StoreError('invalid_input', `${where}.${missing.field}: blob ${missing.sha256} is not in the blob store (put blobs before the nodes that reference them)`);
-    }
-    if (latent) {
-      const size = latentStat?.size;
-      const expected = latentByteLength(latent.shape);
-      if (size !== expected) {
-        throw new StoreError('invalid_input', `${where}.latent: blob ${latent.sha256} has ${size} bytes; shape [${latent.shape.join(', ')}] in float16 needs ${expected}`);
-      }
-    }
   }
 
   private requireDocument(id: string, where: string): void {
@@ -595,29 +351,9 @@ export class SqliteEditStore implements EditStore {
 
   /** Runs inside a write transaction. */
   private transition(job: Job, to: JobState, update: JobUpdateType): void {
-    if (!isLegalTransition(job.state, to)) {
-      const allowed = JOB_TRANSITIONS[job.state];
-      const options = allowed.length > 0 ? `from ${job.state} only ${allowed.join(' or ')}` : `${job.state} is final`;
-      throw new StoreError('illegal_transition', `job ${job.id}: ${job.state} -> ${to} is not allowed (${options})`);
-    }
-    if (update.error !== undefined && to !== 'failed' && to !== 'cancelled') {
-      throw new StoreError('invalid_input', `job ${job.id}: an error is recorded only when a job fails or is cancelled, not when it becomes ${to}`);
-    }
-    if (to === 'failed' && update.error === undefined) {
-      throw new StoreError('invalid_input', `job ${job.id}: a failed job needs an error message`);
-    }
-    if (update.resultNodeIds !== undefined && to !== 'succeeded') {
-      throw new StoreError('invalid_input', `job ${job.id}: resultNodeIds are recorded only when a job succeeds, not when it becomes ${to}`);
-    }
-    let results: string[] = [];
-    if (to === 'succeeded') {
-      const own = this.sql.nodeIdsOfJob.all(job.id).map((row) => (row as { id: string }).id);
-      results = update.resultNodeIds ?? own;
-      const ownSet = new Set(own);
-      const bad = results.find((nodeId) => !ownSet.has(nodeId));
-      if (bad !== undefined) throw new StoreError('invalid_input', `job ${job.id}: resultNodeIds: ${bad} is not a node of this job`);
-      if (new Set(results).size !== results.length) throw new StoreError('invalid_input', `job ${job.id}: resultNodeIds has duplicates`);
-    }
+    checkTransition(job, to, update);
+    const own = () => this.sql.nodeIdsOfJob.all(job.id).map((row) => (row as { id: string }).id);
+    const results = to === 'succeeded' ? successResults(job, update.resultNodeIds, own()) : [];
     const now = this.timestamp();
     const info = this.sql.updateJob.run({
       id: job.id,
@@ -626,7 +362,7 @@ export class SqliteEditStore implements EditStore {
       error: update.error ?? null,
       results: JSON.stringify(results),
       startedAt: to === 'running' ? now : job.startedAt,
-      finishedAt: TERMINAL.has(to) ? now : null,
+      finishedAt: TERMINAL_STATES.has(to) ? now : null,
     });
     // The WHERE clause repeats the state we read; inside BEGIN IMMEDIATE nothing can change it, but a backend
     // without that lock relies on exactly this compare-and-set, so the SQLite one does the same.

@@ -9,7 +9,7 @@
  * them so the schema and the type cannot drift apart.
  */
 import { z } from 'zod';
-import { JOB_STATES, SHA256_PATTERN } from '../../shared/protocol';
+import { JOB_STATES, SHA256_PATTERN, hasNoNul } from '../../shared/protocol';
 
 // ---------------------------------------------------------------------------------------------
 // errors
@@ -17,9 +17,11 @@ import { JOB_STATES, SHA256_PATTERN } from '../../shared/protocol';
 /**
  * `code` is what an API layer maps to a status: invalid_input -> 400, not_found -> 404,
  * illegal_transition -> 409, corrupt -> 500 (the data on disk is damaged, not the request), full -> 507 (no
- * space left: nothing was stored), unavailable -> 503 (the storage cannot be written: read-only, permissions,
- * I/O errors, the data directory removed or replaced). The messages of full and unavailable are written for
- * users and name no server paths; `cause` keeps the detail for the log.
+ * space left: nothing was stored), unavailable -> 503 (the storage cannot be used: read-only, permissions, I/O
+ * errors, the data directory removed or replaced, a database or bucket that cannot be reached or refuses). The
+ * messages of full and unavailable are written for users and name no server paths, URLs or keys; `cause` keeps
+ * the detail for the log. Each backend maps its own failures: storageFailure() below for files and SQLite,
+ * databaseFailure() in postgres.ts, bucketFailure() in s3.ts.
  */
 export type StoreErrorCode = 'invalid_input' | 'not_found' | 'illegal_transition' | 'corrupt' | 'full' | 'unavailable';
 
@@ -129,8 +131,11 @@ export interface BlobStore {
 export const Host = z.enum(['figma', 'photoshop', 'web', 'cli']);
 export type Host = z.infer<typeof Host>;
 
+/** Text columns hold no U+0000 (PostgreSQL cannot), in every backend alike. */
+const StoredText = z.string().refine(hasNoNul, { error: 'must not contain NUL characters (U+0000)' });
+
 /** Opaque to the server (a Figma file key + node id, a Photoshop document id…); bounded so it stays an index key. */
-export const HostDocumentKey = z.string().min(1).max(1024);
+export const HostDocumentKey = StoredText.min(1).max(1024);
 
 export const Id = z.uuid();
 
@@ -175,7 +180,7 @@ export type LatentRef = z.infer<typeof LatentRef>;
 
 /** One (mask, instruction) pair of an edit; a null mask means everywhere; an empty instruction keeps that region as it is. */
 export const RegionRef = z.strictObject({
-  instruction: z.string().max(4000),
+  instruction: StoredText.max(4000),
   maskSha256: Sha256.nullable(),
 });
 export type RegionRef = z.infer<typeof RegionRef>;
@@ -222,7 +227,7 @@ export type SourceNodeInput = z.input<typeof SourceNodeInput>;
 /** One variation of a job's result. An edit always continues from an earlier node, so parentId is required. */
 export const EditNodeInput = z.strictObject({
   parentId: Id,
-  instruction: z.string().min(1).max(4000),
+  instruction: StoredText.min(1).max(4000),
   regions: z.array(RegionRef).min(1).max(64),
   options: JsonObject,
   seed: Seed.nullable(),
@@ -286,7 +291,13 @@ export const CreateJobInput = z.strictObject({
 export type CreateJobInput = z.input<typeof CreateJobInput>;
 
 export const JobUpdate = z.strictObject({
-  error: z.string().min(1).max(8000).optional(),
+  /** any U+0000 is kept as U+FFFD (an error message quotes what it was given; it must not fail to be recorded) */
+  error: z
+    .string()
+    .min(1)
+    .max(8000)
+    .transform((text) => text.replaceAll('\u0000', '\uFFFD'))
+    .optional(),
   resultNodeIds: z.array(Id).max(1024).optional(),
 });
 export type JobUpdate = z.input<typeof JobUpdate>;
@@ -361,7 +372,8 @@ export interface EditStore {
   listJobs(filter?: JobFilter): Promise<Job[]>;
   /**
    * Marks every queued or running job as failed (INTERRUPTED_*_ERROR) and returns them as updated. Call it at
-   * startup, while this process is the only one working on the store: it cannot tell a dead worker from a live one.
+   * startup. The embedded store cannot tell a dead worker from a live one, so only one process may work on it; a
+   * store that several processes share (PostgreSQL) fails only the jobs of this store and of processes that are gone.
    */
   recoverInterruptedJobs(): Promise<Job[]>;
   /** Empty when all is well. */

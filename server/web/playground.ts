@@ -6,8 +6,9 @@
  * One document per browser (host 'web', its key in localStorage), so a reload brings the history back. The
  * image shown is always a node to continue from: an upload (parent {kind:'source'}), or a history node.
  */
-import type { EditOptionsInput, EditParent, JobEvent, JobResult } from '../../shared/protocol';
+import { DEFAULT_EDIT_OPTIONS, controlAttributes, type EditOptionsInput, type EditParent, type JobEvent, type JobResult } from '../../shared/protocol';
 import { createApi, errorMessage, type Api, type Health, type HistoryNode } from './api';
+import { FORM_CONTROLS } from './form';
 import { beginStroke, clearMask, createMask, fullRect, invertMask, isMaskEmpty, strokeTo, writeGrayscale, writeOverlay, type Mask, type Rect, type Stroke } from './mask';
 
 const STORAGE_KEYS = {
@@ -181,6 +182,7 @@ class Playground {
   start(): void {
     this.bindSettings();
     this.bindUpload();
+    this.setOptionControls();
     this.bindMaskTools();
     this.bindEditForm();
     this.bindHistory();
@@ -616,6 +618,12 @@ class Playground {
       // about six previews per edit, whatever the step count
       previewEvery: Number.isFinite(steps) ? Math.max(1, Math.ceil(steps / 6)) : undefined,
     };
+  }
+
+  /** Ranges and defaults from the protocol (the one place they are declared). */
+  private setOptionControls(): void {
+    for (const key of ['spread', 'strength', 'variations', 'steps', 'seed'] as const) Object.assign(byId(FORM_CONTROLS[key], HTMLInputElement), controlAttributes(key));
+    byId(FORM_CONTROLS.locality, HTMLSelectElement).value = DEFAULT_EDIT_OPTIONS.locality;
   }
 
   private bindEditForm(): void {

@@ -76,8 +76,11 @@ describeInBrowser('playground page in Chromium', () => {
     await page.getByText(/Connected · tiny-pix2pix on cpu/).waitFor();
     await page.getByText(/^Document [0-9a-f]{8}$/).waitFor();
     expect(await page.getByRole('button', { name: 'Apply' }).isDisabled()).toBe(true); // no image yet
-    // the HTML repeats a few limits of shared/protocol.ts as input bounds: keep them in step
+    // the page sets its inputs' bounds and defaults from shared/protocol.ts when it starts
     const attr = (selector: string, name: string) => page.locator(selector).getAttribute(name);
+    expect([await attr('#opt-strength', 'min'), await attr('#opt-strength', 'max'), await attr('#opt-strength', 'step')]).toEqual(['0.05', '1', '0.05']);
+    expect(await page.locator('#opt-strength').inputValue()).toBe('1');
+    expect(await page.locator('#opt-steps').inputValue()).toBe('20');
     expect(Number(await attr('#opt-steps', 'max'))).toBe(MAX_STEPS);
     expect(Number(await attr('#opt-variations', 'max'))).toBe(MAX_VARIATIONS);
     expect(Number(await attr('#opt-seed', 'max'))).toBe(MAX_SEED);

@@ -7,17 +7,17 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Pix2PixModel } from '../../server/engine/models';
+import { Pix2PixSessions } from '../../server/engine/pix2pix/sessions';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MODEL = path.join(ROOT, 'models', 'tiny-pix2pix');
 const VARIANTS = path.join(ROOT, 'test', 'fixtures', 'onnx-variants');
 
-async function withComponent(component: string, variant: string, log: (l: string) => void = () => {}): Promise<Pix2PixModel> {
+async function withComponent(component: string, variant: string, log: (l: string) => void = () => {}): Promise<Pix2PixSessions> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-variant-'));
   fs.cpSync(MODEL, dir, { recursive: true });
   fs.copyFileSync(path.join(VARIANTS, variant), path.join(dir, component, 'model.onnx'));
-  return Pix2PixModel.load(dir, { device: 'cpu', timer: { onnxMs: 0, calls: 0 }, log });
+  return Pix2PixSessions.load(dir, { device: 'cpu', timer: { onnxMs: 0, calls: 0 }, log });
 }
 
 const sample = new Float32Array(3 * 8 * 2 * 2);

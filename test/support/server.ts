@@ -33,10 +33,11 @@ export function tempDataDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-server-'));
 }
 
-export function startServer(opts: { dataDir?: string; args?: string[]; token?: string } = {}): Promise<ServerProcess> {
+/** `env` adds to (or overrides) this process's environment, e.g. the AWS_* variables of an S3 server. */
+export function startServer(opts: { dataDir?: string; args?: string[]; token?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
   const dataDir = opts.dataDir ?? tempDataDir();
   const args = [MAIN, '--port', '0', '--data-dir', dataDir, '--device', 'cpu', ...(opts.token ? ['--token', opts.token] : []), ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, LAYERLOOP_TOKEN: '', LAYERLOOP_HOST: '' } });
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, LAYERLOOP_TOKEN: '', LAYERLOOP_HOST: '', ...opts.env } });
   let out = '';
   let err = '';
   proc.stderr.on('data', (d: Buffer) => (err += d.toString()));

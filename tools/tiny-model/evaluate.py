@@ -45,8 +45,8 @@ def main() -> None:
         case = world.random_case(rng, 128, op)
         c = model.encode(case.source)
         vae_psnr.append(world.psnr(model.decode(c), case.source))
-        z0 = ref.edit(model, c, case.instruction, ref.seeded_noise(k, c.shape, args.steps), steps=args.steps,
-                      text_scale=args.text_scale, image_scale=args.image_scale)
+        o = ref.Options(steps=args.steps, text_scale=args.text_scale, image_scale=args.image_scale)
+        z0 = ref.edit(model, c, [ref.Region(case.instruction, None)], ref.seeded_noise(k, c.shape, ref.draws_needed(o)), o)
         out = model.decode(z0 / model.scaling)
         outside = case.mask <= 0
         r = {"psnr_input": world.psnr(out, case.source),

@@ -3,8 +3,8 @@
     python tools/tiny-model/make_heldout_fixtures.py --out test/fixtures/heldout
 
 Per case: <id>-source.png, <id>-mask.png (edit region, grayscale), <id>-interior.png (fully covered pixels of
-the named shape, or of the background for background edits) and a line in cases.json with the instruction,
-operation and named colour. Uses a seed that neither training (1234) nor EVAL.md (20261124) uses.
+the named shape, or of the background for background edits), <id>-target.png (the intended result) and a line
+in cases.json with the instruction, operation and named colour. Uses a seed that neither training (1234) nor EVAL.md (20261124) uses.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def main() -> None:
             Image.fromarray(case.source).save(os.path.join(args.out, f"{cid}-source.png"))
             Image.fromarray((case.mask * 255).round().astype(np.uint8)).save(os.path.join(args.out, f"{cid}-mask.png"))
             Image.fromarray(interior.astype(np.uint8) * 255).save(os.path.join(args.out, f"{cid}-interior.png"))
+            Image.fromarray(case.target).save(os.path.join(args.out, f"{cid}-target.png"))
             cases.append({"id": cid, "op": op, "instruction": case.instruction, "shape": case.shape, "colour": case.colour})
     with open(os.path.join(args.out, "cases.json"), "w") as f:
         json.dump({"seed": SEED, "palette": world.PALETTE, "cases": cases}, f, indent=1)

@@ -82,8 +82,10 @@ export const editsRouter = router({
         }
       }
 
+      // the stored request is complete: the seed and the sampler the edit runs with, whether sent or the defaults
       const seed = input.options.seed ?? randomInt(0, MAX_SEED);
-      const request: EditRequest = { ...input, options: { ...input.options, seed } };
+      const sampler = input.options.sampler ?? ctx.services.engine.info.defaultSampler;
+      const request: EditRequest = { ...input, options: { ...input.options, seed, sampler } };
       // Queue first: the runner posts the edit to the engine on a microtask, and the queue's state recorder
       // writes the job's row a macrotask later, while the engine works. The client gets the job id only once
       // that row is durable. When the queue is full the request waits its turn in the admission room (round-robin

@@ -1,7 +1,9 @@
 import {
+  binarizeMask,
   dilateMask,
   downsampleMask,
   featherMask,
+  localityMasks,
   maskForStep,
   progressiveMasks,
   spreadMask,
@@ -146,5 +148,39 @@ describe('spreadMask', () => {
       prev = cur;
     }
     expect(() => spreadMask(m, w, h, 1.5)).toThrow(/\[0, 1\]/);
+  });
+});
+
+describe('localityMasks (the latent masks of an edit)', () => {
+  // 16x8 pixels, factor 8 -> a 2x1 latent grid; a 4x8 block in the left cell covers half of it
+  const half = new Float32Array(16 * 8);
+  for (let y = 0; y < 8; y++) for (let x = 0; x < 4; x++) half[y * 16 + x] = 1;
+  const right = new Float32Array(16 * 8);
+  for (let y = 0; y < 8; y++) for (let x = 8; x < 16; x++) right[y * 16 + x] = 1;
+  const opts = { locality: 'both' as const, spread: 0, progressiveShrink: false, binaryMasks: false };
+
+  it('area-averages per region, guides with each, blends and reaches with their union', () => {
+    const m = localityMasks([half, right], 16, 8, 8, opts);
+    expect(m.guidance.map((g) => Array.from(g!))).toEqual([[0.5, 0], [0, 1]]);
+    expect(m.blend!.map((b) => Array.from(b))).toEqual([[0.5, 1]]);
+    expect(Array.from(m.reach!)).toEqual([0.5, 1]);
+  });
+
+  it("binary masks threshold at 0.5 (BLD); 'guidance' blends nothing; one 'blend' region guides everywhere", () => {
+    expect(Array.from(localityMasks([half], 16, 8, 8, { ...opts, binaryMasks: true }).reach!)).toEqual([1, 0]);
+    expect(Array.from(binarizeMask(Float32Array.of(0.49, 0.5, 1)))).toEqual([0, 1, 1]);
+    expect(localityMasks([half], 16, 8, 8, { ...opts, locality: 'guidance' }).blend).toBeNull();
+    const blendOnly = localityMasks([half], 16, 8, 8, { ...opts, locality: 'blend' });
+    expect(blendOnly.guidance).toEqual([null]);
+    expect(blendOnly.blend).toHaveLength(1);
+    expect(localityMasks([half, right], 16, 8, 8, { ...opts, locality: 'blend' }).guidance.every((g) => g !== null)).toBe(true);
+  });
+
+  it('a region without a mask edits everywhere: no blending, no reach; shrinking gives four masks', () => {
+    const m = localityMasks([half, null], 16, 8, 8, opts);
+    expect(m.guidance[1]).toBeNull();
+    expect(m.blend).toBeNull();
+    expect(m.reach).toBeNull();
+    expect(localityMasks([half], 16, 8, 8, { ...opts, progressiveShrink: true }).blend).toHaveLength(4);
   });
 });

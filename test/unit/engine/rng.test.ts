@@ -1,4 +1,4 @@
-import { injectedNoise, seededNoise } from '../../../server/engine/rng';
+import { batchNoise, injectedNoise, seededNoise, startingWith } from '../../../server/engine/rng';
 
 const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
@@ -90,5 +90,26 @@ describe('injectedNoise', () => {
     const src = injectedNoise([new Float32Array(2)]);
     src.normal(2);
     expect(() => src.normal(2)).toThrow('injected noise exhausted: all 1 chunks used, asked for 2 more values');
+  });
+});
+
+describe('batchNoise and startingWith', () => {
+  it('gives latent k of a batch its own stream, whatever the batch', () => {
+    const batch = batchNoise([seededNoise(10), seededNoise(11)]);
+    const a = batch.normal(6);
+    const b = batch.normal(6);
+    const alone10 = seededNoise(10);
+    const alone11 = seededNoise(11);
+    expect(Array.from(a.subarray(0, 3))).toEqual(Array.from(alone10.normal(3)));
+    expect(Array.from(a.subarray(3))).toEqual(Array.from(alone11.normal(3)));
+    expect(Array.from(b.subarray(0, 3))).toEqual(Array.from(alone10.normal(3)));
+    expect(() => batch.normal(5)).toThrow(/multiple of the batch \(2\)/);
+  });
+
+  it('startingWith: the given first draw, then the stream; a first draw of another size is an error', () => {
+    const src = startingWith(Float32Array.of(7, 8), seededNoise(3));
+    expect(Array.from(src.normal(2))).toEqual([7, 8]);
+    expect(Array.from(src.normal(4))).toEqual(Array.from(seededNoise(3).normal(4)));
+    expect(() => startingWith(Float32Array.of(1), seededNoise(3)).normal(2)).toThrow(/initial noise has 1 values, the edit draws 2/);
   });
 });

@@ -1,18 +1,5 @@
-import {
-  addNoise,
-  ancestralSigmas,
-  denoisedFromEps,
-  eulerAncestralStep,
-  eulerStep,
-  stepFor,
-  usesNoise,
-} from '../../../server/engine/samplers';
-import {
-  SD_TRAINING_SCHEDULE as SD,
-  alphasCumprod,
-  modelInputScale,
-  samplingSchedule,
-} from '../../../server/engine/schedules';
+import { SAMPLERS, ancestralSigmas, eulerAncestralStep, eulerStep, samplerForScheduler, type StepInput } from '../../../server/engine/samplers';
+import { SD_TRAINING_SCHEDULE as SD, alphasCumprod, samplingSchedule } from '../../../server/engine/schedules';
 
 const f32 = (...v: number[]) => Float32Array.from(v);
 function expectArrayClose(actual: Float32Array, expected: ArrayLike<number>, rel = 1e-6): void {
@@ -27,7 +14,7 @@ function expectArrayClose(actual: Float32Array, expected: ArrayLike<number>, rel
 
 describe('ancestralSigmas', () => {
   test('engine.md example: N = 100 step 0 -> up 4.65360, down 12.94125', () => {
-    const { sigmas } = samplingSchedule(SD, 'euler_ancestral', 100, 'linspace');
+    const { sigmas } = samplingSchedule(SD, 'EulerAncestralDiscreteScheduler', 100, 'linspace');
     const { up, down } = ancestralSigmas(sigmas[0], sigmas[1]);
     // 5-decimal references from numpy float32; torch's sigma table differs by ~1e-6 relative
     expect(Math.abs(up - 4.6536)).toBeLessThan(2e-5);
@@ -61,12 +48,12 @@ describe('steps', () => {
   });
 
   test('engine.md EulerA formula with an eps prediction (N = 100 step 0)', () => {
-    const { sigmas } = samplingSchedule(SD, 'euler_ancestral', 100, 'linspace');
+    const { sigmas } = samplingSchedule(SD, 'EulerAncestralDiscreteScheduler', 100, 'linspace');
     const [s0, s1] = [sigmas[0], sigmas[1]];
     const xs = f32(3.5, -12, 0.25);
     const eps = f32(0.2, -0.9, 1.1);
     const z = f32(-0.3, 1.2, 0.05);
-    const out = eulerAncestralStep(xs, denoisedFromEps(xs, eps, s0), s0, s1, z);
+    const out = eulerAncestralStep(xs, Float32Array.from(xs, (v, i) => v - s0 * eps[i]), s0, s1, z);
     // x + eps * (sigma_down - sigma) + z * sigma_up with engine.md's rounded sigmas
     const expected = Array.from(xs, (v, i) => v + eps[i] * (12.94125 - 14.61466) + z[i] * 4.6536);
     expectArrayClose(out, expected, 2e-5);
@@ -90,8 +77,7 @@ describe('DDIM in sigma space', () => {
 
   test('Euler step on x_ve = x_vp * sqrt(1 + sigma^2) equals the VP update (N = 20 leading)', () => {
     const ac = alphasCumprod(SD);
-    const sched = samplingSchedule(SD, 'ddim', 20, 'leading');
-    const step = stepFor('ddim');
+    const sched = samplingSchedule(SD, SAMPLERS.ddim.scheduler, 20, 'leading');
     const xVp = f32(0.8, -1.3, 2.2, -0.05);
     const eps = f32(-0.4, 1.7, 0.9, -1.1);
     // first step (951 -> 901), a middle one (451 -> 401) and the last (1 -> alphas_cumprod[0])
@@ -101,38 +87,35 @@ describe('DDIM in sigma space', () => {
       const aPrev = t - 50 >= 0 ? ac[t - 50] : ac[0];
       const [s, sNext] = [sched.sigmas[i], sched.sigmas[i + 1]];
       const xVe = Float32Array.from(xVp, (v) => v * Math.sqrt(1 + s * s));
-      // the UNet input x_ve / sqrt(sigma^2 + 1) is diffusers' unscaled DDIM sample
-      expectArrayClose(Float32Array.from(xVe, (v) => v * modelInputScale(s)), xVp, 1e-6);
-      const next = step(xVe, denoisedFromEps(xVe, eps, s), s, sNext);
+      // the UNet input x_ve / sqrt(sigma^2 + 1) (denoiser.fromEpsilon's c_in) is diffusers' unscaled DDIM sample
+      expectArrayClose(Float32Array.from(xVe, (v) => v / Math.sqrt(s * s + 1)), xVp, 1e-6);
+      const denoised = Float32Array.from(xVe, (v, k) => v - s * eps[k]);
+      const next = SAMPLERS.ddim.step({ x: xVe, denoised, sigma: s, sigmaNext: sNext, index: i, previous: [] });
       const backToVp = Float32Array.from(next, (v) => v / Math.sqrt(1 + sNext * sNext));
       expectArrayClose(backToVp, ddimVp(xVp, eps, aT, aPrev), 1e-5);
     }
   });
-
-  test('stepFor: DDIM and Euler share the Euler step; only euler_ancestral uses noise', () => {
-    expect(stepFor('ddim')).toBe(eulerStep);
-    expect(stepFor('euler')).toBe(eulerStep);
-    expect(usesNoise('euler_ancestral')).toBe(true);
-    expect(usesNoise('euler')).toBe(false);
-    expect(usesNoise('ddim')).toBe(false);
-    const anc = stepFor('euler_ancestral');
-    expectArrayClose(anc(f32(1, -2), f32(0.5, 1), 2, 1, f32(1, -1)), [1.4910254037844386, -0.6160254037844386]);
-    expect(() => anc(f32(1), f32(1), 2, 1)).toThrow(/needs noise z to step from sigma 2 to 1/);
-    expectArrayClose(anc(f32(1, -2), f32(0.5, 1), 2, 0), [0.5, 1]); // last step: no noise needed
-  });
 });
 
-describe('addNoise and denoisedFromEps', () => {
-  test('z0 + sigma * noise', () => {
-    expectArrayClose(addNoise(f32(1, 2), f32(2, -4), 0.5), [2, 0]);
-    expectArrayClose(addNoise(f32(1, 2), f32(2, -4), 0), [1, 2]);
-    expect(() => addNoise(f32(1, 2), f32(1), 1)).toThrow(/noise has 1 values/);
+describe('sampler descriptors', () => {
+  const input = (z?: Float32Array): StepInput => ({ x: f32(1, -2), denoised: f32(0.5, 1), sigma: 2, sigmaNext: 1, index: 0, previous: [], z });
+
+  test('one descriptor per sampler: its step, its noise, its scheduler', () => {
+    expect(Object.keys(SAMPLERS)).toEqual(['euler_ancestral', 'euler', 'ddim']);
+    for (const [name, s] of Object.entries(SAMPLERS)) expect(s.name).toBe(name);
+    expectArrayClose(SAMPLERS.euler.step(input()), Array.from(eulerStep(f32(1, -2), f32(0.5, 1), 2, 1)));
+    expectArrayClose(SAMPLERS.ddim.step(input()), Array.from(eulerStep(f32(1, -2), f32(0.5, 1), 2, 1)));
+    expectArrayClose(SAMPLERS.euler_ancestral.step(input(f32(1, -1))), [1.4910254037844386, -0.6160254037844386]);
+    expect(() => SAMPLERS.euler_ancestral.step(input())).toThrow(/steps need fresh noise z/);
+    expect([SAMPLERS.euler_ancestral.stochastic, SAMPLERS.euler.stochastic, SAMPLERS.ddim.stochastic]).toEqual([true, false, false]);
+    expect(Object.values(SAMPLERS).every((s) => s.history === 0)).toBe(true);
   });
 
-  test('x - sigma * eps, and its round trip through addNoise', () => {
-    expectArrayClose(denoisedFromEps(f32(3, -1), f32(1, 0.5), 2), [1, -2]);
-    const z0 = f32(0.1, -0.7);
-    const n = f32(1.5, -0.25);
-    expectArrayClose(denoisedFromEps(addNoise(z0, n, 14.6), n, 14.6), z0, 1e-6);
+  test('a scheduler config names its sampler; unknown schedulers name none', () => {
+    expect(samplerForScheduler('EulerAncestralDiscreteScheduler')).toBe(SAMPLERS.euler_ancestral);
+    expect(samplerForScheduler('EulerDiscreteScheduler')).toBe(SAMPLERS.euler);
+    expect(samplerForScheduler('DDIMScheduler')).toBe(SAMPLERS.ddim);
+    expect(samplerForScheduler('LMSDiscreteScheduler')).toBeNull();
+    expect(samplerForScheduler(undefined)).toBeNull();
   });
 });

@@ -1,5 +1,4 @@
 import { compositeInto, createImage, cropImage, fromModelTensor, resizeMask, toModelTensor } from '../../../server/imaging/image';
-import { maskBounds, planGeometry } from '../../../server/engine/pipeline';
 
 function noiseImage(w: number, h: number, seed: number) {
   const img = createImage(w, h);
@@ -51,29 +50,7 @@ describe('tensor conversion', () => {
   });
 });
 
-describe('geometry', () => {
-  it('finds the mask bounds (exclusive right/bottom)', () => {
-    const m = new Float32Array(10 * 10);
-    m[3 * 10 + 2] = 0.2;
-    m[6 * 10 + 7] = 1;
-    expect(maskBounds(m, 10, 10)).toEqual({ x0: 2, y0: 3, x1: 8, y1: 7 });
-    expect(maskBounds(new Float32Array(4), 2, 2)).toBeNull();
-  });
-
-  it('works on the whole image at about the native area, sides multiples of the model multiple', () => {
-    expect(planGeometry(128, 128, null, 128, 32)).toEqual({ x: 0, y: 0, width: 128, height: 128, workWidth: 128, workHeight: 128 });
-    expect(planGeometry(320, 224, null, 128, 32)).toEqual({ x: 0, y: 0, width: 320, height: 224, workWidth: 160, workHeight: 96 });
-  });
-
-  it('crops context around a small mask on a large image', () => {
-    const g = planGeometry(1024, 768, { x0: 500, y0: 400, x1: 540, y1: 440 }, 128, 32);
-    expect(g.width).toBe(128);
-    expect(g.height).toBe(128);
-    expect(g.x).toBeLessThanOrEqual(500);
-    expect(g.x + g.width).toBeGreaterThanOrEqual(540);
-    expect([g.workWidth, g.workHeight]).toEqual([128, 128]);
-  });
-
+describe('resizeMask', () => {
   it('resizes masks bilinearly and keeps constants constant', () => {
     const ones = new Float32Array(16).fill(1);
     expect(Array.from(resizeMask(ones, 4, 4, 7, 3)).every((v) => Math.abs(v - 1) < 1e-6)).toBe(true);

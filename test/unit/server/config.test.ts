@@ -20,6 +20,8 @@ describe('server config', () => {
       maxQueuePerDocument: MAX_QUEUE_LENGTH / 4,
       queueWaitSeconds: 30,
       allowOrigins: [],
+      store: null,
+      blobs: null,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -51,6 +53,17 @@ describe('server config', () => {
     expect(parse([], { LAYERLOOP_ALLOW_ORIGIN: 'https://a.example, https://b.example:8443' }).allowOrigins).toEqual(['https://a.example', 'https://b.example:8443']);
     expect(() => parse(['--allow-origin', 'https://a.example/path'])).toThrow(/allow-origin must be an origin like https:\/\/example\.com/);
     expect(() => parse(['--allow-origin', '*'])).toThrow(/allow-origin must be an origin/);
+  });
+
+  test('--store and --blobs (or LAYERLOOP_STORE / LAYERLOOP_BLOBS) name the team backends; malformed ones are refused', () => {
+    const env = { LAYERLOOP_STORE: 'postgres://ll:pw@db:5432/layerloop', LAYERLOOP_BLOBS: 's3://ll-blobs?endpoint=http://minio:9000' };
+    expect(parse([], env)).toMatchObject({
+      store: { kind: 'postgres', url: 'postgres://ll:pw@db:5432/layerloop' },
+      blobs: { kind: 's3', bucket: 'll-blobs', prefix: '', endpoint: 'http://minio:9000', region: 'us-east-1', forcePathStyle: true },
+    });
+    expect(parse(['--store', 'postgresql://other/db'], env).store).toEqual({ kind: 'postgres', url: 'postgresql://other/db' });
+    expect(() => parse(['--store', 'sqlite:///tmp/x'])).toThrow(/^invalid configuration:\nstore must be a postgres:\/\/USER:PASSWORD@HOST:PORT\/DATABASE URL \(leave it out for the embedded SQLite store\), got sqlite:\/\/…\nusage:/);
+    expect(() => parse([], { LAYERLOOP_BLOBS: 's3://b?endpoint=x' })).toThrow(/blobs names the bucket "b", which is not a bucket name/);
   });
 
   test('a non-loopback host needs a token', () => {

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_EDIT_OPTIONS, type EditOptions } from '../../../server/engine/pipeline';
 import {
+  DEFAULT_EDIT_OPTIONS,
+  EDIT_OPTION_BOUNDS,
   MAX_IMAGE_PIXELS,
   MAX_IMAGE_SIDE,
   MAX_INSTRUCTION_LENGTH,
@@ -18,6 +19,7 @@ import {
   isTerminalJobEvent,
   jobEventSchema,
   jobSnapshotSchema,
+  minStrengthFor,
   openDocumentSchema,
   seqFromEventId,
   sha256Schema,
@@ -86,13 +88,12 @@ describe('limits', () => {
 });
 
 describe('editOptionsSchema', () => {
-  test('fills the defaults, which match the engine defaults', () => {
+  test('fills the defaults (DEFAULT_EDIT_OPTIONS); seed and sampler stay open for the server and the model', () => {
     const o = editOptionsSchema.parse({});
     expect(o).toEqual({
       steps: 20,
       textScale: 7.5,
       imageScale: 1.5,
-      sampler: 'euler_ancestral',
       locality: 'both',
       spread: 0,
       strength: 1,
@@ -101,13 +102,36 @@ describe('editOptionsSchema', () => {
       previewEvery: 5,
     });
     expect(o.seed).toBeUndefined();
-    // every option on the wire defaults to what the engine uses (server-side knobs such as maxBatch are not on the wire)
-    for (const key of Object.keys(o) as (keyof typeof o & keyof EditOptions)[]) expect([key, o[key]]).toEqual([key, DEFAULT_EDIT_OPTIONS[key]]);
+    expect(o.sampler).toBeUndefined();
+    expect(DEFAULT_EDIT_OPTIONS).toEqual(o);
+  });
+
+  test('checks every numeric option against EDIT_OPTION_BOUNDS (the forms build their controls from it)', () => {
+    for (const [key, b] of Object.entries(EDIT_OPTION_BOUNDS)) {
+      const bounds: { min: number; max: number; integer?: boolean; minExclusive?: boolean } = b;
+      expect(editOptionsSchema.safeParse({ [key]: bounds.max }).success).toBe(true);
+      expect(editOptionsSchema.safeParse({ [key]: bounds.max + 1 }).success).toBe(false);
+      expect(editOptionsSchema.safeParse({ [key]: bounds.min }).success).toBe(!bounds.minExclusive);
+      expect(editOptionsSchema.safeParse({ [key]: bounds.min - 1 }).success).toBe(false);
+      if (bounds.integer) expect(editOptionsSchema.safeParse({ [key]: bounds.min + 0.5 }).success).toBe(false);
+    }
   });
 
   test('keeps valid values, including the range ends', () => {
-    const o = editOptionsSchema.parse({ steps: 100, textScale: 0, imageScale: 10, strength: 1e-3, spread: 1, variations: 8, seed: 2 ** 31 - 1, previewEvery: 0, sampler: 'ddim', locality: 'blend', progressiveShrink: false });
-    expect(o).toMatchObject({ steps: 100, strength: 1e-3, seed: 2147483647, sampler: 'ddim', progressiveShrink: false });
+    const o = editOptionsSchema.parse({ steps: 100, textScale: 0, imageScale: 10, strength: 0.01, spread: 1, variations: 8, seed: 2 ** 31 - 1, previewEvery: 0, sampler: 'ddim', locality: 'blend', progressiveShrink: false });
+    expect(o).toMatchObject({ steps: 100, strength: 0.01, seed: 2147483647, sampler: 'ddim', progressiveShrink: false });
+  });
+
+  test('a strength that runs no denoising step at its steps is refused, naming the smallest that does', () => {
+    const refused = editOptionsSchema.safeParse({ steps: 20, strength: 0.049 });
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues).toEqual([
+      expect.objectContaining({ path: ['strength'], message: 'strength 0.049 runs no denoising step at 20 steps: use a strength of at least 0.05 (1/steps), or more steps' }),
+    ]);
+    expect(editOptionsSchema.safeParse({ steps: 20, strength: 0.05 }).success).toBe(true);
+    expect(editOptionsSchema.safeParse({ steps: 3, strength: minStrengthFor(3) }).success).toBe(true); // 0.3334: the value named is enough
+    expect(minStrengthFor(3)).toBe(0.3334);
+    expect(editOptionsSchema.safeParse({ steps: 1, strength: 0.999 }).success).toBe(false);
   });
 
   test.each<[string, Record<string, unknown>, string]>([
@@ -165,6 +189,12 @@ describe('editRequestSchema', () => {
     );
   });
 
+  test('an instruction with a NUL character is refused (no store can keep it as text)', () => {
+    expect(problem({ ...validInput(), regions: [{ instruction: 'make it\u0000 red', maskSha256: null }] })).toBe(
+      'regions[0].instruction must not contain NUL characters (U+0000)',
+    );
+  });
+
   test('rejects bad ids and digests, naming the field', () => {
     expect(problem({ ...validInput(), documentId: 'doc-1' })).toBe('documentId must be a UUID (from documents.open), got "doc-1"');
     expect(problem({ ...validInput(), parent: { kind: 'edit', editId: '123' } })).toBe('parent.editId must be a UUID (the id of a stored edit), got "123"');
@@ -197,14 +227,13 @@ describe('editRequestSchema', () => {
     expect(sha256Schema.safeParse(42).success).toBe(false);
   });
 
-  test('types are inferred: input optional, output filled, assignable to the engine options', () => {
+  test('types are inferred: input optional, output filled', () => {
     assertType<Equals<EditRequest['options']['steps'], number>>(true);
     assertType<Equals<EditOptionsInput['steps'], number | undefined>>(true);
     assertType<Equals<EditOptionsParsed['seed'], number | undefined>>(true);
     assertType<Equals<EditRequest['regions'][number]['maskSha256'], string | null>>(true);
     const parsed: EditRequest = editRequestSchema.parse(validInput());
-    const forEngine: Partial<EditOptions> = parsed.options; // sampler and locality literals line up
-    expect(forEngine.steps).toBe(20);
+    expect(parsed.options.steps).toBe(20);
     if (parsed.parent.kind === 'edit') assertType<Equals<typeof parsed.parent.editId, string>>(true);
     else assertType<Equals<typeof parsed.parent.imageSha256, string>>(true);
   });
@@ -217,6 +246,7 @@ describe('other inputs', () => {
     expect(bad.success).toBe(false);
     expect(formatIssues(bad.error!)).toBe('host must be one of figma, photoshop, web, cli, got "krita"\nhostDocumentKey must not be empty');
     expect(openDocumentSchema.safeParse({ host: 'web', hostDocumentKey: 'k'.repeat(201) }).success).toBe(false);
+    expect(formatIssues(openDocumentSchema.safeParse({ host: 'web', hostDocumentKey: 'a\u0000b' }).error!)).toBe('hostDocumentKey must not contain NUL characters (U+0000)');
   });
 
   test('job id inputs and SSE resume ids', () => {

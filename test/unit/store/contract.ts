@@ -4,6 +4,10 @@
  * Backend-specific checks (file layout, pragmas, migrations) live in that backend's own test file.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { FsBlobStore } from '../../../server/store/blobs';
 import {
   type BlobStore,
   type EditNodeInput,
@@ -77,10 +81,63 @@ export const BAD_HASHES: unknown[] = [
 
 // ---------------------------------------------------------------------------------------------
 
-export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
+/** A blob store under test, with ways to reach its storage behind its back. */
+export interface BlobStoreHarness {
+  /** a fresh, empty store */
+  blobs: BlobStore;
+  /** another store over the same storage with nothing in memory, as a restarted server opens it */
+  reopen(): BlobStore;
+  /**
+   * A store over the same storage whose writes stop just before the bytes are stored until `release()`, and
+   * then fail with `fail` when it is given; `writing()` resolves once a write has reached that point.
+   */
+  gated(fail?: Error): { blobs: BlobStore; release(): void; writing(): Promise<void> };
+  /** Replaces a stored blob's bytes behind the store's back (disk damage, a bad writer). */
+  damage(sha256: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * A store whose storage cannot take writes for a reason of the storage's own, as a running server may find
+   * it: its directory removed (files), a bucket that is not there (S3).
+   */
+  unusable(): Promise<BlobStore>;
+}
+
+/** What a user may read of a storage failure: no paths, URLs, errno or SQLite codes. */
+export function expectWrittenForUsers(message: string): void {
+  expect(message).toMatch(/^the server cannot /);
+  expect(message).not.toMatch(/\/|\bE[A-Z]{3,}\b|SQLITE_/);
+}
+
+const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What a harness's gated() is made of: `hold` goes where the backend lets a test stop a write just before the
+ * bytes are stored (FsBlobStore's beforeRename, S3BlobStore's beforePut); it waits for `release()` and then
+ * fails with `fail` when given; `writing()` resolves once a write is held there.
+ */
+export function writeGate(fail?: Error): { hold: () => Promise<void>; release: () => void; writing: () => Promise<void> } {
+  let held = false;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  return {
+    hold: async () => {
+      held = true;
+      await gate;
+      if (fail) throw fail;
+    },
+    release,
+    writing: async () => {
+      for (let i = 0; i < 200 && !held; i++) await tick(5);
+      expect(held).toBe(true);
+    },
+  };
+}
+
+export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>): void {
+  let h: BlobStoreHarness;
   let blobs: BlobStore;
   beforeEach(async () => {
-    blobs = await makeBlobs();
+    h = await makeHarness();
+    blobs = h.blobs;
   });
 
   test('put stores bytes under their sha256; the same bytes again are deduplicated', async () => {
@@ -114,6 +171,7 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
   test('get returns the bytes of an intact blob (checked against their sha256)', async () => {
     const { sha256 } = await blobs.put(bytesOf(4));
     expect(await blobs.get(sha256)).toEqual(bytesOf(4));
+    expect(await h.reopen().get(sha256)).toEqual(bytesOf(4));
   });
 
   test('malformed hashes are rejected by every reader, never turned into a path', async () => {
@@ -145,6 +203,86 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
     await expectStoreError(blobs.put([1, 2, 3] as unknown as Uint8Array), 'invalid_input', /Uint8Array/);
     expect(await blobs.has(sha256Of(new Uint8Array([1, 2, 3])))).toBe(false);
   });
+
+  test("wait 'readable': served from memory while it is written; whenDurable and flush wait for the write", async () => {
+    const { blobs: gated, release, writing } = h.gated();
+    const sha = sha256Of(bytesOf(10));
+    expect(await gated.put(bytesOf(10), { wait: 'readable' })).toEqual({ sha256: sha, size: 257, created: true });
+    await writing();
+    expect(await gated.get(sha)).toEqual(bytesOf(10));
+    expect(await h.reopen().has(sha)).toBe(false); // not stored yet: a crash now loses it
+    // a second put of the same bytes joins the write in flight instead of starting another
+    expect(await gated.put(bytesOf(10), { wait: 'readable' })).toEqual({ sha256: sha, size: 257, created: false });
+
+    let durable = false;
+    const whenDurable = gated.whenDurable(sha).then(() => (durable = true));
+    const flushed = gated.flush();
+    await tick(20);
+    expect(durable).toBe(false);
+    release();
+    await Promise.all([whenDurable, flushed]);
+    expect(await h.reopen().get(sha)).toEqual(bytesOf(10));
+  });
+
+  test("a 'durable' put of bytes being written 'readable' waits for that write", async () => {
+    const { blobs: gated, release, writing } = h.gated();
+    await gated.put(bytesOf(11), { wait: 'readable' });
+    await writing();
+    let done = false;
+    const durablePut = gated.put(bytesOf(11)).then((r) => ((done = true), r));
+    await tick(20);
+    expect(done).toBe(false);
+    release();
+    expect(await durablePut).toMatchObject({ sha256: sha256Of(bytesOf(11)), created: false });
+    expect(await h.reopen().has(sha256Of(bytesOf(11)))).toBe(true);
+  });
+
+  test("a failed 'readable' write: whenDurable rejects with the cause, the blob is gone, a new put writes it", async () => {
+    const { blobs: failing, release } = h.gated(new Error('disk full (simulated)'));
+    const { sha256 } = await failing.put(bytesOf(12), { wait: 'readable' });
+    release();
+    await expect(failing.whenDurable(sha256)).rejects.toThrow('disk full (simulated)');
+    await expect(failing.whenDurable(sha256)).rejects.toThrow('disk full (simulated)'); // after the write ended too
+    expect(await failing.has(sha256)).toBe(false);
+    expect(await failing.get(sha256)).toBeNull();
+    await failing.flush(); // settled writes are not waited for again, failed or not
+    expect(await h.reopen().put(bytesOf(12))).toMatchObject({ sha256, created: true });
+  });
+
+  test('damaged bytes (one bit flipped, same size) are never returned; a put of the right bytes repairs them', async () => {
+    const { sha256 } = await blobs.put(bytesOf(6));
+    const damaged = bytesOf(6);
+    damaged[100] ^= 0x01;
+    await h.damage(sha256, damaged);
+    const damage = new RegExp(`^blob ${sha256} is damaged on the server \\(its 257 bytes hash to [0-9a-f]{64}\\): upload the same image again to repair it$`);
+    await expectStoreError(blobs.get(sha256), 'corrupt', damage); // every read is checked, not only a fresh store's
+    await expectStoreError(h.reopen().get(sha256), 'corrupt', damage);
+    // the same bytes again: not "already stored", but rewritten
+    expect(await blobs.put(bytesOf(6))).toEqual({ sha256, size: 257, created: true });
+    expect(await blobs.get(sha256)).toEqual(bytesOf(6));
+    expect(await h.reopen().get(sha256)).toEqual(bytesOf(6));
+  });
+
+  test('a truncated blob is repaired by putting the bytes again', async () => {
+    const { sha256 } = await blobs.put(bytesOf(7));
+    await h.damage(sha256, bytesOf(7).subarray(0, 10));
+    const store = h.reopen();
+    expect(await store.put(bytesOf(7))).toEqual({ sha256, size: 257, created: true });
+    expect(await store.get(sha256)).toEqual(bytesOf(7));
+    expect(await h.reopen().get(sha256)).toEqual(bytesOf(7));
+  });
+
+  test("storage that cannot take writes: puts fail 'unavailable' in words for users, none is acknowledged, health says why", async () => {
+    expect(await blobs.health()).toEqual({ writable: true, problems: [] });
+    const broken = await h.unusable();
+    const durable = await expectStoreError(broken.put(bytesOf(40)), 'unavailable');
+    // not answered early and then lost: a 'readable' put hears the failure too
+    const readable = await expectStoreError(broken.put(bytesOf(41), { wait: 'readable' }), 'unavailable');
+    expectWrittenForUsers(durable.message);
+    expectWrittenForUsers(readable.message);
+    expect(await broken.health()).toEqual({ writable: false, problems: [expect.stringContaining(durable.message)] });
+    expect(await blobs.health()).toEqual({ writable: true, problems: [] }); // another store's trouble is not this one's
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +290,11 @@ export function blobStoreContract(makeBlobs: () => Promise<BlobStore>): void {
 export interface EditStoreHarness {
   store: Store;
   clock: TestClock;
+  /**
+   * Makes the store's storage unusable behind its back, as a running server may find it: the SQLite file
+   * removed, the PostgreSQL database refusing connections (and the open ones ended).
+   */
+  cutOff(): Promise<void>;
 }
 
 /** Puts a latent of `shape` (values derived from `seed`) and returns its reference. */
@@ -168,7 +311,11 @@ export async function putLatent(blobs: BlobStore, seed: number, shape = [4, 2, 3
   };
 }
 
-export function editStoreContract(makeHarness: () => Promise<EditStoreHarness>): void {
+/**
+ * `makeHarness` opens a fresh, empty store with `clock`; with `blobs`, its edit store works over that blob store
+ * (the upload tests give it one whose writes they hold back).
+ */
+export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore }) => Promise<EditStoreHarness>): void {
   let h: EditStoreHarness;
   let edits: EditStore;
   let blobs: BlobStore;
@@ -485,6 +632,79 @@ export function editStoreContract(makeHarness: () => Promise<EditStoreHarness>):
       expect((await edits.getJob(done.id))?.state).toBe('succeeded');
       expect(await edits.recoverInterruptedJobs()).toEqual([]);
     });
+  });
+
+  test('text with a NUL character is refused (no backend can keep it); an error keeps U+FFFD in its place', async () => {
+    const { documentId, image, source } = await documentWithSource();
+    await expectStoreError(edits.openDocument('web', 'key\u0000'), 'invalid_input', /hostDocumentKey: \(root\): must not contain NUL characters/);
+    const job = await runningJob(documentId);
+    const base = await editInput(source.id, image, 0);
+    await expectStoreError(edits.addEditNodes(job.id, [{ ...base, instruction: 'a\u0000b' }]), 'invalid_input', /0\.instruction: must not contain NUL/);
+    await expectStoreError(edits.addEditNodes(job.id, [{ ...base, regions: [{ instruction: '\u0000', maskSha256: null }] }]), 'invalid_input', /regions\.0\.instruction/);
+    // JSON keeps it (escaped): options and requests are stored as written
+    const [node] = await edits.addEditNodes(job.id, [{ ...base, options: { note: 'a\u0000b' } }]);
+    expect((await edits.getNode(node.id))?.options).toEqual({ note: 'a\u0000b' });
+    const other = await edits.createJob({ documentId, request: { instruction: 'x\u0000y' } });
+    expect((await edits.getJob(other.id))?.request).toEqual({ instruction: 'x\u0000y' });
+    expect((await edits.updateJobState(other.id, 'failed', { error: 'bad input "x\u0000y"' })).error).toBe('bad input "x\uFFFDy"');
+  });
+
+  describe("blobs put with wait 'readable' (uploads)", () => {
+    let dir: string;
+    beforeEach(() => {
+      dir = mkdtempSync(path.join(os.tmpdir(), 'layerloop-contract-blobs-'));
+    });
+    afterEach(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** An edit store over real blobs whose writes stop before they are stored until `release()` (and fail, with `fail`). */
+    async function gated(options: { fail?: boolean } = {}) {
+      const { hold, release } = writeGate(options.fail ? new Error('no space left on device (simulated)') : undefined);
+      const gatedBlobs = new FsBlobStore(dir, { beforeRename: hold });
+      const harness = await makeHarness({ blobs: gatedBlobs });
+      const { documentId } = await harness.store.edits.openDocument('figma', 'file-1');
+      return { harness, blobs: gatedBlobs, edits: harness.store.edits, documentId, release };
+    }
+
+    test('a node referring to an upload is committed only once the upload is durable', async () => {
+      const { harness, blobs: gatedBlobs, edits: store, documentId, release } = await gated();
+      const { sha256 } = await gatedBlobs.put(bytesOf(20), { wait: 'readable' });
+      let committed = false;
+      const adding = store.addSourceNode({ documentId, imageSha256: sha256 }).then((node) => ((committed = true), node));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(committed).toBe(false);
+      expect((await store.history(documentId))?.nodes).toEqual([]);
+      release();
+      const node = await adding;
+      expect(node.resultImageSha256).toBe(sha256);
+      expect(await new FsBlobStore(dir).has(sha256)).toBe(true);
+      await harness.store.close();
+    });
+
+    test('when the upload cannot be written, the node is refused with the cause and nothing is committed', async () => {
+      const { harness, blobs: gatedBlobs, edits: store, documentId, release } = await gated({ fail: true });
+      const { sha256 } = await gatedBlobs.put(bytesOf(21), { wait: 'readable' });
+      release();
+      await expectStoreError(
+        store.addSourceNode({ documentId, imageSha256: sha256 }),
+        'invalid_input',
+        new RegExp(`addSourceNode.imageSha256: blob ${sha256} could not be written to the blob store \\(no space left on device \\(simulated\\)\\); upload it again`),
+      );
+      expect((await store.history(documentId))?.nodes).toEqual([]);
+      await harness.store.close();
+    });
+  });
+
+  test("storage cut off behind the store: writes fail 'unavailable' in words for users, and health says why", async () => {
+    expect(await h.store.health()).toEqual({ writable: true, problems: [] });
+    const { documentId } = await documentWithSource();
+    await h.cutOff();
+    const refused = await expectStoreError(edits.createJob({ documentId, request: {} }), 'unavailable');
+    expectWrittenForUsers(refused.message);
+    expectWrittenForUsers((await expectStoreError(edits.openDocument('figma', 'another'), 'unavailable')).message);
+    expect(await edits.health()).toEqual({ writable: false, problems: [expect.stringContaining(refused.message)] });
+    expect(await h.store.health()).toEqual({ writable: false, problems: [expect.stringContaining(refused.message)] });
   });
 
   test('integrityCheck is empty on a healthy store', async () => {

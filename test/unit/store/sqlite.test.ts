@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { openStore } from '../../../server/store';
+import { DATABASE_FILE, combineHealth, openStore } from '../../../server/store';
 import { MIGRATIONS, type Migration, migrate, schemaVersion } from '../../../server/store/migrations';
 import { SqliteEditStore } from '../../../server/store/sqlite';
 import { FsBlobStore } from '../../../server/store/blobs';
@@ -17,9 +18,15 @@ afterEach(() => {
 });
 
 describe('SqliteEditStore: EditStore contract', () => {
-  editStoreContract(async () => {
+  editStoreContract(async (options) => {
     const clock = new TestClock();
-    return { store: await openStore(path.join(root, 'data'), { now: clock.now }), clock };
+    const dataDir = path.join(root, `data-${randomUUID()}`);
+    const cutOff = () => fs.rm(path.join(dataDir, DATABASE_FILE));
+    if (!options?.blobs) return { store: await openStore(dataDir, { now: clock.now }), clock, cutOff };
+    const blobs = options.blobs;
+    await fs.mkdir(dataDir, { recursive: true });
+    const edits = new SqliteEditStore(path.join(dataDir, DATABASE_FILE), blobs, { now: clock.now });
+    return { store: { blobs, edits, health: async () => combineHealth([await blobs.health(), await edits.health()]), close: async () => edits.close() }, clock, cutOff };
   });
 });
 
@@ -173,50 +180,5 @@ describe('integrityCheck', () => {
     db.close();
     expect(await store.edits.integrityCheck()).toEqual([{ kind: 'foreign_key', message: expect.stringMatching(/^nodes rowid 2 references a missing nodes row$/) }]);
     await store.close();
-  });
-});
-
-describe("blobs put with wait 'readable' (uploads)", () => {
-  /** An edit store over blobs whose writes stop before the rename until `release()` (or fail, with `fail`). */
-  async function gated(options: { fail?: boolean } = {}) {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const blobs = new FsBlobStore(path.join(root, 'blobs'), {
-      beforeRename: async () => {
-        await gate;
-        if (options.fail) throw new Error('no space left on device (simulated)');
-      },
-    });
-    const edits = new SqliteEditStore(path.join(root, 'layerloop.sqlite'), blobs);
-    const { documentId } = await edits.openDocument('figma', 'file-1');
-    return { blobs, edits, documentId, release };
-  }
-
-  test('a node referring to an upload is committed only once the upload is durable', async () => {
-    const { blobs, edits, documentId, release } = await gated();
-    const { sha256 } = await blobs.put(bytesOf(20), { wait: 'readable' });
-    let committed = false;
-    const adding = edits.addSourceNode({ documentId, imageSha256: sha256 }).then((node) => ((committed = true), node));
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(committed).toBe(false);
-    expect((await edits.history(documentId))?.nodes).toEqual([]);
-    release();
-    const node = await adding;
-    expect(node.resultImageSha256).toBe(sha256);
-    expect(await new FsBlobStore(path.join(root, 'blobs')).has(sha256)).toBe(true);
-    edits.close();
-  });
-
-  test('when the upload cannot be written, the node is refused with the cause and nothing is committed', async () => {
-    const { blobs, edits, documentId, release } = await gated({ fail: true });
-    const { sha256 } = await blobs.put(bytesOf(21), { wait: 'readable' });
-    release();
-    await expectStoreError(
-      edits.addSourceNode({ documentId, imageSha256: sha256 }),
-      'invalid_input',
-      new RegExp(`addSourceNode.imageSha256: blob ${sha256} could not be written to the blob store \\(no space left on device \\(simulated\\)\\); upload it again`),
-    );
-    expect((await edits.history(documentId))?.nodes).toEqual([]);
-    edits.close();
   });
 });
