@@ -12,24 +12,13 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { mountProblem } from '../support/mount';
 import { FIXTURES, ROOT, instruction, makeClient, startServer, tempDataDir, waitForJob, type ServerProcess } from '../support/server';
 
-function canMount(): string | null {
-  const probe = tempDataDir();
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe], { stdio: 'pipe' });
-    execFileSync('umount', [probe], { stdio: 'pipe' });
-    return null;
-  } catch (err) {
-    return (err as Error).message.split('\n')[0];
-  } finally {
-    fs.rmSync(probe, { recursive: true, force: true });
-  }
-}
-const mountProblem = canMount();
-if (mountProblem && process.env.CI) throw new Error(`storage-failure tests need mount (run as root): ${mountProblem}`);
-if (mountProblem) console.warn(`storage-failures: mount-based tests SKIPPED (${mountProblem}); in CI they fail instead`);
-const withMount = mountProblem ? describe.skip : describe;
+const cannotMount = mountProblem();
+if (cannotMount && process.env.CI) throw new Error(`storage-failure tests need mount (run as root): ${cannotMount}`);
+if (cannotMount) console.warn(`storage-failures: mount-based tests SKIPPED (${cannotMount}); in CI they fail instead`);
+const withMount = cannotMount ? describe.skip : describe;
 
 const mount = (...args: string[]) => execFileSync('mount', args, { stdio: 'pipe' });
 const umount = (dir: string) => execFileSync('umount', [dir], { stdio: 'pipe' });
