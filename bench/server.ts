@@ -10,12 +10,23 @@
  *       edit, fairness (per-client completed edits: min/max, Jain's index), errors (429s are retried after
  *       Retry-After and counted apart), and the server's peak RSS (VmHWM).
  *
- *   npm run bench:server [-- --duration 60 --clients 16 --steps 8 --singleSteps 20,8 --runs 10 --chain 3
- *                            --maxQueue 64 --model DIR --serverLog FILE (the server's JSON log lines)]
+ *   (c) fairness at saturation (its own server, --fairQueue 8): --fairClients 32 clients, each its own document,
+ *       each creating an edit again the moment its previous one finished (a client that just got its result is
+ *       the one that used to jump the line), for --fairDuration s. Per edit, the wait from edits.create to the
+ *       job's start; per client, completed edits. Targets: max wait <= 3x the median, per-client spread
+ *       (max/min completed) <= 2x.
+ *   (d) upload flood (its own fresh server): --flood 16 concurrent 64 MiB uploads (raw RGBA 4096x4096 of noise,
+ *       the worst case for the PNG it is stored as), 503s retried after Retry-After; the server's peak RSS (VmHWM)
+ *       and its RSS when the last upload is answered and --settle 30 s later. Target: peak < 1 GB.
+ *
+ *   npm run bench:server [-- --phases single,concurrent,fairness,flood --duration 60 --clients 16 --steps 8
+ *                            --singleSteps 20,8 --runs 10 --chain 3 --maxQueue 64 --fairClients 32 --fairQueue 8
+ *                            --fairDuration 60 --flood 16 --settle 30 --model DIR --serverLog FILE]
  *
  * Prints one JSON object on stdout; progress on stderr.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -134,16 +145,20 @@ async function createEdit(url: string, request: EditRequestInput): Promise<Creat
   return body.result.data;
 }
 
-/** Follow the job over SSE until its terminal event. */
-function waitForResult(client: Client, jobId: string): Promise<{ editId: string; resultSha256: string }> {
+/** Follow the job over SSE until its terminal event (with `startedAt`: resolves with when 'started' arrived). */
+function waitForResult(client: Client, jobId: string): Promise<{ editId: string; resultSha256: string }>;
+function waitForResult(client: Client, jobId: string, startedAt: true): Promise<number>;
+function waitForResult(client: Client, jobId: string, startedAt = false): Promise<{ editId: string; resultSha256: string } | number> {
+  let started = 0;
   return new Promise((resolve, reject) => {
     const sub = client.jobs.watch.subscribe(
       { jobId },
       {
         onData: ({ data }: { data: JobEvent }) => {
+          if (data.type === 'started') started = performance.now();
           if (data.type === 'succeeded') {
             sub.unsubscribe();
-            resolve({ editId: data.editIds[0], resultSha256: data.resultSha256s[0] });
+            resolve(startedAt ? started : { editId: data.editIds[0], resultSha256: data.resultSha256s[0] });
           } else if (data.type === 'failed' || data.type === 'cancelled') {
             sub.unsubscribe();
             reject(new Error(`job ${jobId} ${data.type}${data.type === 'failed' ? `: ${data.message}` : ''}`));
@@ -200,14 +215,16 @@ const percentile = (values: number[], p: number) => {
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 };
 
-function peakRssMiB(pid: number): number | null {
+/** VmHWM (peak) or VmRSS (now) of a process, in MiB. */
+function rssMiB(pid: number, which: 'VmHWM' | 'VmRSS' = 'VmHWM'): number | null {
   try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${which}:\\s+(\\d+) kB$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? round(Number(m[1]) / 1024, 1) : null;
   } catch {
     return null;
   }
 }
+const peakRssMiB = (pid: number) => rssMiB(pid, 'VmHWM');
 
 function metricValue(text: string, series: string): number | null {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
@@ -254,9 +271,188 @@ async function oneClient(server: Server, client: Client, steps: number, runs: nu
   };
 }
 
+/**
+ * (b) N clients, each its own document, doing `chain`-edit chains (upload, edit it, continue from the result)
+ * until `durationS` is over.
+ */
+async function concurrent(server: Server, args: { clients: number; duration: number; chain: number; steps: number }) {
+  const latencies: number[] = [];
+  const perClient: number[] = new Array<number>(args.clients).fill(0);
+  const errors: string[] = [];
+  const counters = { rateLimited: 0 };
+  const started = performance.now();
+  const deadline = started + args.duration * 1000;
+  let lastDone = started;
+  await Promise.all(
+    Array.from({ length: args.clients }, async (_, c) => {
+      const me = makeClient(server.url);
+      const { documentId: doc } = await me.documents.open.mutate({ host: 'cli', hostDocumentKey: `bench-client-${c}` });
+      for (let chain = 0; performance.now() < deadline; chain++) {
+        try {
+          const sha = await upload(server.url, await sourcePixels(c * 100_000 + chain));
+          let parent: EditRequestInput['parent'] = { kind: 'source', imageSha256: sha };
+          for (let k = 0; k < args.chain && performance.now() < deadline; k++) {
+            const t0 = performance.now();
+            const edit = await oneEdit(server.url, me, { documentId: doc, parent, regions: [{ instruction: `make the circle ${['blue', 'green', 'red'][k % 3]}`, maskSha256: null }], options: { steps: args.steps } }, counters);
+            lastDone = performance.now();
+            latencies.push(lastDone - t0);
+            perClient[c]++;
+            parent = { kind: 'edit', editId: edit.editId, pixelsSha256: edit.resultSha256 };
+          }
+        } catch (err) {
+          errors.push(`client ${c}: ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  const elapsedMin = (lastDone - started) / 60_000;
+  const sum = perClient.reduce((a, b) => a + b, 0);
+  const sumSq = perClient.reduce((a, b) => a + b * b, 0);
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const steps = { sum: metricValue(metrics, 'layerloop_engine_step_seconds_sum'), count: metricValue(metrics, 'layerloop_engine_step_seconds_count') };
+  return {
+    steps: args.steps,
+    clients: args.clients,
+    chainLength: args.chain,
+    durationS: args.duration,
+    completedEdits: sum,
+    editsPerMinute: round(sum / elapsedMin, 1),
+    latencyMs: { p50: round(percentile(latencies, 50), 1), p95: round(percentile(latencies, 95), 1), max: round(Math.max(...latencies), 1) },
+    perClientCompleted: { min: Math.min(...perClient), max: Math.max(...perClient), jainIndex: round((sum * sum) / (args.clients * sumSq), 4) },
+    errors: errors.length,
+    errorSamples: errors.slice(0, 5),
+    rateLimitedRetried: counters.rateLimited,
+    serverPeakRssMiB: peakRssMiB(server.pid),
+    engineStepMsMean: steps.sum !== null && steps.count ? round((1000 * steps.sum) / steps.count, 2) : null,
+  };
+}
+
+/**
+ * (c) Saturation with clients that come back the moment they get a result: per edit the wait from sending
+ * edits.create until the job started (admission + queue), per client the completed edits.
+ */
+async function fairness(server: Server, args: { fairClients: number; fairDuration: number; fairQueue: number; steps: number }) {
+  const waits: number[] = [];
+  const perClient: number[] = new Array<number>(args.fairClients).fill(0);
+  const errors: string[] = [];
+  const counters = { rateLimited: 0 };
+  const refusals: string[] = [];
+  const deadline = performance.now() + args.fairDuration * 1000;
+  await Promise.all(
+    Array.from({ length: args.fairClients }, async (_, c) => {
+      const me = makeClient(server.url);
+      const { documentId } = await me.documents.open.mutate({ host: 'cli', hostDocumentKey: `bench-fair-${c}` });
+      const sha = await upload(server.url, await sourcePixels(5_000_000 + c));
+      while (performance.now() < deadline) {
+        try {
+          const t0 = performance.now();
+          let created: CreateEditResult;
+          for (;;) {
+            try {
+              created = await createEdit(server.url, { documentId, parent: { kind: 'source', imageSha256: sha }, regions: [{ instruction: 'make the circle blue', maskSha256: null }], options: { steps: args.steps, previewEvery: 0 } });
+              break;
+            } catch (err) {
+              if (!(err instanceof HttpError) || err.status !== 429) throw err;
+              counters.rateLimited++;
+              if (refusals.length < 5) refusals.push(`${err.message} (Retry-After ${err.retryAfterS})`);
+              await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
+            }
+          }
+          const startedAt = await waitForResult(me, created.jobId, true);
+          waits.push(startedAt - t0);
+          perClient[c]++;
+        } catch (err) {
+          errors.push(`client ${c}: ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  const waitMedian = median(waits);
+  const waitMax = Math.max(...waits);
+  const spread = Math.max(...perClient) / Math.max(1, Math.min(...perClient));
+  return {
+    clients: args.fairClients,
+    maxQueue: args.fairQueue,
+    steps: args.steps,
+    durationS: args.fairDuration,
+    completedEdits: waits.length,
+    /** from sending edits.create to the job's 'started' event */
+    waitMs: { median: round(waitMedian, 1), p95: round(percentile(waits, 95), 1), max: round(waitMax, 1) },
+    waitMaxOverMedian: round(waitMax / waitMedian, 2),
+    perClientCompleted: { min: Math.min(...perClient), max: Math.max(...perClient) },
+    perClientSpread: round(spread, 2),
+    rateLimitedRetried: counters.rateLimited,
+    rateLimitedSamples: refusals,
+    errors: errors.length,
+    errorSamples: errors.slice(0, 5),
+    targets: { waitMaxOverMedian: 3, perClientSpread: 2 },
+    pass: waitMax <= 3 * waitMedian && spread <= 2 && errors.length === 0,
+  };
+}
+
+const FLOOD_SIDE = 4096; // 4096 x 4096 x 4 bytes = 64 MiB, the largest upload accepted
+
+/** (d) `count` concurrent 64 MiB uploads against a fresh server; its RSS peak, at the end, and `settleS` later. */
+async function uploadFlood(server: Server, args: { flood: number; settle: number }) {
+  const noise = crypto.randomBytes(FLOOD_SIDE * FLOOD_SIDE * 4);
+  for (let i = 3; i < noise.length; i += 4) noise[i] = 255;
+  const rssBefore = rssMiB(server.pid, 'VmRSS');
+  const counters = { unavailable: 0 };
+  const statuses: number[] = [];
+  const t0 = performance.now();
+  let peakSampled = 0;
+  const sampler = setInterval(() => (peakSampled = Math.max(peakSampled, rssMiB(server.pid, 'VmRSS') ?? 0)), 100);
+  await Promise.all(
+    Array.from({ length: args.flood }, async (_, c) => {
+      const body = Buffer.from(noise);
+      body.writeUInt32LE(0xff000000 + c, 0); // each upload its own bytes
+      for (;;) {
+        const res = await fetch(`${server.url}/v1/blobs?width=${FLOOD_SIDE}&height=${FLOOD_SIDE}`, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body });
+        await res.arrayBuffer();
+        if (res.status === 503) {
+          counters.unavailable++;
+          await new Promise((r) => setTimeout(r, Number(res.headers.get('retry-after') ?? 1) * 1000));
+          continue;
+        }
+        statuses.push(res.status);
+        return;
+      }
+    }),
+  );
+  clearInterval(sampler);
+  const seconds = (performance.now() - t0) / 1000;
+  const rssAtEnd = rssMiB(server.pid, 'VmRSS');
+  log(`(d) ${args.flood} x 64 MiB uploads in ${round(seconds, 1)} s; waiting ${args.settle} s`);
+  await new Promise((r) => setTimeout(r, args.settle * 1000));
+  const peak = peakRssMiB(server.pid);
+  return {
+    uploads: args.flood,
+    uploadMiB: 64,
+    seconds: round(seconds, 1),
+    statuses: Object.fromEntries([...new Set(statuses)].map((st) => [st, statuses.filter((x) => x === st).length])),
+    unavailableRetried: counters.unavailable,
+    rssMiB: { before: rssBefore, peak, peakSampled: round(peakSampled, 1), atEnd: rssAtEnd, [`after${args.settle}s`]: rssMiB(server.pid, 'VmRSS') },
+    target: { peakMiB: 1000 },
+    pass: peak !== null && peak < 1000,
+  };
+}
+
+async function withServer<T>(args: { model: string; maxQueue: number; serverLog: string }, fn: (server: Server) => Promise<T>): Promise<T> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-bench-'));
+  const server = await startServer(args, dataDir);
+  log(`server ${server.url} (pid ${server.pid})`);
+  try {
+    return await fn(server);
+  } finally {
+    await server.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const args = benchArgs({
     model: path.join(REPO, 'models', 'tiny-pix2pix'),
+    phases: 'single,concurrent,fairness,flood',
     duration: 60,
     clients: 16,
     steps: 8,
@@ -264,95 +460,50 @@ async function main(): Promise<void> {
     runs: 10,
     chain: 3,
     maxQueue: 64,
+    fairClients: 32,
+    fairQueue: 8,
+    fairDuration: 60,
+    flood: 16,
+    settle: 30,
     serverLog: '',
   });
   if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} not found: run 'npm run build' first`);
+  const phases = new Set(args.phases.split(','));
   const loadBefore = os.loadavg().map((v) => round(v, 2));
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-bench-'));
-  const server = await startServer(args, dataDir);
-  log(`server ${server.url} (pid ${server.pid}); load ${loadBefore.join(' ')}`);
-  const options = { steps: args.steps };
-  try {
-    // ------------------------------------------------------------------ (a) one client
-    const client = makeClient(server.url);
-    const singleClient = [];
-    for (const steps of args.singleSteps.split(',').map(Number)) {
-      const result = await oneClient(server, client, steps, args.runs);
-      log(`(a) one client, ${steps} steps: e2e ${result.e2eMsMedian} ms vs engine ${result.engineMsMedian} ms (x${result.ratioMedian})`);
-      singleClient.push(result);
-    }
+  log(`load ${loadBefore.join(' ')}`);
+  const out: Record<string, unknown> = { benchmark: 'server' };
 
-    // ------------------------------------------------------------------ (b) concurrent clients
-    const latencies: number[] = [];
-    const perClient: number[] = new Array<number>(args.clients).fill(0);
-    const errors: string[] = [];
-    const concurrentCounters = { rateLimited: 0 };
-    const started = performance.now();
-    const deadline = started + args.duration * 1000;
-    let lastDone = started;
-    await Promise.all(
-      Array.from({ length: args.clients }, async (_, c) => {
-        const me = makeClient(server.url);
-        const { documentId: doc } = await me.documents.open.mutate({ host: 'cli', hostDocumentKey: `bench-client-${c}` });
-        for (let chain = 0; performance.now() < deadline; chain++) {
-          try {
-            const sha = await upload(server.url, await sourcePixels(c * 100_000 + chain));
-            let parent: EditRequestInput['parent'] = { kind: 'source', imageSha256: sha };
-            for (let k = 0; k < args.chain && performance.now() < deadline; k++) {
-              const t0 = performance.now();
-              const edit = await oneEdit(server.url, me, { documentId: doc, parent, regions: [{ instruction: `make the circle ${['blue', 'green', 'red'][k % 3]}`, maskSha256: null }], options }, concurrentCounters);
-              lastDone = performance.now();
-              latencies.push(lastDone - t0);
-              perClient[c]++;
-              parent = { kind: 'edit', editId: edit.editId, pixelsSha256: edit.resultSha256 };
-            }
-          } catch (err) {
-            errors.push(`client ${c}: ${(err as Error).message}`);
-          }
+  if (phases.has('single') || phases.has('concurrent')) {
+    await withServer(args, async (server) => {
+      const client = makeClient(server.url);
+      const health = await client.health.query();
+      Object.assign(out, { model: health.model.name, provider: health.model.provider });
+      if (phases.has('single')) {
+        const singleClient = [];
+        for (const steps of args.singleSteps.split(',').map(Number)) {
+          const result = await oneClient(server, client, steps, args.runs);
+          log(`(a) one client, ${steps} steps: e2e ${result.e2eMsMedian} ms vs engine ${result.engineMsMedian} ms (x${result.ratioMedian})`);
+          singleClient.push(result);
         }
-      }),
-    );
-    const elapsedMin = (lastDone - started) / 60_000;
-    const sum = perClient.reduce((a, b) => a + b, 0);
-    const sumSq = perClient.reduce((a, b) => a + b * b, 0);
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    const steps = { sum: metricValue(metrics, 'layerloop_engine_step_seconds_sum'), count: metricValue(metrics, 'layerloop_engine_step_seconds_count') };
-    const concurrentResult = {
-      steps: args.steps,
-      clients: args.clients,
-      chainLength: args.chain,
-      durationS: args.duration,
-      completedEdits: sum,
-      editsPerMinute: round(sum / elapsedMin, 1),
-      latencyMs: { p50: round(percentile(latencies, 50), 1), p95: round(percentile(latencies, 95), 1), max: round(Math.max(...latencies), 1) },
-      perClientCompleted: { min: Math.min(...perClient), max: Math.max(...perClient), jainIndex: round((sum * sum) / (args.clients * sumSq), 4) },
-      errors: errors.length,
-      errorSamples: errors.slice(0, 5),
-      rateLimitedRetried: concurrentCounters.rateLimited,
-      serverPeakRssMiB: peakRssMiB(server.pid),
-      engineStepMsMean: steps.sum !== null && steps.count ? round((1000 * steps.sum) / steps.count, 2) : null,
-    };
-    log(`(b) ${args.clients} clients: ${concurrentResult.editsPerMinute} edits/min, p50 ${concurrentResult.latencyMs.p50} ms, p95 ${concurrentResult.latencyMs.p95} ms`);
-
-    const health = await client.health.query();
-    process.stdout.write(
-      `${JSON.stringify(
-        {
-          benchmark: 'server',
-          model: health.model.name,
-          provider: health.model.provider,
-          machine: { cpus: os.cpus().length, loadAvgBefore: loadBefore, loadAvgAfter: os.loadavg().map((v) => round(v, 2)) },
-          singleClient,
-          concurrent: concurrentResult,
-        },
-        null,
-        2,
-      )}\n`,
-    );
-  } finally {
-    await server.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+        out.singleClient = singleClient;
+      }
+      if (phases.has('concurrent')) {
+        const result = await concurrent(server, args);
+        log(`(b) ${args.clients} clients: ${result.editsPerMinute} edits/min, p50 ${result.latencyMs.p50} ms, p95 ${result.latencyMs.p95} ms`);
+        out.concurrent = result;
+      }
+    });
   }
+  if (phases.has('fairness')) {
+    out.fairness = await withServer({ ...args, maxQueue: args.fairQueue }, (server) => fairness(server, args));
+    log(`(c) fairness: ${JSON.stringify(out.fairness)}`);
+  }
+  if (phases.has('flood')) {
+    out.uploadFlood = await withServer(args, (server) => uploadFlood(server, args));
+    log(`(d) flood: ${JSON.stringify(out.uploadFlood)}`);
+  }
+  out.machine = { cpus: os.cpus().length, loadAvgBefore: loadBefore, loadAvgAfter: os.loadavg().map((v) => round(v, 2)) };
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
 main().catch((err) => {

@@ -9,6 +9,9 @@
  *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix
  *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
  *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
+ *   --max-queue-per-document  LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  a quarter of --max-queue (at least 1)
+ *   --queue-wait  LAYERLOOP_QUEUE_WAIT  30 (seconds edits.create may wait for room in a full queue; 0 = 429 at once)
+ *   --allow-origin  LAYERLOOP_ALLOW_ORIGIN  none (repeatable / comma-separated: web origins allowed besides the defaults)
  *   --store       LAYERLOOP_STORE       none: SQLite in the data directory (else postgres://…)
  *   --blobs       LAYERLOOP_BLOBS       none: files in the data directory (else s3://bucket…)
  */
@@ -32,6 +35,15 @@ export interface Config {
   readonly modelsRoot: string;
   readonly device: (typeof DEVICES)[number];
   readonly maxQueue: number;
+  /** edits one document may have waiting, so one document cannot fill the whole queue */
+  readonly maxQueuePerDocument: number;
+  /** seconds an edits.create may wait in the admission room for a full queue before a 429 (0: at once) */
+  readonly queueWaitSeconds: number;
+  /**
+   * Web page origins (`https://example.com`) that may call the server from a browser, besides the ones always
+   * allowed: the server's own pages and Figma's plugin iframe (origin `null`). See server/http/browser-access.ts.
+   */
+  readonly allowOrigins: readonly string[];
   /** where documents, edits and jobs live; null: SQLite in dataDir */
   readonly store: PostgresLocation | null;
   /** where image, mask and latent bytes live; null: files in dataDir/blobs */
@@ -54,6 +66,15 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
   --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})
+  --max-queue-per-document N
+                     LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  edits one document may have waiting
+                                          (default a quarter of --max-queue, at least 1)
+  --queue-wait S     LAYERLOOP_QUEUE_WAIT  seconds an edit may wait for room in a full queue, taking its turn
+                                          fairly, before the server answers 429 (default 30; 0 = at once)
+  --allow-origin ORIGIN
+                     LAYERLOOP_ALLOW_ORIGIN  a web page origin (https://host[:port]) that may call the server
+                                          from a browser; repeat it, or separate origins with commas
+                                          (the server's own pages and Figma's plugin are always allowed)
   --store URL        LAYERLOOP_STORE      postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data directory)
   --blobs URL        LAYERLOOP_BLOBS      s3://BUCKET[/PREFIX]?endpoint=URL (default: files in the data directory;
                                           credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)`;
@@ -67,6 +88,7 @@ function defaults(repoRoot: string) {
     modelsRoot: path.join(repoRoot, 'models'),
     device: 'auto',
     maxQueue: String(MAX_QUEUE_LENGTH),
+    queueWait: '30',
   } as const;
 }
 
@@ -84,12 +106,27 @@ export function isLoopbackHost(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
 }
 
+/** A quarter of the queue: with the round-robin admission, four busy documents share a full queue. */
+export function defaultPerDocument(maxQueue: number): number {
+  return Math.max(1, Math.ceil(maxQueue / 4));
+}
+
 function intString(name: string, min: number, max: number) {
   return z
     .string()
     .regex(/^\d+$/, { error: (iss) => `${name} must be a whole number between ${min} and ${max}, got ${JSON.stringify(iss.input)}` })
     .transform(Number)
     .pipe(z.number().int().min(min, { error: `${name} must be at least ${min}` }).max(max, { error: `${name} must be at most ${max}` }));
+}
+
+/** What a browser sends as `Origin`: scheme://host[:port], nothing else. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
 }
 
 /** An optional backend URL, parsed by `parse` (whose StoreUrlError message names the flag and what to fix). */
@@ -123,6 +160,13 @@ const configSchema = z.strictObject({
   modelsRoot: z.string().min(1),
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
   maxQueue: intString('max-queue', 1, 100_000),
+  maxQueuePerDocument: intString('max-queue-per-document', 1, 100_000).nullable(),
+  queueWaitSeconds: intString('queue-wait', 0, 3600),
+  allowOrigins: z.array(
+    z.string().refine(isOrigin, {
+      error: (iss) => `allow-origin must be an origin like https://example.com or http://localhost:3000 (scheme, host and port only, no path), got ${JSON.stringify(iss.input)}`,
+    }),
+  ),
   store: backendUrl(parseStoreUrl),
   blobs: backendUrl(parseBlobsUrl),
 });
@@ -132,7 +176,7 @@ const configSchema = z.strictObject({
  * host without a token. `help` is true when --help was given (the caller prints USAGE and exits).
  */
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, repoRoot: string): { config: Config; help: boolean } {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | string[] | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -146,6 +190,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         'model-dir': { type: 'string' },
         device: { type: 'string' },
         'max-queue': { type: 'string' },
+        'max-queue-per-document': { type: 'string' },
+        'queue-wait': { type: 'string' },
+        'allow-origin': { type: 'string', multiple: true },
         store: { type: 'string' },
         blobs: { type: 'string' },
         help: { type: 'boolean' },
@@ -159,6 +206,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   };
   const flag = (name: string): string | undefined => values[name] as string | undefined;
+  const origins = (values['allow-origin'] as string[] | undefined) ?? envValue('LAYERLOOP_ALLOW_ORIGIN')?.split(',') ?? [];
   const d = defaults(repoRoot);
   const raw = {
     host: flag('host') ?? envValue('LAYERLOOP_HOST') ?? d.host,
@@ -169,12 +217,20 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
     maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,
+    maxQueuePerDocument: flag('max-queue-per-document') ?? envValue('LAYERLOOP_MAX_QUEUE_PER_DOCUMENT') ?? null,
+    queueWaitSeconds: flag('queue-wait') ?? envValue('LAYERLOOP_QUEUE_WAIT') ?? d.queueWait,
+    allowOrigins: origins.flatMap((o) => o.split(',')).map((o) => o.trim().replace(/\/+$/, '')).filter((o) => o !== ''),
     store: flag('store') ?? envValue('LAYERLOOP_STORE') ?? null,
     blobs: flag('blobs') ?? envValue('LAYERLOOP_BLOBS') ?? null,
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);
-  const config = parsed.data;
+  const { maxQueuePerDocument, ...rest } = parsed.data;
+  const config: Config = {
+    ...rest,
+    maxQueuePerDocument: Math.min(maxQueuePerDocument ?? defaultPerDocument(rest.maxQueue), rest.maxQueue),
+    allowOrigins: [...new Set(rest.allowOrigins)],
+  };
   if (config.token === null && !isLoopbackHost(config.host)) {
     throw new ConfigError(
       `refusing to listen on ${config.host} without a token: anyone who can reach it could use the server. ` +

@@ -1,6 +1,7 @@
 /**
  * The edit server's entry point (`npm start`, built to dist/server/main.js):
- * config -> store (recover interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
+ * config -> the port (taken first: answers 503 until ready) -> the data directory's lock (embedded SQLite store
+ * only) -> store (recover interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
  *
  * Prints exactly one line on stdout once it accepts connections:
  *   layerloop listening on http://HOST:PORT (model NAME on PROVIDER)
@@ -8,19 +9,27 @@
  * SIGINT/SIGTERM shut down gracefully: stop accepting, let the running edit finish (or fail it after a grace
  * period), fail the queued ones, close the engine and the store.
  */
+import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
 import { version } from '../package.json';
+import { StreamSlots } from './api/stream-slots';
 import type { Services } from './api/trpc';
 import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
 import { Engine } from './engine/engine';
-import { createHttpServer } from './http/app';
+import { createHttpServer, createRequestHandler } from './http/app';
+import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
+import { AdmissionRoom } from './jobs/admission';
 import { JobStateRecorder } from './jobs/persist';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
+import { debouncedCollection } from './memory';
 import { createServerMetrics, type ServerMetrics } from './metrics';
-import { openConfiguredStore } from './store';
+import { type ConfiguredStore, DATABASE_FILE, StoreError, openConfiguredStore } from './store';
+import { DataDirLockedError, lockDataDir, type DataDirLock } from './store/data-dir-lock';
+import { isSqliteCorruption } from './store/sqlite';
 
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
@@ -51,25 +60,36 @@ async function main(): Promise<void> {
   const metrics = createServerMetrics();
   log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null });
 
-  const store = await openConfiguredStore(config, { onError: (message, error) => log.warn(message, { component: 'store', error: error.message }) }).catch((err: Error) =>
-    fail(config.store || config.blobs ? `cannot open the store: ${err.message}` : `cannot open the data directory ${config.dataDir}: ${err.message}`),
-  );
+  // The port first: a second server started by mistake must fail before it touches anyone's data. Until the
+  // server is ready, connections are answered 503.
+  let handle: http.RequestListener = answerStarting;
+  const server = createHttpServer((req, res) => handle(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch((err: NodeJS.ErrnoException) => {
+    const hint = err.code === 'EADDRINUSE' ? `: the port is in use; pass --port N (or --port 0 for any free port)` : '';
+    fail(`cannot listen on ${config.host}:${config.port}: ${err.message}${hint}`);
+  });
+  server.on('error', (err) => log.error('server error', { error: err.message }));
+
+  // Then the data directory, when the embedded SQLite store lives there: only the process holding its lock may
+  // recover jobs or write. A PostgreSQL store is shared by design (each process recovers only the jobs of
+  // processes that are gone), and blob files (content-addressed, written by renames) may be shared with it.
+  let lock: DataDirLock | null = null;
+  if (config.store === null) {
+    try {
+      lock = lockDataDir(config.dataDir);
+    } catch (err) {
+      fail(err instanceof DataDirLockedError ? err.message : `cannot lock the data directory ${config.dataDir}: ${(err as Error).message}`);
+    }
+  }
+  const { store, integrity } = await openCheckedStore(config, log).catch((err: unknown) => fail(storeProblem(config, err)));
   log.info('store opened', store.location);
-  for (const job of await store.edits.recoverInterruptedJobs()) {
-    log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
-  }
-  // temp files of blob writes a crash cut short (older than an hour: never a write in flight)
-  try {
-    const swept = await store.removeTempFiles();
-    if (swept > 0) log.info('removed temp files left by interrupted blob writes', { count: swept });
-  } catch (err) {
-    log.warn('could not sweep blob temp files', { error: (err as Error).message });
-  }
-  const problems = await store.edits.integrityCheck();
-  for (const problem of problems) log.warn('store integrity problem', { kind: problem.kind, problem: problem.message });
-  if (problems.length === 0) log.info('store integrity check passed');
-  const integrity = { problems: problems.length, checkedAt: Date.now() };
-  metrics.storeIntegrityProblems.set(problems.length);
+  metrics.storeIntegrityProblems.set(integrity.problems);
 
   const engine = await Engine.start({
     modelDir: config.modelDir,
@@ -77,17 +97,28 @@ async function main(): Promise<void> {
     log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
   }).catch(async (err: Error) => {
     await store.close();
+    lock?.release();
     return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
   });
 
   const images = new ImageBlobs(store.blobs);
   const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
-  const queue = new JobQueue({
+  const admission: AdmissionRoom = new AdmissionRoom({
+    hasRoom: (documentId) => queue.hasRoom(documentId),
+    estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
+    queueLength: config.maxQueue,
+    maxWaitMs: config.queueWaitSeconds * 1000,
+    maxWaiting: Math.max(32, 4 * config.maxQueue),
+    maxWaitingPerDocument: config.maxQueuePerDocument,
+  });
+  const queue: JobQueue = new JobQueue({
     maxLength: config.maxQueue,
+    maxPerDocument: config.maxQueuePerDocument,
     run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
     onStateChange: (jobId, state, info) => {
       metrics.onJobState(jobId, state, info);
-      if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+      if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
+      if ((state === 'succeeded' || state === 'failed' || state === 'cancelled') && !info.withdrawn) {
         (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
       }
       return recorder.onStateChange(jobId, state, info);
@@ -96,26 +127,8 @@ async function main(): Promise<void> {
   });
   metrics.watchQueue(() => queue.stats());
   metrics.watchImageCache(() => images.cacheStats());
-  const services: Services = { config, store, images, queue, engine, version, startedAt: Date.now(), log, metrics, integrity };
-  const server = createHttpServer(services);
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  }).catch(async (err: NodeJS.ErrnoException) => {
-    await engine.close();
-    await store.close();
-    const hint = err.code === 'EADDRINUSE' ? `: the port is in use; pass --port N (or --port 0 for any free port)` : '';
-    fail(`cannot listen on ${config.host}:${config.port}: ${err.message}${hint}`);
-  });
-  server.on('error', (err) => log.error('server error', { error: err.message }));
-
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  process.stdout.write(`layerloop listening on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
+  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine, version, startedAt: Date.now(), log, metrics, integrity };
+  handle = createRequestHandler(services);
 
   let stopping: Promise<void> | null = null;
   const shutdown = (reason: string, exitCode: number): Promise<void> => {
@@ -128,12 +141,70 @@ async function main(): Promise<void> {
       server.closeAllConnections(); // watchers got their final events; end the streams
       await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
       await store.close();
+      lock?.release();
       log.info('stopped');
       process.exit(exitCode);
     })();
     return stopping;
   };
   installSignalHandlers(log, metrics, shutdown);
+
+  // only now: a SIGTERM sent the moment this line is read must find the handlers in place (a graceful stop)
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  process.stdout.write(`layerloop listening on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
+}
+
+/** What a request gets while the server is still starting (the port is taken before the model is loaded). */
+function answerStarting(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  const body = JSON.stringify({ error: 'the server is starting (loading its data and the model): try again in a moment' });
+  res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '2', 'Cache-Control': 'no-store' });
+  res.end(body);
+}
+
+/**
+ * Opens the configured store and makes it consistent before anything else runs: jobs a previous process left
+ * unfinished are marked failed (the embedded store's only by the lock holder; PostgreSQL's only those of
+ * processes that are gone), temp files of cut-off blob writes are swept, and the integrity check runs.
+ * Page-level damage to an SQLite database refuses the start.
+ */
+async function openCheckedStore(config: Config, log: Logger): Promise<{ store: ConfiguredStore; integrity: Services['integrity'] }> {
+  const store = await openConfiguredStore(config, { onError: (message, error) => log.warn(message, { component: 'store', error: error.message }) });
+  try {
+    for (const job of await store.edits.recoverInterruptedJobs()) {
+      log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
+    }
+    // temp files of blob writes a crash cut short (older than an hour: never a write in flight)
+    try {
+      const swept = await store.removeTempFiles();
+      if (swept > 0) log.info('removed temp files left by interrupted blob writes', { count: swept });
+    } catch (err) {
+      log.warn('could not sweep blob temp files', { error: (err as Error).message });
+    }
+    const problems = await store.edits.integrityCheck();
+    for (const problem of problems) log.warn('store integrity problem', { kind: problem.kind, problem: problem.message });
+    const damage = problems.find((p) => p.kind === 'sqlite');
+    if (damage) throw new StoreError('corrupt', `SQLite's integrity check failed: ${damage.message.replace(/\s+/g, ' ')}`);
+    if (problems.length === 0) log.info('store integrity check passed');
+    return { store, integrity: { problems: problems.length, checkedAt: Date.now() } };
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** The start-up failure message for a store that cannot be used, with what to do about it. */
+function storeProblem(config: Config, err: unknown): string {
+  const message = (err as Error)?.message ?? String(err);
+  if (config.store === null && (isSqliteCorruption(err) || (err instanceof StoreError && err.code === 'corrupt'))) {
+    const database = path.join(config.dataDir, DATABASE_FILE);
+    return (
+      `cannot open the data directory ${config.dataDir}: its database ${database} is damaged (${message}). ` +
+      `Restore it from a backup, or recover what it still holds with the sqlite3 shell: ` +
+      `sqlite3 ${database} .recover | sqlite3 recovered.sqlite, then move recovered.sqlite into its place. The blobs/ folder is not touched`
+    );
+  }
+  return config.store || config.blobs ? `cannot open the store: ${message}` : `cannot open the data directory ${config.dataDir}: ${message}`;
 }
 
 function installSignalHandlers(log: Logger, metrics: ServerMetrics, shutdown: (reason: string, exitCode: number) => Promise<void>): void {

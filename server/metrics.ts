@@ -234,7 +234,7 @@ export interface ServerMetrics {
   readonly engineOnnxSeconds: Counter;
   readonly storeIntegrityProblems: Gauge;
   /** JobQueueOptions.onStateChange: counts final states, observes latencies. Never throws. */
-  onJobState(jobId: string, state: JobState, info: { at: number }): void;
+  onJobState(jobId: string, state: JobState, info: { at: number; withdrawn?: true }): void;
   /** The runner's EditObserver: one step took `ms`. */
   onStep(ms: number): void;
   /** The runner's EditObserver: an edit finished in the engine. */
@@ -283,6 +283,10 @@ export function createServerMetrics(): ServerMetrics {
     engineOnnxSeconds,
     storeIntegrityProblems,
     onJobState(jobId, state, info) {
+      if (info.withdrawn) {
+        times.delete(jobId); // never acknowledged: a failed edits.create (counted as its HTTP answer), not a job
+        return;
+      }
       if (state === 'queued') {
         times.set(jobId, { queuedAt: info.at, startedAt: null });
         return;

@@ -135,10 +135,25 @@ const bounded = (name: keyof typeof EDIT_OPTION_BOUNDS) => {
 };
 
 /**
+ * The smallest strength that runs at least one denoising step at `steps` (the engine starts at step
+ * steps - floor(steps * strength)): 1/steps, rounded up to 4 decimals so that the value named is itself enough.
+ */
+export function minStrengthFor(steps: number): number {
+  return Math.ceil(10_000 / steps) / 10_000;
+}
+
+/** Why a strength too small for its steps is refused (it would run zero steps and return the source), or null. */
+function zeroStepProblem(steps: number, strength: number): string | null {
+  if (Math.floor(steps * strength) >= 1) return null;
+  return `strength ${strength} runs no denoising step at ${steps} steps: use a strength of at least ${minStrengthFor(steps)} (1/steps), or more steps`;
+}
+
+/**
  * Sampling options: the one declaration of them (the engine's options are this schema's output, the CLI parses
  * through it, the plugins and the playground take their defaults and bounds from here). `seed` may be left out:
  * the server then picks one and records it with the edit, so every stored edit can be reproduced; so may
- * `sampler` (the model's own scheduler). Unknown keys are rejected so a misspelt option is never silently ignored.
+ * `sampler` (the model's own scheduler). Unknown keys are rejected so a misspelt option is never silently ignored,
+ * and a strength too small to run one step at these steps is refused here, the one place that checks it.
  */
 export const editOptionsSchema = z.strictObject({
   steps: bounded('steps').default(20),
@@ -159,6 +174,9 @@ export const editOptionsSchema = z.strictObject({
   progressiveShrink: z.boolean({ error: (iss) => `progressiveShrink must be true or false, got ${show(iss.input)}` }).default(true),
   /** a preview every k steps; 0 = never */
   previewEvery: bounded('previewEvery').default(5),
+}).check((ctx) => {
+  const message = zeroStepProblem(ctx.value.steps, ctx.value.strength);
+  if (message) ctx.issues.push({ code: 'custom', input: ctx.value.strength, path: ['strength'], message });
 });
 /** What a client may send (every field optional). */
 export type EditOptionsInput = z.input<typeof editOptionsSchema>;
@@ -186,6 +204,14 @@ export function controlAttributes(key: keyof typeof EDIT_OPTION_BOUNDS, scale = 
 }
 
 // ------------------------------------------------------------------------------------------ edit request
+
+/** Spaces, zero-width and other invisible characters only: says nothing, so it counts as empty. */
+const INVISIBLE_ONLY = /^[\s\p{Cf}\p{Default_Ignorable_Code_Point}]*$/u;
+/** An unpaired UTF-16 surrogate (JSON allows "\ud800"): it has no UTF-8 form and would be stored as U+FFFD. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+const wellFormed = (name: string) => ({
+  error: `${name} holds an unpaired UTF-16 surrogate (a broken character, e.g. "\\ud800"): send valid Unicode text`,
+});
 
 export const editParentSchema = z.discriminatedUnion(
   'kind',
@@ -217,7 +243,9 @@ export const editRegionSchema = z.strictObject({
   /** trimmed; empty = keep the image as it is in this region */
   instruction: z
     .string({ error: (iss) => `instruction must be a string, got ${show(iss.input)}` })
+    .refine((s) => !LONE_SURROGATE.test(s), wellFormed('instruction'))
     .trim()
+    .overwrite((s) => (INVISIBLE_ONLY.test(s) ? '' : s))
     .max(MAX_INSTRUCTION_LENGTH, {
       error: (iss) => `instruction must be at most ${MAX_INSTRUCTION_LENGTH} characters, got ${(iss.input as string).length}: shorten it`,
     })
@@ -250,6 +278,7 @@ export const openDocumentSchema = z.strictObject({
     .string({ error: (iss) => `hostDocumentKey must be a string, got ${show(iss.input)}` })
     .min(1, { error: 'hostDocumentKey must not be empty' })
     .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` })
+    .refine((s) => !LONE_SURROGATE.test(s), wellFormed('hostDocumentKey'))
     .refine(hasNoNul, { error: 'hostDocumentKey must not contain NUL characters (U+0000)' }),
 });
 export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;

@@ -16,6 +16,9 @@ import { formatIssues } from '../../shared/protocol';
 import type { Config } from '../config';
 import type { ModelInfo } from '../engine/family';
 import type { ImageBlobs } from '../imaging/image-blobs';
+import type { ByteBudget } from '../http/upload-budget';
+import type { AdmissionRoom } from '../jobs/admission';
+import type { StreamSlots } from './stream-slots';
 import { QueueClosedError, QueueFullError, UnknownJobError, type JobQueue } from '../jobs/queue';
 import type { Logger } from '../log';
 import type { ServerMetrics } from '../metrics';
@@ -28,6 +31,12 @@ export interface Services {
   /** images in and out of store.blobs (canonical PNG, decoded-image cache) */
   readonly images: ImageBlobs;
   readonly queue: JobQueue;
+  /** the fair waiting room in front of the queue (edits.create enters through it) */
+  readonly admission: AdmissionRoom;
+  /** bytes of uploads being read and stored at once (PUT /v1/blobs) */
+  readonly uploads: ByteBudget;
+  /** open jobs.watch streams, bounded per job and per client */
+  readonly streams: StreamSlots;
   readonly engine: { readonly info: ModelInfo };
   /** package.json's version */
   readonly version: string;
@@ -43,6 +52,8 @@ export interface Context {
   services: Services;
   /** true when the server has no token, or the request presented it */
   authorized: boolean;
+  /** the peer's address (per-client limits) */
+  clientAddress: string;
   requestId: string;
   log: Logger;
 }
@@ -59,6 +70,13 @@ function zodIssuesOf(cause: unknown): z.ZodError | null {
 
 /** tRPC inputs are small JSON; images go through PUT /v1/blobs. */
 export const MAX_TRPC_BODY_BYTES = 1024 * 1024;
+/**
+ * Calls in one batch (`/trpc/a,b?batch=1`). The clients send one call per request; a big batch would run every
+ * call before any other request is answered.
+ */
+export const MAX_TRPC_BATCH = 10;
+/** tRPC's own message when a batch is over maxBatchSize (rephrased below to say what to do) */
+const BATCH_TOO_LARGE = 'Batch call exceeds maximum size';
 
 /** What the client reads: zod issues one per line, transport errors rephrased to say what to send. */
 function clientMessage(error: TRPCError, fallback: string): string {
@@ -66,6 +84,9 @@ function clientMessage(error: TRPCError, fallback: string): string {
   if (issues) return formatIssues(issues);
   if (error.code === 'PAYLOAD_TOO_LARGE') {
     return `the request body is larger than ${MAX_TRPC_BODY_BYTES / 1048576} MiB: API inputs are small JSON; upload images with PUT /v1/blobs and pass their sha256`;
+  }
+  if (error.code === 'BAD_REQUEST' && error.message === BATCH_TOO_LARGE) {
+    return `a batch may hold at most ${MAX_TRPC_BATCH} calls: send fewer calls per request`;
   }
   if (error.code === 'BAD_REQUEST' && error.cause?.name === 'SyntaxError') {
     return `the input is not valid JSON (${error.cause.message}): send the procedure's input as JSON`;
@@ -96,10 +117,31 @@ function toTRPCError(error: TRPCError): TRPCError | null {
   if (cause instanceof QueueClosedError) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: cause.message, cause });
   if (cause instanceof UnknownJobError) return new TRPCError({ code: 'NOT_FOUND', message: cause.message, cause });
   if (cause instanceof StoreError) {
-    const code = ({ invalid_input: 'BAD_REQUEST', not_found: 'NOT_FOUND', illegal_transition: 'CONFLICT', corrupt: 'INTERNAL_SERVER_ERROR' } as const)[cause.code];
+    // 'full' is answered 507 by the HTTP layer (tRPC has no such code: see storeErrorStatus)
+    const code = (
+      {
+        invalid_input: 'BAD_REQUEST',
+        not_found: 'NOT_FOUND',
+        illegal_transition: 'CONFLICT',
+        corrupt: 'INTERNAL_SERVER_ERROR',
+        full: 'SERVICE_UNAVAILABLE',
+        unavailable: 'SERVICE_UNAVAILABLE',
+      } as const
+    )[cause.code];
     return new TRPCError({ code, message: cause.message, cause });
   }
   return null;
+}
+
+/** What the log keeps of an error's cause chain (errno text and paths included: the log is the operator's). */
+function causeDetail(error: unknown): string | null {
+  const inner = (error as { cause?: unknown } | undefined)?.cause;
+  return inner instanceof Error ? inner.message : null;
+}
+
+/** The HTTP status for a StoreError outside tRPC's codes (507: nothing could be stored, the disk is full). */
+export function storeErrorStatus(error: StoreError): number {
+  return { invalid_input: 400, not_found: 404, illegal_transition: 409, corrupt: 500, full: 507, unavailable: 503 }[error.code];
 }
 
 const mapErrors = t.middleware(async ({ next, ctx, path }) => {
@@ -107,7 +149,9 @@ const mapErrors = t.middleware(async ({ next, ctx, path }) => {
   if (result.ok) return result;
   const mapped = toTRPCError(result.error);
   const final = mapped ?? result.error;
-  if (final.code === 'INTERNAL_SERVER_ERROR') ctx.log.error('procedure failed', { path, error: final.message, stack: final.cause?.stack ?? null });
+  if (final.code === 'INTERNAL_SERVER_ERROR' || final.code === 'SERVICE_UNAVAILABLE') {
+    ctx.log.error('procedure failed', { path, error: final.message, cause: causeDetail(final.cause), stack: final.cause?.stack ?? null });
+  }
   if (mapped) throw mapped;
   return result;
 });

@@ -153,7 +153,7 @@ function fromTensor(t: ort.Tensor): Float32Array {
 /**
  * Resolve the requested device to a provider that works. onnxruntime-node throws instead of falling back
  * when the CUDA provider library is missing (engine.md 0.7), so `auto` probes CUDA with the first model
- * and falls back to CPU with one loud line; an explicit `cuda` fails with install instructions.
+ * and falls back to CPU with one neutral line; an explicit `cuda` fails with install instructions.
  */
 export async function loadWithDevice(
   file: string,
@@ -175,7 +175,8 @@ export async function loadWithDevice(
         { cause: err },
       );
     }
-    log(`WARNING: CUDA execution provider unavailable (${reason}); falling back to CPU. Edits will be much slower.`);
+    // a CPU-only machine is normal for `auto`: one neutral line (`--device cuda` fails with the full reason)
+    log('no usable CUDA GPU: running on the CPU (start with --device cuda to see why CUDA could not be loaded)');
     return OnnxModel.load(file, 'cpu', timer, threads);
   }
 }

@@ -1,15 +1,16 @@
 /**
  * The HTTP front: one node:http request handler for everything the server answers.
  *
- *   OPTIONS *               CORS preflight (any origin, including Figma's 'null' iframe origin)
+ *   OPTIONS *               CORS preflight (allowed origins only: see browser-access.ts)
  *   GET     /               the playground page (dist/web/playground.html, built from server/web/)
  *   PUT     /v1/blobs       an image (PNG/JPEG/WebP, or raw RGBA with ?width=&height=) -> {sha256, width, height}
  *   GET     /v1/blobs/:sha  the stored bytes (immutable: cached forever, ETag, 304)
  *   *       /trpc/...       the tRPC API (server/api/router.ts), subscriptions over SSE
  *   GET     /metrics        Prometheus metrics (server/metrics.ts), text format 0.0.4; needs the token when one is set
  *
- * When the server has a token, everything except OPTIONS, the playground page and `health` needs
- * `Authorization: Bearer <token>`. Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
+ * Before routing, browser-access.ts turns away web pages the server does not serve (403). When the server has a
+ * token, everything except OPTIONS, the playground page and `health` needs `Authorization: Bearer <token>`.
+ * Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
  * to fix; nothing a client sends may crash the process.
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
@@ -20,13 +21,15 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { MAX_UPLOAD_BYTES } from '../../shared/protocol';
 import { appRouter } from '../api/router';
 import type { Context, Services } from '../api/trpc';
-import { MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE } from '../api/trpc';
+import { MAX_TRPC_BATCH, MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE, storeErrorStatus } from '../api/trpc';
 import { sniffImageType } from '../imaging/image';
 import { decodeUpload, UploadError } from '../imaging/upload';
 import { QueueFullError } from '../jobs/queue';
 import { METRICS_CONTENT_TYPE } from '../metrics';
 import { SHA256_PATTERN, StoreError } from '../store';
+import { browserAccess, setCorsHeaders } from './browser-access';
 import { observeRequest } from './observe';
+import { ByteBudget, UPLOAD_BUDGET_BYTES } from './upload-budget';
 
 /** An error with the HTTP status and the message to send. */
 class HttpError extends Error {
@@ -60,25 +63,14 @@ function bearerToken(header: string | undefined): string | null {
   return m ? m[1] : null;
 }
 
-export function isAuthorized(token: string | null, req: http.IncomingMessage, connectionParams?: Record<string, string | undefined> | null): boolean {
+/**
+ * The Bearer header, or for a subscription (EventSource cannot send headers) the `token` connection param. Only
+ * there: a token in a URL ends up in proxy and browser logs, so nothing else accepts it.
+ */
+export function isAuthorized(token: string | null, req: http.IncomingMessage, subscription?: { connectionParams: Record<string, string | undefined> | null }): boolean {
   if (token === null) return true;
   if (tokenMatches(token, bearerToken(req.headers.authorization))) return true;
-  return tokenMatches(token, connectionParams?.token);
-}
-
-// ------------------------------------------------------------------------------------------------ CORS
-
-function setCorsHeaders(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const origin = req.headers.origin;
-  // Echo the origin (Figma's plugin iframe sends the literal 'null'); no cookies are used, auth is a header.
-  res.setHeader('Access-Control-Allow-Origin', typeof origin === 'string' && origin.length > 0 ? origin : '*');
-  res.setHeader('Vary', 'Origin');
-  res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, POST, PUT, OPTIONS');
-  res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Last-Event-ID, trpc-accept, X-Request-Id');
-  res.setHeader('Access-Control-Expose-Headers', 'ETag, Retry-After, X-Request-Id, X-Image-Width, X-Image-Height');
-  res.setHeader('Access-Control-Max-Age', '600');
-  // Chrome's Private Network Access: a page on the internet (figma.com) asking a server on this machine
-  if (req.headers['access-control-request-private-network'] === 'true') res.setHeader('Access-Control-Allow-Private-Network', 'true');
+  return subscription !== undefined && tokenMatches(token, subscription.connectionParams?.token);
 }
 
 // ------------------------------------------------------------------------------------------------ responses
@@ -140,9 +132,21 @@ async function sendPlaygroundPage(req: http.IncomingMessage, res: http.ServerRes
 
 // ------------------------------------------------------------------------------------------------ blobs
 
-/** Reads the body, refusing with 413 as soon as it exceeds `limit` bytes (before reading it all). */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+/** The server is busy with other uploads: try again shortly (node discards the unread body, keeping nothing of it). */
+function uploadsBusy(): HttpError {
+  return new HttpError(503, `the server is busy with other uploads (at most ${UPLOAD_BUDGET_BYTES / 1048576} MiB of them are read and stored at once): try again in a moment`, {
+    'Retry-After': '1',
+  });
+}
+
+/**
+ * Reads the body, refusing with 413 as soon as it exceeds `limit` bytes (before reading it all). With a declared
+ * length the body is read into one buffer of that size (no chunk list to concatenate); otherwise every chunk must
+ * fit the upload budget (503 when it does not).
+ */
+function readBody(req: http.IncomingMessage, limit: number, declared: number | null, budget: ByteBudget, held: { bytes: number }): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    const whole = declared !== null ? Buffer.allocUnsafeSlow(declared) : null;
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -154,16 +158,24 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
       else resolve(body!);
     };
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
+      if (size + chunk.length > limit || (whole && size + chunk.length > whole.length)) {
         req.pause();
         finish(new HttpError(413, `the body is larger than ${limit} bytes (${Math.round(limit / 1048576)} MiB): scale the image down or crop it`, { Connection: 'close' }));
         return;
       }
-      chunks.push(chunk);
+      if (whole) chunk.copy(whole, size);
+      else if (budget.take(chunk.length)) {
+        held.bytes += chunk.length;
+        chunks.push(chunk);
+      } else {
+        req.pause();
+        finish(uploadsBusy());
+        return;
+      }
+      size += chunk.length;
     };
     req.on('data', onData);
-    req.once('end', () => finish(null, Buffer.concat(chunks, size)));
+    req.once('end', () => finish(null, whole ? whole.subarray(0, size) : Buffer.concat(chunks, size)));
     req.once('aborted', () => finish(new ClientGoneError('client aborted the upload')));
     req.once('error', (err) => finish(new ClientGoneError(err.message)));
   });
@@ -174,18 +186,38 @@ async function putBlob(services: Services, req: http.IncomingMessage, res: http.
   if (encoding !== 'identity' && encoding !== '') {
     throw new HttpError(415, `Content-Encoding '${encoding}' is not supported: send the image bytes uncompressed`);
   }
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > MAX_UPLOAD_BYTES) {
-    throw new HttpError(413, `the body is ${declared} bytes; at most ${MAX_UPLOAD_BYTES} (${MAX_UPLOAD_BYTES / 1048576} MiB) are accepted: scale the image down or crop it`, {
+  const header = req.headers['content-length'];
+  const declared = header === undefined ? null : Number(header);
+  if (declared !== null && declared > MAX_UPLOAD_BYTES) {
+    throw new HttpError(413, `the body is ${header} bytes; at most ${MAX_UPLOAD_BYTES} (${MAX_UPLOAD_BYTES / 1048576} MiB) are accepted: scale the image down or crop it`, {
       Connection: 'close',
     });
   }
-  const body = await readBody(req, MAX_UPLOAD_BYTES);
+  // Bodies being read, decoded and stored count against one budget, released once the upload is answered: a
+  // burst of big uploads waits (503 + Retry-After) instead of taking the server's memory with it.
+  const held = { bytes: 0 };
+  if (declared !== null) {
+    if (!services.uploads.take(declared)) throw uploadsBusy();
+    held.bytes = declared;
+  }
+  try {
+    await storeUpload(services, req, res, url, await readBody(req, MAX_UPLOAD_BYTES, declared, services.uploads, held));
+  } finally {
+    services.uploads.give(held.bytes);
+  }
+}
+
+async function storeUpload(services: Services, req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: Buffer): Promise<void> {
   const q = url.searchParams;
   const image = await decodeUpload(body, req.headers['content-type'], { width: q.get('width') ?? q.get('w'), height: q.get('height') ?? q.get('h') });
   // answered once readable: the write finishes while the client asks for the edit, and the edit's nodes are
   // only committed once it is durable
-  const { sha256, created, size } = await services.images.put(image, { wait: 'readable' });
+  const { sha256, created, size } = await services.images.put(image, { wait: 'readable' }).catch((err: unknown) => {
+    if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
+      throw new StoreError(err.code, `the upload was not stored: ${err.message}. Upload it again once that is fixed (the server's health says when)`, { cause: err.cause });
+    }
+    throw err;
+  });
   sendJson(res, created ? 201 : 200, { sha256, width: image.width, height: image.height, size });
 }
 
@@ -251,13 +283,18 @@ export function createRequestHandler(services: Services): http.RequestListener {
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: MAX_TRPC_BODY_BYTES,
+    maxBatchSize: MAX_TRPC_BATCH,
     createContext: ({ req, info }): Context => {
       const requestId = requestIds.get(req) ?? randomUUID();
-      return { services, authorized: isAuthorized(config.token, req, info.connectionParams), requestId, log: log.child({ requestId }) };
+      const authorized = isAuthorized(config.token, req, info.type === 'subscription' ? { connectionParams: info.connectionParams } : undefined);
+      return { services, authorized, clientAddress: req.socket.remoteAddress ?? 'unknown', requestId, log: log.child({ requestId }) };
     },
     responseMeta: ({ errors }) => {
-      const full = errors.map((e) => e.cause).find((c): c is QueueFullError => c instanceof QueueFullError);
-      return full ? { headers: { 'Retry-After': String(full.retryAfterSeconds) } } : {};
+      const causes = errors.map((e) => e.cause);
+      const full = causes.find((c): c is QueueFullError => c instanceof QueueFullError);
+      if (full) return { headers: { 'Retry-After': String(full.retryAfterSeconds) } };
+      const diskFull = causes.find((c) => c instanceof StoreError && c.code === 'full');
+      return diskFull ? { status: 507 } : {};
     },
   });
 
@@ -277,6 +314,12 @@ export function createRequestHandler(services: Services): http.RequestListener {
       return;
     }
     if (pathname === '/trpc' || pathname.startsWith('/trpc/')) {
+      if (method !== 'GET' && method !== 'POST' && method !== 'HEAD') {
+        throw new HttpError(405, `${method} ${pathname.slice(0, 200)} is not supported: queries are GET, mutations POST`, { Allow: 'GET, HEAD, POST, OPTIONS' });
+      }
+      if (method === 'POST' && !isJson(req.headers['content-type'])) {
+        throw new HttpError(415, `tRPC calls take JSON: send the input with Content-Type: application/json (images go to PUT /v1/blobs)`);
+      }
       trpc(req, res);
       return;
     }
@@ -317,11 +360,10 @@ export function createRequestHandler(services: Services): http.RequestListener {
     observeRequest(services, req, res, requestId);
     req.on('error', () => {}); // a reset connection must never surface as an unhandled 'error'
     res.on('error', () => {});
-    try {
-      setCorsHeaders(req, res);
-    } catch {
-      // a header value we cannot echo (it came from the client); answer without CORS
-    }
+    res.setHeader('Vary', 'Origin');
+    const access = browserAccess(config, req);
+    if (!access.allowed) return sendError(res, 403, access.message);
+    if (access.corsOrigin !== null) setCorsHeaders(req, res, access.corsOrigin);
     route(req, res).catch((err: unknown) => {
       if (err instanceof ClientGoneError) {
         res.destroy();
@@ -329,12 +371,20 @@ export function createRequestHandler(services: Services): http.RequestListener {
       }
       if (err instanceof HttpError) return sendError(res, err.status, err.message, err.headers);
       if (err instanceof UploadError) return sendError(res, err.status, err.message);
-      if (err instanceof StoreError && err.code === 'invalid_input') return sendError(res, 400, err.message);
+      if (err instanceof StoreError && err.code !== 'not_found' && err.code !== 'illegal_transition') {
+        // the message is for the client; the cause (errno text, paths) for the log
+        if (err.code !== 'invalid_input') log.warn('request failed: storage', { requestId, path: (req.url ?? '').split('?')[0].slice(0, 200), error: err.message, cause: (err.cause as Error | undefined)?.message ?? null });
+        return sendError(res, storeErrorStatus(err), err.message);
+      }
       // the path only: a query string may carry a subscription's token (connectionParams)
       log.error('request failed', { requestId, method: req.method ?? null, path: (req.url ?? '').split('?')[0].slice(0, 200), error: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack ?? null });
       sendError(res, 500, `internal error (request ${requestId}): the server logged the details`);
     });
   };
+}
+
+function isJson(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase() === 'application/json';
 }
 
 function decodeURIComponentSafe(s: string): string {
@@ -345,17 +395,30 @@ function decodeURIComponentSafe(s: string): string {
   }
 }
 
-/** The HTTP server: the handler above, plus a JSON 400 for requests too malformed to reach it. */
-export function createHttpServer(services: Services): http.Server {
-  const server = http.createServer(createRequestHandler(services));
+/** A slow client may take this long to send its headers ... */
+export const HEADERS_TIMEOUT_MS = 15_000;
+/** ... and this long for the whole request (a 64 MiB upload at 1 MB/s fits); streams' responses are not limited. */
+export const REQUEST_TIMEOUT_MS = 120_000;
+/** Open connections at once (event streams included); node closes any more as soon as they connect. */
+export const MAX_CONNECTIONS = 512;
+
+/** The HTTP server for a request handler, plus a JSON 400 for requests too malformed to reach it. */
+export function createHttpServer(handler: http.RequestListener): http.Server {
+  const server = http.createServer({ headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, handler);
+  server.maxConnections = MAX_CONNECTIONS;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    const message = tooLarge ? 'the request headers are too large: send fewer or shorter headers' : `malformed HTTP request (${err.code ?? 'parse error'}): send a valid HTTP/1.1 request`;
+    const tooSlow = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = tooLarge ? '431 Request Header Fields Too Large' : tooSlow ? '408 Request Timeout' : '400 Bad Request';
+    const message = tooLarge
+      ? 'the request headers are too large: send fewer or shorter headers'
+      : tooSlow
+        ? `the request took too long to arrive: send the headers within ${HEADERS_TIMEOUT_MS / 1000} s and the whole request within ${REQUEST_TIMEOUT_MS / 1000} s`
+        : `malformed HTTP request (${err.code ?? 'parse error'}): send a valid HTTP/1.1 request`;
     const body = JSON.stringify({ error: message });
     socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });

@@ -1,6 +1,10 @@
 /**
  * One job's event log: numbers events (seq 1, 2, 3, ...), keeps a bounded backlog for resuming clients and
- * streams to live subscribers. Typed listeners only (no EventEmitter); no timers; nothing global.
+ * streams to live subscribers. Typed listeners only (no EventEmitter); nothing global.
+ *
+ * append() only records: subscribers hear of new events on the next turn of the event loop (setImmediate, one
+ * delivery for all events appended meanwhile), so whoever appends (the job's progress, on the engine's path) never
+ * waits for the fan-out to every open stream (serialising and writing each event, previews included).
  */
 import { isTerminalJobEvent, type JobEvent } from '../../shared/protocol';
 
@@ -16,6 +20,8 @@ export class JobEventLog {
   private readonly listeners = new Set<(e: JobEvent) => void>();
   private seq = 0;
   private terminal: JobEvent | null = null;
+  /** appended, not yet delivered to the listeners */
+  private undelivered: JobEvent[] = [];
 
   /** `capacity`: how many recent events to keep; the terminal event is the last one, so it is always kept. */
   constructor(
@@ -42,9 +48,16 @@ export class JobEventLog {
     this.backlog.push(event);
     if (this.backlog.length > this.capacity) this.backlog.shift();
     if (isTerminalJobEvent(event)) this.terminal = event;
-    for (const listener of [...this.listeners]) listener(event);
-    if (this.terminal) this.listeners.clear(); // streams end on the terminal event they just received
+    this.undelivered.push(event);
+    if (this.undelivered.length === 1) setImmediate(() => this.deliver());
     return event;
+  }
+
+  private deliver(): void {
+    const events = this.undelivered;
+    this.undelivered = [];
+    for (const listener of [...this.listeners]) for (const event of events) listener(event);
+    if (this.terminal) this.listeners.clear(); // streams end on the terminal event they just received
   }
 
   /** The retained events with seq > afterSeq (older ones may have been dropped: clients see a gap in seq). */

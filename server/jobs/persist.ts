@@ -25,6 +25,8 @@ function creates(state: JobState, info: JobStateInfo): info is JobStateInfo & { 
 
 export class JobStateRecorder {
   private readonly pending = new Map<string, Promise<void>>();
+  /** jobs whose row could not be written: their later states have nothing to update (the queue withdraws them) */
+  private readonly unrecorded = new Set<string>();
 
   constructor(
     private readonly edits: EditStore,
@@ -36,6 +38,11 @@ export class JobStateRecorder {
    * not hand out its id); other failures are logged and resolve.
    */
   readonly onStateChange = (jobId: string, state: JobState, info: JobStateInfo): Promise<void> => {
+    if (info.withdrawn) {
+      this.unrecorded.delete(jobId);
+      this.pending.delete(jobId);
+      return Promise.resolve();
+    }
     const previous = this.pending.get(jobId) ?? Promise.resolve();
     const recordsNewJob = creates(state, info);
     const write = previous
@@ -44,7 +51,8 @@ export class JobStateRecorder {
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(() => this.apply(jobId, state, info));
     const next = write.catch((err: unknown) => {
-      if (!recordsNewJob) this.log.error('could not record a job state', { jobId, state, error: (err as Error).message });
+      if (recordsNewJob) this.unrecorded.add(jobId);
+      else this.log.error('could not record a job state', { jobId, state, error: (err as Error).message });
     });
     this.pending.set(jobId, next);
     if (isTerminalJobState(state)) {
@@ -66,6 +74,7 @@ export class JobStateRecorder {
   }
 
   private async apply(jobId: string, state: JobState, info: JobStateInfo): Promise<void> {
+    if (this.unrecorded.has(jobId)) return;
     const job = await this.edits.getJob(jobId);
     if (!job && creates(state, info)) {
       await this.edits.createJob({ id: jobId, documentId: info.documentId, request: info.request as unknown as JsonObject });

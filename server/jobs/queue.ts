@@ -57,6 +57,11 @@ export interface JobStateInfo {
   error?: string;
   /** set when the state is 'queued': what was enqueued, for the store to record the new job */
   request?: EditRequest;
+  /**
+   * set on the final 'cancelled' of a job withdrawn because it could not be recorded (see withdraw()): nobody
+   * was given its id, so it is no job to count or record
+   */
+  withdrawn?: true;
 }
 
 export interface JobQueueOptions {
@@ -141,7 +146,7 @@ interface Job {
   position: number | null;
   cancelRequested: boolean;
   /** why the running job's signal was aborted */
-  stopReason: 'cancel' | 'shutdown' | null;
+  stopReason: 'cancel' | 'shutdown' | 'withdrawn' | null;
   abort: AbortController | null;
   progress: { step: number; totalSteps: number; variation: number } | null;
   preview: { step: number; dataUrl: string } | null;
@@ -242,6 +247,21 @@ export class JobQueue {
     return { jobId, position: job.position ?? 0, recorded };
   }
 
+  /**
+   * Whether enqueue() would take a job of this document now; also true once the queue is closed, so a waiting
+   * caller learns that from enqueue() (QueueClosedError) at once.
+   */
+  hasRoom(documentId: string): boolean {
+    if (!this.accepting) return true;
+    this.prune();
+    return this.waitingCount() < this.maxLength && (this.waiting.get(documentId)?.length ?? 0) < this.maxPerDocument;
+  }
+
+  /** Expected ms until a job with `position` waiting jobs ahead of it starts; null before any job has finished. */
+  estimatedWaitMs(position: number): number | null {
+    return this.averageDurationMs() === null ? null : this.estimateWaitMs(position);
+  }
+
   /** Throws what enqueue() must throw right now for this document (QueueClosedError, QueueFullError). */
   private assertCanEnqueue(documentId: string): void {
     if (!this.accepting) throw new QueueClosedError();
@@ -275,6 +295,25 @@ export class JobQueue {
       job.abort?.abort();
     }
     return true;
+  }
+
+  /**
+   * Undo an enqueue whose job could not be recorded (edits.create then answers an error, so nobody has its id):
+   * a queued job is removed; a running one is aborted and frees the engine at its next step. Its end reaches
+   * onStateChange as 'cancelled' with `withdrawn: true`; it logs no event and is forgotten at once.
+   */
+  withdraw(jobId: string): void {
+    const job = this.jobs.get(jobId);
+    if (!job || isTerminalJobState(job.state)) return;
+    if (job.state === 'queued') {
+      this.removeWaiting(job);
+      this.forgetWithdrawn(job);
+      this.updatePositions();
+      this.checkIdle();
+      return;
+    }
+    job.stopReason = 'withdrawn';
+    job.abort?.abort(); // settle() forgets it once run stops
   }
 
   /**
@@ -462,7 +501,9 @@ export class JobQueue {
   private settle(job: Job, outcome: Outcome): void {
     if (this.running?.job === job) this.running = null;
     if (!isTerminalJobState(job.state)) {
-      if (job.stopReason === 'shutdown') {
+      if (job.stopReason === 'withdrawn') {
+        this.forgetWithdrawn(job);
+      } else if (job.stopReason === 'shutdown') {
         this.finish(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
       } else if (job.abort?.signal.aborted) {
         this.finish(job, { state: 'cancelled' }); // whatever run returned after the abort
@@ -498,15 +539,23 @@ export class JobQueue {
     this.prune();
   }
 
+  private forgetWithdrawn(job: Job): void {
+    job.state = 'cancelled';
+    job.position = null;
+    job.finishedAt = this.now();
+    this.stateChanged(job, { withdrawn: true });
+    this.jobs.delete(job.input.jobId);
+  }
+
   private emit(job: Job, body: JobEventBody): void {
     job.log.append(body);
   }
 
   /** Tells onStateChange; returns what it returned (a rejection is also logged here). */
-  private stateChanged(job: Job): Promise<void> {
+  private stateChanged(job: Job, extra: Pick<JobStateInfo, 'withdrawn'> = {}): Promise<void> {
     const hook = this.options.onStateChange;
     if (!hook) return Promise.resolve();
-    const info: JobStateInfo = { documentId: job.input.documentId, at: this.now() };
+    const info: JobStateInfo = { documentId: job.input.documentId, at: this.now(), ...extra };
     if (job.result) info.result = { editIds: [...job.result.editIds], resultSha256s: [...job.result.resultSha256s] };
     if (job.error !== null) info.error = job.error;
     if (job.state === 'queued') info.request = structuredClone(job.input.request);

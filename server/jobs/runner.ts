@@ -33,6 +33,7 @@ import {
   type JsonObject,
   type LatentRef,
   type Store,
+  StoreError,
 } from '../store';
 import type { RunContext, RunJob } from './queue';
 
@@ -73,13 +74,53 @@ interface Start {
   sourceImageSha256: string;
 }
 
+/**
+ * A job failure whose message is written for the user. Anything else a job throws (a store or file-system error,
+ * an engine fault) is logged with its detail and shown as a message without server paths, errno text or
+ * function names (userMessage).
+ */
+export class JobFailure extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'JobFailure';
+  }
+}
+
+/** What the user reads for an error a job threw. */
+export function userMessage(err: unknown, jobId: string): string {
+  if (err instanceof JobFailure) return err.message;
+  if (err instanceof StoreError) {
+    if (err.code === 'full' || err.code === 'unavailable') return `the result was not stored: ${err.message}. Submit the edit again once that is fixed`;
+    if (err.code === 'corrupt') return `stored data this edit needs is damaged: ${err.message}`;
+  }
+  return `internal error while running this edit (job ${jobId}): the server logged the details; submit it again`;
+}
+
 export function createEditRunner(deps: EditRunnerDeps): RunJob {
+  const run = editJob(deps);
+  return async (job, ctx) => {
+    try {
+      return await run(job, ctx);
+    } catch (err) {
+      if (ctx.signal.aborted) throw err; // cancelled or shut down: the queue says so
+      const message = userMessage(err, job.jobId);
+      if (!(err instanceof JobFailure)) {
+        const e = err instanceof Error ? err : new Error(String(err));
+        deps.log.error('edit failed', { jobId: job.jobId, error: e.message, cause: e.cause instanceof Error ? e.cause.message : null, stack: e.stack ?? null });
+      }
+      throw new JobFailure(message, { cause: err });
+    }
+  };
+}
+
+/** The edit itself; what it throws is turned into the user's message by createEditRunner. */
+function editJob(deps: EditRunnerDeps): RunJob {
   const { store, images, engine } = deps;
   return async (job, ctx) => {
     const log = deps.log.child({ jobId: job.jobId });
     const { request } = job;
     const seed = request.options.seed;
-    if (seed === undefined) throw new Error('internal error: the request reached the runner without a seed');
+    if (seed === undefined) throw new Error('the request reached the runner without a seed');
 
     const began = performance.now();
     const start = await resolveStart(store, images, engine, request);
@@ -154,7 +195,7 @@ async function resolveStart(store: Store, images: ImageBlobs, engine: EditEngine
 
   const node = await store.edits.getNode(parent.editId);
   if (!node || node.documentId !== documentId) {
-    throw new Error(`edit ${parent.editId} is not part of document ${documentId}: continue from an edit listed by documents.history`);
+    throw new JobFailure(`edit ${parent.editId} is not part of document ${documentId}: continue from an edit listed by documents.history`);
   }
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
     // the user painted on the layer: record those pixels under the edit and encode them
@@ -182,7 +223,7 @@ async function loadLatent(store: Store, engine: EditEngine, node: EditNode): Pro
     return null;
   }
   const bytes = await store.blobs.get(ref.sha256);
-  if (!bytes) throw new Error(`the stored latent of edit ${node.id} is missing (blob ${ref.sha256}); run the store's integrity check`);
+  if (!bytes) throw new JobFailure(`the stored latent of edit ${node.id} is missing (blob ${ref.sha256}); run the store's integrity check`);
   const data = decodeLatent(bytes, ref.shape);
   return { data, height: ref.shape[1], width: ref.shape[2], geometry: { ...ref.geometry } };
 }
@@ -205,9 +246,9 @@ async function loadImage(images: ImageBlobs, sha256: string, what: string): Prom
     image = await images.get(sha256);
   } catch (err) {
     if (!(err instanceof NotAnImageError)) throw err;
-    throw new Error(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`, { cause: err });
+    throw new JobFailure(`${what} (blob ${sha256}) is not a readable image (${err.reason}): upload it again with PUT /v1/blobs`, { cause: err });
   }
-  if (!image) throw new Error(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
+  if (!image) throw new JobFailure(`${what} (blob ${sha256}) is not on the server: upload it with PUT /v1/blobs`);
   return image;
 }
 
@@ -222,7 +263,7 @@ async function loadRegions(images: ImageBlobs, regions: EditRegion[], image: Rgb
     }
     const mask = await loadImage(images, region.maskSha256, `the mask of region ${i}`);
     const problem = maskSizeProblem(mask, image);
-    if (problem) throw new Error(`region ${i}: ${problem}`);
+    if (problem) throw new JobFailure(`region ${i}: ${problem}`);
     out.push({ instruction: region.instruction, mask: maskFromImage(mask) });
   }
   return out;

@@ -9,12 +9,32 @@
  * get/has/stat; removeTempFiles() sweeps them.
  *
  * A put with wait 'readable' returns before that sequence ends: until it does, the bytes are served from memory
- * (get/has/stat see them) and whenDurable() waits for the write.
+ * (get/has/stat see them) and whenDurable() waits for the write. It does so only while a write can be expected
+ * to succeed: no write has failed since the last one that worked, the directory is still the one the store
+ * opened, it is writable, and the file system has room for this blob, every other write in flight and a
+ * headroom (DISK_HEADROOM_BYTES) besides. Otherwise the put waits for the write, so a full or read-only
+ * disk is reported to the uploader (StoreError 'full' / 'unavailable') instead of acknowledged and then lost.
+ *
+ * Every read is checked against the sha256 (damaged bytes are never served: StoreError 'corrupt'), and a put
+ * that finds its file already there checks it too, rewriting it when it is damaged (the repair).
  */
 import { createHash, randomUUID } from 'node:crypto';
+import * as fsSync from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type BlobPutOptions, type BlobPutResult, type BlobStat, type BlobStore, StoreError, assertSha256 } from './store';
+import {
+  type BlobPutOptions,
+  type BlobPutResult,
+  type BlobStat,
+  type BlobStore,
+  SHA256_PATTERN,
+  StoreError,
+  type StoreHealth,
+  assertSha256,
+  storageFailure,
+} from './store';
+import { DISK_HEADROOM_BYTES, type FileIdentity, identityOf, sameFile, stillFailing, writableSpace } from './disk';
+import { PendingWrites } from './pending-writes';
 
 export interface FsBlobStoreOptions {
   /**
@@ -30,18 +50,32 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** `bytes` when they hash to `sha256`; else StoreError('corrupt'): what every BlobStore read answers for damage. */
+export function verifiedBlob(sha256: string, bytes: Uint8Array): Uint8Array {
+  const actual = sha256Hex(bytes);
+  if (actual === sha256) return bytes;
+  throw new StoreError('corrupt', `blob ${sha256} is damaged on the server (its ${bytes.byteLength} bytes hash to ${actual}): upload the same image again to repair it`);
+}
+
 export class FsBlobStore implements BlobStore {
   /** fan-out directories known to exist (and to be durable), so a put skips the mkdir */
   private readonly knownDirs = new Set<string>();
-  /** blobs being written, by sha256: their bytes (served until the file is durable) and the write */
-  private readonly writing = new Map<string, { bytes: Uint8Array; done: Promise<void> }>();
-  /** why the last write of a blob failed, until it is put again (so whenDurable keeps saying so) */
-  private readonly failed = new Map<string, Error>();
+  /** blobs being written: their bytes (served until the file is durable) and the write */
+  private readonly pending = new PendingWrites();
+  /** the last write that failed, until one succeeds: reported by health(), and no early answers meanwhile */
+  private writeFailure: StoreError | null = null;
+  /** bytes of 'readable' puts still being written: the room they need is spoken for */
+  private reservedBytes = 0;
+  /** the directory this store opened: a removed or replaced one is never written into */
+  private readonly identity: FileIdentity;
 
   constructor(
     readonly dir: string,
     private readonly options: FsBlobStoreOptions = {},
-  ) {}
+  ) {
+    fsSync.mkdirSync(dir, { recursive: true });
+    this.identity = identityOf(fsSync.statSync(dir));
+  }
 
   /** The file a blob lives in. Validates first: this is the only place a hash becomes a path. */
   pathFor(sha256: string): string {
@@ -57,41 +91,47 @@ export class FsBlobStore implements BlobStore {
     const file = this.pathFor(sha256);
     const size = bytes.byteLength;
 
-    let write = this.writing.get(sha256)?.done;
+    const inFlight = this.pending.get(sha256);
+    let write = inFlight?.done;
     let created = false;
+    // joining a write in flight: answer as early as it did
+    let early = inFlight !== undefined && inFlight.early && options.wait === 'readable';
     if (!write) {
-      // Same bytes, same name: nothing to write. A file of the wrong size is damage (content addressing makes
-      // the size part of the name's promise), and rewriting it with the right bytes is the repair.
-      const existing = await statFile(file);
-      if (existing && existing.size === size) {
-        this.failed.delete(sha256); // stored after all (by an earlier process, or a write that was retried)
+      // Same bytes, same name: nothing to write, once the file is checked. Damaged bytes (another size, or the
+      // same size with other content) are rewritten with the right ones: the repair.
+      if (await this.holdsIntact(file, sha256, size)) {
+        this.pending.stored(sha256); // stored after all (by an earlier process, or a write that was retried)
         return { sha256, size, created: false };
       }
-      // A 'readable' put returns before the write ends and its caller may reuse the buffer: the store keeps a copy.
-      // A 'durable' put's caller waits for the write, so its bytes are used as they are.
-      const own = options.wait === 'readable' ? new Uint8Array(bytes) : bytes;
-      write = this.writing.get(sha256)?.done ?? this.startWrite(sha256, file, own); // a put may have begun meanwhile
+      early = options.wait === 'readable' && (await this.mayAnswerEarly(size));
+      // An early answer returns before the write ends and its caller may reuse the buffer: the store keeps a copy.
+      // Otherwise the caller waits for the write, so its bytes are used as they are.
+      const own = early ? new Uint8Array(bytes) : bytes;
+      const racing = this.pending.get(sha256); // a put may have begun meanwhile
+      if (racing && early) {
+        this.reservedBytes -= size;
+        early = racing.early;
+      }
+      write = racing?.done ?? this.startWrite(sha256, file, own, early ? size : 0);
       created = true;
     }
-    if (options.wait !== 'readable') await write;
+    if (!early) await write;
     // Two concurrent puts of the same new bytes may both report created: true; both stored identical content.
     return { sha256, size, created };
   }
 
   async whenDurable(sha256: string): Promise<void> {
     assertSha256(sha256);
-    await this.writing.get(sha256)?.done;
-    const failure = this.failed.get(sha256);
-    if (failure) throw failure;
+    await this.pending.whenDurable(sha256);
   }
 
   async flush(): Promise<void> {
-    await Promise.allSettled([...this.writing.values()].map((w) => w.done));
+    await this.pending.flush();
   }
 
-  async get(sha256: string, options: { verify?: boolean } = {}): Promise<Uint8Array | null> {
+  async get(sha256: string): Promise<Uint8Array | null> {
     const file = this.pathFor(sha256);
-    const inFlight = this.writing.get(sha256);
+    const inFlight = this.pending.get(sha256);
     // a copy: the caller may keep or change it after the write ends
     if (inFlight) return new Uint8Array(inFlight.bytes);
     let buffer: Buffer;
@@ -101,22 +141,49 @@ export class FsBlobStore implements BlobStore {
       if (isNotFound(error)) return null;
       throw error;
     }
-    if (options.verify) {
-      const actual = sha256Hex(buffer);
-      if (actual !== sha256) throw new StoreError('corrupt', `blob ${sha256} is corrupt: its ${buffer.byteLength} bytes hash to ${actual}`);
-    }
     // a plain Uint8Array view, so callers never depend on Buffer's extra behaviour
-    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    return verifiedBlob(sha256, new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength));
+  }
+
+  async health(): Promise<StoreHealth> {
+    const problems: string[] = [];
+    const moved = await this.directoryProblem();
+    // otherwise a failure is reported until a write works, or the directory shows it is gone (space freed, remounted)
+    if (moved) problems.push(moved.message);
+    else if (this.writeFailure && !(await stillFailing(this.dir, this.writeFailure))) this.writeFailure = null;
+    if (!moved && this.writeFailure) problems.push(`blob writes fail: ${this.writeFailure.message}`);
+    return { writable: problems.length === 0, problems };
+  }
+
+  /**
+   * Every stored blob file checked against its name (the content-verifying integrity check, `npm run store --
+   * verify`): the damaged ones, with why. Reads everything.
+   */
+  async verifyAll(): Promise<{ checked: number; damaged: { sha256: string; problem: string }[] }> {
+    let checked = 0;
+    const damaged: { sha256: string; problem: string }[] = [];
+    for (const dir of await this.fanOutDirs()) {
+      for (const name of await listDir(dir)) {
+        if (!SHA256_PATTERN.test(name)) continue;
+        checked++;
+        try {
+          await this.get(name);
+        } catch (error) {
+          damaged.push({ sha256: name, problem: (error as Error).message });
+        }
+      }
+    }
+    return { checked, damaged };
   }
 
   async has(sha256: string): Promise<boolean> {
     const file = this.pathFor(sha256);
-    return this.writing.has(sha256) || (await statFile(file)) !== null;
+    return this.pending.get(sha256) !== undefined || (await statFile(file)) !== null;
   }
 
   async stat(sha256: string): Promise<BlobStat | null> {
     const file = this.pathFor(sha256);
-    const inFlight = this.writing.get(sha256);
+    const inFlight = this.pending.get(sha256);
     if (inFlight) return { sha256, size: inFlight.bytes.byteLength };
     const info = await statFile(file);
     if (!info) return null;
@@ -144,33 +211,95 @@ export class FsBlobStore implements BlobStore {
     return removed;
   }
 
+  /** True when at least one blob file is stored (stops at the first one found). */
+  async holdsAnyBlob(): Promise<boolean> {
+    for (const dir of await this.fanOutDirs()) {
+      if ((await listDir(dir)).some((name) => SHA256_PATTERN.test(name))) return true;
+    }
+    return false;
+  }
+
   // -- internals
 
+  /** True when the blob's file is there with exactly these bytes (a damaged one the caller rewrites: the repair). */
+  private async holdsIntact(file: string, sha256: string, size: number): Promise<boolean> {
+    const existing = await statFile(file);
+    if (!existing) return false;
+    if (existing.size !== size) return false;
+    try {
+      return sha256Hex(await fs.readFile(file)) === sha256;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Whether a 'readable' put may answer before its write ends (see the header); reserves the room if so. The
+   * comparison and the reservation run in one tick after the last await, so concurrent puts cannot both take
+   * the same room.
+   */
+  private async mayAnswerEarly(size: number): Promise<boolean> {
+    if (this.writeFailure && (await stillFailing(this.dir, this.writeFailure))) return false;
+    this.writeFailure = null;
+    if (await this.directoryProblem()) return false;
+    const free = await writableSpace(this.dir);
+    if (this.writeFailure || free instanceof StoreError || free < this.reservedBytes + size + DISK_HEADROOM_BYTES) return false;
+    this.reservedBytes += size;
+    return true;
+  }
+
+  /** The store's directory was removed or replaced (another inode) since it was opened: refuse to write. */
+  private async directoryProblem(): Promise<StoreError | null> {
+    let stats: fsSync.Stats;
+    try {
+      stats = await fs.stat(this.dir);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      return new StoreError('unavailable', 'the server cannot store blobs: its blob directory was removed while it ran (restart the server)');
+    }
+    if (!sameFile(this.identity, stats)) {
+      return new StoreError('unavailable', 'the server cannot store blobs: its blob directory was replaced while it ran (restart the server)');
+    }
+    return null;
+  }
+
   /** Writes the blob durably, visible to get/has/stat from now on (from memory until the file is durable). */
-  private startWrite(sha256: string, file: string, bytes: Uint8Array): Promise<void> {
-    this.failed.delete(sha256);
-    const done = this.writeBlob(file, bytes)
-      .catch((error: unknown) => {
-        this.failed.set(sha256, error instanceof Error ? error : new Error(String(error)));
-        throw error;
-      })
-      .finally(() => this.writing.delete(sha256));
-    done.catch(() => {}); // whoever waits on it (put, whenDurable) sees the error; nobody waiting is not a crash
-    this.writing.set(sha256, { bytes, done });
-    return done;
+  private startWrite(sha256: string, file: string, bytes: Uint8Array, reserved: number): Promise<void> {
+    return this.pending.start(sha256, bytes, reserved > 0, async () => {
+      try {
+        await this.writeBlob(file, bytes);
+        // a full disk stays reported until there is room again (health() looks), not just room for one blob
+        if (this.writeFailure?.code !== 'full') this.writeFailure = null;
+      } catch (error) {
+        const failure = storageFailure(error);
+        this.writeFailure = failure instanceof StoreError ? failure : new StoreError('unavailable', `the server cannot store data right now: ${failure.message}`, { cause: failure });
+        throw failure;
+      } finally {
+        this.reservedBytes -= reserved;
+      }
+    });
   }
 
   private async writeBlob(file: string, bytes: Uint8Array): Promise<void> {
+    const moved = await this.directoryProblem();
+    if (moved) throw moved; // never recreate a removed directory (and acknowledge into it) behind the database's back
     const dir = path.dirname(file);
-    await this.ensureDir(dir);
     try {
-      await this.writeAtomic(file, bytes);
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-      // the directory went away under us (removed by hand): make it again, once
-      this.knownDirs.delete(dir);
       await this.ensureDir(dir);
-      await this.writeAtomic(file, bytes);
+      try {
+        await this.writeAtomic(file, bytes);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        // the fan-out directory went away under us (removed by hand): make it again, once
+        this.knownDirs.delete(dir);
+        await this.ensureDir(dir);
+        await this.writeAtomic(file, bytes);
+      }
+    } catch (error) {
+      // ENOENT: the store's directory went away meanwhile, or a read-only mount: ask the directory itself why
+      const why = isNotFound(error) ? ((await this.directoryProblem()) ?? (await writableSpace(this.dir))) : null;
+      throw why instanceof StoreError ? why : error;
     }
   }
 
@@ -207,15 +336,20 @@ export class FsBlobStore implements BlobStore {
     await fsyncDir(dir);
   }
 
-  /** mkdir -p, then fsync the parent of every directory it created so the new entries survive a power loss. */
+  /**
+   * Makes the fan-out directories `ab/` and `ab/cd/` under the store's directory, fsyncing the parent of each one
+   * it creates so the new entries survive a power loss. Never the store's directory itself: one removed under a
+   * running server stays removed (ENOENT), rather than being made again by a write that was already under way.
+   */
   private async ensureDir(dir: string): Promise<void> {
     if (this.knownDirs.has(dir)) return;
-    const first = await fs.mkdir(dir, { recursive: true });
-    if (first !== undefined) {
-      for (let current = dir; ; current = path.dirname(current)) {
-        const parent = path.dirname(current);
-        await fsyncDir(parent);
-        if (current === first || parent === current) break;
+    const levels = [path.dirname(dir), dir];
+    for (const level of levels) {
+      try {
+        await fs.mkdir(level);
+        await fsyncDir(path.dirname(level));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
     }
     this.knownDirs.add(dir);

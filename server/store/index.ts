@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { FsBlobStore } from './blobs';
 import { SqliteEditStore, type SqliteEditStoreOptions } from './sqlite';
-import type { BlobStore, EditStore, Store } from './store';
+import { type BlobStore, type EditStore, type Store, combineHealth } from './store';
 import type { PostgresLocation, S3Location } from './urls';
 
 export * from './store';
@@ -20,20 +20,39 @@ export interface EmbeddedStore extends Store {
   edits: SqliteEditStore;
 }
 
-/** Opens (creating if needed) `dataDir/blobs/` and `dataDir/layerloop.sqlite`, migrating the schema. */
+export const DATABASE_FILE = 'layerloop.sqlite';
+
+/**
+ * Opens (creating if needed) `dataDir/blobs/` and `dataDir/layerloop.sqlite`, migrating the schema. A database
+ * that is empty (new, or truncated to 0 bytes) beside stored blobs is refused: the metadata was lost, and
+ * starting an empty store over the blobs would hide that.
+ */
 export async function openStore(dataDir: string, options: SqliteEditStoreOptions = {}): Promise<EmbeddedStore> {
-  const blobDir = path.join(dataDir, 'blobs');
-  await mkdir(blobDir, { recursive: true });
-  const blobs = new FsBlobStore(blobDir);
-  const edits = new SqliteEditStore(path.join(dataDir, 'layerloop.sqlite'), blobs, options);
+  const blobs = await embeddedBlobs(dataDir);
+  const edits = await embeddedEdits(dataDir, blobs, options);
   return {
     blobs,
     edits,
+    health: async () => combineHealth(await Promise.all([blobs.health(), edits.health()])),
     close: async () => {
       await blobs.flush();
       await edits.close();
     },
   };
+}
+
+/** The embedded blob store, `dataDir/blobs/`. */
+async function embeddedBlobs(dataDir: string): Promise<FsBlobStore> {
+  const dir = path.join(dataDir, 'blobs');
+  await mkdir(dir, { recursive: true });
+  return new FsBlobStore(dir);
+}
+
+/** The embedded edit store, `dataDir/layerloop.sqlite`; refused when empty beside stored blob files (see openStore). */
+async function embeddedEdits(dataDir: string, blobs: BlobStore, options: SqliteEditStoreOptions = {}): Promise<SqliteEditStore> {
+  await mkdir(dataDir, { recursive: true });
+  const mustHoldData = blobs instanceof FsBlobStore && (await blobs.holdsAnyBlob());
+  return new SqliteEditStore(path.join(dataDir, DATABASE_FILE), blobs, { ...options, mustHoldData });
 }
 
 /** What the server's configuration names: null halves are the embedded ones, under dataDir. */
@@ -74,9 +93,9 @@ export async function openConfiguredStore(selection: StoreSelection, options: { 
       edits = await PostgresEditStore.open(selection.store.url, opened.blobs, { onError: options.onError });
       where = redactUrl(selection.store.url);
     } else {
-      await mkdir(selection.dataDir, { recursive: true });
-      where = path.join(selection.dataDir, 'layerloop.sqlite');
-      edits = new SqliteEditStore(where, opened.blobs);
+      const sqlite = await embeddedEdits(selection.dataDir, opened.blobs);
+      edits = sqlite;
+      where = sqlite.file;
     }
   } catch (error) {
     opened.release();
@@ -87,6 +106,7 @@ export async function openConfiguredStore(selection: StoreSelection, options: { 
     edits,
     location: { edits: where, blobs: opened.where },
     removeTempFiles: opened.removeTempFiles,
+    health: async () => combineHealth(await Promise.all([opened.blobs.health(), edits.health()])),
     close: async () => {
       await opened.blobs.flush();
       await edits.close();
@@ -102,8 +122,6 @@ async function openBlobs({ dataDir, blobs: location }: StoreSelection): Promise<
     const where = `s3://${location.bucket}/${location.prefix}${location.endpoint ? ` at ${location.endpoint}` : ''}`;
     return { blobs, where, removeTempFiles: async () => 0, release: () => blobs.destroy() };
   }
-  const dir = path.join(dataDir, 'blobs');
-  await mkdir(dir, { recursive: true });
-  const blobs = new FsBlobStore(dir);
-  return { blobs, where: dir, removeTempFiles: () => blobs.removeTempFiles(), release: () => {} };
+  const blobs = await embeddedBlobs(dataDir);
+  return { blobs, where: blobs.dir, removeTempFiles: () => blobs.removeTempFiles(), release: () => {} };
 }

@@ -1,24 +1,29 @@
 /**
- * The blob writes a BlobStore has acknowledged (put with wait 'readable') but not yet finished, by sha256: their
- * bytes, served to get/has/stat until the write ends, and the write itself, which whenDurable() and flush() wait
- * for. A write that failed is remembered until the blob is stored after all, so whenDurable() keeps saying so.
+ * The blob writes a BlobStore has started but not finished, by sha256 (FsBlobStore and S3BlobStore keep theirs
+ * here): their bytes, served to get/has/stat until the write ends; whether the put that started it answered
+ * before the write ended (wait 'readable'), so a put that joins it may answer as early; and the write itself,
+ * which whenDurable() and flush() wait for. A write that failed is remembered until the blob is stored after
+ * all, so whenDurable() keeps saying so.
  */
+export interface PendingWrite {
+  /** the store's own copy: hand out a copy of it */
+  bytes: Uint8Array;
+  done: Promise<void>;
+  /** the put that started it answered before it ended */
+  early: boolean;
+}
+
 export class PendingWrites {
-  private readonly writing = new Map<string, { bytes: Uint8Array; done: Promise<void> }>();
+  private readonly writing = new Map<string, PendingWrite>();
   private readonly failed = new Map<string, Error>();
 
-  /** The bytes of a write in flight (the store's own copy: hand out a copy of it). */
-  bytes(sha256: string): Uint8Array | undefined {
-    return this.writing.get(sha256)?.bytes;
-  }
-
   /** The write in flight for this blob, if any. */
-  inFlight(sha256: string): Promise<void> | undefined {
-    return this.writing.get(sha256)?.done;
+  get(sha256: string): PendingWrite | undefined {
+    return this.writing.get(sha256);
   }
 
   /** Runs `write` as this blob's write in flight; resolves or rejects with it. */
-  start(sha256: string, bytes: Uint8Array, write: () => Promise<void>): Promise<void> {
+  start(sha256: string, bytes: Uint8Array, early: boolean, write: () => Promise<void>): Promise<void> {
     this.failed.delete(sha256);
     const done = write()
       .catch((error: unknown) => {
@@ -27,7 +32,7 @@ export class PendingWrites {
       })
       .finally(() => this.writing.delete(sha256));
     done.catch(() => {}); // whoever waits on it (put, whenDurable) sees the error; nobody waiting is not a crash
-    this.writing.set(sha256, { bytes, done });
+    this.writing.set(sha256, { bytes, done, early });
     return done;
   }
 

@@ -13,6 +13,11 @@
  *   on the jobs it creates and moves (owner_key); recovery fails only the unfinished jobs whose owner's lock is
  *   free (its process is gone: PostgreSQL drops a session's locks with its connection) and this store's own.
  *
+ * - A statement the database cannot run for reasons of its own (it cannot be reached, the connection broke, its
+ *   disk is full, it is read-only) throws StoreError 'unavailable' / 'full' in words for users (databaseFailure;
+ *   the pg error is the cause, for the log), and is reported by health() until the database answers again (a
+ *   lost connection: health() asks it) or, for the others, until a write works.
+ *
  * Written with `pg` and plain SQL rather than a query builder shared with SQLite: the two stores already share
  * their rows and rules (rows.ts, rules.ts), and what remains differs in the places that matter (locking,
  * snapshots, placeholders, upserts), which a common builder would hide rather than remove.
@@ -50,6 +55,7 @@ import {
   SourceNodeInput,
   type SourceNodeInput as SourceNodeInputType,
   StoreError,
+  type StoreHealth,
   parseOrThrow,
 } from './store';
 
@@ -124,8 +130,40 @@ export function redactUrl(url: string): string {
   }
 }
 
-type Queryable = pg.Pool | pg.PoolClient;
 type Row = Record<string, unknown>;
+
+/** What runs statements: the pool, or one connection in a transaction; errors come out as databaseFailure says. */
+interface Queryable {
+  query<R extends pg.QueryResultRow = Row>(sql: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/** How long health() waits for the database to answer after a lost connection. */
+const PROBE_TIMEOUT_MS = 3_000;
+
+/** pg's own messages for a connection that broke or never came (they carry no SQLSTATE). */
+const CONNECTION_LOST = /Connection terminated|connection error|Client has encountered a connection error|timeout exceeded when trying to connect/i;
+
+/**
+ * A pg error that is the database's failure rather than the statement's, as the StoreError users read: 'full'
+ * (disk_full), else 'unavailable' with why (the connection: `connection` true). Null for anything else (a
+ * constraint, a bug): that error stays as it is.
+ */
+function databaseFailure(error: unknown): { error: StoreError; connection: boolean } | null {
+  if (error instanceof StoreError) return null;
+  const { code = '', message = '' } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const sqlstate = String(code);
+  const fail = (storeCode: 'full' | 'unavailable', text: string, connection = false) => ({ error: new StoreError(storeCode, text, { cause: error }), connection });
+  if (sqlstate === '53100') return fail('full', `the server's database is full`);
+  const unavailable = (why: string, connection = false) => fail('unavailable', `the server cannot use its database right now: ${why}`, connection);
+  if (sqlstate === '25006') return unavailable('it is read-only');
+  if (sqlstate === '58030') return unavailable('its disk reports I/O errors');
+  if (sqlstate === '53200') return unavailable('it is out of memory');
+  if (sqlstate === '53300') return unavailable('it has no connection to spare', true);
+  if (sqlstate.startsWith('08') || sqlstate.startsWith('57P') || /^E[A-Z]+$/.test(sqlstate) || CONNECTION_LOST.test(String(message))) {
+    return unavailable('it cannot be reached', true);
+  }
+  return null;
+}
 
 const NODE_INSERT = `INSERT INTO nodes (id, document_id, parent_id, kind, instruction, regions, options, seed, variation,
     source_image_sha256, result_image_sha256, latent, conditioning, job_id, created_at)
@@ -166,6 +204,12 @@ const STRANDED_JOBS = `
 export class PostgresEditStore implements EditStore {
   private readonly now: () => Date;
   private closed = false;
+  /** single statements, each on a connection from the pool */
+  private readonly db: Queryable = { query: (sql, values) => this.onPool(sql, values) };
+  /** the database's last failure (health): a lost connection until it answers again, others until a write works */
+  private failure: { error: StoreError; connection: boolean } | null = null;
+  /** health()'s question to the database in flight, shared by concurrent calls */
+  private probing: Promise<void> | null = null;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -209,6 +253,12 @@ export class PostgresEditStore implements EditStore {
     await this.pool.end();
   }
 
+  async health(): Promise<StoreHealth> {
+    // a lost connection is reported until the database answers again: ask it, briefly
+    if (this.failure?.connection) await this.probe();
+    return this.failure ? { writable: false, problems: [`database writes fail: ${this.failure.error.message}`] } : { writable: true, problems: [] };
+  }
+
   /** The schema version and this instance's lock key (for a health endpoint, and the tests). */
   async diagnostics(): Promise<{ schemaVersion: number; instanceKey: number }> {
     return { schemaVersion: await postgresSchemaVersion(this.pool), instanceKey: this.lock.key };
@@ -219,18 +269,19 @@ export class PostgresEditStore implements EditStore {
   async openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }> {
     const h = parseOrThrow(Host, host, 'openDocument host');
     const key = parseOrThrow(HostDocumentKey, hostDocumentKey, 'openDocument hostDocumentKey');
-    const inserted = await this.pool.query(
+    const inserted = await this.db.query(
       `INSERT INTO documents (id, host, host_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (host, host_key) DO NOTHING RETURNING id`,
       [randomUUID(), h, key, this.timestamp()],
     );
+    this.wrote();
     if (inserted.rowCount === 1) return { documentId: String(inserted.rows[0].id), created: true };
     // the conflicting row is committed by now (ON CONFLICT waits for its transaction), so a fresh statement sees it
-    const row = await this.one(this.pool, 'SELECT * FROM documents WHERE host = $1 AND host_key = $2', [h, key]);
+    const row = await this.one(this.db, 'SELECT * FROM documents WHERE host = $1 AND host_key = $2', [h, key]);
     return { documentId: toDocument(row).id, created: false };
   }
 
   async getDocument(id: string): Promise<Document | null> {
-    const row = await this.one(this.pool, 'SELECT * FROM documents WHERE id = $1', [parseOrThrow(Id, id, 'getDocument id')]);
+    const row = await this.one(this.db, 'SELECT * FROM documents WHERE id = $1', [parseOrThrow(Id, id, 'getDocument id')]);
     return row === undefined ? null : toDocument(row);
   }
 
@@ -281,7 +332,7 @@ export class PostgresEditStore implements EditStore {
   }
 
   async getNode(id: string): Promise<EditNode | null> {
-    const row = await this.one(this.pool, 'SELECT * FROM nodes WHERE id = $1', [parseOrThrow(Id, id, 'getNode id')]);
+    const row = await this.one(this.db, 'SELECT * FROM nodes WHERE id = $1', [parseOrThrow(Id, id, 'getNode id')]);
     return row === undefined ? null : toNode(row);
   }
 
@@ -300,10 +351,11 @@ export class PostgresEditStore implements EditStore {
     const { documentId, request, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
     // one statement (this is on the way of every edit): the keys say what is wrong, not extra reads
     try {
-      const { rows } = await this.pool.query(
+      const { rows } = await this.db.query(
         `INSERT INTO jobs (id, document_id, state, request, created_at, owner_key) VALUES ($1, $2, 'queued', $3, $4, $5) RETURNING *`,
         [id, documentId, JSON.stringify(request), this.timestamp(), this.lock.key],
       );
+      this.wrote();
       return toJob(rows[0]);
     } catch (error) {
       const { code, constraint } = error as { code?: string; constraint?: string }; // PostgreSQL's default constraint names
@@ -321,13 +373,13 @@ export class PostgresEditStore implements EditStore {
   }
 
   async getJob(id: string): Promise<Job | null> {
-    const row = await this.one(this.pool, 'SELECT * FROM jobs WHERE id = $1', [parseOrThrow(Id, id, 'getJob id')]);
+    const row = await this.one(this.db, 'SELECT * FROM jobs WHERE id = $1', [parseOrThrow(Id, id, 'getJob id')]);
     return row === undefined ? null : toJob(row);
   }
 
   async listJobs(filter: JobFilterType = {}): Promise<Job[]> {
     const f = parseOrThrow(JobFilter, filter, 'listJobs filter');
-    const { rows } = await this.pool.query(
+    const { rows } = await this.db.query(
       `SELECT * FROM jobs WHERE ($1::uuid IS NULL OR document_id = $1::uuid) AND ($2::text[] IS NULL OR state = ANY ($2::text[])) ORDER BY seq`,
       [f.documentId ?? null, f.states ?? null],
     );
@@ -397,19 +449,24 @@ export class PostgresEditStore implements EditStore {
     return (await q.query<Row>(sql, values)).rows[0];
   }
 
-  /** Runs `fn` in a READ COMMITTED transaction on one connection; rolls back on any error. */
-  private async transaction<T>(fn: (tx: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
-    const client = await this.pool.connect();
+  /**
+   * Runs `fn` in a transaction on one connection, READ COMMITTED (or, for a snapshot, REPEATABLE READ READ ONLY);
+   * rolls back on any error.
+   */
+  private async transaction<T>(fn: (tx: Queryable) => Promise<T>, kind: 'write' | 'snapshot' = 'write'): Promise<T> {
+    const client = await this.connect();
+    const tx: Queryable = { query: (sql, values) => this.statement(client, sql, values) };
     let broken: Error | undefined;
     try {
-      await client.query(begin);
+      await tx.query(kind === 'snapshot' ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
     } catch (error) {
       client.release(error as Error); // a connection that cannot begin is not put back in the pool
       throw error;
     }
     try {
-      const result = await fn(client);
-      await client.query('COMMIT');
+      const result = await fn(tx);
+      await tx.query('COMMIT');
+      if (kind === 'write') this.wrote();
       return result;
     } catch (error) {
       // a failed ROLLBACK means the connection is unusable: drop it from the pool instead of reusing it
@@ -421,13 +478,73 @@ export class PostgresEditStore implements EditStore {
   }
 
   /** A read-only transaction over one snapshot. */
-  private snapshot<T>(fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.transaction(fn, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  private snapshot<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.transaction(fn, 'snapshot');
+  }
+
+  /** A connection from the pool; not getting one is the database's failure ('unavailable'). */
+  private async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (error) {
+      const code = String((error as { code?: unknown }).code ?? '');
+      const why = code.startsWith('28') ? `it refuses the server's login` : code === '3D000' ? 'its database does not exist' : 'it cannot be reached';
+      throw this.failed(error, { error: new StoreError('unavailable', `the server cannot use its database right now: ${why}`, { cause: error }), connection: true });
+    }
+  }
+
+  /** One statement on a connection of its own (as pool.query, with the connection's failures told apart). */
+  private async onPool<R extends pg.QueryResultRow>(sql: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    const client = await this.connect();
+    let broken: Error | undefined;
+    try {
+      return await this.statement<R>(client, sql, values);
+    } catch (error) {
+      if (error instanceof StoreError) broken = error; // the database's failure: this connection is not put back
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private async statement<R extends pg.QueryResultRow>(client: pg.PoolClient, sql: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      const result = await client.query<R>(sql, values);
+      if (this.failure?.connection) this.failure = null; // it answers again
+      return result;
+    } catch (error) {
+      throw this.failed(error, databaseFailure(error));
+    }
+  }
+
+  /** The error a failed statement throws: the database's failure, remembered for health(), or the error itself. */
+  private failed(error: unknown, failure: { error: StoreError; connection: boolean } | null): unknown {
+    if (!failure) return error;
+    this.failure = failure;
+    return failure.error;
+  }
+
+  /** A write worked: whatever failed before does not any more. */
+  private wrote(): void {
+    this.failure = null;
+  }
+
+  /** health()'s question to a database whose connection was lost: one SELECT, shared, bounded in time. */
+  private probe(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, PROBE_TIMEOUT_MS).unref()));
+    this.probing ??= Promise.race([this.db.query('SELECT 1').then(() => {}), timeout])
+      .catch(() => {}) // still failing: this.failure says how
+      .finally(() => {
+        clearTimeout(timer);
+        this.probing = null;
+      });
+    return this.probing;
   }
 
   /** Nodes by id, in the order of `ids`. */
   private async nodes(ids: string[]): Promise<EditNode[]> {
-    const { rows } = await this.pool.query('SELECT * FROM nodes WHERE id = ANY ($1::uuid[])', [ids]);
+    const { rows } = await this.db.query('SELECT * FROM nodes WHERE id = ANY ($1::uuid[])', [ids]);
     const byId = new Map(rows.map((row) => [String(row.id), toNode(row)]));
     return ids.map((id) => {
       const node = byId.get(id);
@@ -437,27 +554,27 @@ export class PostgresEditStore implements EditStore {
   }
 
   /** Locks the document's row (not against the inserts that refer to it); not_found when there is none. */
-  private async lockDocument(tx: pg.PoolClient, id: string, where: string): Promise<void> {
+  private async lockDocument(tx: Queryable, id: string, where: string): Promise<void> {
     if ((await this.one(tx, 'SELECT 1 FROM documents WHERE id = $1 FOR NO KEY UPDATE', [id])) === undefined) {
       throw new StoreError('not_found', `${where}: no document ${id}`);
     }
   }
 
-  private async requireParent(tx: pg.PoolClient, parentId: string, documentId: string, where: string): Promise<void> {
+  private async requireParent(tx: Queryable, parentId: string, documentId: string, where: string): Promise<void> {
     if ((await this.one(tx, 'SELECT 1 FROM nodes WHERE id = $1 AND document_id = $2', [parentId, documentId])) === undefined) {
       throw new StoreError('not_found', `${where}: ${parentId} is not a node of document ${documentId}`);
     }
   }
 
   /** Reads and locks the job's row for the rest of the transaction; not_found when there is none. */
-  private async lockJob(tx: pg.PoolClient, id: string): Promise<Job> {
+  private async lockJob(tx: Queryable, id: string): Promise<Job> {
     const row = await this.one(tx, 'SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [id]);
     if (row === undefined) throw new StoreError('not_found', `no job ${id}`);
     return toJob(row);
   }
 
   /** Runs inside a transaction that holds the job's row lock. */
-  private async transition(tx: pg.PoolClient, job: Job, to: JobState, update: JobUpdateType): Promise<Job> {
+  private async transition(tx: Queryable, job: Job, to: JobState, update: JobUpdateType): Promise<Job> {
     checkTransition(job, to, update);
     let results: string[] = [];
     if (to === 'succeeded') {

@@ -159,7 +159,7 @@ async function blobProblem(blobs: BlobStore, sha256: string, expectedSize: numbe
   }
   if (verify) {
     try {
-      await blobs.get(sha256, { verify: true });
+      await blobs.get(sha256);
     } catch (error) {
       return { kind: 'corrupt_blob', message: (error as Error).message };
     }

@@ -3,7 +3,7 @@
  * Cloudflare R2…), through @aws-sdk/client-s3. One object per blob, keyed `PREFIX<sha256>`.
  *
  * Nothing read from the bucket is trusted: get() always rehashes what it downloads and throws
- * StoreError('corrupt') on a mismatch (the `verify` option is implied), and a put that finds the object already
+ * StoreError('corrupt') on a mismatch, and a put that finds the object already
  * there downloads and rehashes it before answering "already stored"; an object with other bytes under the name
  * (damage, a bad writer, a truncated copy) is overwritten with the right ones, which is the repair. Uploads carry
  * the sha256 as their S3 checksum, so a server that checks (AWS S3, MinIO) refuses bytes damaged on the way.
@@ -13,12 +13,17 @@
  * object is there and so whether it is `created`): from then on this process serves the bytes from memory,
  * whenDurable() waits for the PUT, and a failed PUT makes whenDurable() reject (the edit store then refuses the
  * node that needs the blob). Other processes see the blob once the PUT is answered, not before, as with the
- * embedded store's files: a process that hands a blob to another must await whenDurable() first.
+ * embedded store's files: a process that hands a blob to another must await whenDurable() first. A 'readable' put
+ * answers early only while the bucket works: after a failure, until a write works again, it waits for its PUT.
+ *
+ * Failures: a call the bucket refuses or that cannot reach it throws StoreError 'unavailable' (or 'full' where the
+ * server says it is out of space), in words for users; the bucket, key and S3's answer are its `cause`, for the
+ * log. The last failure is reported by health() until a write works; health() tries one then (the empty blob).
  */
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { sha256Hex } from './blobs';
+import { sha256Hex, verifiedBlob } from './blobs';
 import { PendingWrites } from './pending-writes';
-import { type BlobPutOptions, type BlobPutResult, type BlobStat, type BlobStore, StoreError, assertSha256 } from './store';
+import { type BlobPutOptions, type BlobPutResult, type BlobStat, type BlobStore, StoreError, type StoreHealth, assertSha256 } from './store';
 import type { S3Location } from './urls';
 
 export interface S3BlobStoreOptions {
@@ -46,8 +51,33 @@ function failure(error: unknown): { status: number | null; code: string; message
 /** No such object (a missing bucket is a 404 too, but not an absent blob: that one is an error). */
 const isNotFound = (error: unknown): boolean => failure(error).status === 404 && failure(error).code !== 'NoSuchBucket';
 
+/** How long health() waits for the write that tells whether a failed bucket works again. */
+const PROBE_TIMEOUT_MS = 3_000;
+
+/**
+ * What a failed S3 call means for users: 'full' or 'unavailable', in words without the bucket's address
+ * (`detail`, its cause, says where and what S3 answered, for the log).
+ */
+function bucketFailure(error: unknown, detail: Error): StoreError {
+  const { status, code } = failure(error);
+  if (/StorageFull|QuotaExceeded/i.test(code)) return new StoreError('full', `the server's blob storage is full`, { cause: detail });
+  const why =
+    status === null
+      ? 'it cannot be reached'
+      : code === 'NoSuchBucket'
+        ? 'its bucket does not exist'
+        : status === 401 || status === 403
+          ? `it refuses the server's credentials (${code})`
+          : `it answers ${code} (HTTP ${status})`;
+  return new StoreError('unavailable', `the server cannot use its blob storage right now: ${why}`, { cause: detail });
+}
+
 export class S3BlobStore implements BlobStore {
   private readonly pending = new PendingWrites();
+  /** the last failure of the bucket, until a write works: reported by health(), and no early answers meanwhile */
+  private lastFailure: StoreError | null = null;
+  /** health()'s write in flight, shared by concurrent calls */
+  private probing: Promise<void> | null = null;
 
   constructor(
     private readonly client: S3Client,
@@ -83,11 +113,11 @@ export class S3BlobStore implements BlobStore {
       await client.send(new HeadBucketCommand({ Bucket: location.bucket }));
       const empty = new Uint8Array(0);
       const sha256 = sha256Hex(empty);
-      await store.write(store.keyFor(sha256), sha256, empty, false); // written even when there: that proves the right to write
+      await store.upload(store.keyFor(sha256), sha256, empty); // written even when there: that proves the right to write
       await store.get(sha256);
     } catch (error) {
       client.destroy();
-      throw new S3ConfigError(explainOpenFailure(error, where, location));
+      throw new S3ConfigError(explainOpenFailure(error instanceof StoreError && error.cause !== undefined ? error.cause : error, where, location));
     }
     return store;
   }
@@ -107,29 +137,28 @@ export class S3BlobStore implements BlobStore {
     const size = bytes.byteLength;
     const readable = options.wait === 'readable';
 
-    const inFlight = this.pending.inFlight(sha256);
+    const inFlight = this.pending.get(sha256);
     if (inFlight) {
-      if (!readable) await inFlight;
+      // joining a write in flight: answer as early as it did
+      if (!(readable && inFlight.early)) await inFlight.done;
       return { sha256, size, created: false };
     }
-    const start = (own: Uint8Array, checkFirst: boolean) =>
-      this.pending.inFlight(sha256) ?? this.pending.start(sha256, own, () => this.write(key, sha256, own, checkFirst)); // a put may have begun meanwhile
-    let created = true;
-    if (readable) {
+    const start = (own: Uint8Array, early: boolean, checkFirst: boolean) =>
+      this.pending.get(sha256)?.done ?? this.pending.start(sha256, own, early, () => this.write(key, sha256, own, checkFirst)); // a put may have begun meanwhile
+    if (readable && this.lastFailure === null) {
       // One round trip before answering, so `created` is true to what is stored; the check of an existing
       // object's bytes (and its repair) happens in the write, which whenDurable() waits for.
       const existing = await this.headSize(key);
-      created = existing !== size;
-      void start(new Uint8Array(bytes), existing === size); // a copy: the caller may reuse its buffer once this returns
-    } else {
-      if (await this.holdsIntact(key, sha256)) {
-        this.pending.stored(sha256);
-        return { sha256, size, created: false };
-      }
-      await start(bytes, false);
+      void start(new Uint8Array(bytes), true, existing === size); // a copy: the caller may reuse its buffer once this returns
+      return { sha256, size, created: existing !== size };
     }
+    if (await this.holdsIntact(key, sha256)) {
+      this.pending.stored(sha256);
+      return { sha256, size, created: false };
+    }
+    await start(bytes, false, false);
     // Two concurrent puts of the same new bytes may both report created: true; both stored identical content.
-    return { sha256, size, created };
+    return { sha256, size, created: true };
   }
 
   async whenDurable(sha256: string): Promise<void> {
@@ -141,29 +170,32 @@ export class S3BlobStore implements BlobStore {
     await this.pending.flush();
   }
 
-  /** Always verified (see the file comment); `verify` is accepted for the interface's sake. */
-  async get(sha256: string, _options: { verify?: boolean } = {}): Promise<Uint8Array | null> {
+  /** Always verified (see the file comment). */
+  async get(sha256: string): Promise<Uint8Array | null> {
     const key = this.keyFor(sha256);
-    const inFlight = this.pending.bytes(sha256);
-    if (inFlight) return new Uint8Array(inFlight);
+    const inFlight = this.pending.get(sha256);
+    if (inFlight) return new Uint8Array(inFlight.bytes);
     const bytes = await this.download(key);
-    if (bytes === null) return null;
-    const actual = sha256Hex(bytes);
-    if (actual !== sha256) throw new StoreError('corrupt', `blob ${sha256} is corrupt: its ${bytes.byteLength} bytes hash to ${actual}`);
-    return bytes;
+    return bytes === null ? null : verifiedBlob(sha256, bytes);
   }
 
   async has(sha256: string): Promise<boolean> {
     const key = this.keyFor(sha256);
-    return this.pending.bytes(sha256) !== undefined || (await this.headSize(key)) !== null;
+    return this.pending.get(sha256) !== undefined || (await this.headSize(key)) !== null;
   }
 
   async stat(sha256: string): Promise<BlobStat | null> {
     const key = this.keyFor(sha256);
-    const inFlight = this.pending.bytes(sha256);
-    if (inFlight) return { sha256, size: inFlight.byteLength };
+    const inFlight = this.pending.get(sha256);
+    if (inFlight) return { sha256, size: inFlight.bytes.byteLength };
     const size = await this.headSize(key);
     return size === null ? null : { sha256, size };
+  }
+
+  async health(): Promise<StoreHealth> {
+    // a failure is reported until a write works: try one (the empty blob, as open() does), briefly
+    if (this.lastFailure) await this.probe();
+    return this.lastFailure ? { writable: false, problems: [`blob writes fail: ${this.lastFailure.message}`] } : { writable: true, problems: [] };
   }
 
   /** Lets go of the client's connections. */
@@ -177,6 +209,11 @@ export class S3BlobStore implements BlobStore {
   private async write(key: string, sha256: string, bytes: Uint8Array, checkFirst: boolean): Promise<void> {
     if (checkFirst && (await this.holdsIntact(key, sha256))) return;
     await this.options.beforePut?.(key);
+    await this.upload(key, sha256, bytes);
+  }
+
+  /** One PUT of the object; it working clears the last failure. */
+  private async upload(key: string, sha256: string, bytes: Uint8Array, abortSignal?: AbortSignal): Promise<void> {
     try {
       await this.client.send(
         new PutObjectCommand({
@@ -186,10 +223,22 @@ export class S3BlobStore implements BlobStore {
           ContentType: 'application/octet-stream',
           ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
         }),
+        { abortSignal },
       );
     } catch (error) {
-      throw this.wrap('upload', key, error);
+      throw this.failed('upload', key, error);
     }
+    this.lastFailure = null;
+  }
+
+  /** health()'s check of a failed bucket: one write of the empty blob, shared by concurrent calls, bounded in time. */
+  private probe(): Promise<void> {
+    const empty = new Uint8Array(0);
+    const sha256 = sha256Hex(empty);
+    this.probing ??= this.upload(this.keyFor(sha256), sha256, empty, AbortSignal.timeout(PROBE_TIMEOUT_MS))
+      .catch(() => {}) // still failing: this.lastFailure says how
+      .finally(() => (this.probing = null));
+    return this.probing;
   }
 
   /** Whether the object exists and its bytes hash to its name. */
@@ -205,7 +254,7 @@ export class S3BlobStore implements BlobStore {
       return await object.Body.transformToByteArray();
     } catch (error) {
       if (isNotFound(error)) return null;
-      throw this.wrap('download', key, error);
+      throw this.failed('download', key, error);
     }
   }
 
@@ -216,13 +265,16 @@ export class S3BlobStore implements BlobStore {
       return head.ContentLength ?? 0;
     } catch (error) {
       if (isNotFound(error)) return null;
-      throw this.wrap('look up', key, error);
+      throw this.failed('look up', key, error);
     }
   }
 
-  private wrap(action: string, key: string, error: unknown): Error {
+  /** A failed call as the StoreError users read (bucketFailure), remembered for health(); its cause says where, for the log. */
+  private failed(action: string, key: string, error: unknown): StoreError {
     const { status, code, message } = failure(error);
-    return new Error(`could not ${action} s3://${this.bucket}/${key}: ${code}${status !== null ? ` (HTTP ${status})` : ''}: ${message}`, { cause: error });
+    const detail = new Error(`could not ${action} s3://${this.bucket}/${key}: ${code}${status !== null ? ` (HTTP ${status})` : ''}: ${message}`, { cause: error });
+    this.lastFailure = bucketFailure(error, detail);
+    return this.lastFailure;
   }
 }
 

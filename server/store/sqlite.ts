@@ -11,9 +11,12 @@
  * references, job transitions, the integrity check) live in rules.ts.
  */
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import { migrate } from './migrations';
+import { type FileIdentity, identityOf, sameFile, stillFailing } from './disk';
+import { migrate, schemaVersion } from './migrations';
 import { editNodeColumns, sourceNodeColumns, toDocument, toJob, toNode } from './rows';
 import { TERMINAL_STATES, blobRefs, checkRows, checkTransition, requireBlobs, successResults } from './rules';
 import {
@@ -43,6 +46,8 @@ import {
   SourceNodeInput,
   type SourceNodeInput as SourceNodeInputType,
   StoreError,
+  type StoreHealth,
+  storageFailure,
   parseOrThrow,
 } from './store';
 
@@ -51,6 +56,20 @@ export interface SqliteEditStoreOptions {
   now?: () => Date;
   /** How long a write waits for another process's write lock before failing (default 5 s). */
   busyTimeoutMs?: number;
+  /** Refuse an empty database (no schema yet): set when blobs are already stored beside it. */
+  mustHoldData?: boolean;
+}
+
+/** A failure of the storage under SQLite (full, read-only, I/O), not of the statement. */
+function isStorageError(error: unknown): boolean {
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  return /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|PERM)/.test(code);
+}
+
+/** SQLite's verdict that the file is damaged or not a database at all. */
+export function isSqliteCorruption(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT_INDEX' || code === 'SQLITE_CORRUPT_SEQUENCE';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -59,6 +78,10 @@ export class SqliteEditStore implements EditStore {
   private readonly db: Database.Database;
   private readonly now: () => Date;
   private readonly sql: ReturnType<typeof prepareStatements>;
+  /** the database file this store opened: writes stop when another one (or none) is at its path */
+  private readonly identity: FileIdentity;
+  /** the last write that failed, until one succeeds (health) */
+  private writeFailure: StoreError | null = null;
 
   constructor(
     readonly file: string,
@@ -68,9 +91,17 @@ export class SqliteEditStore implements EditStore {
     this.now = options.now ?? (() => new Date());
     this.db = new Database(file);
     try {
+      if (options.mustHoldData && schemaVersion(this.db) === 0) {
+        throw new StoreError(
+          'corrupt',
+          `${file} is empty (or new), but the blob store beside it holds stored images: the database was lost or truncated. ` +
+            `Restore it from a backup; to start afresh instead, move the whole data directory away`,
+        );
+      }
       configure(this.db, file, options.busyTimeoutMs ?? 5000);
       migrate(this.db);
       this.sql = prepareStatements(this.db);
+      this.identity = identityOf(fs.statSync(file));
     } catch (error) {
       this.db.close();
       throw error;
@@ -79,6 +110,49 @@ export class SqliteEditStore implements EditStore {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+
+  async health(): Promise<StoreHealth> {
+    const problems: string[] = [];
+    const moved = this.fileProblem();
+    if (moved) problems.push(moved.message);
+    else if (this.writeFailure && !(await stillFailing(path.dirname(this.file), this.writeFailure))) this.writeFailure = null;
+    if (!moved && this.writeFailure) problems.push(`database writes fail: ${this.writeFailure.message}`);
+    return { writable: problems.length === 0, problems };
+  }
+
+  /**
+   * Runs a write: refused when the database file was removed or replaced since it was opened (SQLite would go on
+   * writing into the unlinked file, and acknowledge it); a failure becomes StoreError 'full' / 'unavailable' and
+   * is reported by health() until a write succeeds.
+   */
+  private write<T>(fn: () => T): T {
+    const moved = this.fileProblem();
+    if (moved) throw moved;
+    try {
+      const result = fn();
+      if (this.writeFailure?.code !== 'full') this.writeFailure = null; // a full disk: until there is room (health)
+      return result;
+    } catch (error) {
+      if (error instanceof StoreError || !isStorageError(error)) throw error;
+      const failure = storageFailure(error);
+      if (failure instanceof StoreError) this.writeFailure = failure;
+      throw failure;
+    }
+  }
+
+  /** The database file is not the one this store opened any more (removed, or another file in its place). */
+  private fileProblem(): StoreError | null {
+    let stats: fs.Stats;
+    try {
+      stats = fs.statSync(this.file);
+    } catch {
+      return new StoreError('unavailable', 'the server cannot store data: its database file was removed while it ran (restart the server)');
+    }
+    if (!sameFile(this.identity, stats)) {
+      return new StoreError('unavailable', 'the server cannot store data: its database file was replaced while it ran (restart the server)');
+    }
+    return null;
   }
 
   /** The connection's durability settings and schema version (for a health endpoint, and the tests). */
@@ -97,7 +171,7 @@ export class SqliteEditStore implements EditStore {
   async openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }> {
     const h = parseOrThrow(Host, host, 'openDocument host');
     const key = parseOrThrow(HostDocumentKey, hostDocumentKey, 'openDocument hostDocumentKey');
-    const info = this.sql.insertDocument.run({ id: randomUUID(), host: h, key, now: this.timestamp() });
+    const info = this.write(() => this.sql.insertDocument.run({ id: randomUUID(), host: h, key, now: this.timestamp() }));
     const row = this.sql.documentByKey.get({ host: h, key });
     return { documentId: toDocument(row).id, created: info.changes === 1 };
   }
@@ -112,17 +186,19 @@ export class SqliteEditStore implements EditStore {
   async addSourceNode(input: SourceNodeInputType): Promise<EditNode> {
     const n = parseOrThrow(SourceNodeInput, input, 'addSourceNode');
     await requireBlobs(this.blobs, 'addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
-    const id = this.db
-      .transaction((): string => {
-        this.requireDocument(n.documentId, 'addSourceNode documentId');
-        if (n.parentId !== null) this.requireParent(n.parentId, n.documentId, 'addSourceNode parentId');
-        const existing = this.sql.sourceNode.get({ documentId: n.documentId, parentId: n.parentId, imageSha256: n.imageSha256 }) as { id: string } | undefined;
-        if (existing) return existing.id;
-        const id = randomUUID();
-        this.sql.insertNode.run(sourceNodeColumns(id, n.documentId, n.parentId, n.imageSha256, n.options, this.timestamp()));
-        return id;
-      })
-      .immediate();
+    const id = this.write(() =>
+      this.db
+        .transaction((): string => {
+          this.requireDocument(n.documentId, 'addSourceNode documentId');
+          if (n.parentId !== null) this.requireParent(n.parentId, n.documentId, 'addSourceNode parentId');
+          const existing = this.sql.sourceNode.get({ documentId: n.documentId, parentId: n.parentId, imageSha256: n.imageSha256 }) as { id: string } | undefined;
+          if (existing) return existing.id;
+          const id = randomUUID();
+          this.sql.insertNode.run(sourceNodeColumns(id, n.documentId, n.parentId, n.imageSha256, n.options, this.timestamp()));
+          return id;
+        })
+        .immediate(),
+    );
     return this.mustGetNode(id);
   }
 
@@ -135,19 +211,21 @@ export class SqliteEditStore implements EditStore {
     if (failed) throw failed.reason; // the first node in order, whichever check finished first
     const ids = inputs.map(() => randomUUID());
     const createdAt = this.timestamp();
-    this.db
-      .transaction(() => {
-        const job = this.requireJob(id);
-        if (job.state !== 'running') {
-          throw new StoreError('illegal_transition', `addEditNodes: job ${id} is ${job.state}; results can only be added to a running job`);
-        }
-        inputs.forEach((node, i) => {
-          this.requireParent(node.parentId, job.documentId, `addEditNodes nodes.${i}.parentId`);
-          this.sql.insertNode.run(editNodeColumns(ids[i], job.documentId, id, node, createdAt));
-        });
-        if (options.markSucceeded) this.transition(job, 'succeeded', { resultNodeIds: ids });
-      })
-      .immediate();
+    this.write(() =>
+      this.db
+        .transaction(() => {
+          const job = this.requireJob(id);
+          if (job.state !== 'running') {
+            throw new StoreError('illegal_transition', `addEditNodes: job ${id} is ${job.state}; results can only be added to a running job`);
+          }
+          inputs.forEach((node, i) => {
+            this.requireParent(node.parentId, job.documentId, `addEditNodes nodes.${i}.parentId`);
+            this.sql.insertNode.run(editNodeColumns(ids[i], job.documentId, id, node, createdAt));
+          });
+          if (options.markSucceeded) this.transition(job, 'succeeded', { resultNodeIds: ids });
+        })
+        .immediate(),
+    );
     return ids.map((nodeId) => this.mustGetNode(nodeId));
   }
 
@@ -169,13 +247,15 @@ export class SqliteEditStore implements EditStore {
 
   async createJob(input: CreateJobInputType): Promise<Job> {
     const { documentId, request, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
-    this.db
-      .transaction(() => {
-        this.requireDocument(documentId, 'createJob documentId');
-        if (this.sql.job.get(id) !== undefined) throw new StoreError('invalid_input', `createJob: a job ${id} already exists`);
-        this.sql.insertJob.run({ id, documentId, request: JSON.stringify(request), now: this.timestamp() });
-      })
-      .immediate();
+    this.write(() =>
+      this.db
+        .transaction(() => {
+          this.requireDocument(documentId, 'createJob documentId');
+          if (this.sql.job.get(id) !== undefined) throw new StoreError('invalid_input', `createJob: a job ${id} already exists`);
+          this.sql.insertJob.run({ id, documentId, request: JSON.stringify(request), now: this.timestamp() });
+        })
+        .immediate(),
+    );
     return this.requireJob(id);
   }
 
@@ -183,7 +263,7 @@ export class SqliteEditStore implements EditStore {
     const jobId = parseOrThrow(Id, id, 'updateJobState id');
     const to = parseOrThrow(JobState, state, 'updateJobState state');
     const u = parseOrThrow(JobUpdate, update, 'updateJobState update');
-    this.db.transaction(() => this.transition(this.requireJob(jobId), to, u)).immediate();
+    this.write(() => this.db.transaction(() => this.transition(this.requireJob(jobId), to, u)).immediate());
     return this.requireJob(jobId);
   }
 
@@ -204,17 +284,19 @@ export class SqliteEditStore implements EditStore {
   async recoverInterruptedJobs(): Promise<Job[]> {
     // This deliberately bypasses JOB_TRANSITIONS (queued -> failed is not a move a worker may make): it records
     // what happened to jobs whose process is gone, rather than asking for a transition.
-    const ids = this.db
-      .transaction(() => {
-        const now = this.timestamp();
-        const stranded = this.sql.unfinishedJobs.all().map(toJob);
-        for (const job of stranded) {
-          const error = job.state === 'running' ? INTERRUPTED_RUNNING_ERROR : INTERRUPTED_QUEUED_ERROR;
-          this.sql.failInterrupted.run({ id: job.id, from: job.state, error, now });
-        }
-        return stranded.map((job) => job.id);
-      })
-      .immediate();
+    const ids = this.write(() =>
+      this.db
+        .transaction(() => {
+          const now = this.timestamp();
+          const stranded = this.sql.unfinishedJobs.all().map(toJob);
+          for (const job of stranded) {
+            const error = job.state === 'running' ? INTERRUPTED_RUNNING_ERROR : INTERRUPTED_QUEUED_ERROR;
+            this.sql.failInterrupted.run({ id: job.id, from: job.state, error, now });
+          }
+          return stranded.map((job) => job.id);
+        })
+        .immediate(),
+    );
     return ids.map((jobId) => this.requireJob(jobId));
   }
 

@@ -16,18 +16,31 @@ import { JOB_STATES, SHA256_PATTERN, hasNoNul } from '../../shared/protocol';
 
 /**
  * `code` is what an API layer maps to a status: invalid_input -> 400, not_found -> 404,
- * illegal_transition -> 409, corrupt -> 500 (the data on disk is damaged, not the request).
+ * illegal_transition -> 409, corrupt -> 500 (the data on disk is damaged, not the request), full -> 507 (no
+ * space left: nothing was stored), unavailable -> 503 (the storage cannot be used: read-only, permissions, I/O
+ * errors, the data directory removed or replaced, a database or bucket that cannot be reached or refuses). The
+ * messages of full and unavailable are written for users and name no server paths, URLs or keys; `cause` keeps
+ * the detail for the log. Each backend maps its own failures: storageFailure() below for files and SQLite,
+ * databaseFailure() in postgres.ts, bucketFailure() in s3.ts.
  */
-export type StoreErrorCode = 'invalid_input' | 'not_found' | 'illegal_transition' | 'corrupt';
+export type StoreErrorCode = 'invalid_input' | 'not_found' | 'illegal_transition' | 'corrupt' | 'full' | 'unavailable';
 
 export class StoreError extends Error {
   constructor(
     readonly code: StoreErrorCode,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'StoreError';
   }
+}
+
+/** Whether the store can take writes now, and if not, why (for `health`; written for operators, no paths). */
+export interface StoreHealth {
+  writable: boolean;
+  /** empty when all is well */
+  problems: string[];
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -79,19 +92,26 @@ export interface BlobPutOptions {
    * see it, while it is made durable in the background; whenDurable() waits for that. Uploads use 'readable':
    * nothing refers to an upload until an edit node does, and the edit store waits for durability before it
    * commits such a node, so a crash can lose an unreferenced upload (the client uploads it again) but never
-   * leave a node pointing at a missing blob.
+   * leave a node pointing at a missing blob. A store answers a 'readable' put early only when the write can be
+   * expected to succeed (no write has failed since the last one that worked, and there is room for it); otherwise
+   * it waits for durability like 'durable' does, so a failure is reported to the caller instead of acknowledged.
    */
   wait?: 'durable' | 'readable';
 }
 
 export interface BlobStore {
   /**
-   * Stores bytes under their sha256. A crash before the blob is durable leaves nothing visible.
+   * Stores bytes under their sha256. A crash before the blob is durable leaves nothing visible. A stored blob
+   * whose bytes no longer match is rewritten (`created: true`). Throws StoreError('full' | 'unavailable') when
+   * the bytes cannot be stored.
    * Blobs are bytes only: what they are (a PNG, a float16 latent) is told by their references and their magic.
    */
   put(bytes: Uint8Array, options?: BlobPutOptions): Promise<BlobPutResult>;
-  /** null when absent; with `verify`, rehashes and throws StoreError('corrupt') on a mismatch. */
-  get(sha256: string, options?: { verify?: boolean }): Promise<Uint8Array | null>;
+  /**
+   * null when absent. The bytes are checked against their sha256 on every read: damaged bytes are never
+   * returned, StoreError('corrupt') is thrown instead (a put of the right bytes repairs the blob).
+   */
+  get(sha256: string): Promise<Uint8Array | null>;
   has(sha256: string): Promise<boolean>;
   stat(sha256: string): Promise<BlobStat | null>;
   /**
@@ -101,6 +121,8 @@ export interface BlobStore {
   whenDurable(sha256: string): Promise<void>;
   /** Waits for every write in flight (graceful shutdown). */
   flush(): Promise<void>;
+  /** Whether writes work now (a failed write is reported until a later one succeeds). */
+  health(): Promise<StoreHealth>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,11 +378,42 @@ export interface EditStore {
   recoverInterruptedJobs(): Promise<Job[]>;
   /** Empty when all is well. */
   integrityCheck(options?: IntegrityOptions): Promise<IntegrityProblem[]>;
+  /** Whether writes work now (a failed write is reported until a later one succeeds). */
+  health(): Promise<StoreHealth>;
 }
 
 /** What openStore() returns: both halves plus one way to let go of them. */
 export interface Store {
   blobs: BlobStore;
   edits: EditStore;
+  /** Both halves' health together. */
+  health(): Promise<StoreHealth>;
   close(): Promise<void>;
+}
+
+/** One health from several parts. */
+export function combineHealth(parts: StoreHealth[]): StoreHealth {
+  return { writable: parts.every((p) => p.writable), problems: parts.flatMap((p) => p.problems) };
+}
+
+/**
+ * A failed write's error as the StoreError a user may read: the disk is full, or the storage cannot be written
+ * (errno codes from the file system, SQLITE_* codes from SQLite). The message names no path; `cause` keeps it.
+ */
+export function storageFailure(error: unknown): Error {
+  if (error instanceof StoreError) return error;
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  if (!/^(E[A-Z]+|SQLITE_\w+)$/.test(code)) return error instanceof Error ? error : new Error(String(error)); // not the storage's
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') {
+    return new StoreError('full', `the server's disk is full`, { cause: error });
+  }
+  const why =
+    code === 'EROFS' || code.startsWith('SQLITE_READONLY')
+      ? 'its storage is read-only'
+      : code === 'EACCES' || code === 'EPERM' || code === 'SQLITE_PERM' || code === 'SQLITE_AUTH'
+        ? 'it may not write its data directory'
+        : code === 'EIO' || code.startsWith('SQLITE_IOERR')
+          ? 'its disk reports I/O errors'
+          : `its storage failed (${code || 'unknown error'})`;
+  return new StoreError('unavailable', `the server cannot store data right now: ${why}`, { cause: error });
 }

@@ -234,7 +234,8 @@ class Playground {
     const { queued, running } = health.queue;
     const busy = queued + running === 0 ? 'idle' : `${running} running, ${queued} queued`;
     const state = health.status === 'ok' ? 'ok' : 'warn';
-    this.setStatus(state, `${health.status === 'ok' ? 'Connected' : 'Shutting down'} · ${health.model.name} on ${health.model.provider} · ${busy}`);
+    const label = health.status === 'ok' ? 'Connected' : health.status === 'degraded' ? `Cannot store edits (${health.store.problems.join('; ')})` : 'Shutting down';
+    this.setStatus(state, `${label} · ${health.model.name} on ${health.model.provider} · ${busy}`);
   }
 
   private bindSettings(): void {

@@ -69,10 +69,12 @@ export type FetchLike = (url: string, init: FetchInit) => Promise<ResponseLike>;
 // ------------------------------------------------------------------------------------------ what it returns
 
 export interface ServerHealth {
-  status: 'ok' | 'shutting-down';
+  /** degraded: the server cannot store edits now (store.problems says why) */
+  status: 'ok' | 'degraded' | 'shutting-down';
   version: string;
   model: { name: string; provider: string };
   queue: { queued: number; running: number };
+  store: { writable: boolean; problems: string[] };
   authRequired: boolean;
 }
 

@@ -3,6 +3,8 @@
  * PostgreSQL's own: migrations and the schema-version check, start-up errors, several processes sharing one
  * database (recovery that spares a live process's jobs, transitions that race), and the integrity check.
  */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +12,8 @@ import { Client as PgClient } from 'pg';
 import { FsBlobStore } from '../../server/store/blobs';
 import { POSTGRES_MIGRATIONS, type PostgresMigration, migratePostgres, postgresSchemaVersion } from '../../server/store/postgres-migrations';
 import { PostgresConfigError, PostgresEditStore, type PostgresEditStoreOptions } from '../../server/store/postgres';
-import { INTERRUPTED_RUNNING_ERROR, type BlobStore } from '../../server/store/store';
+import { INTERRUPTED_RUNNING_ERROR, type BlobStore, StoreError, combineHealth } from '../../server/store/store';
+import { mountProblem } from '../support/mount';
 import { describeWithServices } from '../support/services';
 import { TestClock, bytesOf, editStoreContract, expectStoreError, putLatent } from '../unit/store/contract';
 import pg from 'pg';
@@ -35,6 +38,7 @@ async function sql(url: string, text: string, values: unknown[] = []): Promise<p
 }
 
 describeWithServices('PostgresEditStore', ['postgres'], (services) => {
+
   /** every store a test opened, closed after it whatever happened */
   const opened: PostgresEditStore[] = [];
   afterEach(async () => {
@@ -56,8 +60,13 @@ describeWithServices('PostgresEditStore', ['postgres'], (services) => {
     editStoreContract(async (options) => {
       const clock = new TestClock();
       const blobs = options?.blobs ?? new FsBlobStore(path.join(root, 'blobs'));
-      const edits = await open(await services().postgres.createDatabase(), blobs, { now: clock.now });
-      return { store: { blobs, edits, close: () => edits.close() }, clock };
+      const url = await services().postgres.createDatabase();
+      const edits = await open(url, blobs, { now: clock.now });
+      return {
+        store: { blobs, edits, health: async () => combineHealth([await blobs.health(), await edits.health()]), close: () => edits.close() },
+        clock,
+        cutOff: () => services().postgres.setConnections(url, false),
+      };
     });
   });
 
@@ -231,6 +240,61 @@ describeWithServices('PostgresEditStore', ['postgres'], (services) => {
       const sources = await Promise.all(stores.map((s) => s.addSourceNode({ documentId: opened[0].documentId, imageSha256: image })));
       expect(new Set(sources.map((n) => n.id)).size).toBe(1);
       await Promise.all(stores.map((s) => s.close()));
+    });
+  });
+
+  describe('the database failing while the store runs', () => {
+    test('it stops answering: unavailable in words for users, health degraded until it answers again', async () => {
+      const url = await services().postgres.createDatabase();
+      const store = await open(url);
+      const { documentId } = await store.openDocument('web', 'outage');
+      await services().postgres.setConnections(url, false);
+      const unreachable = 'the server cannot use its database right now: it cannot be reached';
+      const refused = await expectStoreError(store.getDocument(documentId), 'unavailable', new RegExp(`^${unreachable}$`));
+      expect(String(refused.cause)).toMatch(/not currently accepting connections|terminat/); // pg's own words, for the log
+      await expectStoreError(store.createJob({ documentId, request: {} }), 'unavailable', new RegExp(`^${unreachable}$`));
+      expect(await store.health()).toEqual({ writable: false, problems: [`database writes fail: ${unreachable}`] });
+      await services().postgres.setConnections(url, true);
+      expect(await store.health()).toEqual({ writable: true, problems: [] }); // health asked it
+      expect((await store.createJob({ documentId, request: {} })).state).toBe('queued');
+    });
+
+    // Its disk fills for real: the jobs table moved to a tablespace on a 1 MiB tmpfs (needs mount, so root, and
+    // a server on this machine whose user owns the mount).
+    const fullDisk = mountProblem() ?? (process.env.LAYERLOOP_TEST_POSTGRES_URL ? 'the PostgreSQL server is not one started here' : null);
+    if (fullDisk && process.env.CI) throw new Error(`the full-disk test needs mount (run as root) and a local PostgreSQL: ${fullDisk}`);
+    if (fullDisk) console.warn(`PostgresEditStore: the full-disk test is SKIPPED (${fullDisk}); in CI it fails instead`);
+    (fullDisk ? test.skip : test)("its disk is full: writes fail 'full' (\"the server's database is full\"), health says so until a write works", async () => {
+      const { adminUrl, localUser } = services().postgres;
+      const url = await services().postgres.createDatabase();
+      const name = new URL(url).pathname.slice(1);
+      const mnt = mkdtempSync(path.join(os.tmpdir(), 'layerloop-pg-full-'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=1m,mode=0700,uid=${localUser!.uid},gid=${localUser!.gid}`, 'tmpfs', mnt]);
+      let store: PostgresEditStore | null = null;
+      try {
+        await sql(adminUrl, `CREATE TABLESPACE ${name} LOCATION '${mnt}'`);
+        store = await open(url);
+        const { documentId } = await store.openDocument('web', 'full');
+        await sql(url, `ALTER TABLE jobs SET TABLESPACE ${name}`); // its TOAST table goes with it
+        let full: unknown;
+        for (let i = 0; i < 40 && full === undefined; i++) {
+          // 192 KiB of random text per job: PostgreSQL cannot compress it away
+          await store.createJob({ documentId, request: { noise: randomBytes(144 * 1024).toString('base64') } }).catch((error: unknown) => (full = error));
+        }
+        expect(full).toBeInstanceOf(StoreError);
+        expect(full).toMatchObject({ code: 'full', message: "the server's database is full" });
+        expect(String((full as StoreError).cause)).toMatch(/No space left on device/);
+        expect(await store.health()).toEqual({ writable: false, problems: ["database writes fail: the server's database is full"] });
+        execFileSync('mount', ['-o', 'remount,size=64m', mnt]); // the operator makes room
+        expect((await store.createJob({ documentId, request: {} })).state).toBe('queued');
+        expect(await store.health()).toEqual({ writable: true, problems: [] });
+      } finally {
+        await store?.close();
+        await sql(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await sql(adminUrl, `DROP TABLESPACE IF EXISTS ${name}`);
+        execFileSync('umount', [mnt]);
+        rmSync(mnt, { recursive: true, force: true });
+      }
     });
   });
 

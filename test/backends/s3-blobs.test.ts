@@ -1,9 +1,9 @@
 /**
  * S3BlobStore against a real S3 API (s3rver, or LAYERLOOP_TEST_S3_ENDPOINT; test/support/services.ts): the
- * BlobStore contract, then what is S3's own: the key layout, hashes checked on every read and before trusting an
- * object that is already there, and start-up errors that say what to fix.
+ * BlobStore contract, then what is S3's own: the key layout, the check of an object that is already there, a
+ * bucket that fails while the store runs (and comes back), and start-up errors that say what to fix.
  */
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore, S3ConfigError, type S3BlobStoreOptions } from '../../server/store/s3';
 import { parseBlobsUrl } from '../../server/store/urls';
 import { describeWithServices } from '../support/services';
@@ -55,6 +55,7 @@ describeWithServices('S3BlobStore', ['s3'], (services) => {
           return { blobs: storeIn(bucket, prefix, { beforePut: hold }), release, writing };
         },
         damage: (sha256, bytes) => overwrite(bucket, `${prefix}${sha256}`, bytes),
+        unusable: async () => storeIn(`${bucket}-gone`, prefix),
       };
     });
   });
@@ -71,15 +72,39 @@ describeWithServices('S3BlobStore', ['s3'], (services) => {
     expect(() => blobs.keyFor('../x')).toThrow(/sha256 of 64 lowercase hex/);
   });
 
-  test('every read is verified: damaged bytes of the right length are never served, even without verify', async () => {
-    const bucket = await services().s3.createBucket();
-    const blobs = storeIn(bucket);
-    const { sha256 } = await blobs.put(bytesOf(3));
-    const damaged = bytesOf(3);
-    damaged[0] ^= 0xff;
-    await overwrite(bucket, sha256, damaged);
-    await expectStoreError(blobs.get(sha256), 'corrupt', new RegExp(`blob ${sha256} is corrupt: its 257 bytes hash to`));
-    expect(await blobs.stat(sha256)).toEqual({ sha256, size: 257 }); // stat does not read the bytes
+  test('a bucket that fails while the server runs: errors in words for users (the detail in their cause), health says so until a write works again', async () => {
+    const s3 = services().s3;
+    const bucket = `${await s3.createBucket()}-later`; // not there yet, as if removed under a running server
+    let hold: Promise<void> | undefined = undefined; // set: every write from then on waits for ever
+    const blobs = storeIn(bucket, '', { beforePut: () => hold });
+    const missing = 'the server cannot use its blob storage right now: its bucket does not exist';
+    const refused = await expectStoreError(blobs.put(bytesOf(50)), 'unavailable', new RegExp(`^${missing}$`));
+    expect((refused.cause as Error).message).toMatch(new RegExp(`^could not download s3://${bucket}/[0-9a-f]{64}: NoSuchBucket \\(HTTP 404\\)`)); // for the log
+    expect(await blobs.health()).toEqual({ writable: false, problems: [`blob writes fail: ${missing}`] });
+    // meanwhile a 'readable' put waits for its write and hears the failure, instead of answering early
+    await expectStoreError(blobs.put(bytesOf(51), { wait: 'readable' }), 'unavailable', new RegExp(`^${missing}$`));
+    await expectStoreError(blobs.get(sha256Of(bytesOf(51))), 'unavailable', new RegExp(`^${missing}$`));
+
+    // the operator makes the bucket: health's own write finds it working, and puts answer early again
+    const admin = s3.client();
+    try {
+      await admin.send(new CreateBucketCommand({ Bucket: bucket }));
+    } finally {
+      admin.destroy();
+    }
+    expect(await blobs.health()).toEqual({ writable: true, problems: [] });
+    hold = new Promise<void>(() => {});
+    expect(await blobs.put(bytesOf(51), { wait: 'readable' })).toEqual({ sha256: sha256Of(bytesOf(51)), size: 257, created: true }); // its write still held
+  });
+
+  test('an endpoint nobody answers at while running: unavailable, "it cannot be reached"', async () => {
+    const location = parseBlobsUrl('s3://some-bucket?endpoint=http://127.0.0.1:1');
+    const blobs = new S3BlobStore(S3BlobStore.client(location, { credentials: services().s3.credentials }), location.bucket, location.prefix);
+    made.push(blobs);
+    const unreachable = /^the server cannot use its blob storage right now: it cannot be reached$/;
+    await expectStoreError(blobs.has(sha256Of(bytesOf(52))), 'unavailable', unreachable);
+    const health = await blobs.health();
+    expect(health).toEqual({ writable: false, problems: [expect.stringMatching(/^blob writes fail: the server cannot use its blob storage right now: it cannot be reached$/)] });
   });
 
   test("a put that finds damaged bytes of the right length repairs them ('durable' at once, 'readable' before whenDurable resolves)", async () => {

@@ -3,12 +3,14 @@
  * and a real S3 API (test/support/services.ts), driven through its HTTP API as a plugin drives it: an upload, an
  * edit, an edit continuing from that one's latent, downloads. Then what is only true with these backends: the
  * data directory stays empty, the rows and objects are where the URLs say, a restart (and a SIGKILL mid-job)
- * finds everything again, and a configuration that cannot work stops the server at start with what to fix.
+ * finds everything again, the database or the bucket failing under the running server is answered 503 with a
+ * message and reported by health until it works again, servers may share the database (the data directory's
+ * lock is only the SQLite store's), and a configuration that cannot work stops the server at start with what to fix.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Client as PgClient } from 'pg';
 import sharp from 'sharp';
 import { INTERRUPTED_RUNNING_ERROR } from '../../server/store/store';
@@ -148,6 +150,89 @@ describeWithServices('team server on PostgreSQL and S3', ['postgres', 's3'], (se
     // and it edits on
     const next = await runEdit(after, edit({ kind: 'edit', editId: second.editId }, 'make the circle yellow'));
     expect(sha256(await download(again.url, next.snap.result!.resultSha256s[0]))).toBe(next.snap.result!.resultSha256s[0]);
+  });
+
+  test('the database or the bucket failing under a running server: 503 with a message, health says why, and it recovers', async () => {
+    const { postgres, s3 } = services();
+    const url = await postgres.createDatabase();
+    const outageBucket = await s3.createBucket();
+    const server = await start(['--store', url, '--blobs', s3.blobsUrl(outageBucket)]);
+    const client = makeClient(server.url);
+    const { documentId: doc } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: 'outage' });
+    const { sha256: source } = await upload(server.url, fs.readFileSync(path.join(FIXTURES, 'shapes-128.png')));
+    const request = { documentId: doc, parent: { kind: 'source', imageSha256: source }, regions: instruction('make it red'), options: { steps: 2, previewEvery: 0 } };
+    const call = async (method: string, route: string, body: string | Uint8Array, type = 'application/json') => {
+      const res = await fetch(`${server.url}${route}`, { method, headers: { 'Content-Type': type }, body });
+      const json = (await res.json()) as { error?: string | { message?: string } };
+      return { status: res.status, message: typeof json.error === 'string' ? json.error : (json.error?.message ?? '') };
+    };
+    const health = async () => (await client.health.query()) as { status: string; store: { problems: string[] } };
+
+    // the database stops taking connections
+    await postgres.setConnections(url, false);
+    const create = await call('POST', '/trpc/edits.create', JSON.stringify(request));
+    expect(create).toEqual({ status: 503, message: expect.stringMatching(/the server cannot use its database right now: it cannot be reached/) });
+    expect(await health()).toMatchObject({ status: 'degraded', store: { problems: ['database writes fail: the server cannot use its database right now: it cannot be reached'] } });
+    await postgres.setConnections(url, true);
+    expect((await health()).status).toBe('ok');
+    await runEdit(client, request as EditRequestInput);
+
+    // the bucket goes away (emptied and deleted by hand)
+    const admin = s3.client();
+    try {
+      const { Contents = [] } = await admin.send(new ListObjectsV2Command({ Bucket: outageBucket }));
+      await admin.send(new DeleteObjectsCommand({ Bucket: outageBucket, Delete: { Objects: Contents.map((o) => ({ Key: o.Key! })) } }));
+      await admin.send(new DeleteBucketCommand({ Bucket: outageBucket }));
+      const png = (color: string) => sharp({ create: { width: 8, height: 8, channels: 4, background: color } }).png().toBuffer();
+      // The first upload after that is answered while its PUT is under way (the bucket worked a moment ago: the
+      // window README's "Running a team server" names); the PUT fails, and from then on uploads wait for theirs.
+      const unlucky = await call('PUT', '/v1/blobs', await png('#123456'), 'image/png');
+      expect(unlucky.status).toBe(201);
+      for (let i = 0; i < 100 && (await health()).status === 'ok'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await health()).toMatchObject({ status: 'degraded', store: { problems: ['blob writes fail: the server cannot use its blob storage right now: its bucket does not exist'] } });
+      expect(await call('PUT', '/v1/blobs', await png('#654321'), 'image/png')).toEqual({
+        status: 503,
+        message: "the upload was not stored: the server cannot use its blob storage right now: its bucket does not exist. Upload it again once that is fixed (the server's health says when)",
+      });
+      await admin.send(new CreateBucketCommand({ Bucket: outageBucket }));
+      expect((await health()).status).toBe('ok');
+      const stored = await upload(server.url, await png('#654321'));
+      expect(sha256(await download(server.url, stored.sha256))).toBe(stored.sha256);
+    } finally {
+      admin.destroy();
+    }
+    // the log keeps what users are not shown: where, and what S3 said
+    expect(logLines(server.stderr()).find((line) => line.msg === 'request failed: storage')).toMatchObject({ cause: expect.stringContaining(`s3://${outageBucket}/`) });
+  });
+
+  test("the data directory's lock is the embedded SQLite store's: two servers share PostgreSQL and a blob directory; SQLite with S3 blobs refuses a second", async () => {
+    const { postgres, s3 } = services();
+    const dir = tempDataDir();
+    const url = await postgres.createDatabase();
+    const startIn = async (args: string[]) => {
+      const server = await startServer({ dataDir: dir, args, env: s3.env() });
+      running.push(server);
+      return server;
+    };
+    try {
+      const a = await startIn(['--store', url]);
+      const b = await startIn(['--store', url]);
+      const png = fs.readFileSync(path.join(FIXTURES, 'shapes-128.png'));
+      const { sha256: uploaded } = await upload(a.url, png);
+      // one blob directory, written by one, read by the other (once the file is durable: a moment after the answer)
+      for (let i = 0; i < 100 && (await fetch(`${b.url}/v1/blobs/${uploaded}`, { method: 'HEAD' })).status !== 200; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(sha256(await download(b.url, uploaded))).toBe(uploaded);
+      expect(fs.existsSync(path.join(dir, 'layerloop.lock'))).toBe(false);
+      await Promise.all([a.stop(), b.stop()]);
+
+      const c = await startIn(['--blobs', s3.blobsUrl(bucket)]);
+      await expect(startServer({ dataDir: dir, args: ['--blobs', s3.blobsUrl(bucket)], env: s3.env() })).rejects.toThrow(
+        `layerloop: the data directory ${dir} is in use by another layerloop server (pid ${c.pid})`,
+      );
+    } finally {
+      await Promise.all(running.splice(0).map((server) => server.stop('SIGKILL')));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a configuration that cannot work stops the server at start, saying what to fix', async () => {

@@ -138,11 +138,13 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
   let pageErrors: string[] = [];
 
   beforeAll(async () => {
-    server = await startServer();
-    // a build for this server: Photoshop lets a plugin reach only the servers its manifest lists
+    // a build for this server: Photoshop lets a plugin reach only the servers its manifest lists. Its files are
+    // served from their folder-to-be first, so the server can be told to allow that page's origin: Photoshop's UXP
+    // runtime sends no Origin (it does no CORS), but this harness is a web page on another port
     packaged = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-uxp-e2e-'));
-    execFileSync(process.execPath, ['tools/plugins/package.mjs', '--server', server.url, '--out', packaged], { cwd: ROOT, stdio: 'pipe' });
     files = await serveDir(path.join(packaged, 'package', 'photoshop'));
+    server = await startServer({ args: ['--allow-origin', files.url] });
+    execFileSync(process.execPath, ['tools/plugins/package.mjs', '--server', server.url, '--out', packaged], { cwd: ROOT, stdio: 'pipe' });
     const { data, info } = await sharp(FIXTURE).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     browser = await launchBrowser({
       viewport: { width: 1000, height: 760 },

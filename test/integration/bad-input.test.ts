@@ -36,7 +36,7 @@ function messageOf(text: string): string {
 
 let base = '';
 
-async function request(method: string, pathAndQuery: string, opts: { headers?: Record<string, string>; body?: Uint8Array | string } = {}): Promise<Reply> {
+async function request(method: string, pathAndQuery: string, opts: { headers?: Record<string, string>; body?: Uint8Array | string | FormData } = {}): Promise<Reply> {
   const res = await fetch(`${base}${pathAndQuery}`, { method, headers: opts.headers, body: opts.body });
   const text = await res.text();
   return { status: res.status, message: messageOf(text), headers: Object.fromEntries(res.headers.entries()) };
@@ -57,6 +57,16 @@ async function sseError(proc: string, input: unknown): Promise<Reply> {
 
 const trpcPost = (proc: string, input: unknown) =>
   request('POST', `/trpc/${proc}`, { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(input) });
+/** `count` documents.open calls in one tRPC batch (POST /trpc/documents.open,documents.open,...?batch=1) */
+const openBatch = (count: number) => {
+  const input = Object.fromEntries(Array.from({ length: count }, (_, i) => [i, { host: 'web', hostDocumentKey: `batch-${i}` }]));
+  return request('POST', `/trpc/${Array(count).fill('documents.open').join(',')}?batch=1`, { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(input) });
+};
+const formData = (fields: Record<string, string>) => {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  return form;
+};
 const trpcGet = (proc: string, input: unknown) => request('GET', `/trpc/${proc}?input=${encodeURIComponent(JSON.stringify(input))}`);
 const putBlob = (body: Uint8Array | string, contentType: string, query = '', headers: Record<string, string> = {}) =>
   request('PUT', `/v1/blobs${query}`, { headers: { 'Content-Type': contentType, ...headers }, body });
@@ -253,10 +263,11 @@ const CASES: [string, () => Promise<Reply>, number, RegExp][] = [
   ['raw RGBA with a non-numeric size', () => putBlob(Buffer.alloc(4), 'application/octet-stream', '?width=abc&height=1'), 400, /integer \?width=&height=/],
   ['raw RGBA too long a side', () => putBlob(Buffer.alloc(9000 * 4 * 2), 'application/octet-stream', '?width=9000&height=2'), 400, /at most 8192/],
   ['raw RGBA too narrow', () => putBlob(Buffer.alloc(900 * 10 * 4), 'application/octet-stream', '?width=900&height=10'), 400, /times the short side/],
-  ['a declared body over the limit', () => rawSocket(fx.port, `PUT /v1/blobs HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${65 * MIB}\r\n\r\n`), 413, /at most 67108864/],
+  ['a declared body over the limit', () => rawSocket(fx.port, `PUT /v1/blobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: ${65 * MIB}\r\n\r\n`), 413, /at most 67108864/],
   ['a streamed body over the limit', () => streamUpload(fx.port, 65 * MIB), 413, /larger than 67108864 bytes/],
   ['a gzip-encoded upload', () => putBlob(png(), 'image/png', '', { 'Content-Encoding': 'gzip' }), 415, /Content-Encoding 'gzip'/],
   ['DELETE a blob', () => request('DELETE', `/v1/blobs/${fx.imageSha}`), 405, /not supported/],
+  ['an upload from a web page the server does not serve', () => putBlob(png(), 'image/png', '', { Origin: 'https://evil.example' }), 403, /https:\/\/evil\.example.*--allow-origin/],
   ['GET the blob collection', () => request('GET', '/v1/blobs'), 405, /PUT the image bytes/],
   // ---- GET /v1/blobs/:sha256
   ['a blob id in uppercase', () => request('GET', `/v1/blobs/${fx.imageSha.toUpperCase()}`), 400, /64 lowercase hex/],
@@ -269,6 +280,12 @@ const CASES: [string, () => Promise<Reply>, number, RegExp][] = [
   ['POST to the home page', () => request('POST', '/'), 405, /use GET/],
   ['a malformed request line', () => rawSocket(fx.port, 'HELLO THERE\r\n\r\n'), 400, /malformed HTTP request/],
   ['oversized headers', () => rawSocket(fx.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`), 431, /headers are too large/],
+  // ---- browser access: only the server's own pages, Figma's iframe (null) and --allow-origin origins
+  ['a CORS preflight from another web page', () => request('OPTIONS', '/trpc/edits.create', { headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'POST' } }), 403, /not allowed/],
+  ['a private-network preflight from another web page', () => request('OPTIONS', '/v1/blobs', { headers: { Origin: 'https://evil.example', 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Private-Network': 'true' } }), 403, /not allowed/],
+  ['a mutation from another web page', () => request('POST', '/trpc/documents.open', { headers: { Origin: 'http://localhost:9999', 'Content-Type': 'application/json' }, body: '{"host":"web","hostDocumentKey":"csrf"}' }), 403, /--allow-origin http:\/\/localhost:9999/],
+  ['a blob read from another web page', () => request('GET', `/v1/blobs/${fx.imageSha}`, { headers: { Origin: 'https://evil.example' } }), 403, /not allowed/],
+  ['a request for another host name (DNS rebinding)', () => rawSocket(fx.port, `GET /v1/blobs/${fx.imageSha} HTTP/1.1\r\nHost: evil.example:${fx.port}\r\nConnection: close\r\n\r\n`), 403, /addressed to this machine/],
   // ---- tRPC transport
   ['an unknown procedure', () => trpcGet('admin.dropTables', {}), 404, /No procedure found|not found/i],
   ['invalid JSON body', () => request('POST', '/trpc/documents.open', { headers: { 'Content-Type': 'application/json' }, body: '{"host":' }), 400, /not valid JSON/],
@@ -276,6 +293,11 @@ const CASES: [string, () => Promise<Reply>, number, RegExp][] = [
   ['a query over POST', () => trpcPost('health', {}), 405, /Unsupported POST-request to query/],
   ['a mutation over GET', () => trpcGet('documents.open', { host: 'figma', hostDocumentKey: 'k' }), 405, /Unsupported GET-request to mutation/],
   ['a tRPC body over 1 MiB', () => trpcPost('documents.open', { host: 'figma', hostDocumentKey: 'x'.repeat(2 * MIB) }), 413, /larger than 1 MiB.*PUT \/v1\/blobs/],
+  ['DELETE on a procedure', () => request('DELETE', '/trpc/documents.open'), 405, /DELETE \/trpc\/documents\.open is not supported: queries are GET, mutations POST/],
+  ['a multipart form as a mutation', () => request('POST', '/trpc/documents.open', { body: formData({ host: 'figma', hostDocumentKey: 'form' }) }), 415, /^tRPC calls take JSON: send the input with Content-Type: application\/json/],
+  ['a mutation as application/octet-stream', () => request('POST', '/trpc/documents.open', { headers: { 'Content-Type': 'application/octet-stream' }, body: '{}' }), 415, /Content-Type: application\/json/],
+  ['a batch of 1000 calls', () => openBatch(1000), 400, /a batch may hold at most 10 calls/],
+  ['a batch of 11 calls', () => openBatch(11), 400, /a batch may hold at most 10 calls/],
   // ---- documents
   ['documents.open without input', () => trpcPost('documents.open', {}), 400, /host must be one of/],
   ['documents.open with an unknown host', () => trpcPost('documents.open', { host: 'gimp', hostDocumentKey: 'k' }), 400, /host must be one of figma, photoshop, web, cli, got "gimp"/],
@@ -284,6 +306,7 @@ const CASES: [string, () => Promise<Reply>, number, RegExp][] = [
   ['documents.open with an extra key', () => trpcPost('documents.open', { host: 'figma', hostDocumentKey: 'k', admin: true }), 400, /admin/],
   ['documents.open with __proto__', () => request('POST', '/trpc/documents.open', { headers: { 'Content-Type': 'application/json' }, body: '{"host":"figma","hostDocumentKey":"p","__proto__":{"polluted":1}}' }), 400, /__proto__|Unrecognized/],
   ['documents.open with a list', () => trpcPost('documents.open', [1, 2, 3]), 400, /expected object, received array/],
+  ['documents.open with a lone surrogate in the key', () => trpcPost('documents.open', { host: 'figma', hostDocumentKey: 'file-\ud800' }), 400, /hostDocumentKey holds an unpaired UTF-16 surrogate/],
   ['documents.history of a non-uuid', () => trpcGet('documents.history', { documentId: "1' OR '1'='1" }), 400, /documentId must be a UUID/],
   ['documents.history of an unknown document', () => trpcGet('documents.history', { documentId: ZERO_UUID }), 404, /no document/],
   // ---- edits.create: shape
@@ -293,12 +316,15 @@ const CASES: [string, () => Promise<Reply>, number, RegExp][] = [
   ['an instruction of 501 characters', editWith((r) => ({ ...r, regions: [{ instruction: 'x'.repeat(501), maskSha256: null }] })), 400, /at most 500 characters/],
   ['an instruction that is a number', editWith((r) => ({ ...r, regions: [{ instruction: 42, maskSha256: null }] })), 400, /instruction must be a string/],
   ['only empty instructions', editWith((r) => ({ ...r, regions: [{ instruction: '   ', maskSha256: null }] })), 400, /every instruction is empty/],
+  ['an instruction of zero-width characters only', editWith((r) => ({ ...r, regions: [{ instruction: '\u200b\u200c\u200d\u2060\ufeff', maskSha256: null }] })), 400, /every instruction is empty/],
+  ['an instruction with a lone surrogate', editWith((r) => ({ ...r, regions: [{ instruction: 'make it \ud83d blue', maskSha256: null }] })), 400, /regions\[0\]\.instruction holds an unpaired UTF-16 surrogate/],
   ['a misspelt option', withOptions({ stpes: 4 }), 400, /stpes/],
   ['steps 0', withOptions({ steps: 0 }), 400, /steps must be an integer between 1 and 100, got 0/],
   ['steps 1.5', withOptions({ steps: 1.5 }), 400, /steps must be an integer/],
   ['steps as a string', withOptions({ steps: '10' }), 400, /steps must be an integer .* got "10"/],
   ['a negative text scale', withOptions({ textScale: -1 }), 400, /textScale must be a number between 0 and 30/],
   ['strength 0', withOptions({ strength: 0 }), 400, /strength must be a number greater than 0/],
+  ['a strength that runs zero steps', withOptions({ strength: 0.01, steps: 20 }), 400, /options\.strength 0\.01 runs no denoising step at 20 steps: use a strength of at least 0\.05/],
   ['a negative seed', withOptions({ seed: -1 }), 400, /seed must be an integer/],
   ['a seed over 2^31-1', withOptions({ seed: 2 ** 31 }), 400, /seed must be an integer/],
   ['9 variations', withOptions({ variations: 9 }), 400, /variations must be an integer between 1 and 8/],

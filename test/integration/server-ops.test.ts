@@ -128,3 +128,18 @@ describe('layerloop server: logs and metrics', () => {
     expect(server.stdout()).toMatch(/^layerloop listening on http:\/\/127\.0\.0\.1:\d+ \(model tiny-pix2pix on cpu\)\n$/);
   });
 });
+
+describe('layerloop server start-up lines', () => {
+  it('--device auto on a machine without CUDA logs one neutral line, no warning', async () => {
+    const server = await startServer({ args: ['--device', 'auto'] });
+    try {
+      if (!server.stdout().includes(' on cpu)')) return; // a machine with CUDA: auto picked it, nothing to say
+      const cuda = logLines(server.stderr()).filter((l) => /cuda/i.test(String(l.msg)));
+      expect(cuda).toEqual([expect.objectContaining({ level: 'info', msg: expect.stringMatching(/^no usable CUDA GPU: running on the CPU/) })]);
+      expect(logLines(server.stderr()).filter((l) => l.level === 'warn')).toEqual([]);
+    } finally {
+      await server.stop();
+      fs.rmSync(server.dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -166,17 +166,31 @@ describe('layerloop server (no token)', () => {
     expect(((await bad.json()) as { error: string }).error).toMatch(/64 lowercase hex/);
   });
 
-  it('answers CORS preflights for any origin, including the null origin of the Figma iframe', async () => {
+  it('answers CORS for the Figma iframe (null) and its own pages only; other web pages get 403', async () => {
     const res = await fetch(`${server.url}/trpc/edits.create`, {
       method: 'OPTIONS',
-      headers: { Origin: 'null', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type' },
+      headers: { Origin: 'null', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization, content-type', 'Access-Control-Request-Private-Network': 'true' },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe('null');
+    expect(res.headers.get('access-control-allow-private-network')).toBe('true');
     expect(res.headers.get('access-control-allow-headers')).toMatch(/Authorization/);
     expect(res.headers.get('access-control-allow-headers')).toMatch(/Content-Type/);
-    const get = await fetch(`${server.url}/trpc/health`, { headers: { Origin: 'https://www.figma.com' } });
-    expect(get.headers.get('access-control-allow-origin')).toBe('https://www.figma.com');
+    const own = await fetch(`${server.url}/trpc/health`, { headers: { Origin: server.url } });
+    expect(own.status).toBe(200);
+    expect(own.headers.get('access-control-allow-origin')).toBe(server.url);
+    // any other page the user visits: no CORS headers, and nothing runs
+    for (const origin of ['https://www.figma.com', 'https://evil.example', 'http://127.0.0.1:1']) {
+      const get = await fetch(`${server.url}/trpc/health`, { headers: { Origin: origin } });
+      expect(get.status).toBe(403);
+      expect(get.headers.get('access-control-allow-origin')).toBeNull();
+      const preflight = await fetch(`${server.url}/v1/blobs`, { method: 'OPTIONS', headers: { Origin: origin, 'Access-Control-Request-Method': 'PUT', 'Access-Control-Request-Private-Network': 'true' } });
+      expect(preflight.status).toBe(403);
+      expect(preflight.headers.get('access-control-allow-private-network')).toBeNull();
+    }
+    const form = await fetch(`${server.url}/trpc/documents.open`, { method: 'POST', headers: { Origin: 'https://evil.example', 'Content-Type': 'text/plain' }, body: '{"host":"web","hostDocumentKey":"csrf"}' });
+    expect(form.status).toBe(403);
+    expect(((await form.json()) as { error: string }).error).toMatch(/--allow-origin https:\/\/evil\.example/);
   });
 
   it('opens documents: the same host key gives the same id', async () => {
@@ -421,12 +435,13 @@ describe('layerloop server (no token)', () => {
 
 // ------------------------------------------------------------------------------------------ token, queue limit
 
-describe('layerloop server with --token and --max-queue 1', () => {
+describe('layerloop server with --token, --max-queue 1 and --queue-wait 0', () => {
   let server: ServerProcess;
   let client: Client;
 
   beforeAll(async () => {
-    server = await startServer({ args: ['--token', TOKEN, '--max-queue', '1'] });
+    // --queue-wait 0: a full queue answers 429 at once instead of letting the request wait its turn
+    server = await startServer({ args: ['--token', TOKEN, '--max-queue', '1', '--queue-wait', '0'] });
     client = makeClient(server.url, TOKEN);
   });
   afterAll(async () => {
@@ -496,6 +511,13 @@ describe('layerloop server with --token and --max-queue 1', () => {
     expect(replay[replay.length - 1].type).toBe('succeeded');
     const anonymous = createTRPCClient<AppRouter>({ links: [httpSubscriptionLink({ url: `${server.url}/trpc`, EventSource })] });
     await expectTRPCError(watch(anonymous as unknown as Client, { jobId: after.jobId }), 'UNAUTHORIZED', /Authorization: Bearer/);
+    // ... for subscriptions only: a token in a URL leaks into proxy logs, so queries and mutations refuse it there
+    const params = `connectionParams=${encodeURIComponent(JSON.stringify({ token: TOKEN }))}`;
+    const query = await fetch(`${server.url}/trpc/jobs.get?input=${encodeURIComponent(JSON.stringify({ jobId: after.jobId }))}&${params}`);
+    expect(query.status).toBe(401);
+    const mutation = await fetch(`${server.url}/trpc/documents.open?${params}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"host":"web","hostDocumentKey":"url-token"}' });
+    expect(mutation.status).toBe(401);
+    expect(((await mutation.json()) as { error: { message: string } }).error.message).toMatch(/Authorization: Bearer/);
   });
 });
 

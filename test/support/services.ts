@@ -89,8 +89,12 @@ export function missingService(name: ServiceName): string | null {
 export interface PostgresService {
   /** a URL of the server's administrative database (CREATE DATABASE works there) */
   readonly adminUrl: string;
+  /** the user a server started here runs as (its files' owner); null for one named by LAYERLOOP_TEST_POSTGRES_URL */
+  readonly localUser: { uid: number; gid: number } | null;
   /** A new empty database; its URL. */
   createDatabase(): Promise<string>;
+  /** Makes a database refuse new connections and ends its open ones, as an outage would (`allow`: lets them in again). */
+  setConnections(url: string, allow: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -190,7 +194,7 @@ function postgresUser(): { uid?: number; gid?: number } {
 
 async function startPostgres(): Promise<PostgresService> {
   const external = env('LAYERLOOP_TEST_POSTGRES_URL');
-  if (external) return postgresAt(external, async () => {});
+  if (external) return postgresAt(external, null, async () => {});
   const bin = postgresBinDir();
   if (!bin) throw new Error(missingService('postgres')!);
   const user = postgresUser();
@@ -207,7 +211,8 @@ async function startPostgres(): Promise<PostgresService> {
       /database system is ready to accept connections/,
       { ...user, cwd: dir },
     );
-    return postgresAt(`postgres://postgres@127.0.0.1:${port}/postgres`, async () => {
+    const localUser = { uid: user.uid ?? process.getuid!(), gid: user.gid ?? process.getgid!() };
+    return postgresAt(`postgres://postgres@127.0.0.1:${port}/postgres`, localUser, async () => {
       await stopChild(server, 'SIGINT'); // fast shutdown: ends open sessions
       fs.rmSync(dir, { recursive: true, force: true });
     });
@@ -217,7 +222,7 @@ async function startPostgres(): Promise<PostgresService> {
   }
 }
 
-function postgresAt(adminUrl: string, shutdown: () => Promise<void>): PostgresService {
+function postgresAt(adminUrl: string, localUser: PostgresService['localUser'], shutdown: () => Promise<void>): PostgresService {
   const created: string[] = [];
   const admin = async <T>(fn: (client: PgClient) => Promise<T>): Promise<T> => {
     const client = new PgClient({ connectionString: adminUrl });
@@ -230,6 +235,7 @@ function postgresAt(adminUrl: string, shutdown: () => Promise<void>): PostgresSe
   };
   return {
     adminUrl,
+    localUser,
     async createDatabase() {
       const name = uniqueName('layerloop_test_');
       await admin((client) => client.query(`CREATE DATABASE ${name}`));
@@ -237,6 +243,13 @@ function postgresAt(adminUrl: string, shutdown: () => Promise<void>): PostgresSe
       const url = new URL(adminUrl);
       url.pathname = `/${name}`;
       return url.toString();
+    },
+    async setConnections(url, allow) {
+      const name = new URL(url).pathname.slice(1);
+      await admin(async (client) => {
+        await client.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS ${allow}`);
+        if (!allow) await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
+      });
     },
     async stop() {
       // a server we did not start keeps running: leave it as we found it

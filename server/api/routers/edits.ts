@@ -11,6 +11,7 @@ import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest }
 import type { RgbaImage } from '../../imaging/image';
 import { NotAnImageError, type ImageBlobs } from '../../imaging/image-blobs';
 import { maskSizeProblem } from '../../jobs/runner';
+import { StoreError } from '../../store';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 
@@ -58,8 +59,8 @@ export const editsRouter = router({
   create: authedProcedure
     .input(editRequestSchema)
     .output(createEditResultSchema)
-    .mutation(async ({ ctx, input }) => {
-      const { store, queue } = ctx.services;
+    .mutation(async ({ ctx, input, signal }) => {
+      const { store, queue, admission } = ctx.services;
       if (!(await store.edits.getDocument(input.documentId))) {
         throw new TRPCError({ code: 'NOT_FOUND', message: `documentId: no document ${input.documentId}: get one from documents.open` });
       }
@@ -87,13 +88,18 @@ export const editsRouter = router({
       const request: EditRequest = { ...input, options: { ...input.options, seed, sampler } };
       // Queue first: the runner posts the edit to the engine on a microtask, and the queue's state recorder
       // writes the job's row a macrotask later, while the engine works. The client gets the job id only once
-      // that row is durable. A full or closing queue throws here, before anything is recorded.
-      const { jobId, position, recorded } = queue.enqueue(input.documentId, request, { jobId: randomUUID() });
+      // that row is durable. When the queue is full the request waits its turn in the admission room (round-robin
+      // over documents); a wait too long, or a closing queue, throws here, before anything is recorded.
+      const { jobId, position, recorded } = await admission.enter(input.documentId, () => queue.enqueue(input.documentId, request, { jobId: randomUUID() }), signal);
       try {
         await recorded;
       } catch (err) {
-        queue.cancel(jobId);
-        throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit (${(err as Error).message}), so it was cancelled: try again`, cause: err });
+        // never acknowledged: the job is undone (not counted as a job), the answer says why
+        queue.withdraw(jobId);
+        if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
+          throw new StoreError(err.code, `the edit was not queued: ${err.message}. Submit it again once that is fixed (the server's health says when)`, { cause: err.cause });
+        }
+        throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit, so it was not queued: try again`, cause: err });
       }
       ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
       return { jobId, documentId: input.documentId, position, seed };

@@ -14,9 +14,11 @@ import {
   watchJobInputSchema,
   type JobEvent,
   type JobSnapshot,
+  type WatchJobInput,
 } from '../../../shared/protocol';
-import { UnknownJobError } from '../../jobs/queue';
+import { UnknownJobError, type JobQueue } from '../../jobs/queue';
 import type { Job, Store } from '../../store';
+import { TooManyStreamsError } from '../stream-slots';
 import { authedProcedure, router } from '../trpc';
 
 function notFound(jobId: string): TRPCError {
@@ -50,6 +52,23 @@ async function snapshotFromStore(store: Store, job: Job): Promise<JobSnapshot> {
   };
 }
 
+/** The job's events: live from the queue, or NOT_FOUND (saying to use jobs.get for a job finished too long ago). */
+async function* watchEvents(queue: JobQueue, store: Store, input: WatchJobInput, signal: AbortSignal | undefined) {
+  let events: AsyncIterable<JobEvent>;
+  try {
+    events = queue.events(input.jobId, seqFromEventId(input.lastEventId), signal);
+  } catch (err) {
+    if (!(err instanceof UnknownJobError)) throw err;
+    const stored = await store.edits.getJob(input.jobId);
+    if (!stored) throw notFound(input.jobId);
+    throw new TRPCError({
+      code: 'NOT_FOUND',
+      message: `job ${input.jobId} finished (${stored.state}) too long ago to stream its events: read it with jobs.get`,
+    });
+  }
+  for await (const event of events) yield tracked(eventId(event), event);
+}
+
 export const jobsRouter = router({
   /** The job's state, progress, latest preview and result; cheap enough to poll every 500 ms. */
   get: authedProcedure
@@ -69,20 +88,20 @@ export const jobsRouter = router({
    * Each is sent with its seq as the SSE id, so a reconnecting client (lastEventId) resumes where it left off.
    */
   watch: authedProcedure.input(watchJobInputSchema).subscription(async function* ({ ctx, input, signal }) {
-    const { queue, store } = ctx.services;
-    let events: AsyncIterable<JobEvent>;
+    const { queue, store, streams } = ctx.services;
+    let release: () => void;
     try {
-      events = queue.events(input.jobId, seqFromEventId(input.lastEventId), signal);
+      release = streams.acquire(input.jobId, ctx.clientAddress);
     } catch (err) {
-      if (!(err instanceof UnknownJobError)) throw err;
-      const stored = await store.edits.getJob(input.jobId);
-      if (!stored) throw notFound(input.jobId);
-      throw new TRPCError({
-        code: 'NOT_FOUND',
-        message: `job ${input.jobId} finished (${stored.state}) too long ago to stream its events: read it with jobs.get`,
-      });
+      // thrown inside the stream, past the error-mapping middleware: a TRPCError already (sent as serialized-error)
+      if (err instanceof TooManyStreamsError) throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: err.message });
+      throw err;
     }
-    for await (const event of events) yield tracked(eventId(event), event);
+    try {
+      yield* watchEvents(queue, store, input, signal);
+    } finally {
+      release();
+    }
   }),
 
   /**

@@ -65,14 +65,17 @@ describe('JobStateRecorder', () => {
     expect(logs).toEqual([]);
   });
 
-  test('a new job that cannot be recorded rejects (its id must not be handed out); later states are logged', async () => {
+  test('a new job that cannot be recorded rejects (its id must not be handed out); its later states are skipped quietly', async () => {
     const id = '5a1d0c3e-7f2b-4c8d-9e0f-1a2b3c4d5e70';
     const unknownDocument = '00000000-0000-4000-8000-000000000001';
     const recorded = recorder.onStateChange(id, 'queued', { documentId: unknownDocument, at: Date.now(), request: { documentId: unknownDocument } as never });
+    void recorder.onStateChange(id, 'running', { documentId: unknownDocument, at: Date.now() }); // the runner started meanwhile
     await expect(recorded).rejects.toThrow(/no document/);
-    expect(logs).toEqual([]); // the caller reports it
-    await recorder.onStateChange(id, 'cancelled', { documentId: unknownDocument, at: Date.now() });
-    expect(logs.join('')).toMatch(/does not know/);
+    await recorder.settled(id);
+    expect(logs).toEqual([]); // the caller reports it (edits.create answers an error and withdraws the job)
+    await recorder.onStateChange(id, 'cancelled', { documentId: unknownDocument, at: Date.now(), withdrawn: true });
+    await recorder.idle();
+    expect(logs).toEqual([]);
     expect(await store.edits.getJob(id)).toBeNull();
   });
 

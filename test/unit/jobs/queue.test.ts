@@ -223,6 +223,32 @@ describe('JobQueue limits', () => {
     expect(() => enqueue(queue, DOC_B, 'b1')).toThrow(expect.objectContaining({ retryAfterSeconds: 3 }));
   });
 
+  test('withdraw: a job that could not be recorded is undone, queued or running, and reported as withdrawn only', async () => {
+    const infos: { jobId: string; state: JobState; withdrawn?: true }[] = [];
+    const { queue, calls } = harness({ onStateChange: (jobId, state, info) => void infos.push({ jobId, state, withdrawn: info.withdrawn }) });
+    const running = enqueue(queue, DOC_A, 'a1');
+    const waiting = enqueue(queue, DOC_B, 'b1');
+    await flush();
+    expect(calls).toHaveLength(1);
+    queue.withdraw(waiting);
+    expect(queue.get(waiting)).toBeNull(); // forgotten at once, no 'cancelled' event to anyone
+    expect(queue.stats().queued).toBe(0);
+    queue.withdraw(running);
+    expect(calls[0].ctx.signal.aborted).toBe(true); // the engine stops at its next step
+    calls[0].reject(new Error('edit cancelled'));
+    await flush();
+    expect(queue.get(running)).toBeNull();
+    expect(infos.filter((i) => i.state === 'cancelled')).toEqual([
+      { jobId: waiting, state: 'cancelled', withdrawn: true },
+      { jobId: running, state: 'cancelled', withdrawn: true },
+    ]);
+    expect(queue.stats()).toMatchObject({ queued: 0, running: 0 });
+    // the engine is free for the next job
+    enqueue(queue, DOC_C, 'c1');
+    await flush();
+    expect(calls).toHaveLength(2);
+  });
+
   test('maxPerDocument limits one document without blocking others', async () => {
     const { queue } = harness({ maxLength: 10, maxPerDocument: 2 });
     enqueue(queue, DOC_A, 'a1');

@@ -66,7 +66,7 @@ class FakeApi implements LayerloopClient {
   private seq = 0;
 
   async health(): Promise<ServerHealth> {
-    return { status: 'ok', model: { name: 'tiny', provider: 'cpu' }, version: '0', queue: { queued: 0, running: 0 }, authRequired: false };
+    return { status: 'ok', model: { name: 'tiny', provider: 'cpu' }, version: '0', queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
   }
   async openDocument(): Promise<string> {
     return DOC;

@@ -56,7 +56,7 @@ export class FakeApi implements LayerloopClient {
   script: ((job: FakeJob, result: JobSnapshot['result']) => JobSnapshot[]) | null = null;
 
   async health(): Promise<ServerHealth> {
-    return { status: 'ok', version: '0', model: { name: 'fake', provider: 'cpu' }, queue: { queued: 0, running: 0 }, authRequired: false };
+    return { status: 'ok', version: '0', model: { name: 'fake', provider: 'cpu' }, queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
   }
 
   async openDocument(host: Host, hostDocumentKey: string): Promise<string> {

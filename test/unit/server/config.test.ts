@@ -17,6 +17,9 @@ describe('server config', () => {
       modelsRoot: path.join(REPO, 'models'),
       device: 'auto',
       maxQueue: MAX_QUEUE_LENGTH,
+      maxQueuePerDocument: MAX_QUEUE_LENGTH / 4,
+      queueWaitSeconds: 30,
+      allowOrigins: [],
       store: null,
       blobs: null,
     });
@@ -36,6 +39,20 @@ describe('server config', () => {
     expect(() => parse(['--max-queue', '0'])).toThrow(/max-queue must be at least 1/);
     expect(() => parse(['--token', 'short'])).toThrow(/token must be at least 8 characters/);
     expect(() => parse(['--bogus'])).toThrow(ConfigError);
+  });
+
+  test('per-document queue cap: a quarter of the queue by default, never above it', () => {
+    expect(parse(['--max-queue', '8']).maxQueuePerDocument).toBe(2);
+    expect(parse(['--max-queue', '1']).maxQueuePerDocument).toBe(1);
+    expect(parse(['--max-queue', '8', '--max-queue-per-document', '20']).maxQueuePerDocument).toBe(8);
+    expect(parse([], { LAYERLOOP_MAX_QUEUE_PER_DOCUMENT: '3' }).maxQueuePerDocument).toBe(3);
+  });
+
+  test('allowed web origins: repeated flags or a comma-separated variable; origins only', () => {
+    expect(parse(['--allow-origin', 'https://a.example', '--allow-origin', 'http://localhost:3000/']).allowOrigins).toEqual(['https://a.example', 'http://localhost:3000']);
+    expect(parse([], { LAYERLOOP_ALLOW_ORIGIN: 'https://a.example, https://b.example:8443' }).allowOrigins).toEqual(['https://a.example', 'https://b.example:8443']);
+    expect(() => parse(['--allow-origin', 'https://a.example/path'])).toThrow(/allow-origin must be an origin like https:\/\/example\.com/);
+    expect(() => parse(['--allow-origin', '*'])).toThrow(/allow-origin must be an origin/);
   });
 
   test('--store and --blobs (or LAYERLOOP_STORE / LAYERLOOP_BLOBS) name the team backends; malformed ones are refused', () => {

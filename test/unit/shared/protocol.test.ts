@@ -19,6 +19,7 @@ import {
   isTerminalJobEvent,
   jobEventSchema,
   jobSnapshotSchema,
+  minStrengthFor,
   openDocumentSchema,
   seqFromEventId,
   sha256Schema,
@@ -117,8 +118,20 @@ describe('editOptionsSchema', () => {
   });
 
   test('keeps valid values, including the range ends', () => {
-    const o = editOptionsSchema.parse({ steps: 100, textScale: 0, imageScale: 10, strength: 1e-3, spread: 1, variations: 8, seed: 2 ** 31 - 1, previewEvery: 0, sampler: 'ddim', locality: 'blend', progressiveShrink: false });
-    expect(o).toMatchObject({ steps: 100, strength: 1e-3, seed: 2147483647, sampler: 'ddim', progressiveShrink: false });
+    const o = editOptionsSchema.parse({ steps: 100, textScale: 0, imageScale: 10, strength: 0.01, spread: 1, variations: 8, seed: 2 ** 31 - 1, previewEvery: 0, sampler: 'ddim', locality: 'blend', progressiveShrink: false });
+    expect(o).toMatchObject({ steps: 100, strength: 0.01, seed: 2147483647, sampler: 'ddim', progressiveShrink: false });
+  });
+
+  test('a strength that runs no denoising step at its steps is refused, naming the smallest that does', () => {
+    const refused = editOptionsSchema.safeParse({ steps: 20, strength: 0.049 });
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues).toEqual([
+      expect.objectContaining({ path: ['strength'], message: 'strength 0.049 runs no denoising step at 20 steps: use a strength of at least 0.05 (1/steps), or more steps' }),
+    ]);
+    expect(editOptionsSchema.safeParse({ steps: 20, strength: 0.05 }).success).toBe(true);
+    expect(editOptionsSchema.safeParse({ steps: 3, strength: minStrengthFor(3) }).success).toBe(true); // 0.3334: the value named is enough
+    expect(minStrengthFor(3)).toBe(0.3334);
+    expect(editOptionsSchema.safeParse({ steps: 1, strength: 0.999 }).success).toBe(false);
   });
 
   test.each<[string, Record<string, unknown>, string]>([

@@ -30,6 +30,12 @@ describe('FsBlobStore: BlobStore contract', () => {
         return { blobs: new FsBlobStore(dir, { beforeRename: hold }), release, writing };
       },
       damage: (sha256, bytes) => fs.writeFile(new FsBlobStore(dir).pathFor(sha256), bytes),
+      unusable: async () => {
+        const gone = path.join(root, 'gone');
+        const store = new FsBlobStore(gone);
+        await fs.rm(gone, { recursive: true });
+        return store;
+      },
     };
   });
 });
@@ -96,22 +102,38 @@ describe('FsBlobStore on disk', () => {
     expect(await new FsBlobStore(dir).has(sha256Of(bytesOf(5)))).toBe(false);
   });
 
-  test('get with verify detects bytes changed on disk; plain get does not look', async () => {
+  test('verifyAll rehashes every blob file: a damaged one is listed until a put of the right bytes repairs it', async () => {
     const blobs = new FsBlobStore(root);
     const { sha256 } = await blobs.put(bytesOf(6));
+    await blobs.put(bytesOf(7));
     const damaged = Buffer.from(bytesOf(6));
     damaged[100] ^= 0x01;
     await fs.writeFile(blobs.pathFor(sha256), damaged);
-    expect(await blobs.get(sha256)).toEqual(new Uint8Array(damaged));
-    await expectStoreError(blobs.get(sha256, { verify: true }), 'corrupt', new RegExp(`blob ${sha256} is corrupt`));
+    expect(await blobs.verifyAll()).toEqual({ checked: 2, damaged: [{ sha256, problem: expect.stringMatching(`blob ${sha256} is damaged on the server`) }] });
+    expect(await blobs.put(bytesOf(6))).toEqual({ sha256, size: 257, created: true });
+    expect(await blobs.verifyAll()).toEqual({ checked: 2, damaged: [] });
   });
 
-  test('a blob directory removed while the store is open is made again on the next put', async () => {
+  test("the store's own directory removed or replaced while it is open: puts are refused and it is not made again", async () => {
+    const dir = path.join(root, 'blobs');
+    const blobs = new FsBlobStore(dir);
+    await blobs.put(bytesOf(13));
+    await fs.rm(dir, { recursive: true });
+    await expectStoreError(blobs.put(bytesOf(14)), 'unavailable', /blob directory was removed while it ran \(restart the server\)/);
+    await expectStoreError(blobs.put(bytesOf(14), { wait: 'readable' }), 'unavailable', /was removed/);
+    await expect(fs.stat(dir)).rejects.toThrow(/ENOENT/); // nothing recreated it
+    expect(await blobs.health()).toEqual({ writable: false, problems: [expect.stringMatching(/blob directory was removed/)] });
+    await fs.mkdir(dir); // another directory in its place (its inode number may even be the old one's)
+    await expectStoreError(blobs.put(bytesOf(14)), 'unavailable', /blob directory was replaced while it ran/);
+    expect(await fs.readdir(dir)).toEqual([]);
+  });
+
+  test('a fan-out directory removed while the store is open is made again on the next put', async () => {
     const blobs = new FsBlobStore(root);
     const { sha256 } = await blobs.put(bytesOf(8));
     await fs.rm(path.dirname(path.dirname(blobs.pathFor(sha256))), { recursive: true }); // dir/ab, with dir/ab/cd
     expect(await blobs.put(bytesOf(8))).toEqual({ sha256, size: 257, created: true });
-    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(8));
+    expect(await blobs.get(sha256)).toEqual(bytesOf(8));
   });
 
   test('content-type files left by older versions are ignored', async () => {
@@ -119,6 +141,6 @@ describe('FsBlobStore on disk', () => {
     const { sha256 } = await blobs.put(bytesOf(9));
     await fs.writeFile(`${blobs.pathFor(sha256)}.json`, '{"contentType": 7');
     expect(await blobs.stat(sha256)).toEqual({ sha256, size: 257 });
-    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(9));
+    expect(await blobs.get(sha256)).toEqual(bytesOf(9));
   });
 });

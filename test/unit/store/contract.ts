@@ -94,6 +94,17 @@ export interface BlobStoreHarness {
   gated(fail?: Error): { blobs: BlobStore; release(): void; writing(): Promise<void> };
   /** Replaces a stored blob's bytes behind the store's back (disk damage, a bad writer). */
   damage(sha256: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * A store whose storage cannot take writes for a reason of the storage's own, as a running server may find
+   * it: its directory removed (files), a bucket that is not there (S3).
+   */
+  unusable(): Promise<BlobStore>;
+}
+
+/** What a user may read of a storage failure: no paths, URLs, errno or SQLite codes. */
+export function expectWrittenForUsers(message: string): void {
+  expect(message).toMatch(/^the server cannot /);
+  expect(message).not.toMatch(/\/|\bE[A-Z]{3,}\b|SQLITE_/);
 }
 
 const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -153,14 +164,14 @@ export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>):
   test('absent blobs read as null / false', async () => {
     const absent = sha256Of(bytesOf(99));
     expect(await blobs.get(absent)).toBeNull();
-    expect(await blobs.get(absent, { verify: true })).toBeNull();
     expect(await blobs.has(absent)).toBe(false);
     expect(await blobs.stat(absent)).toBeNull();
   });
 
-  test('get with verify returns the bytes of an intact blob', async () => {
+  test('get returns the bytes of an intact blob (checked against their sha256)', async () => {
     const { sha256 } = await blobs.put(bytesOf(4));
-    expect(await blobs.get(sha256, { verify: true })).toEqual(bytesOf(4));
+    expect(await blobs.get(sha256)).toEqual(bytesOf(4));
+    expect(await h.reopen().get(sha256)).toEqual(bytesOf(4));
   });
 
   test('malformed hashes are rejected by every reader, never turned into a path', async () => {
@@ -181,7 +192,7 @@ export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>):
     expect(await blobs.stat(put.sha256)).toEqual({ sha256: put.sha256, size: 257 });
     await blobs.whenDurable(put.sha256);
     await blobs.flush();
-    expect(await blobs.get(put.sha256, { verify: true })).toEqual(bytesOf(5));
+    expect(await blobs.get(put.sha256)).toEqual(bytesOf(5));
     expect(await blobs.put(bytesOf(5))).toEqual({ ...put, created: false });
     await blobs.whenDurable(sha256Of(bytesOf(98))); // nothing in flight: resolves (absent blobs are has()'s business)
     await expectStoreError(blobs.whenDurable('../etc/passwd'), 'invalid_input', /sha256 of 64 lowercase hex/);
@@ -198,7 +209,7 @@ export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>):
     const sha = sha256Of(bytesOf(10));
     expect(await gated.put(bytesOf(10), { wait: 'readable' })).toEqual({ sha256: sha, size: 257, created: true });
     await writing();
-    expect(await gated.get(sha, { verify: true })).toEqual(bytesOf(10));
+    expect(await gated.get(sha)).toEqual(bytesOf(10));
     expect(await h.reopen().has(sha)).toBe(false); // not stored yet: a crash now loses it
     // a second put of the same bytes joins the write in flight instead of starting another
     expect(await gated.put(bytesOf(10), { wait: 'readable' })).toEqual({ sha256: sha, size: 257, created: false });
@@ -210,7 +221,7 @@ export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>):
     expect(durable).toBe(false);
     release();
     await Promise.all([whenDurable, flushed]);
-    expect(await h.reopen().get(sha, { verify: true })).toEqual(bytesOf(10));
+    expect(await h.reopen().get(sha)).toEqual(bytesOf(10));
   });
 
   test("a 'durable' put of bytes being written 'readable' waits for that write", async () => {
@@ -238,12 +249,18 @@ export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>):
     expect(await h.reopen().put(bytesOf(12))).toMatchObject({ sha256, created: true });
   });
 
-  test('get with verify detects damaged bytes', async () => {
+  test('damaged bytes (one bit flipped, same size) are never returned; a put of the right bytes repairs them', async () => {
     const { sha256 } = await blobs.put(bytesOf(6));
     const damaged = bytesOf(6);
     damaged[100] ^= 0x01;
     await h.damage(sha256, damaged);
-    await expectStoreError(h.reopen().get(sha256, { verify: true }), 'corrupt', new RegExp(`blob ${sha256} is corrupt: its 257 bytes hash to [0-9a-f]{64}`));
+    const damage = new RegExp(`^blob ${sha256} is damaged on the server \\(its 257 bytes hash to [0-9a-f]{64}\\): upload the same image again to repair it$`);
+    await expectStoreError(blobs.get(sha256), 'corrupt', damage); // every read is checked, not only a fresh store's
+    await expectStoreError(h.reopen().get(sha256), 'corrupt', damage);
+    // the same bytes again: not "already stored", but rewritten
+    expect(await blobs.put(bytesOf(6))).toEqual({ sha256, size: 257, created: true });
+    expect(await blobs.get(sha256)).toEqual(bytesOf(6));
+    expect(await h.reopen().get(sha256)).toEqual(bytesOf(6));
   });
 
   test('a truncated blob is repaired by putting the bytes again', async () => {
@@ -251,8 +268,20 @@ export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>):
     await h.damage(sha256, bytesOf(7).subarray(0, 10));
     const store = h.reopen();
     expect(await store.put(bytesOf(7))).toEqual({ sha256, size: 257, created: true });
-    expect(await store.get(sha256, { verify: true })).toEqual(bytesOf(7));
-    expect(await h.reopen().get(sha256, { verify: true })).toEqual(bytesOf(7));
+    expect(await store.get(sha256)).toEqual(bytesOf(7));
+    expect(await h.reopen().get(sha256)).toEqual(bytesOf(7));
+  });
+
+  test("storage that cannot take writes: puts fail 'unavailable' in words for users, none is acknowledged, health says why", async () => {
+    expect(await blobs.health()).toEqual({ writable: true, problems: [] });
+    const broken = await h.unusable();
+    const durable = await expectStoreError(broken.put(bytesOf(40)), 'unavailable');
+    // not answered early and then lost: a 'readable' put hears the failure too
+    const readable = await expectStoreError(broken.put(bytesOf(41), { wait: 'readable' }), 'unavailable');
+    expectWrittenForUsers(durable.message);
+    expectWrittenForUsers(readable.message);
+    expect(await broken.health()).toEqual({ writable: false, problems: [expect.stringContaining(durable.message)] });
+    expect(await blobs.health()).toEqual({ writable: true, problems: [] }); // another store's trouble is not this one's
   });
 }
 
@@ -261,6 +290,11 @@ export function blobStoreContract(makeHarness: () => Promise<BlobStoreHarness>):
 export interface EditStoreHarness {
   store: Store;
   clock: TestClock;
+  /**
+   * Makes the store's storage unusable behind its back, as a running server may find it: the SQLite file
+   * removed, the PostgreSQL database refusing connections (and the open ones ended).
+   */
+  cutOff(): Promise<void>;
 }
 
 /** Puts a latent of `shape` (values derived from `seed`) and returns its reference. */
@@ -660,6 +694,17 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
       expect((await store.history(documentId))?.nodes).toEqual([]);
       await harness.store.close();
     });
+  });
+
+  test("storage cut off behind the store: writes fail 'unavailable' in words for users, and health says why", async () => {
+    expect(await h.store.health()).toEqual({ writable: true, problems: [] });
+    const { documentId } = await documentWithSource();
+    await h.cutOff();
+    const refused = await expectStoreError(edits.createJob({ documentId, request: {} }), 'unavailable');
+    expectWrittenForUsers(refused.message);
+    expectWrittenForUsers((await expectStoreError(edits.openDocument('figma', 'another'), 'unavailable')).message);
+    expect(await edits.health()).toEqual({ writable: false, problems: [expect.stringContaining(refused.message)] });
+    expect(await h.store.health()).toEqual({ writable: false, problems: [expect.stringContaining(refused.message)] });
   });
 
   test('integrityCheck is empty on a healthy store', async () => {

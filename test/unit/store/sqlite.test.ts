@@ -3,7 +3,7 @@ import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { openStore } from '../../../server/store';
+import { DATABASE_FILE, combineHealth, openStore } from '../../../server/store';
 import { MIGRATIONS, type Migration, migrate, schemaVersion } from '../../../server/store/migrations';
 import { SqliteEditStore } from '../../../server/store/sqlite';
 import { FsBlobStore } from '../../../server/store/blobs';
@@ -21,11 +21,12 @@ describe('SqliteEditStore: EditStore contract', () => {
   editStoreContract(async (options) => {
     const clock = new TestClock();
     const dataDir = path.join(root, `data-${randomUUID()}`);
-    if (!options?.blobs) return { store: await openStore(dataDir, { now: clock.now }), clock };
+    const cutOff = () => fs.rm(path.join(dataDir, DATABASE_FILE));
+    if (!options?.blobs) return { store: await openStore(dataDir, { now: clock.now }), clock, cutOff };
     const blobs = options.blobs;
     await fs.mkdir(dataDir, { recursive: true });
-    const edits = new SqliteEditStore(path.join(dataDir, 'layerloop.sqlite'), blobs, { now: clock.now });
-    return { store: { blobs, edits, close: async () => edits.close() }, clock };
+    const edits = new SqliteEditStore(path.join(dataDir, DATABASE_FILE), blobs, { now: clock.now });
+    return { store: { blobs, edits, health: async () => combineHealth([await blobs.health(), await edits.health()]), close: async () => edits.close() }, clock, cutOff };
   });
 });
 
@@ -151,7 +152,7 @@ describe('integrityCheck', () => {
     ]);
     const deep = await store.edits.integrityCheck({ verifyBlobHashes: true });
     expect(deep.map((p) => p.kind)).toEqual(['corrupt_blob', 'latent_size']);
-    expect(deep[0].message).toContain(`node ${edit.id} resultImageSha256: blob ${result} is corrupt`);
+    expect(deep[0].message).toContain(`node ${edit.id} resultImageSha256: blob ${result} is damaged on the server`);
     await store.close();
   });
 
