@@ -21,7 +21,7 @@ import { createHttpServer, createRequestHandler } from './http/app';
 import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
 import { AdmissionRoom } from './jobs/admission';
-import { JobStateRecorder } from './jobs/persist';
+import { JobLedger } from './jobs/ledger';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
@@ -102,7 +102,6 @@ async function main(): Promise<void> {
   });
 
   const images = new ImageBlobs(store.blobs);
-  const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
   const admission: AdmissionRoom = new AdmissionRoom({
     hasRoom: (documentId) => queue.hasRoom(documentId),
     estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
@@ -114,14 +113,14 @@ async function main(): Promise<void> {
   const queue: JobQueue = new JobQueue({
     maxLength: config.maxQueue,
     maxPerDocument: config.maxQueuePerDocument,
-    run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
+    run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), observer: metrics }),
+    ledger: new JobLedger(store.edits),
     onStateChange: (jobId, state, info) => {
       metrics.onJobState(jobId, state, info);
       if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
-      if ((state === 'succeeded' || state === 'failed' || state === 'cancelled') && !info.withdrawn) {
+      if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
         (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
       }
-      return recorder.onStateChange(jobId, state, info);
     },
     log: (message) => log.warn(message, { component: 'queue' }),
   });
@@ -136,8 +135,7 @@ async function main(): Promise<void> {
       log.info('shutting down', { reason });
       server.close();
       server.closeIdleConnections();
-      await queue.close({ timeoutMs: SHUTDOWN_FINISH_MS, graceMs: SHUTDOWN_GRACE_MS });
-      await recorder.idle();
+      await queue.close({ timeoutMs: SHUTDOWN_FINISH_MS, graceMs: SHUTDOWN_GRACE_MS }); // every ending recorded
       server.closeAllConnections(); // watchers got their final events; end the streams
       await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
       await store.close();

@@ -7,6 +7,8 @@
  * waits for the fan-out to every open stream (serialising and writing each event, previews included).
  */
 import { isTerminalJobEvent, type JobEvent } from '../../shared/protocol';
+import { UnknownJobError } from './errors';
+import type { JobEvents } from './port';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
@@ -110,5 +112,48 @@ export class JobEventLog {
       this.listeners.delete(listener);
       signal?.removeEventListener('abort', onAbort);
     }
+  }
+}
+
+/**
+ * The in-process JobEvents: one JobEventLog per job, kept until forget(). The in-process queue uses the logs
+ * directly (log(), synchronously); the port's methods are for callers that also work with the Redis log.
+ */
+export class MemoryJobEvents implements JobEvents {
+  private readonly logs = new Map<string, JobEventLog>();
+
+  constructor(private readonly capacity: number = DEFAULT_BACKLOG_SIZE) {}
+
+  /** The job's log, made on first use. */
+  log(jobId: string): JobEventLog {
+    let log = this.logs.get(jobId);
+    if (!log) {
+      log = new JobEventLog(jobId, this.capacity);
+      this.logs.set(jobId, log);
+    }
+    return log;
+  }
+
+  /** The job's log if it has one. */
+  find(jobId: string): JobEventLog | null {
+    return this.logs.get(jobId) ?? null;
+  }
+
+  forget(jobId: string): void {
+    this.logs.delete(jobId);
+  }
+
+  async append(jobId: string, body: JobEventBody): Promise<JobEvent> {
+    return this.log(jobId).append(body);
+  }
+
+  async read(jobId: string, afterSeq = 0, signal?: AbortSignal): Promise<AsyncIterable<JobEvent>> {
+    const log = this.logs.get(jobId);
+    if (!log) throw new UnknownJobError(jobId);
+    return log.stream(afterSeq, signal);
+  }
+
+  async lastSeq(jobId: string): Promise<number> {
+    return this.logs.get(jobId)?.lastSeq ?? 0;
   }
 }

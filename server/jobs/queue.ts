@@ -16,37 +16,23 @@ import { randomUUID } from 'node:crypto';
 import {
   MAX_PREVIEW_DATA_URL_LENGTH,
   isTerminalJobState,
-  type EditRequest,
   type JobEvent,
-  type JobEventOf,
   type JobResult,
   type JobSnapshot,
   type JobState,
 } from '../../shared/protocol';
-import { DEFAULT_BACKLOG_SIZE, JobEventLog, type JobEventBody } from './events';
+import type { EditNodeInput } from '../store';
+import { QueueClosedError, QueueFullError, SHUTDOWN_QUEUED_MESSAGE, SHUTDOWN_RUNNING_MESSAGE, UnknownJobError } from './errors';
+import { DEFAULT_BACKLOG_SIZE, MemoryJobEvents, type JobEventBody, type JobEventLog } from './events';
+import type { JobLedger, Recorded } from './ledger';
+import { errorMessage, finalState, type Outcome } from './outcome';
+import type { EditPlan } from './plan';
+import type { Enqueued, JobInput, JobQueue as JobQueuePort, QueueStats, RunContext, RunJob, RunUpdate } from './port';
 
-/** What `run` reports while it works; the queue adds jobId and seq. */
-export type RunUpdate = Omit<JobEventOf<'progress'>, 'jobId' | 'seq'> | Omit<JobEventOf<'preview'>, 'jobId' | 'seq'>;
+export { QueueClosedError, QueueFullError, SHUTDOWN_QUEUED_MESSAGE, SHUTDOWN_RUNNING_MESSAGE, UnknownJobError } from './errors';
+export type { JobInput, QueueStats, RunContext, RunJob, RunUpdate } from './port';
 
-export interface RunContext {
-  /** aborts when the job is cancelled or the queue shuts down; check it between steps and reject */
-  signal: AbortSignal;
-  /** progress and previews; ignored once the job was aborted or has ended */
-  emit: (update: RunUpdate) => void;
-}
-
-/** The job as `run` sees it. */
-export interface JobInput {
-  readonly jobId: string;
-  readonly documentId: string;
-  /** a private copy of what was enqueued */
-  readonly request: EditRequest;
-  readonly enqueuedAt: number;
-}
-
-/** Does the work of one job. Resolve with the stored edits; reject with a message written for the user. */
-export type RunJob = (job: JobInput, ctx: RunContext) => Promise<JobResult>;
-
+/** What onStateChange is told (metrics, logs, the admission room): it observes, it persists nothing. */
 export interface JobStateInfo {
   documentId: string;
   /** epoch ms of the change */
@@ -55,12 +41,7 @@ export interface JobStateInfo {
   result?: JobResult;
   /** set when the state is 'failed' */
   error?: string;
-  /** set when the state is 'queued': what was enqueued, for the store to record the new job */
-  request?: EditRequest;
-  /**
-   * set on the final 'cancelled' of a job withdrawn because it could not be recorded (see withdraw()): nobody
-   * was given its id, so it is no job to count or record
-   */
+  /** never set any more (a job that cannot be recorded is never reported); kept for observers that check it */
   withdrawn?: true;
 }
 
@@ -71,9 +52,13 @@ export interface JobQueueOptions {
   maxPerDocument?: number;
   run: RunJob;
   /**
-   * Called on every state change (for the store to persist it); errors are logged, never thrown back. What it
-   * returns for a job's first state ('queued') is enqueue()'s `recorded`.
+   * Where job states are recorded (the store). The queue awaits each write before it moves on: a job is recorded
+   * before enqueue() resolves and before it runs, marked running before `run` starts, and its final state is
+   * recorded before its terminal event. Without one (tests of the scheduling) nothing is recorded and `commit`
+   * is refused.
    */
+  ledger?: JobLedger;
+  /** Told of every state change once it is recorded (metrics, logs); errors are logged, never thrown back. */
   onStateChange?: (jobId: string, state: JobState, info: JobStateInfo) => void | Promise<void>;
   /** events kept per job for resuming clients (default 200; the terminal event is always kept) */
   backlogSize?: number;
@@ -90,52 +75,6 @@ export interface JobQueueOptions {
   log?: (message: string) => void;
 }
 
-export interface QueueStats {
-  accepting: boolean;
-  queued: number;
-  running: number;
-  runningJobId: string | null;
-  perDocument: Record<string, { queued: number; running: number }>;
-  /** most recent last; only jobs that succeeded (failures and cancellations end early and would skew it) */
-  recentDurationsMs: number[];
-  averageDurationMs: number | null;
-  /** jobs still known to get(): active and recently finished */
-  retainedJobs: number;
-}
-
-export class QueueFullError extends Error {
-  constructor(
-    /** 'queue': the device's queue is full; 'document': this document has too many jobs waiting */
-    readonly scope: 'queue' | 'document',
-    readonly limit: number,
-    /** estimated seconds until a slot frees, at least 1 */
-    readonly retryAfterSeconds: number,
-  ) {
-    super(
-      scope === 'queue'
-        ? `the edit queue is full (${limit} jobs waiting); try again in about ${retryAfterSeconds} s`
-        : `this document already has ${limit} edits waiting; wait for one to start (about ${retryAfterSeconds} s) or cancel one`,
-    );
-    this.name = 'QueueFullError';
-  }
-}
-
-export class QueueClosedError extends Error {
-  constructor() {
-    super('the server is shutting down and accepts no new edits; try again in a moment');
-    this.name = 'QueueClosedError';
-  }
-}
-
-export class UnknownJobError extends Error {
-  constructor(readonly jobId: string) {
-    super(`no job ${jobId}: it never existed or finished long ago`);
-    this.name = 'UnknownJobError';
-  }
-}
-
-export const SHUTDOWN_QUEUED_MESSAGE = 'the server is shutting down and this edit never started: submit it again';
-export const SHUTDOWN_RUNNING_MESSAGE = 'the server shut down while this edit was running: submit it again';
 
 interface Job {
   readonly input: JobInput;
@@ -143,23 +82,27 @@ interface Job {
   readonly order: number;
   readonly log: JobEventLog;
   state: JobState;
+  /** false until the ledger has the job: it holds its place in line but does not start */
+  recorded: boolean;
   position: number | null;
   cancelRequested: boolean;
   /** why the running job's signal was aborted */
-  stopReason: 'cancel' | 'shutdown' | 'withdrawn' | null;
+  stopReason: 'cancel' | 'shutdown' | null;
   abort: AbortController | null;
+  /** what ctx.commit stored: the job's result, whatever happens after */
+  committed: JobResult | null;
   progress: { step: number; totalSteps: number; variation: number } | null;
   preview: { step: number; dataUrl: string } | null;
   result: JobResult | null;
   error: string | null;
   startedAt: number | null;
   finishedAt: number | null;
+  /** resolves when the job has its final state (recorded and announced) */
+  readonly ended: Promise<void>;
+  markEnded: () => void;
 }
 
-type Ending = { state: 'succeeded'; result: JobResult } | { state: 'failed'; error: string } | { state: 'cancelled' };
-type Outcome = { ok: true; result: JobResult } | { ok: false; error: unknown };
-
-export class JobQueue {
+export class JobQueue implements JobQueuePort {
   private readonly maxLength: number;
   private readonly maxPerDocument: number;
   private readonly backlogSize: number;
@@ -170,6 +113,8 @@ export class JobQueue {
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly log: (message: string) => void;
+  private readonly ledger: JobLedger | null;
+  private readonly eventLogs: MemoryJobEvents;
 
   /** every job get() still knows */
   private readonly jobs = new Map<string, Job>();
@@ -181,6 +126,8 @@ export class JobQueue {
   private readonly finished = new Map<string, Job>();
   private readonly durations: number[] = [];
   private running: { job: Job; settled: Promise<void> } | null = null;
+  /** ledger writes for jobs that end without running (cancelled or failed while queued) */
+  private readonly endings = new Set<Promise<void>>();
   private enqueued = 0;
   private served = 0;
   private accepting = true;
@@ -203,34 +150,41 @@ export class JobQueue {
     this.now = options.now ?? Date.now;
     this.newId = options.newId ?? randomUUID;
     this.log = options.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.ledger = options.ledger ?? null;
+    this.eventLogs = new MemoryJobEvents(this.backlogSize);
   }
 
   // ------------------------------------------------------------------------------------------- public
 
   /**
-   * Queue an edit. `position` is the number of waiting jobs ahead of it (0 = next to start). `opts.jobId`:
-   * use this id instead of a new one. `recorded`: what onStateChange returned for the job's 'queued' state (the
-   * store writing the new job); it may still be pending when the job starts, since the runner begins on a
-   * microtask. Throws QueueClosedError after drain()/close(), QueueFullError when maxLength jobs are waiting
-   * (or maxPerDocument for this document).
+   * Queue a planned edit. It takes its place in line at once: the checks and the place are synchronous (it
+   * throws QueueClosedError after drain()/close(), QueueFullError when maxLength jobs are waiting or
+   * maxPerDocument of this document, before returning), so two calls in a row get two places in that order. The
+   * promise resolves with `position` (waiting jobs ahead of it, 0 = next to start) once the ledger has recorded
+   * the job, and only then can it start. When the ledger cannot record it, the job is undone (no event, no state
+   * change reported) and the promise rejects with the ledger's error.
    */
-  enqueue(documentId: string, request: EditRequest, opts: { jobId?: string } = {}): { jobId: string; position: number; recorded: Promise<void> } {
-    if (request.documentId !== documentId) {
-      throw new Error(`JobQueue.enqueue: documentId ${documentId} differs from the request's ${request.documentId}`);
-    }
+  enqueue(plan: EditPlan, opts: { jobId?: string } = {}): Promise<Enqueued> {
+    const documentId = plan.request.documentId;
     this.assertCanEnqueue(documentId);
-    const mine = this.waiting.get(documentId);
     const jobId = opts.jobId ?? this.newId();
     if (this.jobs.has(jobId)) throw new Error(`JobQueue: ${opts.jobId ? 'the given jobId' : 'newId()'} is a duplicate id ${jobId}`);
+    const copy = structuredClone(plan);
+    let markEnded!: () => void;
+    const ended = new Promise<void>((resolve) => (markEnded = resolve));
     const job: Job = {
-      input: { jobId, documentId, request: structuredClone(request), enqueuedAt: this.now() },
+      ended,
+      markEnded,
+      input: { jobId, documentId, plan: copy, request: copy.request, enqueuedAt: this.now() },
       order: ++this.enqueued,
-      log: new JobEventLog(jobId, this.backlogSize),
+      log: this.eventLogs.log(jobId),
       state: 'queued',
+      recorded: this.ledger === null,
       position: null,
       cancelRequested: false,
       stopReason: null,
       abort: null,
+      committed: null,
       progress: null,
       preview: null,
       result: null,
@@ -239,12 +193,28 @@ export class JobQueue {
       finishedAt: null,
     };
     this.jobs.set(jobId, job);
+    const mine = this.waiting.get(documentId);
     if (mine) mine.push(job);
     else this.waiting.set(documentId, [job]);
-    const recorded = this.stateChanged(job);
     this.updatePositions(); // emits this job's first 'queued' event
+    return this.record(job, job.position ?? 0);
+  }
+
+  /** The ledger records the new job; then it may start. */
+  private async record(job: Job, position: number): Promise<Enqueued> {
+    const { jobId } = job.input;
+    if (this.ledger) {
+      try {
+        await this.ledger.create(jobId, job.input.plan);
+      } catch (err) {
+        this.undo(job);
+        throw err;
+      }
+      job.recorded = true;
+    }
+    this.stateChanged(job);
     this.schedulePump();
-    return { jobId, position: job.position ?? 0, recorded };
+    return { jobId, position };
   }
 
   /**
@@ -276,17 +246,19 @@ export class JobQueue {
   }
 
   /**
-   * Cancel a job. Queued: removed and 'cancelled' at once. Running: its signal aborts, and it turns
-   * 'cancelled' when `run` settles. Returns false for unknown or already finished jobs.
+   * Cancel a job. Queued: out of line at once, and 'cancelled' when the promise resolves (the ledger has it).
+   * Running: its signal aborts, and it turns 'cancelled' when `run` settles (unless it committed its results
+   * first). Resolves false for unknown or already finished jobs.
    */
-  cancel(jobId: string): boolean {
+  async cancel(jobId: string): Promise<boolean> {
     const job = this.jobs.get(jobId);
-    if (!job || isTerminalJobState(job.state)) return false;
+    if (!job || !job.recorded || isTerminalJobState(job.state)) return false;
     if (job.state === 'queued') {
-      this.removeWaiting(job);
-      this.finish(job, { state: 'cancelled' });
-      this.updatePositions();
-      this.checkIdle();
+      if (!job.cancelRequested) {
+        job.cancelRequested = true;
+        this.endQueued(job, { state: 'cancelled' });
+      }
+      await job.ended;
       return true;
     }
     if (!job.cancelRequested) {
@@ -295,25 +267,6 @@ export class JobQueue {
       job.abort?.abort();
     }
     return true;
-  }
-
-  /**
-   * Undo an enqueue whose job could not be recorded (edits.create then answers an error, so nobody has its id):
-   * a queued job is removed; a running one is aborted and frees the engine at its next step. Its end reaches
-   * onStateChange as 'cancelled' with `withdrawn: true`; it logs no event and is forgotten at once.
-   */
-  withdraw(jobId: string): void {
-    const job = this.jobs.get(jobId);
-    if (!job || isTerminalJobState(job.state)) return;
-    if (job.state === 'queued') {
-      this.removeWaiting(job);
-      this.forgetWithdrawn(job);
-      this.updatePositions();
-      this.checkIdle();
-      return;
-    }
-    job.stopReason = 'withdrawn';
-    job.abort?.abort(); // settle() forgets it once run stops
   }
 
   /**
@@ -384,7 +337,8 @@ export class JobQueue {
   /**
    * Graceful shutdown: stop accepting, fail the queued jobs (SHUTDOWN_QUEUED_MESSAGE), give the running job
    * `timeoutMs` to finish, then abort it (it ends 'failed', SHUTDOWN_RUNNING_MESSAGE) and wait up to
-   * `graceMs` more for `run` to stop; a run that ignores its signal is then abandoned. Idempotent.
+   * `graceMs` more for `run` to stop; a run that ignores its signal is then abandoned. Resolves once every
+   * ending is recorded. Idempotent.
    */
   close(opts: { timeoutMs?: number; graceMs?: number } = {}): Promise<void> {
     this.closing ??= this.shutdown(opts.timeoutMs ?? 30_000, opts.graceMs ?? 5_000);
@@ -433,9 +387,10 @@ export class JobQueue {
     });
   }
 
+  /** Start the first job in line that is recorded and not being cancelled. */
   private pump(): void {
     if (this.running) return;
-    const next = this.plannedOrder()[0];
+    const next = this.plannedOrder().find((job) => job.recorded && !job.cancelRequested);
     if (!next) {
       this.checkIdle();
       return;
@@ -462,6 +417,37 @@ export class JobQueue {
     if (!this.waiting.has(documentId) && this.running?.job.input.documentId !== documentId) this.lastServed.delete(documentId);
   }
 
+  /** A job the ledger could not record: nobody has its id, so it leaves no trace. */
+  private undo(job: Job): void {
+    this.removeWaiting(job);
+    this.jobs.delete(job.input.jobId);
+    this.eventLogs.forget(job.input.jobId);
+    this.updatePositions();
+    this.checkIdle();
+  }
+
+  /** A queued job ends without running (cancel, shutdown): out of line now, final once the ledger has it. */
+  private endQueued(job: Job, ending: { state: 'cancelled' } | { state: 'failed'; error: string }): void {
+    this.removeWaiting(job);
+    this.updatePositions();
+    if (!this.ledger) {
+      this.finish(job, ending);
+      this.checkIdle();
+      return;
+    }
+    const write: Promise<void> = this.ledger.end(job.input.jobId, ending).then(
+      (recorded) => this.finish(job, recorded),
+      (err: unknown) => {
+        this.log(`job ${job.input.jobId}: could not record its end (${ending.state}): ${errorMessage(err)}`);
+        this.finish(job, ending);
+      },
+    ).finally(() => {
+      this.endings.delete(write);
+      this.checkIdle();
+    });
+    this.endings.add(write);
+  }
+
   // ---------------------------------------------------------------------------------------- running
 
   private start(job: Job): void {
@@ -469,17 +455,52 @@ export class JobQueue {
     job.state = 'running';
     job.abort = abort;
     job.startedAt = this.now();
-    const ctx: RunContext = { signal: abort.signal, emit: (update) => this.onRunUpdate(job, update) };
-    const settled = Promise.resolve()
-      .then(() => this.options.run(job.input, ctx))
-      .then(
-        (result): Outcome => ({ ok: true, result }),
-        (error: unknown): Outcome => ({ ok: false, error }),
-      )
-      .then((outcome) => this.settle(job, outcome));
+    const settled = this.runJob(job, abort.signal);
     this.running = { job, settled };
-    this.stateChanged(job);
-    this.emit(job, { type: 'started' });
+  }
+
+  /**
+   * One job from start to its recorded end: the ledger marks it running, `run` works, and the ending is
+   * recorded before it is announced. Never rejects.
+   */
+  private async runJob(job: Job, signal: AbortSignal): Promise<void> {
+    const { jobId } = job.input;
+    let outcome: Outcome;
+    try {
+      const already = this.ledger ? await this.ledger.start(jobId) : null;
+      if (already) {
+        // the store holds a final state (a cancel recorded elsewhere): it stands
+        await this.settle(job, already);
+        return;
+      }
+      this.stateChanged(job);
+      this.emit(job, { type: 'started' });
+      const ctx: RunContext = {
+        signal,
+        emit: (update) => this.onRunUpdate(job, update),
+        commit: (nodes) => this.commit(job, nodes),
+      };
+      outcome = { ok: true, result: await this.options.run(job.input, ctx) };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    await this.settle(job, this.ending(job, outcome));
+  }
+
+  private async commit(job: Job, nodes: EditNodeInput[]): Promise<JobResult> {
+    if (!this.ledger) throw new Error('this queue has no ledger to commit the results to');
+    if (job.abort?.signal.aborted) throw new Error('edit cancelled');
+    const result = await this.ledger.commit(job.input.jobId, nodes);
+    job.committed = result;
+    return result;
+  }
+
+  /** What the job's end is, from what `run` did and why it was stopped. */
+  private ending(job: Job, outcome: Outcome): Recorded {
+    const stopped = job.stopReason ?? (job.abort?.signal.aborted ? 'cancel' : null);
+    const { ending, problem } = finalState({ outcome, committed: job.committed, stopped, requireCommit: this.ledger !== null });
+    if (problem) this.log(`job ${job.input.jobId}: ${problem}`);
+    return ending;
   }
 
   private onRunUpdate(job: Job, update: RunUpdate): void {
@@ -498,34 +519,27 @@ export class JobQueue {
     job.progress = { step, totalSteps, variation };
   }
 
-  private settle(job: Job, outcome: Outcome): void {
+  /** Record the running job's ending (the store's final state stands), announce it, and start the next job. */
+  private async settle(job: Job, ending: Recorded): Promise<void> {
+    let final = ending;
+    if (this.ledger && ending.state !== 'succeeded') {
+      try {
+        final = await this.ledger.end(job.input.jobId, ending);
+      } catch (err) {
+        this.log(`job ${job.input.jobId}: could not record its end (${ending.state}): ${errorMessage(err)}`);
+      }
+    }
     if (this.running?.job === job) this.running = null;
     if (!isTerminalJobState(job.state)) {
-      if (job.stopReason === 'withdrawn') {
-        this.forgetWithdrawn(job);
-      } else if (job.stopReason === 'shutdown') {
-        this.finish(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
-      } else if (job.abort?.signal.aborted) {
-        this.finish(job, { state: 'cancelled' }); // whatever run returned after the abort
-      } else if (outcome.ok) {
-        const problem = resultProblem(outcome.result);
-        if (problem) {
-          this.log(`job ${job.input.jobId}: run returned a malformed result: ${problem}`);
-          this.finish(job, { state: 'failed', error: `internal error: ${problem}` });
-        } else {
-          this.recordDuration(this.now() - (job.startedAt ?? this.now()));
-          this.finish(job, { state: 'succeeded', result: outcome.result });
-        }
-      } else {
-        this.finish(job, { state: 'failed', error: errorMessage(outcome.error) });
-      }
+      if (final.state === 'succeeded' && job.startedAt !== null) this.recordDuration(this.now() - job.startedAt);
+      this.finish(job, final);
     }
     this.forgetIdleDocument(job.input.documentId);
     this.schedulePump();
     this.checkIdle();
   }
 
-  private finish(job: Job, ending: Ending): void {
+  private finish(job: Job, ending: Recorded): void {
     job.state = ending.state;
     job.position = null;
     job.finishedAt = this.now();
@@ -536,39 +550,26 @@ export class JobQueue {
     else if (ending.state === 'failed') this.emit(job, { type: 'failed', message: ending.error });
     else this.emit(job, { type: 'cancelled' });
     this.finished.set(job.input.jobId, job);
+    job.markEnded();
     this.prune();
-  }
-
-  private forgetWithdrawn(job: Job): void {
-    job.state = 'cancelled';
-    job.position = null;
-    job.finishedAt = this.now();
-    this.stateChanged(job, { withdrawn: true });
-    this.jobs.delete(job.input.jobId);
   }
 
   private emit(job: Job, body: JobEventBody): void {
     job.log.append(body);
   }
 
-  /** Tells onStateChange; returns what it returned (a rejection is also logged here). */
-  private stateChanged(job: Job, extra: Pick<JobStateInfo, 'withdrawn'> = {}): Promise<void> {
+  /** Tells onStateChange (an observer); what it throws is logged. */
+  private stateChanged(job: Job): void {
     const hook = this.options.onStateChange;
-    if (!hook) return Promise.resolve();
-    const info: JobStateInfo = { documentId: job.input.documentId, at: this.now(), ...extra };
+    if (!hook) return;
+    const info: JobStateInfo = { documentId: job.input.documentId, at: this.now() };
     if (job.result) info.result = { editIds: [...job.result.editIds], resultSha256s: [...job.result.resultSha256s] };
     if (job.error !== null) info.error = job.error;
-    if (job.state === 'queued') info.request = structuredClone(job.input.request);
     const report = (err: unknown) => this.log(`onStateChange(${job.input.jobId}, ${job.state}) failed: ${errorMessage(err)}`);
     try {
-      const pending = Promise.resolve(hook(job.input.jobId, job.state, info));
-      pending.catch(report);
-      return pending;
+      void Promise.resolve(hook(job.input.jobId, job.state, info)).catch(report);
     } catch (err) {
       report(err);
-      const failed = Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      failed.catch(() => {}); // reported above; callers that ignore the result must not see an unhandled rejection
-      return failed;
     }
   }
 
@@ -599,16 +600,21 @@ export class JobQueue {
       if (this.finished.size <= this.maxFinished && now - (job.finishedAt ?? now) <= this.finishedTtlMs) break;
       this.finished.delete(jobId);
       this.jobs.delete(jobId);
+      this.eventLogs.forget(jobId);
     }
   }
 
+  private isIdle(): boolean {
+    return !this.running && this.waiting.size === 0 && this.endings.size === 0;
+  }
+
   private whenIdle(): Promise<void> {
-    if (!this.running && this.waiting.size === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private checkIdle(): void {
-    if (this.running || this.waiting.size > 0 || this.idleWaiters.length === 0) return;
+    if (!this.isIdle() || this.idleWaiters.length === 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
@@ -617,8 +623,7 @@ export class JobQueue {
   private async shutdown(timeoutMs: number, graceMs: number): Promise<void> {
     this.accepting = false;
     for (const job of this.plannedOrder()) {
-      this.removeWaiting(job);
-      this.finish(job, { state: 'failed', error: SHUTDOWN_QUEUED_MESSAGE });
+      if (job.recorded && !job.cancelRequested) this.endQueued(job, { state: 'failed', error: SHUTDOWN_QUEUED_MESSAGE });
     }
     const current = this.running;
     if (current && !(await settlesWithin(current.settled, timeoutMs))) {
@@ -628,27 +633,16 @@ export class JobQueue {
       if (!(await settlesWithin(current.settled, graceMs)) && !isTerminalJobState(job.state)) {
         this.log(`job ${job.input.jobId} ignored its abort signal for ${graceMs} ms during shutdown; abandoning it`);
         if (this.running === current) this.running = null;
-        this.finish(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
+        await this.settle(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
       }
     }
+    await Promise.all([...this.endings]);
     this.checkIdle();
   }
 }
 
 function toRetrySeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return typeof err === 'string' ? err : 'the edit failed';
-}
-
-function resultProblem(result: unknown): string | null {
-  const r = result as Partial<JobResult> | null | undefined;
-  if (!r || !Array.isArray(r.editIds) || !Array.isArray(r.resultSha256s)) return 'expected {editIds: string[], resultSha256s: string[]}';
-  if (r.editIds.length !== r.resultSha256s.length) return `${r.editIds.length} edit ids but ${r.resultSha256s.length} result images`;
-  return null;
 }
 
 /** true if `p` settles within `ms` */

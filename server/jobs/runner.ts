@@ -1,41 +1,33 @@
 /**
- * The work of one edit job (the JobQueue's injected `run`): resolve what the edit starts from, load the masks,
- * run the engine with the job's signal, forward progress and previews, then store every variation (result
- * PNG + latent as blobs first, then all nodes in one transaction that also marks the job succeeded).
+ * The work of one edit job (the JobQueue's injected `run`): execute its EditPlan (plan.ts resolved it once, before
+ * it was queued): load the start image, latent and masks the plan names, run the engine with the job's signal,
+ * forward progress and previews, then store every variation (result PNG + latent as blobs first, then all nodes
+ * through ctx.commit, the job's one commit point, which also marks it succeeded).
  *
- * Starting points (request.parent):
+ * Starting points (plan.start):
  * - `source`: an uploaded image. The document's root source node for that image is reused, or created
  *   before the job's edit nodes; the edit encodes the pixels.
  * - `edit`: a stored edit. Latent iteration: the engine continues from its stored latent (conditioning
- *   'latent'), unless the host layer's pixels (`pixelsSha256`) differ from the edit's result: the user painted
- *   on the layer, so those pixels are recorded as a re-synced source node under the edit and encoded
- *   (conditioning 'pixels').
+ *   'latent') when this engine can (usableLatent), else it encodes the edit's result.
+ * - `painted`: the host layer's pixels differ from the edit's result (the user painted on the layer), so those
+ *   pixels are recorded as a re-synced source node under the edit and encoded (conditioning 'pixels').
+ *
+ * Everything here is idempotent, so a job run again after its worker died stores the same result once: the
+ * seed is in the plan, blobs are content-addressed, a source node is found before it is added, and the commit
+ * returns the edits of an earlier commit of the same job.
  *
  * Errors thrown here become the job's `failed` message, so they are written for the user.
  */
-import {
-  PREVIEW_MAX_SIDE,
-  type EditRegion,
-  type EditRequest,
-  type JobResult,
-} from '../../shared/protocol';
+import { PREVIEW_MAX_SIDE, type EditRegion, type EditRequest } from '../../shared/protocol';
 import { editImage, type EditSource, type ImageProgress, type Region, type StoredLatent } from '../edit/edit-image';
 import type { TensorEngine } from '../engine/local';
 import { maskFromImage, resizeImage, type RgbaImage } from '../imaging/image';
 import { NotAnImageError, type ImageBlobs } from '../imaging/image-blobs';
 import { canonicalPng } from '../imaging/upload';
 import type { Logger } from '../log';
-import {
-  decodeLatent,
-  encodeLatent,
-  type EditNode,
-  type EditNodeInput,
-  type JsonObject,
-  type LatentRef,
-  type Store,
-  StoreError,
-} from '../store';
-import type { RunContext, RunJob } from './queue';
+import { decodeLatent, encodeLatent, type EditNodeInput, type JsonObject, type LatentRef, type Store, StoreError } from '../store';
+import { usableLatent, type EditPlan } from './plan';
+import type { RunContext, RunJob } from './port';
 
 /** What the runner needs of the engine: the worker client in the server (tests may run one in-process). */
 export type EditEngine = TensorEngine;
@@ -45,11 +37,6 @@ export interface EditRunnerDeps {
   images: ImageBlobs;
   engine: EditEngine;
   log: Logger;
-  /**
-   * Resolves when every state change of this job so far is persisted (JobStateRecorder.settled): the nodes
-   * are only added to a job the store already knows is running.
-   */
-  persisted?: (jobId: string) => Promise<void>;
   /** told about engine timings (the server's metrics) */
   observer?: EditObserver;
 }
@@ -62,7 +49,7 @@ export interface EditObserver {
   onEdit(timings: { totalMs: number; onnxMs: number }): void;
 }
 
-/** Where an edit starts, resolved against the store (reads only: the engine gets going before any write). */
+/** Where an edit starts, loaded from the plan (reads only: the engine gets going before any write). */
 interface Start {
   source: EditSource;
   /**
@@ -118,12 +105,11 @@ function editJob(deps: EditRunnerDeps): RunJob {
   const { store, images, engine } = deps;
   return async (job, ctx) => {
     const log = deps.log.child({ jobId: job.jobId });
-    const { request } = job;
+    const { plan, request } = job;
     const seed = request.options.seed;
-    if (seed === undefined) throw new Error('the request reached the runner without a seed');
 
     const began = performance.now();
-    const start = await resolveStart(store, images, engine, request);
+    const start = await loadStart(store, images, engine, plan);
     const regions = await loadRegions(images, request.regions, start.source.image);
     throwIfAborted(ctx.signal);
 
@@ -175,10 +161,8 @@ function editJob(deps: EditRunnerDeps): RunJob {
         };
       }),
     );
-    await deps.persisted?.(job.jobId);
     throwIfAborted(ctx.signal);
-    const stored = await store.edits.addEditNodes(job.jobId, nodes, { markSucceeded: true });
-    const out: JobResult = { editIds: stored.map((n) => n.id), resultSha256s: stored.map((n) => n.resultImageSha256) };
+    const out = await ctx.commit(nodes);
     log.info('edit stored', { editIds: out.editIds.join(','), storeMs: Math.round((performance.now() - computed) * 10) / 10 });
     return out;
   };
@@ -186,44 +170,27 @@ function editJob(deps: EditRunnerDeps): RunJob {
 
 // ------------------------------------------------------------------------------------------ starting point
 
-async function resolveStart(store: Store, images: ImageBlobs, engine: EditEngine, request: EditRequest): Promise<Start> {
-  const { documentId, parent } = request;
-  if (parent.kind === 'source') {
-    const image = await loadImage(images, parent.imageSha256, 'the source image');
-    return { source: { kind: 'pixels', image }, parent: { kind: 'new-source', parentId: null }, sourceImageSha256: parent.imageSha256 };
+async function loadStart(store: Store, images: ImageBlobs, engine: EditEngine, plan: EditPlan): Promise<Start> {
+  const { start } = plan;
+  const image = await loadImage(images, start.imageSha256, start.kind === 'edit' ? `the result of edit ${start.editId}` : start.kind === 'painted' ? 'the layer pixels (pixelsSha256)' : 'the source image');
+  if (image.width !== plan.width || image.height !== plan.height) {
+    throw new Error(`the start image is ${image.width}x${image.height}, but the plan says ${plan.width}x${plan.height}`);
   }
-
-  const node = await store.edits.getNode(parent.editId);
-  if (!node || node.documentId !== documentId) {
-    throw new JobFailure(`edit ${parent.editId} is not part of document ${documentId}: continue from an edit listed by documents.history`);
-  }
-  if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
-    // the user painted on the layer: record those pixels under the edit and encode them
-    const image = await loadImage(images, parent.pixelsSha256, 'the layer pixels (pixelsSha256)');
-    return { source: { kind: 'pixels', image }, parent: { kind: 'new-source', parentId: node.id }, sourceImageSha256: parent.pixelsSha256 };
-  }
-  const image = await loadImage(images, node.resultImageSha256, `the result of edit ${node.id}`);
-  const latent = await loadLatent(store, engine, node);
+  if (start.kind === 'source') return { source: { kind: 'pixels', image }, parent: { kind: 'new-source', parentId: null }, sourceImageSha256: start.imageSha256 };
+  if (start.kind === 'painted') return { source: { kind: 'pixels', image }, parent: { kind: 'new-source', parentId: start.editId }, sourceImageSha256: start.imageSha256 };
+  const ref = usableLatent(start, engine.info);
+  const latent = ref ? await loadLatent(store, start.editId, ref) : null;
   return {
     source: latent ? { kind: 'latent', image, latent } : { kind: 'pixels', image },
-    parent: { kind: 'node', id: node.id },
-    sourceImageSha256: node.resultImageSha256,
+    parent: { kind: 'node', id: start.editId },
+    sourceImageSha256: start.imageSha256,
   };
 }
 
-/**
- * The stored latent of a node, if this engine can continue from it: made by a model with the same VAE
- * scaling (and the same model name when recorded). Otherwise null: the engine re-encodes the pixels.
- */
-async function loadLatent(store: Store, engine: EditEngine, node: EditNode): Promise<StoredLatent | null> {
-  const ref = node.latent;
-  if (!ref) return null;
-  const madeBy = node.options.model;
-  if (ref.scalingFactor !== engine.info.scalingFactor || (typeof madeBy === 'string' && madeBy !== engine.info.name) || ref.shape.length !== 3) {
-    return null;
-  }
+/** A stored latent the plan names (one this engine can continue from: usableLatent). */
+async function loadLatent(store: Store, editId: string, ref: LatentRef): Promise<StoredLatent> {
   const bytes = await store.blobs.get(ref.sha256);
-  if (!bytes) throw new JobFailure(`the stored latent of edit ${node.id} is missing (blob ${ref.sha256}); run the store's integrity check`);
+  if (!bytes) throw new JobFailure(`the stored latent of edit ${editId} is missing (blob ${ref.sha256}); run the store's integrity check`);
   const data = decodeLatent(bytes, ref.shape);
   return { data, height: ref.shape[1], width: ref.shape[2], geometry: { ...ref.geometry } };
 }
@@ -262,17 +229,12 @@ async function loadRegions(images: ImageBlobs, regions: EditRegion[], image: Rgb
       continue;
     }
     const mask = await loadImage(images, region.maskSha256, `the mask of region ${i}`);
-    const problem = maskSizeProblem(mask, image);
-    if (problem) throw new JobFailure(`region ${i}: ${problem}`);
+    if (mask.width !== image.width || mask.height !== image.height) {
+      throw new Error(`region ${i}: the mask is ${mask.width}x${mask.height}, but the plan checked it at ${image.width}x${image.height}`);
+    }
     out.push({ instruction: region.instruction, mask: maskFromImage(mask) });
   }
   return out;
-}
-
-/** Null when the mask fits the image; else what to fix. */
-export function maskSizeProblem(mask: { width: number; height: number }, image: { width: number; height: number }): string | null {
-  if (mask.width === image.width && mask.height === image.height) return null;
-  return `the mask is ${mask.width}x${mask.height} but the image is ${image.width}x${image.height}: export the mask at the image's size`;
 }
 
 // ------------------------------------------------------------------------------------------ options

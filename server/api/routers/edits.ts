@@ -1,54 +1,25 @@
 /**
- * edits.create: check an edit request against the store, fill in the seed, queue the job and record it.
+ * edits.create: resolve an edit request into its plan (jobs/plan.ts), queue it, and answer once it is recorded.
  *
- * Everything that can be checked before the job runs is checked here, so a bad request is a 4xx now rather
- * than a failed job later: the document exists, the parent edit belongs to it, every referenced blob is an
- * uploaded image, and every mask has the size of the image it applies to.
+ * Everything that can be checked before the job runs is checked by the plan, so a bad request is a 4xx now
+ * rather than a failed job later: the document exists, the parent edit belongs to it, every referenced blob is
+ * an uploaded image, and every mask has the size of the image it applies to.
  */
-import { randomInt, randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
-import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest } from '../../../shared/protocol';
-import type { RgbaImage } from '../../imaging/image';
-import { NotAnImageError, type ImageBlobs } from '../../imaging/image-blobs';
-import { maskSizeProblem } from '../../jobs/runner';
+import { createEditResultSchema, editRequestSchema } from '../../../shared/protocol';
+import { PlanError, prepareEditPlan, type EditPlan } from '../../jobs/plan';
 import { StoreError } from '../../store';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 
-/** An uploaded image's pixels; NOT_FOUND when absent, BAD_REQUEST when the blob is not an image. */
-async function blobImage(images: ImageBlobs, sha256: string, field: string): Promise<RgbaImage> {
-  let image: RgbaImage | null;
+/** The request's plan, or the 4xx that says what to fix. */
+async function plan({ store, images, engine }: Services, input: Parameters<typeof prepareEditPlan>[1]): Promise<EditPlan> {
   try {
-    image = await images.get(sha256);
+    return await prepareEditPlan({ edits: store.edits, images, defaultSampler: engine.info.defaultSampler }, input);
   } catch (err) {
-    if (!(err instanceof NotAnImageError)) throw err;
-    throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: blob ${sha256} is not an image: pass the sha256 that PUT /v1/blobs returned for an image` });
+    if (err instanceof PlanError) throw new TRPCError({ code: err.code === 'not_found' ? 'NOT_FOUND' : 'BAD_REQUEST', message: err.message });
+    throw err;
   }
-  if (!image) throw new TRPCError({ code: 'NOT_FOUND', message: `${field}: no blob ${sha256} on this server: upload the image with PUT /v1/blobs first` });
-  return image;
-}
-
-/** True when no pixel of the mask (its first channel, as the engine reads it) is above 0. */
-function maskIsEmpty(mask: RgbaImage): boolean {
-  for (let i = 0; i < mask.data.length; i += 4) if (mask.data[i] > 0) return false;
-  return true;
-}
-
-/** The image the edit applies to (the uploaded source, the painted layer, or the parent's result). */
-async function startImage({ store, images }: Services, request: EditRequest): Promise<RgbaImage> {
-  const { parent, documentId } = request;
-  if (parent.kind === 'source') return blobImage(images, parent.imageSha256, 'parent.imageSha256');
-  const node = await store.edits.getNode(parent.editId);
-  if (!node || node.documentId !== documentId) {
-    throw new TRPCError({
-      code: 'NOT_FOUND',
-      message: `parent.editId: ${parent.editId} is not an edit of document ${documentId}: use an id from documents.history or a job result`,
-    });
-  }
-  if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
-    return blobImage(images, parent.pixelsSha256, 'parent.pixelsSha256');
-  }
-  return blobImage(images, node.resultImageSha256, `the result of edit ${node.id}`);
 }
 
 export const editsRouter = router({
@@ -60,47 +31,25 @@ export const editsRouter = router({
     .input(editRequestSchema)
     .output(createEditResultSchema)
     .mutation(async ({ ctx, input, signal }) => {
-      const { store, queue, admission } = ctx.services;
-      if (!(await store.edits.getDocument(input.documentId))) {
-        throw new TRPCError({ code: 'NOT_FOUND', message: `documentId: no document ${input.documentId}: get one from documents.open` });
-      }
-      if (input.regions.every((r) => r.instruction === '')) {
-        throw new TRPCError({ code: 'BAD_REQUEST', message: 'regions: every instruction is empty: say what to change in at least one region' });
-      }
-      const image = await startImage(ctx.services, input);
-      for (const [i, region] of input.regions.entries()) {
-        if (region.maskSha256 === null) continue;
-        const field = `regions[${i}].maskSha256`;
-        const mask = await blobImage(ctx.services.images, region.maskSha256, field);
-        const problem = maskSizeProblem(mask, image);
-        if (problem) throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: ${problem}` });
-        if (maskIsEmpty(mask)) {
-          throw new TRPCError({
-            code: 'BAD_REQUEST',
-            message: `${field}: the mask is empty (all black): paint the area to edit white, or send maskSha256: null to edit the whole image`,
-          });
-        }
-      }
-
-      // the stored request is complete: the seed and the sampler the edit runs with, whether sent or the defaults
-      const seed = input.options.seed ?? randomInt(0, MAX_SEED);
-      const sampler = input.options.sampler ?? ctx.services.engine.info.defaultSampler;
-      const request: EditRequest = { ...input, options: { ...input.options, seed, sampler } };
-      // Queue first: the runner posts the edit to the engine on a microtask, and the queue's state recorder
-      // writes the job's row a macrotask later, while the engine works. The client gets the job id only once
-      // that row is durable. When the queue is full the request waits its turn in the admission room (round-robin
-      // over documents); a wait too long, or a closing queue, throws here, before anything is recorded.
-      const { jobId, position, recorded } = await admission.enter(input.documentId, () => queue.enqueue(input.documentId, request, { jobId: randomUUID() }), signal);
+      const { queue, admission } = ctx.services;
+      const edit = await plan(ctx.services, input);
+      const { seed } = edit.request.options;
+      // The queue answers once the job is recorded (the client may then rely on its id). When the queue is full
+      // the request waits its turn in the admission room (round-robin over documents); a wait too long, or a
+      // closing queue, throws here, before anything is recorded.
+      let queued: { jobId: string; position: number };
       try {
-        await recorded;
+        queued = await admission.enter(input.documentId, () => queue.enqueue(edit), signal);
       } catch (err) {
-        // never acknowledged: the job is undone (not counted as a job), the answer says why
-        queue.withdraw(jobId);
         if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
           throw new StoreError(err.code, `the edit was not queued: ${err.message}. Submit it again once that is fixed (the server's health says when)`, { cause: err.cause });
         }
-        throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit, so it was not queued: try again`, cause: err });
+        if (err instanceof StoreError) {
+          throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit, so it was not queued: try again`, cause: err });
+        }
+        throw err;
       }
+      const { jobId, position } = queued;
       ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
       return { jobId, documentId: input.documentId, position, seed };
     }),

@@ -4,7 +4,7 @@ import { publicProcedure } from '../trpc';
 /** Served at the top level as `health` (GET /trpc/health). */
 export const healthProcedure = publicProcedure.query(async ({ ctx }) => {
   const { config, engine, queue, store, version, startedAt, integrity } = ctx.services;
-  const stats = queue.stats();
+  const stats = await queue.stats();
   // writes fail (disk full, read-only), or the data directory was removed or replaced: the causes, for operators
   const storage = await store.health();
   return {

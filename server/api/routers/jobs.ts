@@ -16,7 +16,8 @@ import {
   type JobSnapshot,
   type WatchJobInput,
 } from '../../../shared/protocol';
-import { UnknownJobError, type JobQueue } from '../../jobs/queue';
+import { UnknownJobError } from '../../jobs/errors';
+import type { JobQueue } from '../../jobs/port';
 import type { Job, Store } from '../../store';
 import { TooManyStreamsError } from '../stream-slots';
 import { authedProcedure, router } from '../trpc';
@@ -56,7 +57,7 @@ async function snapshotFromStore(store: Store, job: Job): Promise<JobSnapshot> {
 async function* watchEvents(queue: JobQueue, store: Store, input: WatchJobInput, signal: AbortSignal | undefined) {
   let events: AsyncIterable<JobEvent>;
   try {
-    events = queue.events(input.jobId, seqFromEventId(input.lastEventId), signal);
+    events = await queue.events(input.jobId, seqFromEventId(input.lastEventId), signal);
   } catch (err) {
     if (!(err instanceof UnknownJobError)) throw err;
     const stored = await store.edits.getJob(input.jobId);
@@ -76,7 +77,7 @@ export const jobsRouter = router({
     .output(jobSnapshotSchema)
     .query(async ({ ctx, input }) => {
       const { queue, store } = ctx.services;
-      const live = queue.get(input.jobId, { previewAfterStep: input.previewAfterStep });
+      const live = await queue.get(input.jobId, { previewAfterStep: input.previewAfterStep });
       if (live) return live;
       const stored = await store.edits.getJob(input.jobId);
       if (!stored) throw notFound(input.jobId);
@@ -110,8 +111,8 @@ export const jobsRouter = router({
    */
   cancel: authedProcedure.input(cancelJobInputSchema).mutation(async ({ ctx, input }) => {
     const { queue, store } = ctx.services;
-    const cancelled = queue.cancel(input.jobId);
-    const live = queue.get(input.jobId);
+    const cancelled = await queue.cancel(input.jobId);
+    const live = await queue.get(input.jobId);
     if (live) return { cancelled, state: live.state, cancelRequested: live.cancelRequested };
     const stored = await store.edits.getJob(input.jobId);
     if (!stored) throw notFound(input.jobId);
