@@ -1,7 +1,7 @@
 /**
  * How a run's end becomes the job's final state: one rule for every queue (in-process and Redis worker).
  */
-import type { JobResult } from '../../shared/protocol';
+import { MAX_PREVIEW_DATA_URL_LENGTH, type JobResult } from '../../shared/protocol';
 import { SHUTDOWN_RUNNING_MESSAGE } from './errors';
 import type { Recorded } from './ledger';
 
@@ -41,4 +41,10 @@ function resultProblem(result: unknown): string | null {
   if (!r || !Array.isArray(r.editIds) || !Array.isArray(r.resultSha256s)) return 'expected {editIds: string[], resultSha256s: string[]}';
   if (r.editIds.length !== r.resultSha256s.length) return `${r.editIds.length} edit ids but ${r.resultSha256s.length} result images`;
   return null;
+}
+
+/** Null when a preview may be shown to clients (a PNG data URL of bounded size); else why it is dropped. */
+export function previewProblem(dataUrl: string): string | null {
+  if (dataUrl.length <= MAX_PREVIEW_DATA_URL_LENGTH && dataUrl.startsWith('data:image/png;base64,')) return null;
+  return `dropped a preview that is not a PNG data URL of at most ${MAX_PREVIEW_DATA_URL_LENGTH} characters`;
 }

@@ -14,7 +14,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  MAX_PREVIEW_DATA_URL_LENGTH,
   isTerminalJobState,
   type JobEvent,
   type JobResult,
@@ -25,7 +24,7 @@ import type { EditNodeInput } from '../store';
 import { QueueClosedError, QueueFullError, SHUTDOWN_QUEUED_MESSAGE, SHUTDOWN_RUNNING_MESSAGE, UnknownJobError } from './errors';
 import { DEFAULT_BACKLOG_SIZE, MemoryJobEvents, type JobEventBody, type JobEventLog } from './events';
 import type { JobLedger, Recorded } from './ledger';
-import { errorMessage, finalState, type Outcome } from './outcome';
+import { errorMessage, finalState, previewProblem, type Outcome } from './outcome';
 import type { EditPlan } from './plan';
 import type { Enqueued, JobInput, JobQueue as JobQueuePort, QueueStats, RunContext, RunJob, RunUpdate } from './port';
 
@@ -507,8 +506,9 @@ export class JobQueue implements JobQueuePort {
     if (job.state !== 'running' || job.abort?.signal.aborted) return;
     const { step, totalSteps, variation } = update;
     if (update.type === 'preview') {
-      if (update.dataUrl.length > MAX_PREVIEW_DATA_URL_LENGTH || !update.dataUrl.startsWith('data:image/png;base64,')) {
-        this.log(`job ${job.input.jobId}: dropped a preview that is not a PNG data URL of at most ${MAX_PREVIEW_DATA_URL_LENGTH} characters`);
+      const problem = previewProblem(update.dataUrl);
+      if (problem) {
+        this.log(`job ${job.input.jobId}: ${problem}`);
         return;
       }
       job.preview = { step, dataUrl: update.dataUrl };

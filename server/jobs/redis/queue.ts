@@ -1,0 +1,189 @@
+/**
+ * The API side of the Redis queue (`--queue redis://…`): JobQueue over BullMQ (open-source edition) plus this
+ * project's job records and event streams in the same Redis (records.ts, events.ts). Any number of API nodes
+ * and workers (worker.ts) share it; a job's state, progress, previews and events reach every node.
+ *
+ * - enqueue: a place in line (RESERVE: the limits and the round-robin priority, atomically), then the store
+ *   records the job (JobLedger), then BullMQ gets it with that priority. A job the store cannot record leaves no
+ *   trace; the promise resolves only once it is recorded and queued.
+ * - cancel: a waiting job is taken out of BullMQ and recorded cancelled here; a running one is flagged and the
+ *   worker running it is told on the cancel channel (BullMQ's own cancelJob only reaches its local worker).
+ * - hasRoom and estimatedWaitMs answer from a view refreshed every `refreshMs` (the admission room asks them
+ *   synchronously); enqueue's RESERVE is what decides.
+ * - close() stops accepting here only: queued jobs stay in Redis for the workers.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import type { JobEvent, JobSnapshot } from '../../../shared/protocol';
+import { QueueClosedError, QueueFullError } from '../errors';
+import type { JobLedger, Recorded } from '../ledger';
+import type { EditPlan } from '../plan';
+import type { Enqueued, JobQueue, QueueStats } from '../port';
+import { RedisJobEvents } from './events';
+import { BULLMQ_QUEUE_NAME, JobRecords, finishRecord, recordOptions, type RecordOptions } from './records';
+
+export interface RedisJobQueueOptions extends Partial<RecordOptions> {
+  /** a connection for this queue's commands (BullMQ's shares it) */
+  redis: Redis;
+  ledger: JobLedger;
+  maxLength: number;
+  maxPerDocument: number;
+  /** how often hasRoom's view is refreshed (default 500 ms) */
+  refreshMs?: number;
+  /** assumed job duration before any job has finished (default 15 s) */
+  assumedJobMs?: number;
+  /** told when room may have freed (the admission room's wake) */
+  onRoom?: () => void;
+  now?: () => number;
+  newId?: () => string;
+  log?: (message: string) => void;
+}
+
+/** The view hasRoom and estimatedWaitMs answer from. */
+interface View {
+  waiting: number;
+  running: number;
+  averageDurationMs: number | null;
+}
+
+export class RedisJobQueue implements JobQueue {
+  readonly records: JobRecords;
+  readonly eventLog: RedisJobEvents;
+  private readonly bull: Queue;
+  private readonly now: () => number;
+  private readonly newId: () => string;
+  private readonly log: (message: string) => void;
+  private view: View = { waiting: 0, running: 0, averageDurationMs: null };
+  private accepting = true;
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(private readonly options: RedisJobQueueOptions) {
+    const records = recordOptions(options);
+    this.records = new JobRecords(options.redis, records);
+    this.eventLog = new RedisJobEvents(this.records);
+    this.bull = new Queue(BULLMQ_QUEUE_NAME, { connection: options.redis, prefix: `${records.prefix}:bull` });
+    this.now = options.now ?? Date.now;
+    this.newId = options.newId ?? randomUUID;
+    this.log = options.log ?? ((m) => process.stderr.write(`${m}\n`));
+    this.timer = setInterval(() => void this.refresh(), options.refreshMs ?? 500);
+    this.timer.unref();
+  }
+
+  async enqueue(plan: EditPlan, opts: { jobId?: string } = {}): Promise<Enqueued> {
+    if (!this.accepting) throw new QueueClosedError();
+    const documentId = plan.request.documentId;
+    const jobId = opts.jobId ?? this.newId();
+    const { maxLength, maxPerDocument, ledger } = this.options;
+    const place = await this.records.reserve(jobId, documentId, { maxLength, maxPerDocument }, this.now());
+    if (place.kind === 'duplicate') throw new Error(`RedisJobQueue: duplicate job id ${jobId}`);
+    if (place.kind !== 'ok') {
+      throw place.kind === 'full-queue' ? new QueueFullError('queue', maxLength, this.retrySeconds(place.waiting)) : new QueueFullError('document', maxPerDocument, this.retrySeconds(0));
+    }
+    try {
+      await ledger.create(jobId, plan);
+    } catch (err) {
+      await this.records.release(jobId, documentId);
+      throw err;
+    }
+    try {
+      await this.bull.add('edit', { plan }, { jobId, priority: place.priority, removeOnComplete: true, removeOnFail: true });
+    } catch (err) {
+      // recorded but not queued: say so in the record (nobody has the id yet, but the store keeps the row)
+      const error = `the edit could not be queued (${(err as Error).message}): submit it again`;
+      await finishRecord(this.records, jobId, documentId, await ledger.end(jobId, { state: 'failed', error }), this.now());
+      throw err;
+    }
+    this.view.waiting += 1;
+    return { jobId, position: place.position };
+  }
+
+  hasRoom(_documentId: string): boolean {
+    return !this.accepting || this.view.waiting < this.options.maxLength;
+  }
+
+  estimatedWaitMs(position: number): number | null {
+    const avg = this.view.averageDurationMs;
+    if (avg === null) return null;
+    return ((position + 1) * avg) / Math.max(1, this.view.running);
+  }
+
+  async get(jobId: string, opts: { previewAfterStep?: number } = {}): Promise<JobSnapshot | null> {
+    return this.records.snapshot(jobId, opts.previewAfterStep);
+  }
+
+  async cancel(jobId: string): Promise<boolean> {
+    const documentId = await this.records.documentOf(jobId);
+    if (documentId === null) return false;
+    const flagged = await this.records.transition(jobId, documentId, { from: ['queued', 'running'], to: null, fields: { cancelRequested: 1 } });
+    if (flagged.kind !== 'ok') return false;
+    // not yet taken by a worker: out of BullMQ, cancelled here (remove() is 0 when a worker holds its lock)
+    if ((await this.bull.remove(jobId)) === 1) {
+      const recorded: Recorded = await this.options.ledger.end(jobId, { state: 'cancelled' });
+      await finishRecord(this.records, jobId, documentId, recorded, this.now());
+      return true;
+    }
+    await this.records.redis.publish(this.records.key('cancel'), jobId);
+    return true;
+  }
+
+  async events(jobId: string, afterSeq = 0, signal?: AbortSignal): Promise<AsyncIterable<JobEvent>> {
+    return this.eventLog.read(jobId, afterSeq, signal);
+  }
+
+  async stats(): Promise<QueueStats> {
+    const redis = this.records.redis;
+    const [line, running, durations] = await Promise.all([
+      redis.zrange(this.records.key('line'), 0, -1),
+      redis.smembers(this.records.key('running')),
+      redis.lrange(this.records.key('durations'), 0, -1),
+    ]);
+    const documents = await Promise.all([...line, ...running].map((id) => this.records.documentOf(id)));
+    const perDocument: QueueStats['perDocument'] = {};
+    documents.forEach((documentId, i) => {
+      if (documentId === null) return;
+      const entry = (perDocument[documentId] ??= { queued: 0, running: 0 });
+      if (i < line.length) entry.queued += 1;
+      else entry.running += 1;
+    });
+    const recent = durations.map(Number).reverse();
+    const averageDurationMs = recent.length === 0 ? null : recent.reduce((a, b) => a + b, 0) / recent.length;
+    return {
+      accepting: this.accepting,
+      queued: line.length,
+      running: running.length,
+      runningJobId: running[0] ?? null,
+      perDocument,
+      recentDurationsMs: recent,
+      averageDurationMs,
+      retainedJobs: line.length + running.length,
+    };
+  }
+
+  /** The last refreshed counts (for metrics read synchronously at scrape time). */
+  cachedStats(): { queued: number; running: number } {
+    return { queued: this.view.waiting, running: this.view.running };
+  }
+
+  async close(): Promise<void> {
+    if (!this.accepting) return;
+    this.accepting = false;
+    clearInterval(this.timer);
+    await this.bull.close();
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      const stats = await this.stats();
+      this.view = { waiting: stats.queued, running: stats.running, averageDurationMs: stats.averageDurationMs };
+      if (stats.queued < this.options.maxLength) this.options.onRoom?.();
+    } catch (err) {
+      this.log(`could not read the queue's counts from Redis: ${(err as Error).message}`);
+    }
+  }
+
+  private retrySeconds(position: number): number {
+    const ms = this.estimatedWaitMs(position) ?? (this.options.assumedJobMs ?? 15_000) * (position + 1);
+    return Math.max(1, Math.ceil(ms / 1000));
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The worker side of the Redis queue (`layerloop worker`, or the worker half of a process that is both): a
+ * BullMQ Worker that runs one job at a time with the injected RunJob, records each step through JobLedger and
+ * the job's Redis record, and publishes progress and previews to the job's event stream.
+ *
+ * - Cancellation: the API flags the job and publishes its id on the cancel channel; the worker running it
+ *   aborts the run's signal (it also checks the flag when it starts a job).
+ * - A worker that dies mid-job: its lock expires and BullMQ's stalled-job check (in the other workers) puts the
+ *   job back; another worker runs it again from its plan (seeded: the same result) and the commit is idempotent
+ *   (JobLedger.commit). After `maxTries` starts that all died, BullMQ fails it and the job ends failed as
+ *   interrupted.
+ * - Fairness across documents comes from the priorities RESERVE gave the jobs (queue.ts): BullMQ starts the
+ *   lowest first.
+ */
+import { Worker, type Job as BullJob } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { JobResult, JobState } from '../../../shared/protocol';
+import type { JobLedger } from '../ledger';
+import { errorMessage, finalState, previewProblem, type Outcome } from '../outcome';
+import { parseEditPlan } from '../plan';
+import type { JobInput, RunContext, RunJob, RunUpdate } from '../port';
+import { BULLMQ_QUEUE_NAME, JobRecords, finishRecord, recordOptions, type RecordOptions } from './records';
+
+/** What a job that kept losing its workers ends with. */
+export function interruptedMessage(tries: number): string {
+  return `interrupted: the worker running this edit stopped ${tries === 1 ? 'once' : `${tries} times`}; submit it again`;
+}
+
+/** BullMQ's reason for a job that stalled more often than maxStalledCount allows. */
+const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
+
+export interface RedisJobWorkerOptions extends Partial<RecordOptions> {
+  /** a connection with maxRetriesPerRequest: null (BullMQ blocks on it) */
+  redis: Redis;
+  ledger: JobLedger;
+  run: RunJob;
+  /** how many workers may start a job before it fails as interrupted (default 2) */
+  maxTries?: number;
+  /** a worker holds a job's lock this long and renews it at half of it; a dead worker's job is retried after (default 30 s) */
+  lockMs?: number;
+  /** how often the stalled-job check runs (default lockMs) */
+  stalledCheckMs?: number;
+  now?: () => number;
+  log?: (message: string) => void;
+}
+
+interface Running {
+  abort: AbortController;
+  stopped: 'cancel' | 'shutdown' | null;
+  /** resolves when process() is done with the job */
+  done: Promise<void>;
+}
+
+export class RedisJobWorker {
+  readonly records: JobRecords;
+  private readonly worker: Worker;
+  private readonly subscriber: Redis;
+  private readonly running = new Map<string, Running>();
+  private readonly maxTries: number;
+  private readonly now: () => number;
+  private readonly log: (message: string) => void;
+  private closing: Promise<void> | null = null;
+
+  private constructor(private readonly options: RedisJobWorkerOptions) {
+    const records = recordOptions(options);
+    this.records = new JobRecords(options.redis, records);
+    this.maxTries = options.maxTries ?? 2;
+    this.now = options.now ?? Date.now;
+    this.log = options.log ?? ((m) => process.stderr.write(`${m}\n`));
+    const lockMs = options.lockMs ?? 30_000;
+    this.subscriber = options.redis.duplicate();
+    this.worker = new Worker(BULLMQ_QUEUE_NAME, (job) => this.process(job), {
+      connection: options.redis,
+      prefix: `${records.prefix}:bull`,
+      concurrency: 1,
+      autorun: false,
+      lockDuration: lockMs,
+      stalledInterval: options.stalledCheckMs ?? lockMs,
+      maxStalledCount: this.maxTries - 1,
+    });
+    this.worker.on('failed', (job, err) => {
+      if (job?.id && err.message === STALLED_TOO_OFTEN) void this.interrupted(job);
+    });
+    this.worker.on('stalled', (jobId) => this.log(`job ${jobId}: its worker stopped; it runs again on another worker`));
+    this.worker.on('error', (err) => this.log(`worker: ${err.message}`));
+  }
+
+  /** A worker listening for cancellations and pulling jobs. */
+  static async start(options: RedisJobWorkerOptions): Promise<RedisJobWorker> {
+    const w = new RedisJobWorker(options);
+    await w.subscriber.subscribe(w.records.key('cancel'));
+    w.subscriber.on('message', (_channel: string, jobId: string) => w.stop(jobId, 'cancel'));
+    void w.worker.run().catch((err: Error) => w.log(`worker stopped: ${err.message}`));
+    await w.worker.waitUntilReady();
+    return w;
+  }
+
+  /** Jobs this worker is running now. */
+  get active(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Stop pulling jobs; let the running one finish within `timeoutMs`, then abort it (it fails with
+   * SHUTDOWN_RUNNING_MESSAGE) and wait `graceMs` more. Idempotent.
+   */
+  close(opts: { timeoutMs?: number; graceMs?: number } = {}): Promise<void> {
+    this.closing ??= (async () => {
+      await this.worker.pause(true); // no new jobs; the running one goes on
+      const finished = () => Promise.all([...this.running.values()].map((r) => r.done));
+      if (!(await within(finished(), opts.timeoutMs ?? 30_000))) {
+        for (const jobId of this.running.keys()) this.stop(jobId, 'shutdown');
+        if (!(await within(finished(), opts.graceMs ?? 5_000))) this.log('the running edit ignored its abort signal during shutdown; leaving it to another worker');
+      }
+      await this.worker.close(true); // whatever still runs keeps its lock until it expires: then another worker takes it
+      this.subscriber.disconnect();
+    })();
+    return this.closing;
+  }
+
+  /**
+   * Stops as a crashed process would, for tests: no more lock renewals and no more work, the running job left
+   * as it is (another worker takes it over once its lock expires).
+   */
+  async crash(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.worker.close(true);
+      this.subscriber.disconnect();
+    })();
+    await this.closing;
+  }
+
+  private stop(jobId: string, why: 'cancel' | 'shutdown'): void {
+    const run = this.running.get(jobId);
+    if (!run || run.abort.signal.aborted) return;
+    run.stopped = why;
+    run.abort.abort();
+  }
+
+  private async process(bullJob: BullJob): Promise<void> {
+    const jobId = bullJob.id;
+    if (!jobId) throw new Error('a BullMQ job without an id');
+    const plan = parseEditPlan((bullJob.data as { plan: unknown }).plan);
+    const documentId = plan.request.documentId;
+    let markDone!: () => void;
+    const run: Running = { abort: new AbortController(), stopped: null, done: new Promise<void>((resolve) => (markDone = resolve)) };
+    this.running.set(jobId, run);
+    try {
+      const startedAt = this.now();
+      const started = await this.records.transition(jobId, documentId, { from: ['queued', 'running'], to: 'running', fields: { startedAt }, event: { type: 'started' } });
+      if (started.kind !== 'ok') return; // cancelled before it started, or already finished
+      const already = await this.options.ledger.start(jobId);
+      if (already) {
+        await finishRecord(this.records, jobId, documentId, already, this.now());
+        return;
+      }
+      if (await this.records.cancelRequested(jobId)) this.stop(jobId, 'cancel');
+
+      let committed: JobResult | null = null;
+      let updates: Promise<void> = Promise.resolve();
+      const ctx: RunContext = {
+        signal: run.abort.signal,
+        emit: (update) => {
+          if (run.abort.signal.aborted) return;
+          updates = updates.then(() => this.report(jobId, documentId, update));
+        },
+        commit: async (nodes) => {
+          if (run.abort.signal.aborted) throw new Error('edit cancelled');
+          committed = await this.options.ledger.commit(jobId, nodes);
+          return committed;
+        },
+      };
+      const input: JobInput = { jobId, documentId, plan, request: plan.request, enqueuedAt: bullJob.timestamp };
+      let outcome: Outcome;
+      try {
+        outcome = { ok: true, result: await this.options.run(input, ctx) };
+      } catch (error) {
+        outcome = { ok: false, error };
+      }
+      await updates; // every progress event before the terminal one
+      const { ending, problem } = finalState({ outcome, committed, stopped: run.stopped, requireCommit: true });
+      if (problem) this.log(`job ${jobId}: ${problem}`);
+      const recorded = ending.state === 'succeeded' ? ending : await this.options.ledger.end(jobId, ending);
+      await finishRecord(this.records, jobId, documentId, recorded, this.now());
+      if (recorded.state === 'succeeded') await this.recordDuration(this.now() - startedAt);
+    } finally {
+      this.running.delete(jobId);
+      markDone();
+    }
+  }
+
+  /** One progress or preview update: the job's record and its event, together. */
+  private async report(jobId: string, documentId: string, update: RunUpdate): Promise<void> {
+    const { step, totalSteps, variation } = update;
+    const progress = JSON.stringify({ step, totalSteps, variation });
+    const running: JobState[] = ['running'];
+    try {
+      if (update.type === 'preview') {
+        const problem = previewProblem(update.dataUrl);
+        if (problem) return this.log(`job ${jobId}: ${problem}`);
+        await this.records.transition(jobId, documentId, {
+          from: running,
+          to: null,
+          fields: { progress, preview: JSON.stringify({ step, dataUrl: update.dataUrl }) },
+          event: { type: 'preview', step, totalSteps, variation, dataUrl: update.dataUrl },
+        });
+      } else {
+        await this.records.transition(jobId, documentId, { from: running, to: null, fields: { progress }, event: { type: 'progress', step, totalSteps, variation } });
+      }
+    } catch (err) {
+      this.log(`job ${jobId}: could not publish progress: ${errorMessage(err)}`);
+    }
+  }
+
+  private async recordDuration(ms: number): Promise<void> {
+    const key = this.records.key('durations');
+    await this.records.redis.multi().lpush(key, Math.round(ms)).ltrim(key, 0, 19).exec();
+  }
+
+  /** A job whose workers all died: failed as interrupted, in the store and here. */
+  private async interrupted(bullJob: BullJob): Promise<void> {
+    try {
+      const jobId = bullJob.id as string;
+      const plan = parseEditPlan((bullJob.data as { plan: unknown }).plan);
+      const recorded = await this.options.ledger.end(jobId, { state: 'failed', error: interruptedMessage(this.maxTries) });
+      await finishRecord(this.records, jobId, plan.request.documentId, recorded, this.now());
+      this.log(`job ${jobId}: failed as interrupted after ${this.maxTries} tries`);
+    } catch (err) {
+      this.log(`job ${bullJob.id}: could not record it as interrupted: ${errorMessage(err)}`);
+    }
+  }
+}
+
+/** true if `p` settles within `ms` */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return Promise.race([p.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,214 @@
+/**
+ * The Redis queue (server/jobs/redis/) against a real redis-server (test/support/services.ts): the JobQueue and
+ * JobEvents contracts every implementation passes, then what is Redis's own: several API nodes sharing jobs,
+ * cancellation reaching the worker that runs the job, a worker that dies mid-job (its job runs again elsewhere
+ * and is committed once; after maxTries it fails as interrupted), and start-up errors.
+ *
+ * The store the ledger records to is the embedded SQLite one: the queue is what is under test here
+ * (test/backends/team-server.test.ts runs the server on PostgreSQL + S3).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { JobResult } from '../../shared/protocol';
+import { JobLedger } from '../../server/jobs/ledger';
+import type { JobInput, RunContext, RunJob } from '../../server/jobs/port';
+import { RedisConfigError, connectRedis } from '../../server/jobs/redis/connect';
+import { RedisJobEvents } from '../../server/jobs/redis/events';
+import { RedisJobQueue } from '../../server/jobs/redis/queue';
+import { JobRecords, recordOptions } from '../../server/jobs/redis/records';
+import { RedisJobWorker, interruptedMessage } from '../../server/jobs/redis/worker';
+import { openStore, type EditNodeInput, type EmbeddedStore } from '../../server/store';
+import { describeWithServices } from '../support/services';
+import { bytesOf, putLatent } from '../unit/store/contract';
+import { collect, jobEventsContract, jobQueueContract, planFor, until } from '../unit/jobs/contract';
+
+describeWithServices('Redis queue', ['redis'], (services) => {
+  /** connections, stores and workers a test opened, closed after it whatever happened */
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+  });
+  const connect = async (): Promise<Redis> => {
+    const redis = await connectRedis(services().redis.url);
+    cleanups.push(async () => redis.disconnect());
+    return redis;
+  };
+  const tempStore = async (): Promise<EmbeddedStore> => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'layerloop-redis-queue-'));
+    const store = await openStore(dir);
+    cleanups.push(async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return store;
+  };
+
+  describe('JobEvents contract (Redis Streams)', () => {
+    jobEventsContract(async () => {
+      const redis = await connectRedis(services().redis.url);
+      const events = new RedisJobEvents(new JobRecords(redis, recordOptions({ prefix: `test-${randomUUID()}` })));
+      return { events, close: async () => redis.disconnect() };
+    });
+  });
+
+  describe('JobQueue contract (BullMQ, one worker)', () => {
+    jobQueueContract(async ({ run, maxLength, maxPerDocument }) => {
+      const prefix = `test-${randomUUID()}`;
+      const [api, work] = [await connectRedis(services().redis.url), await connectRedis(services().redis.url)];
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'layerloop-redis-contract-'));
+      const store = await openStore(dir);
+      const ledger = new JobLedger(store.edits);
+      const queue = new RedisJobQueue({ redis: api, prefix, ledger, maxLength, maxPerDocument, log: () => {} });
+      const worker = await RedisJobWorker.start({ redis: work, prefix, ledger, run, log: () => {} });
+      return {
+        queue,
+        store,
+        async close() {
+          await worker.close({ timeoutMs: 0, graceMs: 200 });
+          await queue.close();
+          api.disconnect();
+          work.disconnect();
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    });
+  });
+
+  // ------------------------------------------------------------------------------------------- Redis's own
+
+  interface Call {
+    job: JobInput;
+    ctx: RunContext;
+    resolve: (r: JobResult) => void;
+    reject: (e: unknown) => void;
+  }
+  /** A run the test ends, and its calls. */
+  function controlledRun(): { run: RunJob; calls: Call[] } {
+    const calls: Call[] = [];
+    const run: RunJob = (job, ctx) => new Promise<JobResult>((resolve, reject) => calls.push({ job, ctx, resolve, reject }));
+    return { run, calls };
+  }
+
+  /** An API node and the shared store; workers are added by each test. */
+  async function cluster() {
+    const prefix = `test-${randomUUID()}`;
+    const store = await tempStore();
+    const ledger = new JobLedger(store.edits);
+    const apiNode = async () => {
+      const queue = new RedisJobQueue({ redis: await connect(), prefix, ledger, maxLength: 16, maxPerDocument: 16, log: () => {} });
+      cleanups.push(() => queue.close());
+      return queue;
+    };
+    const worker = async (run: RunJob, options: { lockMs?: number; maxTries?: number } = {}) => {
+      const w = await RedisJobWorker.start({ redis: await connect(), prefix, ledger, run, lockMs: options.lockMs ?? 1000, stalledCheckMs: 300, maxTries: options.maxTries, log: () => {} });
+      cleanups.push(() => w.close({ timeoutMs: 0, graceMs: 100 }));
+      return w;
+    };
+    const { documentId } = await store.edits.openDocument('figma', randomUUID());
+    const image = (await store.blobs.put(bytesOf(10))).sha256;
+    /** what a runner stores for this job (the same each time: the plan is seeded) */
+    const nodes = async (job: JobInput): Promise<EditNodeInput[]> => {
+      const source = await store.edits.addSourceNode({ documentId: job.documentId, imageSha256: image });
+      return [
+        {
+          parentId: source.id,
+          instruction: job.request.regions[0].instruction,
+          regions: [{ instruction: job.request.regions[0].instruction, maskSha256: null }],
+          options: { seed: job.request.options.seed },
+          seed: job.request.options.seed,
+          variation: 0,
+          sourceImageSha256: image,
+          resultImageSha256: (await store.blobs.put(bytesOf(job.request.options.seed))).sha256,
+          latent: await putLatent(store.blobs, 1),
+          conditioning: 'pixels',
+        },
+      ];
+    };
+    return { store, apiNode, worker, documentId, image, nodes };
+  }
+
+  test('another API node sees the job, streams its events from any seq, and its cancel reaches the worker running it', async () => {
+    const c = await cluster();
+    const [one, two] = [await c.apiNode(), await c.apiNode()];
+    const { run, calls } = controlledRun();
+    await c.worker(run);
+    const { jobId } = await one.enqueue(planFor(c.documentId, 'make it blue', c.image));
+    await until('the run', () => calls[0]);
+    calls[0].ctx.emit({ type: 'progress', step: 1, totalSteps: 4, variation: 0 });
+    await until('progress on the other node', async () => ((await two.get(jobId))?.progress?.step === 1 ? true : undefined));
+    const watching = collect(await two.events(jobId, 1)); // resumes after 'queued', like an SSE lastEventId
+    const aborted = new Promise<void>((resolve) => calls[0].ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+    expect(await two.cancel(jobId)).toBe(true);
+    await aborted; // the cancel crossed Redis to the worker
+    calls[0].reject(new Error('edit cancelled'));
+    const events = await watching;
+    expect(events.map((e) => [e.seq, e.type])).toEqual([
+      [2, 'started'],
+      [3, 'progress'],
+      [4, 'cancelled'],
+    ]);
+    expect(await one.get(jobId)).toMatchObject({ state: 'cancelled', cancelRequested: true });
+    expect((await c.store.edits.getJob(jobId))?.state).toBe('cancelled');
+  });
+
+  test('a worker that dies mid-job: another runs it again from its plan and it is committed once, even when the dead one comes back', async () => {
+    const c = await cluster();
+    const api = await c.apiNode();
+    const first = controlledRun();
+    const doomed = await c.worker(first.run);
+    const { jobId } = await api.enqueue(planFor(c.documentId, 'make it blue', c.image));
+    const lost = await until('the first run', () => first.calls[0]);
+    await doomed.crash(); // no more lock renewals: as if the process was killed
+
+    const second = controlledRun();
+    await c.worker(second.run);
+    const retry = await until('the job to run again on the other worker', () => second.calls[0], 15_000);
+    expect(retry.job).toMatchObject({ jobId, plan: lost.job.plan }); // the same seeded plan
+    const result = await retry.ctx.commit(await c.nodes(retry.job));
+    retry.resolve(result);
+    await until('succeeded', async () => ((await api.get(jobId))?.state === 'succeeded' ? true : undefined));
+
+    // the first worker was not dead after all: its commit returns the same edits, nothing is stored twice
+    expect(await lost.ctx.commit(await c.nodes(lost.job))).toEqual(result);
+    const history = await c.store.edits.history(c.documentId);
+    expect(history?.nodes.filter((n) => n.kind === 'edit').map((n) => n.id)).toEqual(result.editIds);
+    expect(await c.store.edits.getJob(jobId)).toMatchObject({ state: 'succeeded', resultNodeIds: result.editIds });
+    const types = (await collect(await api.events(jobId))).map((e) => e.type);
+    expect(types).toEqual(['queued', 'started', 'started', 'succeeded']);
+  }, 30_000);
+
+  test('a job whose workers keep dying fails as interrupted after maxTries, in the store and for every node', async () => {
+    const c = await cluster();
+    const api = await c.apiNode();
+    const { jobId } = await api.enqueue(planFor(c.documentId, 'make it blue', c.image));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { run, calls } = controlledRun();
+      const w = await c.worker(run, { maxTries: 2 });
+      await until(`run ${attempt + 1}`, () => calls[0], 15_000);
+      await w.crash();
+    }
+    const { run, calls } = controlledRun();
+    await c.worker(run, { maxTries: 2 });
+    const failed = await until('the job to fail', async () => {
+      const s = await api.get(jobId);
+      return s?.state === 'failed' ? s : undefined;
+    }, 15_000);
+    expect(failed.error).toBe(interruptedMessage(2));
+    expect(calls).toHaveLength(0); // not run a third time
+    expect(await c.store.edits.getJob(jobId)).toMatchObject({ state: 'failed', error: interruptedMessage(2) });
+  }, 30_000);
+
+  test('an unreachable Redis fails at once with what to fix', async () => {
+    const err = await connectRedis('redis://:secret@127.0.0.1:1/0', { timeoutMs: 1000 }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RedisConfigError);
+    expect((err as Error).message).toMatch(/^cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0 \(.*ECONNREFUSED.*\): start Redis there, or fix --queue/);
+    expect((err as Error).message).not.toContain('secret');
+  });
+});
