@@ -10,7 +10,7 @@ const node = {
   sourcemap: true,
   // native addons load their own binaries at run time; the team backends' clients are required only when
   // --store / --blobs name them (server/store/index.ts), so the embedded server never loads them
-  external: ['onnxruntime-node', 'sharp', 'better-sqlite3', 'pg', '@aws-sdk/client-s3'],
+  external: ['onnxruntime-node', 'sharp', 'better-sqlite3', 'pg', '@aws-sdk/client-s3', 'bullmq', 'ioredis'],
   logLevel: 'warning',
 };
 

@@ -14,6 +14,8 @@
  *   --allow-origin  LAYERLOOP_ALLOW_ORIGIN  none (repeatable / comma-separated: web origins allowed besides the defaults)
  *   --store       LAYERLOOP_STORE       none: SQLite in the data directory (else postgres://…)
  *   --blobs       LAYERLOOP_BLOBS       none: files in the data directory (else s3://bucket…)
+ *   --queue       LAYERLOOP_QUEUE       none: in this process (else redis://…)
+ *   role (first argument): serve | worker; none = both in one process
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -23,6 +25,10 @@ import { MAX_QUEUE_LENGTH, formatIssues } from '../shared/protocol';
 import { type PostgresLocation, type S3Location, StoreUrlError, parseBlobsUrl, parseStoreUrl } from './store/urls';
 
 export const DEVICES = ['auto', 'cuda', 'cpu'] as const;
+
+/** What a process does: `serve` the API, be a `worker` (load the model, run jobs), or both (`all`, the default). */
+export const ROLES = ['all', 'serve', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
 
 export interface Config {
   readonly host: string;
@@ -48,6 +54,9 @@ export interface Config {
   readonly store: PostgresLocation | null;
   /** where image, mask and latent bytes live; null: files in dataDir/blobs */
   readonly blobs: S3Location | null;
+  /** the shared queue (redis://…); null: the in-process queue */
+  readonly queue: string | null;
+  readonly role: Role;
 }
 
 /** A configuration the server refuses to start with; `message` says what to change. */
@@ -58,7 +67,10 @@ export class ConfigError extends Error {
   }
 }
 
-export const USAGE = `usage: npm start -- [options]      (flags win over environment variables)
+export const USAGE = `usage: npm start -- [serve | worker] [options]      (flags win over environment variables)
+  serve              the API only: edits go to the --queue, run by workers (needs --queue and --store)
+  worker             load the model and run the --queue's edits; --port serves its health and metrics
+                     (needs --queue and --store); neither: both in this process (the default)
   --host HOST        LAYERLOOP_HOST       address to listen on (default 127.0.0.1)
   --port N           LAYERLOOP_PORT       port, 0 = any free port (default 7860)
   --token SECRET     LAYERLOOP_TOKEN      require 'Authorization: Bearer SECRET' (required off loopback)
@@ -77,7 +89,8 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
                                           (the server's own pages and Figma's plugin are always allowed)
   --store URL        LAYERLOOP_STORE      postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data directory)
   --blobs URL        LAYERLOOP_BLOBS      s3://BUCKET[/PREFIX]?endpoint=URL (default: files in the data directory;
-                                          credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)`;
+                                          credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)
+  --queue URL        LAYERLOOP_QUEUE      redis://[:PASSWORD@]HOST:PORT[/DB] (default: the queue lives in this process)`;
 
 function defaults(repoRoot: string) {
   return {
@@ -169,7 +182,21 @@ const configSchema = z.strictObject({
   ),
   store: backendUrl(parseStoreUrl),
   blobs: backendUrl(parseBlobsUrl),
+  queue: z
+    .string()
+    .refine(isRedisUrl, { error: 'queue must be a redis:// or rediss:// URL, like redis://localhost:6379 (or redis://:PASSWORD@HOST:6379/0)' })
+    .nullable(),
+  role: z.enum(ROLES),
 });
+
+function isRedisUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Parse flags and environment. Throws ConfigError for unknown flags, malformed values, or a non-loopback
@@ -177,11 +204,12 @@ const configSchema = z.strictObject({
  */
 export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, repoRoot: string): { config: Config; help: boolean } {
   let values: Record<string, string | string[] | boolean | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: [...argv],
       strict: true,
-      allowPositionals: false,
+      allowPositionals: true,
       options: {
         host: { type: 'string' },
         port: { type: 'string' },
@@ -195,11 +223,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         'allow-origin': { type: 'string', multiple: true },
         store: { type: 'string' },
         blobs: { type: 'string' },
+        queue: { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+  }
+  if (positionals.length > 1 || (positionals.length === 1 && positionals[0] !== 'serve' && positionals[0] !== 'worker')) {
+    throw new ConfigError(`unexpected argument(s) ${positionals.map((p) => JSON.stringify(p)).join(' ')}: the only one is the role, serve or worker\n${USAGE}`);
   }
   const envValue = (name: string): string | undefined => {
     const v = env[name];
@@ -222,6 +254,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     allowOrigins: origins.flatMap((o) => o.split(',')).map((o) => o.trim().replace(/\/+$/, '')).filter((o) => o !== ''),
     store: flag('store') ?? envValue('LAYERLOOP_STORE') ?? null,
     blobs: flag('blobs') ?? envValue('LAYERLOOP_BLOBS') ?? null,
+    queue: flag('queue') ?? envValue('LAYERLOOP_QUEUE') ?? null,
+    role: positionals[0] ?? 'all',
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);
@@ -231,6 +265,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     maxQueuePerDocument: Math.min(maxQueuePerDocument ?? defaultPerDocument(rest.maxQueue), rest.maxQueue),
     allowOrigins: [...new Set(rest.allowOrigins)],
   };
+  if (config.role !== 'all' && (config.queue === null || config.store === null)) {
+    throw new ConfigError(
+      `layerloop ${config.role} works with other processes, so it needs the shared queue and store: pass --queue redis://HOST:6379 ` +
+        `and --store postgres://USER:PASSWORD@HOST/DATABASE (and --blobs s3://… unless every process sees the same --data-dir), ` +
+        `or leave out '${config.role}' to run the API and a worker in this one process`,
+    );
+  }
   if (config.token === null && !isLoopbackHost(config.host)) {
     throw new ConfigError(
       `refusing to listen on ${config.host} without a token: anyone who can reach it could use the server. ` +

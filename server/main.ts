@@ -1,10 +1,17 @@
 /**
  * The edit server's entry point (`npm start`, built to dist/server/main.js):
  * config -> the port (taken first: answers 503 until ready) -> the data directory's lock (embedded SQLite store
- * only) -> store (recover interrupted jobs, integrity check) -> engine worker -> job queue -> HTTP.
+ * only) -> the shared queue's Redis (--queue) -> store (recover interrupted jobs, integrity check) -> engine
+ * worker -> job queue -> HTTP.
+ *
+ * Roles (config.ts): both in one process (the default, with the in-process queue or --queue redis://), `serve`
+ * (the API only: no model; edits go to the Redis queue) or `worker` (the model and a Redis queue worker; its port
+ * answers /health, /ready and /metrics only).
  *
  * Prints exactly one line on stdout once it accepts connections:
  *   layerloop listening on http://HOST:PORT (model NAME on PROVIDER)
+ * (a worker: `layerloop worker on http://HOST:PORT (model NAME on PROVIDER)`; a serve node before any worker
+ * started: `(model of-the-workers on QUEUE-URL)`)
  * Everything else is JSON log lines (pino) on stderr; Prometheus metrics are served at GET /metrics.
  * SIGINT/SIGTERM shut down gracefully: stop accepting, let the running edit finish (or fail it after a grace
  * period), fail the queued ones, close the engine and the store.
@@ -22,7 +29,12 @@ import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
 import { AdmissionRoom } from './jobs/admission';
 import { JobLedger } from './jobs/ledger';
+import type { JobQueue as JobQueuePort } from './jobs/port';
 import { JobQueue } from './jobs/queue';
+import { RedisConfigError, connectRedis, redactRedisUrl } from './jobs/redis/connect';
+import { RedisJobQueue } from './jobs/redis/queue';
+import { DEFAULT_RECORD_OPTIONS } from './jobs/redis/records';
+import { RedisJobWorker } from './jobs/redis/worker';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
 import { debouncedCollection } from './memory';
@@ -30,6 +42,7 @@ import { createServerMetrics, type ServerMetrics } from './metrics';
 import { type ConfiguredStore, DATABASE_FILE, StoreError, openConfiguredStore } from './store';
 import { DataDirLockedError, lockDataDir, type DataDirLock } from './store/data-dir-lock';
 import { isSqliteCorruption } from './store/sqlite';
+import { WorkersModel, publishModelInfo, workerRequestHandler, type WorkerStatus } from './team';
 
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
@@ -58,7 +71,8 @@ async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger();
   const metrics = createServerMetrics();
-  log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null });
+  const queueUrl = config.queue === null ? null : redactRedisUrl(config.queue);
+  log.info('starting', { version, role: config.role, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null, queue: queueUrl });
 
   // The port first: a second server started by mistake must fail before it touches anyone's data. Until the
   // server is ready, connections are answered 503.
@@ -87,21 +101,75 @@ async function main(): Promise<void> {
       fail(err instanceof DataDirLockedError ? err.message : `cannot lock the data directory ${config.dataDir}: ${(err as Error).message}`);
     }
   }
-  const { store, integrity } = await openCheckedStore(config, log).catch((err: unknown) => fail(storeProblem(config, err)));
+  // The shared queue's Redis, checked now: an unreachable one refuses the start with what to fix.
+  const redis = config.queue === null ? null : await connectRedis(config.queue).catch((err: unknown) => fail(err instanceof RedisConfigError ? err.message : String(err)));
+  if (redis) redis.on('error', (err: Error) => log.warn('redis connection problem (reconnecting)', { error: err.message }));
+  // With a shared queue the jobs live in Redis, where workers run them (a dead worker's job runs again on
+  // another): a process starting up must not fail them in the store.
+  const { store, integrity } = await openCheckedStore(config, log, { recoverJobs: redis === null }).catch((err: unknown) => fail(storeProblem(config, err)));
   log.info('store opened', store.location);
   metrics.storeIntegrityProblems.set(integrity.problems);
 
-  const engine = await Engine.start({
-    modelDir: config.modelDir,
-    device: config.device,
-    log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
-  }).catch(async (err: Error) => {
-    await store.close();
-    lock?.release();
-    return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
-  });
+  const engine =
+    config.role === 'serve'
+      ? null
+      : await Engine.start({
+          modelDir: config.modelDir,
+          device: config.device,
+          log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
+        }).catch(async (err: Error) => {
+          await store.close();
+          lock?.release();
+          redis?.disconnect();
+          return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
+        });
 
   const images = new ImageBlobs(store.blobs);
+  const ledger = new JobLedger(store.edits);
+  const prefix = DEFAULT_RECORD_OPTIONS.prefix;
+  const worker =
+    redis && engine
+      ? await RedisJobWorker.start({ redis, ledger, run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), observer: metrics }), log: (message) => log.warn(message, { component: 'worker' }) })
+      : null;
+  if (redis && engine) await publishModelInfo(redis, prefix, engine.info);
+
+  if (config.role === 'worker' && worker && engine) {
+    let state: WorkerStatus['status'] = 'ok';
+    const startedAt = Date.now();
+    handle = workerRequestHandler({
+      token: config.token,
+      metrics,
+      status: () => ({
+        role: 'worker',
+        status: state,
+        version,
+        model: { name: engine.info.name, provider: engine.info.provider, precision: engine.info.precision, nativeSize: engine.info.nativeSize },
+        activeJobs: worker.active,
+        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      }),
+    });
+    let stopping: Promise<void> | null = null;
+    installSignalHandlers(log, metrics, (reason, exitCode) => {
+      stopping ??= (async () => {
+        log.info('shutting down', { reason });
+        state = 'shutting-down';
+        await worker.close({ timeoutMs: SHUTDOWN_FINISH_MS, graceMs: SHUTDOWN_GRACE_MS });
+        server.close();
+        server.closeAllConnections();
+        await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
+        redis?.disconnect();
+        await store.close();
+        log.info('stopped');
+        process.exit(exitCode);
+      })();
+      return stopping;
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    log.info('worker pulling edits', { queue: queueUrl });
+    process.stdout.write(`layerloop worker on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
+    return;
+  }
   const admission: AdmissionRoom = new AdmissionRoom({
     hasRoom: (documentId) => queue.hasRoom(documentId),
     estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
@@ -110,23 +178,41 @@ async function main(): Promise<void> {
     maxWaiting: Math.max(32, 4 * config.maxQueue),
     maxWaitingPerDocument: config.maxQueuePerDocument,
   });
-  const queue: JobQueue = new JobQueue({
-    maxLength: config.maxQueue,
-    maxPerDocument: config.maxQueuePerDocument,
-    run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), observer: metrics }),
-    ledger: new JobLedger(store.edits),
-    onStateChange: (jobId, state, info) => {
-      metrics.onJobState(jobId, state, info);
-      if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
-      if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
-        (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
-      }
-    },
-    log: (message) => log.warn(message, { component: 'queue' }),
-  });
-  metrics.watchQueue(() => queue.stats());
+  let queue: JobQueuePort;
+  if (redis) {
+    const shared = new RedisJobQueue({
+      redis,
+      ledger,
+      maxLength: config.maxQueue,
+      maxPerDocument: config.maxQueuePerDocument,
+      onRoom: () => admission.wake(),
+      log: (message) => log.warn(message, { component: 'queue' }),
+    });
+    metrics.watchQueue(() => shared.cachedStats());
+    queue = shared;
+  } else if (engine) {
+    const local = new JobQueue({
+      maxLength: config.maxQueue,
+      maxPerDocument: config.maxQueuePerDocument,
+      run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), observer: metrics }),
+      ledger,
+      onStateChange: (jobId, state, info) => {
+        metrics.onJobState(jobId, state, info);
+        if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
+        if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+          (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
+        }
+      },
+      log: (message) => log.warn(message, { component: 'queue' }),
+    });
+    metrics.watchQueue(() => local.stats());
+    queue = local;
+  } else {
+    return fail('an API without a model needs the shared queue (--queue redis://…)'); // config.ts refuses this already
+  }
+  const model = engine ?? (await WorkersModel.open(redis!, prefix));
   metrics.watchImageCache(() => images.cacheStats());
-  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine, version, startedAt: Date.now(), log, metrics, integrity };
+  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine: model, version, startedAt: Date.now(), log, metrics, integrity };
   handle = createRequestHandler(services);
 
   let stopping: Promise<void> | null = null;
@@ -136,8 +222,11 @@ async function main(): Promise<void> {
       server.close();
       server.closeIdleConnections();
       await queue.close({ timeoutMs: SHUTDOWN_FINISH_MS, graceMs: SHUTDOWN_GRACE_MS }); // every ending recorded
+      await worker?.close({ timeoutMs: SHUTDOWN_FINISH_MS, graceMs: SHUTDOWN_GRACE_MS });
       server.closeAllConnections(); // watchers got their final events; end the streams
-      await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
+      await engine?.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
+      if (model instanceof WorkersModel) model.close();
+      redis?.disconnect();
       await store.close();
       lock?.release();
       log.info('stopped');
@@ -150,7 +239,8 @@ async function main(): Promise<void> {
   // only now: a SIGTERM sent the moment this line is read must find the handlers in place (a graceful stop)
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  process.stdout.write(`layerloop listening on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
+  const shown = engine?.info ?? (model instanceof WorkersModel && model.known ? model.info : null);
+  process.stdout.write(`layerloop listening on http://${host}:${port} (model ${shown?.name ?? 'of-the-workers'} on ${shown?.provider ?? queueUrl})\n`);
 }
 
 /** What a request gets while the server is still starting (the port is taken before the model is loaded). */
@@ -166,10 +256,11 @@ function answerStarting(_req: http.IncomingMessage, res: http.ServerResponse): v
  * processes that are gone), temp files of cut-off blob writes are swept, and the integrity check runs.
  * Page-level damage to an SQLite database refuses the start.
  */
-async function openCheckedStore(config: Config, log: Logger): Promise<{ store: ConfiguredStore; integrity: Services['integrity'] }> {
+async function openCheckedStore(config: Config, log: Logger, opts: { recoverJobs: boolean }): Promise<{ store: ConfiguredStore; integrity: Services['integrity'] }> {
   const store = await openConfiguredStore(config, { onError: (message, error) => log.warn(message, { component: 'store', error: error.message }) });
   try {
-    for (const job of await store.edits.recoverInterruptedJobs()) {
+    const interrupted = opts.recoverJobs ? await store.edits.recoverInterruptedJobs() : [];
+    for (const job of interrupted) {
       log.warn('job interrupted by the previous shutdown', { jobId: job.id, documentId: job.documentId, error: job.error });
     }
     // temp files of blob writes a crash cut short (older than an hour: never a write in flight)

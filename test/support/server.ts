@@ -14,7 +14,7 @@ import type { EditRequestInput, JobSnapshot } from '../../shared/protocol';
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const MAIN = path.join(ROOT, 'dist', 'server', 'main.js');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
-const LISTENING = /^layerloop listening on http:\/\/([^\s]+):(\d+) \(model (\S+) on (\S+)\)$/m;
+const LISTENING = /^layerloop (?:listening|worker) on http:\/\/([^\s]+):(\d+) \(model (\S+) on (\S+)\)$/m;
 
 export interface ServerProcess {
   url: string;

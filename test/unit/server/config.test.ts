@@ -22,6 +22,8 @@ describe('server config', () => {
       allowOrigins: [],
       store: null,
       blobs: null,
+      queue: null,
+      role: 'all',
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -78,3 +80,22 @@ describe('server config', () => {
     for (const h of ['0.0.0.0', '::', '192.168.0.1', 'example.com', '128.0.0.1']) expect(isLoopbackHost(h)).toBe(false);
   });
 });
+
+describe('roles and the shared queue', () => {
+  const team = ['--queue', 'redis://queue.internal:6379', '--store', 'postgres://ll:pw@db.internal/layerloop'];
+
+  test('serve and worker take the queue and store from flags or the environment', () => {
+    expect(parse(['serve', ...team])).toMatchObject({ role: 'serve', queue: 'redis://queue.internal:6379' });
+    expect(parse(['worker'], { LAYERLOOP_QUEUE: 'rediss://:secret@cache:6380/2', LAYERLOOP_STORE: 'postgres://ll:pw@db/ll' })).toMatchObject({ role: 'worker', queue: 'rediss://:secret@cache:6380/2' });
+    expect(parse(['--queue', 'redis://localhost:6379'])).toMatchObject({ role: 'all', queue: 'redis://localhost:6379' });
+  });
+
+  test('a role without the shared queue and store, an unknown role or a queue that is not Redis say what to fix', () => {
+    expect(() => parse(['serve'])).toThrow(/layerloop serve works with other processes, so it needs the shared queue and store: pass --queue redis:\/\/HOST:6379/);
+    expect(() => parse(['worker', '--queue', 'redis://q:6379'])).toThrow(/needs the shared queue and store/);
+    expect(() => parse(['server', ...team])).toThrow(/unexpected argument\(s\) "server": the only one is the role, serve or worker/);
+    expect(() => parse(['serve', 'worker', ...team])).toThrow(ConfigError);
+    expect(() => parse(['--queue', 'http://q:6379'])).toThrow(/queue must be a redis:\/\/ or rediss:\/\/ URL/);
+  });
+});
+
