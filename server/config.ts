@@ -15,6 +15,7 @@
  *   --store       LAYERLOOP_STORE       none: SQLite in the data directory (else postgres://…)
  *   --blobs       LAYERLOOP_BLOBS       none: files in the data directory (else s3://bucket…)
  *   --queue       LAYERLOOP_QUEUE       none: in this process (else redis://…)
+ *   --job-lease   LAYERLOOP_JOB_LEASE   30 (seconds a dead worker's job waits before another worker runs it)
  *   role (first argument): serve | worker; none = both in one process
  */
 import * as fs from 'node:fs';
@@ -56,6 +57,11 @@ export interface Config {
   readonly blobs: S3Location | null;
   /** the shared queue (redis://…); null: the in-process queue */
   readonly queue: string | null;
+  /**
+   * seconds a worker's hold on its running job lasts without renewal (it renews at half of it): a worker that
+   * died has its job run again by another after this (and at most as long again)
+   */
+  readonly jobLeaseSeconds: number;
   readonly role: Role;
 }
 
@@ -90,7 +96,8 @@ export const USAGE = `usage: npm start -- [serve | worker] [options]      (flags
   --store URL        LAYERLOOP_STORE      postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data directory)
   --blobs URL        LAYERLOOP_BLOBS      s3://BUCKET[/PREFIX]?endpoint=URL (default: files in the data directory;
                                           credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)
-  --queue URL        LAYERLOOP_QUEUE      redis://[:PASSWORD@]HOST:PORT[/DB] (default: the queue lives in this process)`;
+  --queue URL        LAYERLOOP_QUEUE      redis://[:PASSWORD@]HOST:PORT[/DB] (default: the queue lives in this process)
+  --job-lease S      LAYERLOOP_JOB_LEASE  with --queue: seconds before a dead worker's job runs on another (default 30)`;
 
 function defaults(repoRoot: string) {
   return {
@@ -102,6 +109,7 @@ function defaults(repoRoot: string) {
     device: 'auto',
     maxQueue: String(MAX_QUEUE_LENGTH),
     queueWait: '30',
+    jobLease: '30',
   } as const;
 }
 
@@ -187,6 +195,7 @@ const configSchema = z.strictObject({
     .refine(isRedisUrl, { error: 'queue must be a redis:// or rediss:// URL, like redis://localhost:6379 (or redis://:PASSWORD@HOST:6379/0)' })
     .nullable(),
   role: z.enum(ROLES),
+  jobLeaseSeconds: intString('job-lease', 1, 3600),
 });
 
 function isRedisUrl(value: string): boolean {
@@ -224,6 +233,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         store: { type: 'string' },
         blobs: { type: 'string' },
         queue: { type: 'string' },
+        'job-lease': { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -256,6 +266,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     blobs: flag('blobs') ?? envValue('LAYERLOOP_BLOBS') ?? null,
     queue: flag('queue') ?? envValue('LAYERLOOP_QUEUE') ?? null,
     role: positionals[0] ?? 'all',
+    jobLeaseSeconds: flag('job-lease') ?? envValue('LAYERLOOP_JOB_LEASE') ?? d.jobLease,
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);

@@ -24,6 +24,7 @@ describe('server config', () => {
       blobs: null,
       queue: null,
       role: 'all',
+      jobLeaseSeconds: 30,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
