@@ -10,7 +10,7 @@ const node = {
   sourcemap: true,
   // native addons load their own binaries at run time; the team backends' clients are required only when
   // --store / --blobs name them (server/store/index.ts), so the embedded server never loads them
-  external: ['onnxruntime-node', 'sharp', 'better-sqlite3', 'pg', '@aws-sdk/client-s3', 'bullmq', 'ioredis'],
+  external: ['onnxruntime-node', 'sharp', 'better-sqlite3', 'pg', '@aws-sdk/client-s3', 'bullmq', 'ioredis', 's3rver'],
   logLevel: 'warning',
 };
 
@@ -21,7 +21,7 @@ await Promise.all([
   build({ ...node, entryPoints: ['server/engine/worker.ts'], outfile: 'dist/engine-worker.js' }),
   build({ ...node, entryPoints: ['server/edit/image-worker.ts'], outfile: 'dist/image-worker.js' }),
   build({ ...node, entryPoints: ['server/main.ts'], outfile: 'dist/server/main.js' }),
-  build({ ...node, entryPoints: ['bench/overhead.ts', 'bench/paper.ts', 'bench/gpu.ts', 'bench/server.ts', 'bench/compose.ts'], outdir: 'dist/bench' }),
+  build({ ...node, entryPoints: ['bench/overhead.ts', 'bench/paper.ts', 'bench/gpu.ts', 'bench/server.ts', 'bench/compose.ts', 'bench/cluster.ts'], outdir: 'dist/bench' }),
 ]);
 
 // The plugins, as loaded in development from plugin-figma/manifest.json and plugin-uxp/manifest.json

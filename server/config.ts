@@ -16,6 +16,7 @@
  *   --blobs       LAYERLOOP_BLOBS       none: files in the data directory (else s3://bucket…)
  *   --queue       LAYERLOOP_QUEUE       none: in this process (else redis://…)
  *   --job-lease   LAYERLOOP_JOB_LEASE   30 (seconds a dead worker's job waits before another worker runs it)
+ *   --engine-threads  LAYERLOOP_ENGINE_THREADS  none: onnxruntime's choice (CPU threads of one engine)
  *   role (first argument): serve | worker; none = both in one process
  */
 import * as fs from 'node:fs';
@@ -62,6 +63,8 @@ export interface Config {
    * died has its job run again by another after this (and at most as long again)
    */
   readonly jobLeaseSeconds: number;
+  /** CPU threads of the engine's onnxruntime sessions; null: its own choice (all cores) */
+  readonly engineThreads: number | null;
   readonly role: Role;
 }
 
@@ -97,7 +100,9 @@ export const USAGE = `usage: npm start -- [serve | worker] [options]      (flags
   --blobs URL        LAYERLOOP_BLOBS      s3://BUCKET[/PREFIX]?endpoint=URL (default: files in the data directory;
                                           credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)
   --queue URL        LAYERLOOP_QUEUE      redis://[:PASSWORD@]HOST:PORT[/DB] (default: the queue lives in this process)
-  --job-lease S      LAYERLOOP_JOB_LEASE  with --queue: seconds before a dead worker's job runs on another (default 30)`;
+  --job-lease S      LAYERLOOP_JOB_LEASE  with --queue: seconds before a dead worker's job runs on another (default 30)
+  --engine-threads N LAYERLOOP_ENGINE_THREADS  CPU threads of the engine (default: onnxruntime's, all cores);
+                                          several workers on one machine split the cores with it`;
 
 function defaults(repoRoot: string) {
   return {
@@ -196,6 +201,7 @@ const configSchema = z.strictObject({
     .nullable(),
   role: z.enum(ROLES),
   jobLeaseSeconds: intString('job-lease', 1, 3600),
+  engineThreads: intString('engine-threads', 1, 1024).nullable(),
 });
 
 function isRedisUrl(value: string): boolean {
@@ -234,6 +240,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         blobs: { type: 'string' },
         queue: { type: 'string' },
         'job-lease': { type: 'string' },
+        'engine-threads': { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -267,6 +274,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     queue: flag('queue') ?? envValue('LAYERLOOP_QUEUE') ?? null,
     role: positionals[0] ?? 'all',
     jobLeaseSeconds: flag('job-lease') ?? envValue('LAYERLOOP_JOB_LEASE') ?? d.jobLease,
+    engineThreads: flag('engine-threads') ?? envValue('LAYERLOOP_ENGINE_THREADS') ?? null,
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);

@@ -116,6 +116,7 @@ async function main(): Promise<void> {
       : await Engine.start({
           modelDir: config.modelDir,
           device: config.device,
+          ...(config.engineThreads === null ? {} : { threads: config.engineThreads }),
           log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
         }).catch(async (err: Error) => {
           await store.close();
@@ -183,6 +184,7 @@ async function main(): Promise<void> {
     const shared = new RedisJobQueue({
       redis,
       ledger,
+      blobs: store.blobs,
       maxLength: config.maxQueue,
       maxPerDocument: config.maxQueuePerDocument,
       onRoom: () => admission.wake(),

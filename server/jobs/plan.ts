@@ -162,3 +162,9 @@ export function usableLatent(start: EditStart, engine: { name: string; scalingFa
   if (ref.scalingFactor !== engine.scalingFactor || (start.madeBy !== null && start.madeBy !== engine.name) || ref.shape.length !== 3) return null;
   return ref;
 }
+
+/** Every blob the plan's run reads: the start image and the masks (a stored latent is durable already). */
+export function planBlobs(plan: EditPlan): string[] {
+  const masks = plan.request.regions.map((r) => r.maskSha256).filter((sha): sha is string => sha !== null);
+  return [...new Set([plan.start.imageSha256, ...masks])];
+}

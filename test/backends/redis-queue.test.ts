@@ -61,7 +61,7 @@ describeWithServices('Redis queue', ['redis'], (services) => {
       const dir = mkdtempSync(path.join(os.tmpdir(), 'layerloop-redis-contract-'));
       const store = await openStore(dir);
       const ledger = new JobLedger(store.edits);
-      const queue = new RedisJobQueue({ redis: api, prefix, ledger, maxLength, maxPerDocument, log: () => {} });
+      const queue = new RedisJobQueue({ redis: api, prefix, ledger, blobs: store.blobs, maxLength, maxPerDocument, log: () => {} });
       const worker = await RedisJobWorker.start({ redis: work, prefix, ledger, run, log: () => {} });
       return {
         queue,
@@ -99,7 +99,7 @@ describeWithServices('Redis queue', ['redis'], (services) => {
     const store = await tempStore();
     const ledger = new JobLedger(store.edits);
     const apiNode = async () => {
-      const queue = new RedisJobQueue({ redis: await connect(), prefix, ledger, maxLength: 16, maxPerDocument: 16, log: () => {} });
+      const queue = new RedisJobQueue({ redis: await connect(), prefix, ledger, blobs: store.blobs, maxLength: 16, maxPerDocument: 16, log: () => {} });
       cleanups.push(() => queue.close());
       return queue;
     };

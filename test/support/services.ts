@@ -328,6 +328,13 @@ function s3At(endpoint: string, region: string, credentials: S3Service['credenti
 
 const STARTERS: { [K in ServiceName]: () => Promise<ServiceSet[K]> } = { postgres: startPostgres, redis: startRedis, s3: startS3 };
 
+/** Starts one service outside jest (the benchmarks); throws with the reason when it is missing. */
+export function startService<N extends ServiceName>(name: N): Promise<ServiceSet[N]> {
+  const missing = missingService(name);
+  if (missing) return Promise.reject(new Error(missing));
+  return STARTERS[name]();
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /**

@@ -3,8 +3,10 @@
  * project's job records and event streams in the same Redis (records.ts, events.ts). Any number of API nodes
  * and workers (worker.ts) share it; a job's state, progress, previews and events reach every node.
  *
- * - enqueue: a place in line (RESERVE: the limits and the round-robin priority, atomically), then the store
- *   records the job (JobLedger), then BullMQ gets it with that priority. A job the store cannot record leaves no
+ * - enqueue: the plan's uploads are made durable first (an upload is answered once this process can read it,
+ *   but a worker elsewhere reads the disk or bucket), then a place in line (RESERVE: the limits and the
+ *   round-robin priority, atomically), then the store records the job (JobLedger), then BullMQ gets it with
+ *   that priority. A job the store cannot record leaves no
  *   trace; the promise resolves only once it is recorded and queued.
  * - cancel: a waiting job is taken out of BullMQ and recorded cancelled here; a running one is flagged and the
  *   worker running it is told on the cancel channel (BullMQ's own cancelJob only reaches its local worker).
@@ -18,7 +20,8 @@ import { randomUUID } from 'node:crypto';
 import type { JobEvent, JobSnapshot } from '../../../shared/protocol';
 import { QueueClosedError, QueueFullError } from '../errors';
 import type { JobLedger, Recorded } from '../ledger';
-import type { EditPlan } from '../plan';
+import { planBlobs, type EditPlan } from '../plan';
+import type { BlobStore } from '../../store';
 import type { Enqueued, JobQueue, QueueStats } from '../port';
 import { RedisJobEvents } from './events';
 import { BULLMQ_QUEUE_NAME, JobRecords, finishRecord, recordOptions, type RecordOptions } from './records';
@@ -27,6 +30,8 @@ export interface RedisJobQueueOptions extends Partial<RecordOptions> {
   /** a connection for this queue's commands (BullMQ's shares it) */
   redis: Redis;
   ledger: JobLedger;
+  /** the blob store the API wrote the uploads to: a plan's blobs are durable before a worker may read them */
+  blobs: Pick<BlobStore, 'whenDurable'>;
   maxLength: number;
   maxPerDocument: number;
   /** how often hasRoom's view is refreshed (default 500 ms) */
@@ -74,7 +79,8 @@ export class RedisJobQueue implements JobQueue {
     if (!this.accepting) throw new QueueClosedError();
     const documentId = plan.request.documentId;
     const jobId = opts.jobId ?? this.newId();
-    const { maxLength, maxPerDocument, ledger } = this.options;
+    const { maxLength, maxPerDocument, ledger, blobs } = this.options;
+    await Promise.all(planBlobs(plan).map((sha) => blobs.whenDurable(sha)));
     const place = await this.records.reserve(jobId, documentId, { maxLength, maxPerDocument }, this.now());
     if (place.kind === 'duplicate') throw new Error(`RedisJobQueue: duplicate job id ${jobId}`);
     if (place.kind !== 'ok') {

@@ -25,6 +25,7 @@ describe('server config', () => {
       queue: null,
       role: 'all',
       jobLeaseSeconds: 30,
+      engineThreads: null,
     });
     expect(Object.isFrozen(c)).toBe(true);
   });
