@@ -130,7 +130,19 @@ async function main(): Promise<void> {
   const prefix = DEFAULT_RECORD_OPTIONS.prefix;
   const worker =
     redis && engine
-      ? await RedisJobWorker.start({ redis, ledger, lockMs: config.jobLeaseSeconds * 1000, run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), observer: metrics }), log: (message) => log.warn(message, { component: 'worker' }) })
+      ? await RedisJobWorker.start({
+          redis,
+          ledger,
+          lockMs: config.jobLeaseSeconds * 1000,
+          onStateChange: (jobId, state, info) => {
+            metrics.onJobState(jobId, state, info);
+            if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
+              (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
+            }
+          },
+          run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), observer: metrics }),
+          log: (message) => log.warn(message, { component: 'worker' }),
+        })
       : null;
   if (redis && engine) await publishModelInfo(redis, prefix, engine.info);
 

@@ -202,6 +202,28 @@ describeWithServices('Redis queue', ['redis'], (services) => {
     expect(await c.store.edits.getJob(jobId)).toMatchObject({ state: 'failed', error: interruptedMessage(2) });
   }, 30_000);
 
+  test("enqueue hands a plan to the workers only once its uploads are durable (a worker elsewhere reads the disk or bucket)", async () => {
+    const prefix = `test-${randomUUID()}`;
+    const store = await tempStore();
+    const { documentId } = await store.edits.openDocument('figma', randomUUID());
+    const image = (await store.blobs.put(bytesOf(10))).sha256;
+    let makeDurable!: () => void;
+    const durable = new Promise<void>((resolve) => (makeDurable = resolve));
+    const asked: string[] = [];
+    const blobs = { whenDurable: (sha: string) => (asked.push(sha), durable) }; // an upload still being written
+    const queue = new RedisJobQueue({ redis: await connect(), prefix, ledger: new JobLedger(store.edits), blobs, maxLength: 4, maxPerDocument: 4, log: () => {} });
+    cleanups.push(() => queue.close());
+    let queued = false;
+    const enqueued = queue.enqueue(planFor(documentId, 'make it blue', image)).then((r) => ((queued = true), r));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(asked).toEqual([image]);
+    expect(queued).toBe(false);
+    expect(await queue.stats()).toMatchObject({ queued: 0 });
+    makeDurable();
+    const { jobId } = await enqueued;
+    expect((await queue.get(jobId))?.state).toBe('queued');
+  });
+
   test('an unreachable Redis fails at once with what to fix', async () => {
     const err = await connectRedis('redis://:secret@127.0.0.1:1/0', { timeoutMs: 1000 }).then(
       () => null,

@@ -66,6 +66,8 @@ describeWithServices('team server roles: serve and worker on Redis and PostgreSQ
       ['edit', 'pixels'],
       ['edit', 'latent'],
     ]);
+    // the worker counts the jobs it ran (API nodes do not run any)
+    expect(await (await fetch(`${worker.url}/metrics`)).text()).toMatch(/^layerloop_jobs_total\{state="succeeded"\} 2$/m);
     const apiHealth = await clientB.health.query();
     expect(apiHealth).toMatchObject({ status: 'ok', model: { name: health.model && (health.model as { name: string }).name } });
   }, 180_000);

@@ -15,7 +15,8 @@
 import { Worker, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobResult, JobState } from '../../../shared/protocol';
-import type { JobLedger } from '../ledger';
+import type { JobLedger, Recorded } from '../ledger';
+import type { JobStateInfo } from '../queue';
 import { errorMessage, finalState, previewProblem, type Outcome } from '../outcome';
 import { parseEditPlan } from '../plan';
 import type { JobInput, RunContext, RunJob, RunUpdate } from '../port';
@@ -40,6 +41,8 @@ export interface RedisJobWorkerOptions extends Partial<RecordOptions> {
   lockMs?: number;
   /** how often the stalled-job check runs (default lockMs) */
   stalledCheckMs?: number;
+  /** told of each job's states as this worker moves it, with the enqueue time first (the worker's metrics) */
+  onStateChange?: (jobId: string, state: JobState, info: JobStateInfo) => void;
   now?: () => number;
   log?: (message: string) => void;
 }
@@ -149,9 +152,11 @@ export class RedisJobWorker {
       const startedAt = this.now();
       const started = await this.records.transition(jobId, documentId, { from: ['queued', 'running'], to: 'running', fields: { startedAt }, event: { type: 'started' } });
       if (started.kind !== 'ok') return; // cancelled before it started, or already finished
+      this.observe(jobId, 'queued', { documentId, at: bullJob.timestamp });
+      this.observe(jobId, 'running', { documentId, at: startedAt });
       const already = await this.options.ledger.start(jobId);
       if (already) {
-        await finishRecord(this.records, jobId, documentId, already, this.now());
+        await this.finish(jobId, documentId, already);
         return;
       }
       if (await this.records.cancelRequested(jobId)) this.stop(jobId, 'cancel');
@@ -181,11 +186,29 @@ export class RedisJobWorker {
       const { ending, problem } = finalState({ outcome, committed, stopped: run.stopped, requireCommit: true });
       if (problem) this.log(`job ${jobId}: ${problem}`);
       const recorded = ending.state === 'succeeded' ? ending : await this.options.ledger.end(jobId, ending);
-      await finishRecord(this.records, jobId, documentId, recorded, this.now());
+      await this.finish(jobId, documentId, recorded);
       if (recorded.state === 'succeeded') await this.recordDuration(this.now() - startedAt);
     } finally {
       this.running.delete(jobId);
       markDone();
+    }
+  }
+
+  /** The final state in Redis (after the store has it), and for the observer. */
+  private async finish(jobId: string, documentId: string, recorded: Recorded): Promise<void> {
+    const at = this.now();
+    await finishRecord(this.records, jobId, documentId, recorded, at);
+    const info: JobStateInfo = { documentId, at };
+    if (recorded.state === 'succeeded') info.result = recorded.result;
+    if (recorded.state === 'failed') info.error = recorded.error;
+    this.observe(jobId, recorded.state, info);
+  }
+
+  private observe(jobId: string, state: JobState, info: JobStateInfo): void {
+    try {
+      this.options.onStateChange?.(jobId, state, info);
+    } catch (err) {
+      this.log(`onStateChange(${jobId}, ${state}) failed: ${errorMessage(err)}`);
     }
   }
 
@@ -223,7 +246,7 @@ export class RedisJobWorker {
       const jobId = bullJob.id as string;
       const plan = parseEditPlan((bullJob.data as { plan: unknown }).plan);
       const recorded = await this.options.ledger.end(jobId, { state: 'failed', error: interruptedMessage(this.maxTries) });
-      await finishRecord(this.records, jobId, plan.request.documentId, recorded, this.now());
+      await this.finish(jobId, plan.request.documentId, recorded);
       this.log(`job ${jobId}: failed as interrupted after ${this.maxTries} tries`);
     } catch (err) {
       this.log(`job ${bullJob.id}: could not record it as interrupted: ${errorMessage(err)}`);
