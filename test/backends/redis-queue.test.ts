@@ -103,8 +103,8 @@ describeWithServices('Redis queue', ['redis'], (services) => {
       cleanups.push(() => queue.close());
       return queue;
     };
-    const worker = async (run: RunJob, options: { lockMs?: number; maxTries?: number } = {}) => {
-      const w = await RedisJobWorker.start({ redis: await connect(), prefix, ledger, run, lockMs: options.lockMs ?? 1000, stalledCheckMs: 300, maxTries: options.maxTries, log: () => {} });
+    const worker = async (run: RunJob, options: { lockMs?: number; maxTries?: number; ledger?: JobLedger } = {}) => {
+      const w = await RedisJobWorker.start({ redis: await connect(), prefix, ledger: options.ledger ?? ledger, run, lockMs: options.lockMs ?? 1000, stalledCheckMs: 300, maxTries: options.maxTries, log: () => {} });
       cleanups.push(() => w.close({ timeoutMs: 0, graceMs: 100 }));
       return w;
     };
@@ -128,7 +128,7 @@ describeWithServices('Redis queue', ['redis'], (services) => {
         },
       ];
     };
-    return { store, apiNode, worker, documentId, image, nodes };
+    return { store, ledger, apiNode, worker, documentId, image, nodes };
   }
 
   test('another API node sees the job, streams its events from any seq, and its cancel reaches the worker running it', async () => {
@@ -201,6 +201,24 @@ describeWithServices('Redis queue', ['redis'], (services) => {
     expect(calls).toHaveLength(0); // not run a third time
     expect(await c.store.edits.getJob(jobId)).toMatchObject({ state: 'failed', error: interruptedMessage(2) });
   }, 30_000);
+
+  test('a store failure around the run ends the job failed with a message, on every node and in the store, instead of leaving it running', async () => {
+    const c = await cluster();
+    const api = await c.apiNode();
+    // the store refuses the 'running' write once (PostgreSQL went away for a moment)
+    const flaky = Object.create(c.ledger) as JobLedger;
+    flaky.start = () => Promise.reject(new Error('connection terminated unexpectedly'));
+    const { run, calls } = controlledRun();
+    await c.worker(run, { ledger: flaky });
+    const { jobId } = await api.enqueue(planFor(c.documentId, 'make it blue', c.image));
+    const failed = await until('the job to fail', async () => {
+      const s = await api.get(jobId);
+      return s?.state === 'failed' ? s : undefined;
+    });
+    expect(failed.error).toBe(`internal error while running this edit (job ${jobId}): the worker logged the details; submit it again`);
+    expect(calls).toHaveLength(0);
+    expect(await c.store.edits.getJob(jobId)).toMatchObject({ state: 'failed', error: failed.error });
+  });
 
   test("enqueue hands a plan to the workers only once its uploads are durable (a worker elsewhere reads the disk or bucket)", async () => {
     const prefix = `test-${randomUUID()}`;

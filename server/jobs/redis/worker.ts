@@ -188,6 +188,16 @@ export class RedisJobWorker {
       const recorded = ending.state === 'succeeded' ? ending : await this.options.ledger.end(jobId, ending);
       await this.finish(jobId, documentId, recorded);
       if (recorded.state === 'succeeded') await this.recordDuration(this.now() - startedAt);
+    } catch (err) {
+      // the store or Redis failed around the run: record the failure where it can be, so no node waits for ever
+      this.log(`job ${jobId}: ${errorMessage(err)}`);
+      const error = `internal error while running this edit (job ${jobId}): the worker logged the details; submit it again`;
+      try {
+        await this.finish(jobId, documentId, await this.options.ledger.end(jobId, { state: 'failed', error }));
+      } catch (again) {
+        this.log(`job ${jobId}: could not record its failure either: ${errorMessage(again)}`);
+        throw err; // BullMQ fails the job; its record and row stay unfinished (see README)
+      }
     } finally {
       this.running.delete(jobId);
       markDone();
