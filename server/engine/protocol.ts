@@ -11,6 +11,8 @@ export interface WorkerInit {
   modelDir: string;
   device: Device;
   threads?: number;
+  /** most edits sampling at once, sharing the network's runs (batching.ts); 1 or absent: one edit at a time */
+  batch?: number;
 }
 
 /** The engine's own time for one edit, and the part of it inside onnxruntime. */
