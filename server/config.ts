@@ -25,8 +25,12 @@ import { type PostgresLocation, type S3Location, StoreUrlError, parseBlobsUrl, p
 
 export const DEVICES = ['auto', 'cuda', 'cpu'] as const;
 
-/** Edits batched together by default: measured in bench/batching.ts (bench/RESULTS.md, "Cross-request batching"). */
-export const DEFAULT_BATCH = 4;
+/**
+ * Edits computed at once by default: 1 (batching off). On the CPU the UNet costs the same per batch element at any
+ * batch size, so sharing runs gains next to nothing there (bench/batching.ts; bench/RESULTS.md, "Cross-request
+ * batching"); raise it on a GPU after measuring with `npm run bench:batching -- --provider cuda`.
+ */
+export const DEFAULT_BATCH = 1;
 
 export interface Config {
   readonly host: string;

@@ -1,8 +1,9 @@
 /**
  * Cross-request batching on the shipped tiny model (CPU): concurrent edits that share the UNet's runs give each
  * exactly its solo result (final latents and decoded pixels within 1e-5), whatever their seeds, instructions,
- * masks, samplers or strengths; cancelling one leaves the others' results unchanged; and the worker (the
- * server's engine) runs several edits at once with --batch.
+ * masks, samplers or strengths; cancelling one leaves the others' results unchanged; the worker (the server's
+ * engine) runs several edits at once with --batch; and so does the real embedded server, with the same result
+ * images as the edits run one by one.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,7 +16,8 @@ import type { RunTimer } from '../../server/engine/ort';
 import type { EngineInput, EngineResult } from '../../server/engine/pipeline';
 import { EditCancelledError } from '../../server/engine/sample';
 import { decodeImage, maskFromImage } from '../../server/imaging/image';
-import type { EditOptionsInput } from '../../shared/protocol';
+import type { EditOptionsInput, EditRequestInput } from '../../shared/protocol';
+import { instruction, makeClient, runEdit, startServer, upload, waitForJob, type Client, type ServerProcess } from '../support/server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MODEL = path.join(ROOT, 'models', 'tiny-pix2pix');
@@ -128,5 +130,45 @@ describe('cross-request batching (tiny model, CPU)', () => {
     } finally {
       await engine.close();
     }
+  });
+});
+
+describe('the embedded server with --batch 3', () => {
+  let server: ServerProcess;
+  let client: Client;
+  let requests: EditRequestInput[];
+
+  beforeAll(async () => {
+    server = await startServer({ args: ['--batch', '3'] });
+    client = makeClient(server.url);
+    const sha = (await upload(server.url, fs.readFileSync(path.join(FIXTURE, 'shapes-128.png')))).sha256;
+    const edits = [
+      ['make the circle blue', 1],
+      ['make the square red', 2],
+      ['make it snowy', 3],
+    ] as const;
+    requests = await Promise.all(
+      edits.map(async ([text, seed]) => ({
+        documentId: (await client.documents.open.mutate({ host: 'web', hostDocumentKey: `batching-${seed}` })).documentId,
+        parent: { kind: 'source' as const, imageSha256: sha },
+        regions: instruction(text),
+        options: { steps: 12, seed, previewEvery: 4 },
+      })),
+    );
+  });
+  afterAll(async () => {
+    expect((await server.stop()).code).toBe(0);
+    fs.rmSync(server.dataDir, { recursive: true, force: true });
+  });
+
+  it('runs three edits at once, each with its own progress and previews, with the results they get alone', async () => {
+    const created = await Promise.all(requests.map((r) => client.edits.create.mutate(r)));
+    const together = await Promise.all(created.map((c) => waitForJob(client, c.jobId)));
+    for (const snap of together) expect(snap).toMatchObject({ state: 'succeeded', progress: { step: 12, totalSteps: 12 }, previewStep: 8 });
+    // they overlapped: every one started before any finished
+    expect(Math.max(...together.map((s) => s.startedAt!))).toBeLessThan(Math.min(...together.map((s) => s.finishedAt!)));
+    const alone = [];
+    for (const r of requests) alone.push((await runEdit(client, r)).snap);
+    expect(together.map((s) => s.result!.resultSha256s)).toEqual(alone.map((s) => s.result!.resultSha256s));
   });
 });
