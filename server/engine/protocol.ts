@@ -15,7 +15,10 @@ export interface WorkerInit {
   batch?: number;
 }
 
-/** The engine's own time for one edit, and the part of it inside onnxruntime. */
+/**
+ * The engine's own time for one edit, and the part of it inside onnxruntime. With several edits at once
+ * (--batch) both are wall time while the edit ran: shared runs and the other edits' calls are included.
+ */
 export interface EngineTimings {
   totalMs: number;
   onnxMs: number;
