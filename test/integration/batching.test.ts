@@ -6,6 +6,7 @@
  * images as the edits run one by one.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { editOptions } from '../../server/edit/edit-image';
 import { Engine } from '../../server/engine/engine';
@@ -13,6 +14,7 @@ import { loadModel } from '../../server/engine/families';
 import type { ModelAdapter } from '../../server/engine/family';
 import { localEngine, type TensorEngine } from '../../server/engine/local';
 import type { RunTimer } from '../../server/engine/ort';
+import { Pix2PixSessions } from '../../server/engine/pix2pix/sessions';
 import type { EngineInput, EngineResult } from '../../server/engine/pipeline';
 import { EditCancelledError } from '../../server/engine/sample';
 import { decodeImage, maskFromImage } from '../../server/imaging/image';
@@ -110,6 +112,15 @@ describe('cross-request batching (tiny model, CPU)', () => {
     expect(steps).toBe(2);
   });
 
+  it('edits at another working size run beside the others, never in their runs, with their solo results', async () => {
+    const small: EngineInput = { width: 64, height: 64, start: { kind: 'latent', latent: new Float32Array(4 * 8 * 8).fill(0.3) }, regions: [{ instruction: 'make it red', mask: null }], options: editOptions({ steps: 5, seed: 9 }) };
+    const alone = [(await solo.edit(inputs[0])).result, (await solo.edit(small)).result];
+    const before = unetCalls(batchTimer);
+    const together = await Promise.all([batched.edit(inputs[0]), batched.edit(small)]);
+    together.forEach(({ result }, k) => expectSameResult(result, alone[k]));
+    expect(unetCalls(batchTimer) - before).toBe(6 + 5);
+  });
+
   it('a lone edit with batching on runs the same UNet calls as without', async () => {
     const before = unetCalls(batchTimer);
     const one = await batched.edit(inputs[0]);
@@ -170,5 +181,33 @@ describe('the embedded server with --batch 3', () => {
     const alone = [];
     for (const r of requests) alone.push((await runEdit(client, r)).snap);
     expect(together.map((s) => s.result!.resultSha256s)).toEqual(alone.map((s) => s.result!.resultSha256s));
+  });
+});
+
+describe('an export that takes one timestep for the whole batch', () => {
+  it('shares a run only between calls at the same timestep, and each call gets its own outputs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-batching-'));
+    fs.cpSync(MODEL, dir, { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'test', 'fixtures', 'onnx-variants', 'unet-timestep-scalar.onnx'), path.join(dir, 'unet', 'model.onnx'));
+    const timer: RunTimer = { onnxMs: 0, calls: 0 };
+    const sessions = await Pix2PixSessions.load(dir, { device: 'cpu', timer, log: quiet, batch: 4 });
+    try {
+      // the fixture UNet echoes its timestep into every output value
+      const call = (t: number) => sessions.unet(new Float32Array(3 * 8 * 2 * 2), [3, 8, 2, 2], t, new Float32Array(3 * 77 * 64), [3, 77, 64]);
+      const lanes = [sessions.joinBatch(), sessions.joinBatch()];
+      const same = await Promise.all([call(10), call(10)]);
+      expect(timer.calls).toBe(1);
+      for (const out of same) expect(Array.from(out)).toEqual(new Array(3 * 4 * 2 * 2).fill(10));
+      const apart = await Promise.all([call(10), call(20)]);
+      expect(timer.calls).toBe(3);
+      expect(apart.map((out) => [out.length, new Set(out).size, out[0]])).toEqual([
+        [48, 1, 10],
+        [48, 1, 20],
+      ]);
+      lanes.forEach((lane) => lane.leave());
+    } finally {
+      await sessions.release();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
