@@ -21,7 +21,7 @@ import { createHttpServer, createRequestHandler } from './http/app';
 import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
 import { AdmissionRoom } from './jobs/admission';
-import { JobOwners } from './jobs/owners';
+import { JobOwners, queueShare } from './jobs/owners';
 import { JobStateRecorder } from './jobs/persist';
 import { Authenticator } from './auth/authenticate';
 import { JobQueue } from './jobs/queue';
@@ -109,7 +109,8 @@ async function main(): Promise<void> {
   const owners = new JobOwners();
   const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }), (jobId) => owners.get(jobId)?.userId ?? null);
   const admission: AdmissionRoom = new AdmissionRoom({
-    hasRoom: (documentId) => queue.hasRoom(documentId),
+    hasRoom: (documentId, userId) =>
+      queue.hasRoom(documentId) && owners.queued(userId) < queueShare(config.maxQueue, [...owners.activeUsers(), ...admission.waitingUsers(), userId]),
     estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
     queueLength: config.maxQueue,
     maxWaitMs: config.queueWaitSeconds * 1000,
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
     }),
     onStateChange: (jobId, state, info) => {
       metrics.onJobState(jobId, state, info);
+      if (state === 'running') owners.start(jobId);
       if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
       const ended = state === 'succeeded' || state === 'failed' || state === 'cancelled';
       if (ended && !info.withdrawn) {

@@ -14,7 +14,7 @@
  * answers 429 with Retry-After), as is one that has waited that long, one past `maxWaiting`, or one past
  * `maxWaitingPerDocument` for its document.
  *
- * It knows nothing of jobs: `hasRoom(documentId)` says whether the queue takes this document's job now,
+ * It knows nothing of jobs: `hasRoom(documentId, userId)` says whether the queue takes this job now,
  * `admit()` (passed to enter) puts it in, synchronously, so no other request can take the slot in between;
  * `wake()` must be called whenever room may have freed. A later JobQueue port (or a Redis queue) can sit behind
  * the same three functions.
@@ -22,8 +22,11 @@
 import { QueueFullError } from './queue';
 
 export interface AdmissionOptions {
-  /** whether the queue would take a job of this document now */
-  hasRoom: (documentId: string) => boolean;
+  /**
+   * whether the queue would take a job of this document (and user) now; the caller may hold a user to its share
+   * of the queue, so that the queue's own order (by document) cannot undo the turns taken here
+   */
+  hasRoom: (documentId: string, userId: string) => boolean;
   /**
    * expected ms until a request with `ahead` requests in front of it gets in (when the queue is full); null
    * while nothing is known (no job finished yet): then the request waits and sees
@@ -83,7 +86,7 @@ export class AdmissionRoom {
    * become too long, or the room is full; with whatever `admit` throws; or with `signal`'s reason (the client left).
    */
   enter<T>(documentId: string, admit: () => T, signal?: AbortSignal, userId: string = NO_USER): Promise<T> {
-    if (this.size === 0 && this.options.hasRoom(documentId)) {
+    if (this.size === 0 && this.options.hasRoom(documentId, userId)) {
       try {
         return Promise.resolve(this.run(userId, documentId, admit));
       } catch (err) {
@@ -145,6 +148,11 @@ export class AdmissionRoom {
     });
   }
 
+  /** Users with a request waiting now. */
+  waitingUsers(): IterableIterator<string> {
+    return this.waiting.keys();
+  }
+
   /** Hands freed room to the waiters, round-robin over users, then documents. Call it whenever room may have freed. */
   wake(): void {
     for (;;) {
@@ -160,7 +168,7 @@ export class AdmissionRoom {
     for (const userId of [...this.waiting.keys()].sort(byTurn(this.lastAdmittedUser))) {
       const lines = this.waiting.get(userId)!;
       for (const documentId of [...lines.keys()].sort(byTurn(this.lastAdmitted))) {
-        if (this.options.hasRoom(documentId)) return lines.get(documentId)![0];
+        if (this.options.hasRoom(documentId, userId)) return lines.get(documentId)![0];
       }
     }
     return null;
