@@ -69,6 +69,8 @@ export interface Context {
   authMode: AuthMode | null;
   /** why the request is not authorized: what the client reads */
   authMessage: string;
+  /** the store failed while checking the token (answered as that failure, 503/507, not as a refusal) */
+  authFailure: StoreError | null;
   /** checks the request's token again (an open stream calls it; false once revoked or its user disabled) */
   recheck: () => Promise<boolean>;
   /** the peer's address (per-client limits) */
@@ -176,6 +178,7 @@ const mapErrors = t.middleware(async ({ next, ctx, path }) => {
 });
 
 const isAuthed = t.middleware(({ ctx, next }) => {
+  if (ctx.authFailure) throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: ctx.authFailure.message, cause: ctx.authFailure });
   if (!ctx.authorized || ctx.principal === null) throw new TRPCError({ code: 'UNAUTHORIZED', message: ctx.authMessage });
   return next({ ctx: { ...ctx, principal: ctx.principal } });
 });

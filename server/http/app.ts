@@ -322,7 +322,16 @@ export function createRequestHandler(services: Services): http.RequestListener {
     createContext: async ({ req, info }): Promise<Context> => {
       const requestId = requestIds.get(req) ?? randomUUID();
       const presented = presentedToken(req, info.type === 'subscription' ? { connectionParams: info.connectionParams } : undefined);
-      const auth: AuthResult = await services.auth.authenticate(presented);
+      let auth: AuthResult;
+      let authFailure: StoreError | null = null;
+      try {
+        auth = await services.auth.authenticate(presented);
+      } catch (err) {
+        // the store cannot answer who this is (its database is down): the procedure answers 503 with why
+        if (!(err instanceof StoreError)) throw err;
+        authFailure = err;
+        auth = { ok: false, message: err.message };
+      }
       const principal = auth.ok ? auth.principal : null;
       if (principal) noteUser(req, principal);
       const who = principal ? { userId: principal.user.id, workspaceId: principal.user.defaultWorkspaceId } : {};
@@ -332,6 +341,7 @@ export function createRequestHandler(services: Services): http.RequestListener {
         principal,
         authMode: auth.ok ? auth.mode : null,
         authMessage: auth.ok ? '' : auth.message,
+        authFailure,
         recheck: async () => (await services.auth.authenticate(presented)).ok,
         clientAddress: req.socket.remoteAddress ?? 'unknown',
         requestId,
