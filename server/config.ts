@@ -92,7 +92,7 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --users-only       LAYERLOOP_USERS_ONLY=1  accept personal tokens only (npm run users): no shared token, no
                                           token-less access; allowed off loopback without --token
   --max-queued-per-user N    LAYERLOOP_MAX_QUEUED_PER_USER   edits one user may have queued or running (default 16)
-  --max-uploads-per-user N   LAYERLOOP_MAX_UPLOADS_PER_USER  uploads one user may send at once (default 8)
+  --max-uploads-per-user N   LAYERLOOP_MAX_UPLOADS_PER_USER  uploads one user may send at once (default 32)
   --max-stored-mib-per-user N  LAYERLOOP_MAX_STORED_MIB_PER_USER  MiB of images one user may store (default: no limit)`;
 
 function defaults(repoRoot: string) {
@@ -106,7 +106,7 @@ function defaults(repoRoot: string) {
     maxQueue: String(MAX_QUEUE_LENGTH),
     queueWait: '30',
     maxQueuedPerUser: '16',
-    maxUploadsPerUser: '8',
+    maxUploadsPerUser: '32',
   } as const;
 }
 

@@ -101,12 +101,12 @@ async function connectNow(settings: Settings, documentKey: string): Promise<void
   dispatch({ type: 'connection', connection: { status: 'connecting' } });
   try {
     const health = await client.health();
-    const me = await client.me();
+    const user = signedInLabel(await client.me());
     // the file's history in the signed-in user's workspace (another workspace's history of the same file stays its own)
     const opened = await client.openDocument('figma', documentKey);
     if (api !== client) return; // settings changed meanwhile
     const model = `${health.model.name} on ${health.model.provider}`;
-    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, ...(me ? { user: signedInLabel(me) } : {}) } });
+    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, ...(user ? { user } : {}) } });
     bridge.send({ type: 'document-opened', documentId: opened });
     void loadHistory();
   } catch (err) {

@@ -219,8 +219,8 @@ export class PanelController {
     try {
       const client = this.client();
       await client.health();
-      const me = await client.me();
-      this.dispatch({ type: 'error', message: null }, me ? `Connected to the layerloop server, signed in as ${signedInLabel(me)}.` : 'Connected to the layerloop server.');
+      const user = signedInLabel(await client.me());
+      this.dispatch({ type: 'error', message: null }, user ? `Connected to the layerloop server, signed in as ${user}.` : 'Connected to the layerloop server.');
     } catch (err) {
       this.dispatch({ type: 'error', message: errorMessage(err) });
     }

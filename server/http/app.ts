@@ -241,13 +241,18 @@ async function storeUpload(services: Services, principal: Principal, workspaceId
   }
   // answered once readable: the write finishes while the client asks for the edit, and the edit's nodes are
   // only committed once it is durable
-  const { sha256, created, size } = await services.images.put(image, { wait: 'readable' }).catch((err: unknown) => {
+  // the grant (this workspace may read it) is part of storing it: a failure of either is the upload's
+  const store = async () => {
+    const put = await services.images.put(image, { wait: 'readable' });
+    await services.store.edits.accounts.grantBlob({ workspaceId, sha256: put.sha256, size: put.size, userId: principal.user.id });
+    return put;
+  };
+  const { sha256, created, size } = await store().catch((err: unknown) => {
     if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
       throw new StoreError(err.code, `the upload was not stored: ${err.message}. Upload it again once that is fixed (the server's health says when)`, { cause: err.cause });
     }
     throw err;
   });
-  await services.store.edits.accounts.grantBlob({ workspaceId, sha256, size, userId: principal.user.id });
   sendJson(res, created ? 201 : 200, { sha256, width: image.width, height: image.height, size });
 }
 

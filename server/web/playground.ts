@@ -239,7 +239,8 @@ class Playground {
     const busy = queued + running === 0 ? 'idle' : `${running} running, ${queued} queued`;
     const state = health.status === 'ok' ? 'ok' : 'warn';
     const label = health.status === 'ok' ? 'Connected' : health.status === 'degraded' ? `Cannot store edits (${health.store.problems.join('; ')})` : 'Shutting down';
-    const who = me ? ` · signed in as ${signedInLabel(me)}` : '';
+    const user = signedInLabel(me);
+    const who = user ? ` · signed in as ${user}` : '';
     this.setStatus(state, `${label}${who} · ${health.model.name} on ${health.model.provider} · ${busy}`);
   }
 

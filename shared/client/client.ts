@@ -87,8 +87,12 @@ export interface SignedIn {
   via: 'token' | 'shared-token' | 'loopback';
 }
 
-/** "ben (studio-a)": the user and its default workspace, as the panels show them. */
-export function signedInLabel(me: SignedIn): string {
+/**
+ * "ben (studio-a)": the user and its default workspace, as the panels show them; null unless signed in with a
+ * personal token (the shared token and a token-less server are the server's default user: nothing to show).
+ */
+export function signedInLabel(me: SignedIn | null): string | null {
+  if (!me || me.via !== 'token') return null;
   const workspace = me.workspaces.find((w) => w.id === me.defaultWorkspaceId) ?? me.workspaces[0];
   return workspace ? `${me.user.name} (${workspace.name})` : me.user.name;
 }

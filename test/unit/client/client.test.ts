@@ -183,7 +183,9 @@ describe('who is signed in (me)', () => {
     const client = createClient({ serverUrl: URL_, token: 'll_tok', fetch, transport: 'poll' });
     const signedIn = await client.me();
     expect(signedIn).toEqual(me);
-    expect(signedInLabel(signedIn!)).toBe('ben (studio-a)');
+    expect(signedInLabel(signedIn)).toBe('ben (studio-a)');
+    expect(signedInLabel({ ...signedIn!, via: 'shared-token' })).toBeNull(); // the server's default user: nothing to show
+    expect(signedInLabel(null)).toBeNull();
     expect(calls[0].url).toBe(`${URL_}/trpc/me`);
     expect(calls[0].init.headers).toMatchObject({ Authorization: 'Bearer ll_tok' });
 
