@@ -61,6 +61,17 @@ export interface Config {
   readonly store: PostgresLocation | null;
   /** where image, mask and latent bytes live; null: files in dataDir/blobs */
   readonly blobs: S3Location | null;
+  /**
+   * Only personal tokens (`npm run users`) are accepted: no shared --token, no token-less loopback access. Lets a
+   * team server listen off loopback without a shared token.
+   */
+  readonly usersOnly: boolean;
+  /** edits one user may have queued or running at once (429 past it) */
+  readonly maxQueuedPerUser: number;
+  /** uploads one user may have in flight at once (429 past it) */
+  readonly maxUploadsPerUser: number;
+  /** bytes one user may bring into its workspaces (uploads and results; 507 past it); null: no limit */
+  readonly maxStoredBytesPerUser: number | null;
 }
 
 /** A configuration the server refuses to start with; `message` says what to change. */
@@ -92,7 +103,12 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
                                           (the server's own pages and Figma's plugin are always allowed)
   --store URL        LAYERLOOP_STORE      postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data directory)
   --blobs URL        LAYERLOOP_BLOBS      s3://BUCKET[/PREFIX]?endpoint=URL (default: files in the data directory;
-                                          credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)`;
+                                          credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE)
+  --users-only       LAYERLOOP_USERS_ONLY=1  accept personal tokens only (npm run users): no shared token, no
+                                          token-less access; allowed off loopback without --token
+  --max-queued-per-user N    LAYERLOOP_MAX_QUEUED_PER_USER   edits one user may have queued or running (default 16)
+  --max-uploads-per-user N   LAYERLOOP_MAX_UPLOADS_PER_USER  uploads one user may send at once (default 32)
+  --max-stored-mib-per-user N  LAYERLOOP_MAX_STORED_MIB_PER_USER  MiB of images one user may store (default: no limit)`;
 
 function defaults(repoRoot: string) {
   return {
@@ -105,6 +121,8 @@ function defaults(repoRoot: string) {
     batch: String(DEFAULT_BATCH),
     maxQueue: String(MAX_QUEUE_LENGTH),
     queueWait: '30',
+    maxQueuedPerUser: '16',
+    maxUploadsPerUser: '32',
   } as const;
 }
 
@@ -186,6 +204,10 @@ const configSchema = z.strictObject({
   ),
   store: backendUrl(parseStoreUrl),
   blobs: backendUrl(parseBlobsUrl),
+  usersOnly: z.boolean(),
+  maxQueuedPerUser: intString('max-queued-per-user', 1, 100_000),
+  maxUploadsPerUser: intString('max-uploads-per-user', 1, 10_000),
+  maxStoredMibPerUser: intString('max-stored-mib-per-user', 1, 1 << 30).nullable(),
 });
 
 /**
@@ -213,6 +235,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         'allow-origin': { type: 'string', multiple: true },
         store: { type: 'string' },
         blobs: { type: 'string' },
+        'users-only': { type: 'boolean' },
+        'max-queued-per-user': { type: 'string' },
+        'max-uploads-per-user': { type: 'string' },
+        'max-stored-mib-per-user': { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -241,19 +267,27 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     allowOrigins: origins.flatMap((o) => o.split(',')).map((o) => o.trim().replace(/\/+$/, '')).filter((o) => o !== ''),
     store: flag('store') ?? envValue('LAYERLOOP_STORE') ?? null,
     blobs: flag('blobs') ?? envValue('LAYERLOOP_BLOBS') ?? null,
+    usersOnly: values['users-only'] === true || ['1', 'true', 'yes'].includes((envValue('LAYERLOOP_USERS_ONLY') ?? '').toLowerCase()),
+    maxQueuedPerUser: flag('max-queued-per-user') ?? envValue('LAYERLOOP_MAX_QUEUED_PER_USER') ?? d.maxQueuedPerUser,
+    maxUploadsPerUser: flag('max-uploads-per-user') ?? envValue('LAYERLOOP_MAX_UPLOADS_PER_USER') ?? d.maxUploadsPerUser,
+    maxStoredMibPerUser: flag('max-stored-mib-per-user') ?? envValue('LAYERLOOP_MAX_STORED_MIB_PER_USER') ?? null,
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);
-  const { maxQueuePerDocument, ...rest } = parsed.data;
+  const { maxQueuePerDocument, maxStoredMibPerUser, ...rest } = parsed.data;
   const config: Config = {
     ...rest,
+    maxStoredBytesPerUser: maxStoredMibPerUser === null ? null : maxStoredMibPerUser * 1024 * 1024,
     maxQueuePerDocument: Math.min(maxQueuePerDocument ?? defaultPerDocument(rest.maxQueue), rest.maxQueue),
     allowOrigins: [...new Set(rest.allowOrigins)],
   };
-  if (config.token === null && !isLoopbackHost(config.host)) {
+  if (config.usersOnly && config.token !== null) {
+    throw new ConfigError('--users-only accepts personal tokens only: leave out --token (LAYERLOOP_TOKEN), or leave out --users-only');
+  }
+  if (config.token === null && !config.usersOnly && !isLoopbackHost(config.host)) {
     throw new ConfigError(
       `refusing to listen on ${config.host} without a token: anyone who can reach it could use the server. ` +
-        `Pass --token SECRET (or set LAYERLOOP_TOKEN), or listen on 127.0.0.1`,
+        `Pass --token SECRET (or set LAYERLOOP_TOKEN), or --users-only to accept personal tokens only (npm run users), or listen on 127.0.0.1`,
     );
   }
   return { config: Object.freeze({ ...config }), help: values.help === true };

@@ -21,7 +21,9 @@ import { createHttpServer, createRequestHandler } from './http/app';
 import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
 import { AdmissionRoom } from './jobs/admission';
+import { JobOwners, queueShare } from './jobs/owners';
 import { JobStateRecorder } from './jobs/persist';
+import { Authenticator } from './auth/authenticate';
 import { JobQueue } from './jobs/queue';
 import { createEditRunner } from './jobs/runner';
 import { createLogger, type Logger } from './log';
@@ -34,6 +36,8 @@ import { isSqliteCorruption } from './store/sqlite';
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
 const SHUTDOWN_GRACE_MS = 5_000;
+/** How often an open event stream rereads its token: a revoked token or disabled user ends it within this. */
+const AUTH_RECHECK_MS = 1_000;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`layerloop: ${message}\n`);
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger();
   const metrics = createServerMetrics();
-  log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, batch: config.batch, auth: config.token !== null });
+  log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, batch: config.batch, auth: config.usersOnly ? 'personal tokens only' : config.token !== null ? 'personal or shared token' : 'personal token or none (loopback)' });
 
   // The port first: a second server started by mistake must fail before it touches anyone's data. Until the
   // server is ready, connections are answered 503.
@@ -103,9 +107,11 @@ async function main(): Promise<void> {
   });
 
   const images = new ImageBlobs(store.blobs);
-  const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
+  const owners = new JobOwners();
+  const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }), (jobId) => owners.get(jobId)?.userId ?? null);
   const admission: AdmissionRoom = new AdmissionRoom({
-    hasRoom: (documentId) => queue.hasRoom(documentId),
+    hasRoom: (documentId, userId) =>
+      queue.hasRoom(documentId) && owners.queued(userId) < queueShare(config.maxQueue, [...owners.activeUsers(), ...admission.waitingUsers(), userId]),
     estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
     queueLength: config.maxQueue,
     maxWaitMs: config.queueWaitSeconds * 1000,
@@ -116,20 +122,53 @@ async function main(): Promise<void> {
     maxLength: config.maxQueue,
     concurrency: config.batch, // the engine computes up to this many edits at once, sharing the UNet's runs
     maxPerDocument: config.maxQueuePerDocument,
-    run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
+    run: createEditRunner({
+      store,
+      images,
+      engine,
+      log: log.child({ component: 'runner' }),
+      persisted: (jobId) => recorder.settled(jobId),
+      authorOf: (jobId) => owners.get(jobId)?.userId ?? null,
+      observer: metrics,
+    }),
     onStateChange: (jobId, state, info) => {
       metrics.onJobState(jobId, state, info);
+      if (state === 'running') owners.start(jobId);
       if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
-      if ((state === 'succeeded' || state === 'failed' || state === 'cancelled') && !info.withdrawn) {
-        (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
+      const ended = state === 'succeeded' || state === 'failed' || state === 'cancelled';
+      if (ended && !info.withdrawn) {
+        const owner = owners.get(jobId);
+        (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, userId: owner?.userId ?? null, workspaceId: owner?.workspaceId ?? null, state, error: info.error ?? null });
       }
-      return recorder.onStateChange(jobId, state, info);
+      const recorded = recorder.onStateChange(jobId, state, info);
+      // the recorder reads the owner when it writes the job's row: released once that is done
+      if (ended || info.withdrawn) void recorded.finally(() => owners.release(jobId)).catch(() => {});
+      return recorded;
     },
     log: (message) => log.warn(message, { component: 'queue' }),
   });
   metrics.watchQueue(() => queue.stats());
   metrics.watchImageCache(() => images.cacheStats());
-  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine, version, startedAt: Date.now(), log, metrics, integrity };
+  const auth = new Authenticator(store.edits.accounts, { sharedToken: config.token, tokenless: config.token === null && !config.usersOnly });
+  const services: Services = {
+    config,
+    store,
+    images,
+    queue,
+    admission,
+    uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)),
+    streams: new StreamSlots(),
+    engine,
+    version,
+    startedAt: Date.now(),
+    log,
+    metrics,
+    integrity,
+    auth,
+    owners,
+    uploadsByUser: new Map(),
+    authRecheckMs: AUTH_RECHECK_MS,
+  };
   handle = createRequestHandler(services);
 
   let stopping: Promise<void> | null = null;

@@ -280,6 +280,8 @@ export const openDocumentSchema = z.strictObject({
     .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` })
     .refine((s) => !LONE_SURROGATE.test(s), wellFormed('hostDocumentKey'))
     .refine(hasNoNul, { error: 'hostDocumentKey must not contain NUL characters (U+0000)' }),
+  /** the workspace to open it in (one the caller is a member of); default the caller's default workspace */
+  workspaceId: uuidField('workspaceId', '(from me)').optional(),
 });
 export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;
 

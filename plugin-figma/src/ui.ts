@@ -3,7 +3,7 @@
  * Renders UiState (ui-state.ts), turns clicks into actions, talks to the server through LayerloopApi and
  * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
  */
-import { createClient, isActive, progressFraction, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
+import { createClient, isActive, progressFraction, signedInLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
 import { LOCALITIES, controlAttributes } from '../../shared/protocol';
 import { Bridge } from './bridge';
 import { DEFAULT_FORM, EditRun, FORM_CONTROLS, failureMessage, formProblem, type EditForm } from './edit-flow';
@@ -101,9 +101,12 @@ async function connectNow(settings: Settings, documentKey: string): Promise<void
   dispatch({ type: 'connection', connection: { status: 'connecting' } });
   try {
     const health = await client.health();
+    const user = signedInLabel(await client.me());
+    // the file's history in the signed-in user's workspace (another workspace's history of the same file stays its own)
     const opened = await client.openDocument('figma', documentKey);
     if (api !== client) return; // settings changed meanwhile
-    dispatch({ type: 'connection', connection: { status: 'connected', model: `${health.model.name} on ${health.model.provider}`, documentId: opened } });
+    const model = `${health.model.name} on ${health.model.provider}`;
+    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, ...(user ? { user } : {}) } });
     bridge.send({ type: 'document-opened', documentId: opened });
     void loadHistory();
   } catch (err) {
@@ -237,7 +240,7 @@ function renderConnection(): void {
   const url = state.settings?.serverUrl ?? '';
   $('conn-text').textContent =
     c.status === 'connected'
-      ? `Connected: ${c.model}`
+      ? `Connected: ${c.model}${c.user ? ` · signed in as ${c.user}` : ''}`
       : c.status === 'connecting'
         ? `Connecting to ${url}…`
         : c.status === 'error'

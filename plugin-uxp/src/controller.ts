@@ -27,6 +27,7 @@ import {
   newSession,
   phaseText,
   reduceSession,
+  signedInLabel,
   submitEdit,
   type EditPhase,
   type EditSession,
@@ -216,8 +217,10 @@ export class PanelController {
 
   async testConnection(): Promise<void> {
     try {
-      await this.client().health();
-      this.dispatch({ type: 'error', message: null }, 'Connected to the layerloop server.');
+      const client = this.client();
+      await client.health();
+      const user = signedInLabel(await client.me());
+      this.dispatch({ type: 'error', message: null }, user ? `Connected to the layerloop server, signed in as ${user}.` : 'Connected to the layerloop server.');
     } catch (err) {
       this.dispatch({ type: 'error', message: errorMessage(err) });
     }

@@ -31,6 +31,8 @@ export class JobStateRecorder {
   constructor(
     private readonly edits: EditStore,
     private readonly log: Logger,
+    /** who asked for a job (JobOwners), recorded with it; default the store's default user */
+    private readonly ownerOf: (jobId: string) => string | null = () => null,
   ) {}
 
   /**
@@ -77,7 +79,7 @@ export class JobStateRecorder {
     if (this.unrecorded.has(jobId)) return;
     const job = await this.edits.getJob(jobId);
     if (!job && creates(state, info)) {
-      await this.edits.createJob({ id: jobId, documentId: info.documentId, request: info.request as unknown as JsonObject });
+      await this.edits.createJob({ id: jobId, documentId: info.documentId, request: info.request as unknown as JsonObject, userId: this.ownerOf(jobId) ?? undefined });
       return;
     }
     if (!job) {

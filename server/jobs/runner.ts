@@ -50,6 +50,8 @@ export interface EditRunnerDeps {
    * are only added to a job the store already knows is running.
    */
   persisted?: (jobId: string) => Promise<void>;
+  /** who asked for the job (JobOwners): the author of a source node it records; default the store's default user */
+  authorOf?: (jobId: string) => string | null;
   /** told about engine timings (the server's metrics) */
   observer?: EditObserver;
 }
@@ -133,7 +135,7 @@ function editJob(deps: EditRunnerDeps): RunJob {
       signal: ctx.signal,
       onProgress: progress.onProgress,
     });
-    const recordingParent = parentNodeId(store, request.documentId, start);
+    const recordingParent = parentNodeId(store, request.documentId, start, deps.authorOf?.(job.jobId) ?? undefined);
     const result = await computing;
     const { timings } = result;
     deps.observer?.onEdit(timings);
@@ -233,9 +235,9 @@ async function loadLatent(store: Store, engine: EditEngine, node: EditNode): Pro
  * awaits it only when storing the results). If the edit fails first nobody awaits it, so a failure here must
  * not count as an unhandled rejection.
  */
-function parentNodeId(store: Store, documentId: string, start: Start): Promise<string> {
+function parentNodeId(store: Store, documentId: string, start: Start, authorId: string | undefined): Promise<string> {
   if (start.parent.kind === 'node') return Promise.resolve(start.parent.id);
-  const id = store.edits.addSourceNode({ documentId, parentId: start.parent.parentId, imageSha256: start.sourceImageSha256 }).then((n) => n.id);
+  const id = store.edits.addSourceNode({ documentId, parentId: start.parent.parentId, imageSha256: start.sourceImageSha256, authorId }).then((n) => n.id);
   id.catch(() => {});
   return id;
 }

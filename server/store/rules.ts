@@ -67,6 +67,21 @@ export async function requireBlobs(blobs: BlobStore, where: string, refs: { fiel
   }
 }
 
+/**
+ * The sizes of blobs that requireBlobs() has just found (for their grants: the per-user storage quota), one entry
+ * per distinct blob. Blobs are never deleted, so a size read now holds at commit.
+ */
+export async function blobSizes(blobs: BlobStore, refs: { sha256: string }[]): Promise<Map<string, number>> {
+  const distinct = [...new Set(refs.map((ref) => ref.sha256))];
+  const stats = await Promise.all(distinct.map((sha256) => blobs.stat(sha256)));
+  return new Map(distinct.map((sha256, i) => [sha256, stats[i]?.size ?? 0]));
+}
+
+/** The grants that make these blobs readable in `workspaceId`, brought in by `userId`. */
+export function grantsOf(sizes: Map<string, number>, workspaceId: string, userId: string): { workspaceId: string; sha256: string; size: number; userId: string }[] {
+  return [...sizes].map(([sha256, size]) => ({ workspaceId, sha256, size, userId }));
+}
+
 /** Throws unless `job` may move to `to` with `update` (JOB_TRANSITIONS, and error/resultNodeIds only where they belong). */
 export function checkTransition(job: Job, to: JobState, update: JobUpdate): void {
   if (!isLegalTransition(job.state, to)) {

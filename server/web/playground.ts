@@ -8,6 +8,7 @@
  */
 import { DEFAULT_EDIT_OPTIONS, controlAttributes, type EditOptionsInput, type EditParent, type JobEvent, type JobResult } from '../../shared/protocol';
 import { createApi, errorMessage, type Api, type Health, type HistoryNode } from './api';
+import { signedInLabel, type SignedIn } from '../../shared/client';
 import { FORM_CONTROLS } from './form';
 import { beginStroke, clearMask, createMask, fullRect, invertMask, isMaskEmpty, strokeTo, writeGrayscale, writeOverlay, type Mask, type Rect, type Stroke } from './mask';
 
@@ -215,10 +216,13 @@ class Playground {
 
   private async checkHealth(): Promise<void> {
     try {
-      const health = await this.api.client().health();
+      const client = this.api.client();
+      const health = await client.health();
+      // who the token signs in as (401 without a valid one: then the status says to enter it)
+      const me = health.authRequired && !this.token ? null : await client.me().catch(() => null);
       const wasConnected = this.connected;
       this.connected = true;
-      this.showHealth(health);
+      this.showHealth(health, me);
       if (!wasConnected && !this.documentId) void this.openDocument();
     } catch (err) {
       this.connected = false;
@@ -226,7 +230,7 @@ class Playground {
     }
   }
 
-  private showHealth(health: Health): void {
+  private showHealth(health: Health, me: SignedIn | null): void {
     if (health.authRequired && !this.token) {
       this.setStatus('warn', 'Connected, but this server needs an access token: enter it under Settings');
       return;
@@ -235,7 +239,9 @@ class Playground {
     const busy = queued + running === 0 ? 'idle' : `${running} running, ${queued} queued`;
     const state = health.status === 'ok' ? 'ok' : 'warn';
     const label = health.status === 'ok' ? 'Connected' : health.status === 'degraded' ? `Cannot store edits (${health.store.problems.join('; ')})` : 'Shutting down';
-    this.setStatus(state, `${label} · ${health.model.name} on ${health.model.provider} · ${busy}`);
+    const user = signedInLabel(me);
+    const who = user ? ` · signed in as ${user}` : '';
+    this.setStatus(state, `${label}${who} · ${health.model.name} on ${health.model.provider} · ${busy}`);
   }
 
   private bindSettings(): void {

@@ -78,6 +78,25 @@ export interface ServerHealth {
   authRequired: boolean;
 }
 
+/** Who the server takes the client for (`me`): the panels show it. */
+export interface SignedIn {
+  user: { id: string; name: string; role: 'admin' | 'member' };
+  workspaces: { id: string; name: string }[];
+  defaultWorkspaceId: string;
+  /** a personal token, the server's shared token, or none (a loopback server without a token) */
+  via: 'token' | 'shared-token' | 'loopback';
+}
+
+/**
+ * "ben (studio-a)": the user and its default workspace, as the panels show them; null unless signed in with a
+ * personal token (the shared token and a token-less server are the server's default user: nothing to show).
+ */
+export function signedInLabel(me: SignedIn | null): string | null {
+  if (!me || me.via !== 'token') return null;
+  const workspace = me.workspaces.find((w) => w.id === me.defaultWorkspaceId) ?? me.workspaces[0];
+  return workspace ? `${me.user.name} (${workspace.name})` : me.user.name;
+}
+
 /** One node of a document's history (documents.history), parents before children. */
 export interface HistoryEntry {
   id: string;
@@ -117,6 +136,8 @@ export type ImageBody = { contentType: 'image/png' | 'image/jpeg' | 'image/webp'
 export interface LayerloopClient {
   readonly serverUrl: string;
   health(): Promise<ServerHealth>;
+  /** who the token signs in as; null from a server without accounts (older than `me`) */
+  me(): Promise<SignedIn | null>;
   /** documents.open: the server's document id for the host's key (the same key gives the same id) */
   openDocument(host: Host, hostDocumentKey: string): Promise<string>;
   history(documentId: string): Promise<HistoryEntry[]>;
@@ -324,6 +345,18 @@ export function createClient(options: ClientOptions): LayerloopClient {
       const out = await call('query', 'health', undefined);
       if (!isObject(out) || !isObject(out.model) || typeof out.version !== 'string') throw unexpected('health');
       return out as unknown as ServerHealth;
+    },
+
+    async me() {
+      let out: unknown;
+      try {
+        out = await call('query', 'me', undefined);
+      } catch (err) {
+        if (err instanceof ClientError && err.status === 404) return null; // a server from before accounts
+        throw err;
+      }
+      if (!isObject(out) || !isObject(out.user) || typeof out.user.name !== 'string' || !Array.isArray(out.workspaces)) throw unexpected('me');
+      return out as unknown as SignedIn;
     },
 
     async openDocument(host, hostDocumentKey) {

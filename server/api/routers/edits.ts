@@ -9,17 +9,22 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest } from '../../../shared/protocol';
 import type { RgbaImage } from '../../imaging/image';
-import { NotAnImageError, type ImageBlobs } from '../../imaging/image-blobs';
+import { NotAnImageError } from '../../imaging/image-blobs';
 import { maskSizeProblem } from '../../jobs/runner';
-import { StoreError } from '../../store';
+import { type Principal, StoreError } from '../../store';
+import { visibleBlob, visibleDocument } from '../access';
+import { queuedLimitError } from '../limits';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 
-/** An uploaded image's pixels; NOT_FOUND when absent, BAD_REQUEST when the blob is not an image. */
-async function blobImage(images: ImageBlobs, sha256: string, field: string): Promise<RgbaImage> {
+/**
+ * An uploaded image's pixels; NOT_FOUND when absent or not visible to the caller's workspaces (the same answer),
+ * BAD_REQUEST when the blob is not an image.
+ */
+async function blobImage(services: Services, principal: Principal, sha256: string, field: string): Promise<RgbaImage> {
   let image: RgbaImage | null;
   try {
-    image = await images.get(sha256);
+    image = (await visibleBlob(services, principal, sha256)) ? await services.images.get(sha256) : null;
   } catch (err) {
     if (!(err instanceof NotAnImageError)) throw err;
     throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: blob ${sha256} is not an image: pass the sha256 that PUT /v1/blobs returned for an image` });
@@ -35,10 +40,11 @@ function maskIsEmpty(mask: RgbaImage): boolean {
 }
 
 /** The image the edit applies to (the uploaded source, the painted layer, or the parent's result). */
-async function startImage({ store, images }: Services, request: EditRequest): Promise<RgbaImage> {
+async function startImage(services: Services, principal: Principal, request: EditRequest): Promise<RgbaImage> {
   const { parent, documentId } = request;
-  if (parent.kind === 'source') return blobImage(images, parent.imageSha256, 'parent.imageSha256');
-  const node = await store.edits.getNode(parent.editId);
+  if (parent.kind === 'source') return blobImage(services, principal, parent.imageSha256, 'parent.imageSha256');
+  // the document is visible (checked first), so a node of it is too; a node of another document is not found
+  const node = await services.store.edits.getNode(parent.editId);
   if (!node || node.documentId !== documentId) {
     throw new TRPCError({
       code: 'NOT_FOUND',
@@ -46,9 +52,9 @@ async function startImage({ store, images }: Services, request: EditRequest): Pr
     });
   }
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
-    return blobImage(images, parent.pixelsSha256, 'parent.pixelsSha256');
+    return blobImage(services, principal, parent.pixelsSha256, 'parent.pixelsSha256');
   }
-  return blobImage(images, node.resultImageSha256, `the result of edit ${node.id}`);
+  return blobImage(services, principal, node.resultImageSha256, `the result of edit ${node.id}`);
 }
 
 export const editsRouter = router({
@@ -60,18 +66,20 @@ export const editsRouter = router({
     .input(editRequestSchema)
     .output(createEditResultSchema)
     .mutation(async ({ ctx, input, signal }) => {
-      const { store, queue, admission } = ctx.services;
-      if (!(await store.edits.getDocument(input.documentId))) {
+      const { queue, admission, owners, config } = ctx.services;
+      const { principal } = ctx;
+      const document = await visibleDocument(ctx.services, principal, input.documentId);
+      if (!document) {
         throw new TRPCError({ code: 'NOT_FOUND', message: `documentId: no document ${input.documentId}: get one from documents.open` });
       }
       if (input.regions.every((r) => r.instruction === '')) {
         throw new TRPCError({ code: 'BAD_REQUEST', message: 'regions: every instruction is empty: say what to change in at least one region' });
       }
-      const image = await startImage(ctx.services, input);
+      const image = await startImage(ctx.services, principal, input);
       for (const [i, region] of input.regions.entries()) {
         if (region.maskSha256 === null) continue;
         const field = `regions[${i}].maskSha256`;
-        const mask = await blobImage(ctx.services.images, region.maskSha256, field);
+        const mask = await blobImage(ctx.services, principal, region.maskSha256, field);
         const problem = maskSizeProblem(mask, image);
         if (problem) throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: ${problem}` });
         if (maskIsEmpty(mask)) {
@@ -90,18 +98,37 @@ export const editsRouter = router({
       // writes the job's row a macrotask later, while the engine works. The client gets the job id only once
       // that row is durable. When the queue is full the request waits its turn in the admission room (round-robin
       // over documents); a wait too long, or a closing queue, throws here, before anything is recorded.
-      const { jobId, position, recorded } = await admission.enter(input.documentId, () => queue.enqueue(input.documentId, request, { jobId: randomUUID() }), signal);
+      const userId = principal.user.id;
+      if (owners.active(userId) >= config.maxQueuedPerUser) throw queuedLimitError(config.maxQueuedPerUser);
+      const jobId = randomUUID();
+      const owner = { userId, workspaceId: document.workspaceId };
+      const { position, recorded } = await admission.enter(
+        input.documentId,
+        () => {
+          owners.assign(jobId, owner); // before enqueue: the job's first state is recorded with its user
+          try {
+            return queue.enqueue(input.documentId, request, { jobId });
+          } catch (err) {
+            owners.release(jobId);
+            throw err;
+          }
+        },
+        signal,
+        userId,
+      );
       try {
         await recorded;
       } catch (err) {
         // never acknowledged: the job is undone (not counted as a job), the answer says why
         queue.withdraw(jobId);
+        owners.release(jobId);
         if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
           throw new StoreError(err.code, `the edit was not queued: ${err.message}. Submit it again once that is fixed (the server's health says when)`, { cause: err.cause });
         }
         throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: `the server could not record the edit, so it was not queued: try again`, cause: err });
       }
       ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
+      ctx.services.metrics.countEdit(document.workspaceId);
       return { jobId, documentId: input.documentId, position, seed };
     }),
 });

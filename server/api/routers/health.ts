@@ -23,6 +23,6 @@ export const healthProcedure = publicProcedure.query(async ({ ctx }) => {
       writable: storage.writable,
       problems: storage.problems,
     },
-    authRequired: config.token !== null,
+    authRequired: config.token !== null || config.usersOnly,
   };
 });

@@ -15,6 +15,7 @@ import {
   type LayerloopClient,
   type RawImage,
   type ServerHealth,
+  type SignedIn,
   type SessionAction,
   type SignalLike,
 } from '../../../shared/client';
@@ -67,6 +68,9 @@ class FakeApi implements LayerloopClient {
 
   async health(): Promise<ServerHealth> {
     return { status: 'ok', model: { name: 'tiny', provider: 'cpu' }, version: '0', queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
+  }
+  async me(): Promise<SignedIn | null> {
+    return null;
   }
   async openDocument(): Promise<string> {
     return DOC;

@@ -14,6 +14,7 @@ import {
   type LayerloopClient,
   type RawImage,
   type ServerHealth,
+  type SignedIn,
 } from '../../../shared/client';
 import { isTerminalJobEvent, type CreateEditResult, type EditRequestInput, type Host, type JobEvent, type JobSnapshot } from '../../../shared/protocol';
 import { jobSnapshot } from '../../support/job-snapshot';
@@ -57,6 +58,13 @@ export class FakeApi implements LayerloopClient {
 
   async health(): Promise<ServerHealth> {
     return { status: 'ok', version: '0', model: { name: 'fake', provider: 'cpu' }, queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
+  }
+
+  /** who `me` says the token is; null: a server from before accounts */
+  signedIn: SignedIn | null = null;
+
+  async me(): Promise<SignedIn | null> {
+    return this.signedIn;
   }
 
   async openDocument(host: Host, hostDocumentKey: string): Promise<string> {

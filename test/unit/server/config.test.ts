@@ -23,8 +23,25 @@ describe('server config', () => {
       allowOrigins: [],
       store: null,
       blobs: null,
+      usersOnly: false,
+      maxQueuedPerUser: 16,
+      maxUploadsPerUser: 32,
+      maxStoredBytesPerUser: null,
     });
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  test('--users-only: personal tokens only, allowed off loopback without --token, refused beside --token; per-user limits', () => {
+    expect(parse(['--host', '0.0.0.0', '--users-only'])).toMatchObject({ host: '0.0.0.0', usersOnly: true, token: null });
+    expect(parse(['--host', '0.0.0.0'], { LAYERLOOP_USERS_ONLY: '1' })).toMatchObject({ usersOnly: true });
+    expect(() => parse(['--users-only', '--token', 'abcdefgh'])).toThrow(/--users-only accepts personal tokens only: leave out --token/);
+    expect(() => parse(['--host', '0.0.0.0'])).toThrow(/or --users-only to accept personal tokens only/);
+    expect(parse(['--max-queued-per-user', '3', '--max-uploads-per-user', '2', '--max-stored-mib-per-user', '5'])).toMatchObject({
+      maxQueuedPerUser: 3,
+      maxUploadsPerUser: 2,
+      maxStoredBytesPerUser: 5 * 1024 * 1024,
+    });
+    expect(() => parse(['--max-queued-per-user', '0'])).toThrow(/max-queued-per-user must be at least 1/);
   });
 
   test('environment over defaults, flags over environment; empty variables count as unset', () => {
