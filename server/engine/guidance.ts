@@ -107,3 +107,34 @@ export function combineGuidance(
 export function dualGuidance(regions: number, opts: GuidanceOptions): Guidance {
   return { slots: pix2pixBatchLayout(regions), combine: (out, n) => combineGuidance(out, regions, n, opts) };
 }
+
+/**
+ * Classifier-free guidance with one instruction and the empty prompt as the negative (FLUX.2 klein base models:
+ * diffusers' neg + s * (cond - neg), applied only when s > 1), optionally masked:
+ *
+ *   out = eU + m * s * (eT - eU)
+ *
+ * Outside the mask this is the empty-prompt prediction, which still reads the source as reference tokens: the model
+ * reproducing its input there is the locality a mask asks for. With s <= 1 (as the pipeline, no guidance) and no
+ * mask the batch is the instruction alone; a distilled model passes s = 1 (it runs without guidance).
+ */
+export function classifierFreeGuidance(scale: number, mask: Float32Array | null): Guidance {
+  const s = scale > 1 ? scale : 1;
+  if (s === 1 && !mask) return { slots: [{ role: 'text', prompt: 0, zeroImage: false }], combine: (out, n) => Float32Array.from(out.subarray(0, n)) };
+  return {
+    slots: [
+      { role: 'text', prompt: 0, zeroImage: false },
+      { role: 'uncond', prompt: null, zeroImage: false },
+    ],
+    combine(out, n) {
+      if (out.length !== 2 * n) throw new RangeError(`guidance input has ${out.length} values, expected 2 x ${n}`);
+      if (mask && (mask.length === 0 || n % mask.length !== 0)) throw new RangeError(`the mask has ${mask.length} values, which does not divide ${n}`);
+      const res = new Float32Array(n);
+      for (let k = 0; k < n; k++) {
+        const w = mask ? mask[k % mask.length] * s : s;
+        res[k] = out[n + k] + w * (out[k] - out[n + k]);
+      }
+      return res;
+    },
+  };
+}

@@ -123,7 +123,7 @@ export class Pix2PixAdapter implements ModelAdapter {
     return new Pix2PixAdapter(info, config, tokenizer, sessions, opts.log);
   }
 
-  schedule(sampler: Sampler, steps: number, spacing?: Spacing): Schedule {
+  schedule(sampler: Sampler, steps: number, _grid: LatentGrid, spacing?: Spacing): Schedule {
     // the folder's spacing belongs to its own scheduler; another sampler gets its scheduler's usual one
     const fallback = sampler.scheduler === this.config.scheduler.scheduler ? this.config.spacing : sampler.defaultSpacing;
     return samplingSchedule(this.config.training, sampler.scheduler, steps, spacing ?? fallback);
@@ -133,7 +133,8 @@ export class Pix2PixAdapter implements ModelAdapter {
     return dualGuidance(regions, opts);
   }
 
-  async condition(start: EngineStart, instructions: readonly string[], grid: LatentGrid, schedule: Schedule): Promise<Conditioned> {
+  async condition(start: EngineStart, instructions: readonly string[], grid: LatentGrid, schedule: Schedule, references: readonly ImageTensor[] = []): Promise<Conditioned> {
+    if (references.length) throw new Error(`an ${PIX2PIX_FAMILY.label} model reads no reference images: it conditions on the source image alone`);
     const s = this.info.scalingFactor;
     const n = gridSize(grid);
     let c: Float32Array; // unscaled image conditioning [4, h, w]
