@@ -82,6 +82,8 @@ export interface ReferenceLayout {
   readonly latent: string;
   toNoise(data: Float32Array, grid: LatentGrid): Float32Array;
   fromLatent(latent: Float32Array, grid: LatentGrid): Float32Array;
+  /** the [C, h, w] of one image's latent in the `latent` layout */
+  latentShape(grid: LatentGrid): [number, number, number];
 }
 
 export interface ModelAdapter {

@@ -18,7 +18,7 @@ import { classifierFreeGuidance, type BatchSlot, type Guidance, type GuidanceOpt
 import type { Log, TensorSpec } from '../ort';
 import type { Sampler } from '../samplers';
 import { timestepLookup, type Schedule } from '../schedules';
-import { denormalise, flowSchedule, imageIds, pack, referenceTime, textIds, unpack, unpatchify, type FlowShift, type LatentNorm } from './latents';
+import { denormalise, flowSchedule, flowStrengthStart, imageIds, pack, referenceTime, textIds, unpack, unpatchify, type FlowShift, type LatentNorm } from './latents';
 import { KleinSessions } from './sessions';
 import { loadChatTokenizer, type ChatTokenizer } from './tokenizer';
 
@@ -64,6 +64,7 @@ function kleinReference(norm: LatentNorm): ReferenceLayout {
     latent: '[B, 32, H/8, W/8], batch-norm denormalised and unpatchified (output_type="latent")',
     toNoise: (data) => data,
     fromLatent: (latent, grid) => unpatchify(denormalise(latent, norm, grid.height * grid.width), grid.channels, grid.height, grid.width),
+    latentShape: (grid) => [grid.channels / 4, 2 * grid.height, 2 * grid.width],
   };
 }
 
@@ -129,10 +130,8 @@ export class KleinAdapter implements ModelAdapter {
     return flowSchedule(this.config.shift, steps, grid.height * grid.width);
   }
 
-  /** Flux2KleinInpaintPipeline's strength: steps from int(N - N * strength) (SD3's get_timesteps). */
   strengthStart(steps: number, strength: number): number {
-    if (!(strength >= 0 && strength <= 1)) throw new RangeError(`strength must be in [0, 1], got ${strength}`);
-    return Math.trunc(Math.max(steps - Math.min(steps * strength, steps), 0));
+    return flowStrengthStart(steps, strength);
   }
 
   guidance(regions: number, opts: GuidanceOptions): Guidance {

@@ -157,3 +157,12 @@ export function flowSchedule(cfg: FlowShift, steps: number, imageSeqLen: number)
   }
   return { sigmas, timesteps, initNoiseSigma: 1, finalScale: 1, process: FLOW_MATCHING };
 }
+
+/**
+ * The first step run at `strength`, as Flux2KleinInpaintPipeline (SD3's get_timesteps): int(N - min(N * strength, N)).
+ * Stable Diffusion's pipelines floor N * strength first instead, so 4 steps at 0.6 run 3 steps here and 2 there.
+ */
+export function flowStrengthStart(steps: number, strength: number): number {
+  if (!(strength >= 0 && strength <= 1)) throw new RangeError(`strength must be in [0, 1], got ${strength}`);
+  return Math.trunc(Math.max(steps - Math.min(steps * strength, steps), 0));
+}

@@ -58,6 +58,7 @@ const PIX2PIX_REFERENCE: ReferenceLayout = {
   latent: '[B, 4, H/8, W/8], scaled by the VAE scaling_factor (not divided back)',
   toNoise: (data) => data,
   fromLatent: (latent) => latent,
+  latentShape: (grid) => [grid.channels, grid.height, grid.width],
 };
 
 export class Pix2PixAdapter implements ModelAdapter {

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { denormalise, empiricalMu, flowSchedule, imageIds, normalise, pack, patchify, referenceTime, textIds, unpack, unpatchify } from '../../../../server/engine/flux2/latents';
+import { denormalise, empiricalMu, flowSchedule, flowStrengthStart, imageIds, normalise, pack, patchify, referenceTime, textIds, unpack, unpatchify } from '../../../../server/engine/flux2/latents';
 
 const values = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'fixtures', 'flux2', 'python-values.json'), 'utf8')) as {
   schedules: { steps: number; imageSeqLen: number; mu: number; sigmas: number[]; timesteps: number[] }[];
@@ -65,5 +65,15 @@ describe('klein latent layouts', () => {
     expect(Array.from(textIds(3))).toEqual([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2]);
     expect(Array.from(imageIds(2, 3, 0).subarray(4 * 4, 4 * 5))).toEqual([0, 1, 1, 0]);
     expect(Array.from(imageIds(1, 2, referenceTime(1)))).toEqual([20, 0, 0, 0, 20, 0, 1, 0]);
+  });
+});
+
+describe('klein strength', () => {
+  it("starts where the inpaint pipeline's get_timesteps does: int(N - N * strength)", () => {
+    expect(flowStrengthStart(4, 0.6)).toBe(1); // int(1.6): 3 steps run (SD's floor would run 2)
+    expect(flowStrengthStart(6, 0.5)).toBe(3);
+    expect(flowStrengthStart(4, 1)).toBe(0);
+    expect(flowStrengthStart(10, 0.05)).toBe(9);
+    expect(() => flowStrengthStart(4, 1.5)).toThrow(/strength must be in \[0, 1\]/);
   });
 });
