@@ -50,6 +50,8 @@ export interface ModelInfo {
   samplers: readonly SamplerName[];
   /** what a request without a sampler gets (the model's scheduler config) */
   defaultSampler: SamplerName;
+  /** whether edits may carry reference images (read as extra conditioning, e.g. klein's reference tokens) */
+  readsReferences: boolean;
   /** one line on the schedule (`models verify`) */
   scheduleSummary: string;
   precision: 'float32' | 'float16';

@@ -125,11 +125,15 @@ function editJob(deps: EditRunnerDeps): RunJob {
     const began = performance.now();
     const start = await resolveStart(store, images, engine, request);
     const regions = await loadRegions(images, request.regions, start.source.image);
+    const references = await Promise.all(request.references.map((sha, i) => loadImage(images, sha, `reference image ${i + 1}`)));
+    if (references.length && !engine.info.readsReferences) {
+      throw new JobFailure(`the ${engine.info.family} model ${engine.info.name} reads no reference images: send the edit without references`);
+    }
     throwIfAborted(ctx.signal);
 
     const prepared = performance.now();
     const progress = progressForwarder(ctx, log, deps.observer);
-    const computing = editImage(engine, start.source, regions, { ...request.options, seed }, {
+    const computing = editImage(engine, { ...start.source, references }, regions, { ...request.options, seed }, {
       signal: ctx.signal,
       onProgress: progress.onProgress,
     });

@@ -150,7 +150,7 @@ class KleinVaeDecoder(nn.Module):
         return self.vae.decode(z, return_dict=False)[0]
 
 
-def export_klein(src: str, out: str, layers: list[int] | None, max_len: int, precision: str) -> None:
+def export_klein(src: str, out: str, layers: list[int] | None, max_len: int, precision: str, native_size: int | None) -> None:
     from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
     from transformers import Qwen3ForCausalLM
 
@@ -211,6 +211,7 @@ def export_klein(src: str, out: str, layers: list[int] | None, max_len: int, pre
         "max_sequence_length": max_len,
         "precision": precision,
         "exported_from": os.path.basename(os.path.normpath(src)),
+        **({"native_size": native_size} if native_size else {}),
     })
     print(f"wrote {out}")
 
@@ -315,6 +316,8 @@ def main() -> None:
     ap.add_argument("--text-encoder-out-layers", default="9,18,27", help="klein: hidden-state layers to stack (diffusers' default)")
     ap.add_argument("--max-sequence-length", type=int, default=512, help="klein: prompt tokens after padding (diffusers' default)")
     ap.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
+    ap.add_argument("--native-size", type=int, default=None,
+                    help="klein: the side of the square area the model works at (the engine's default working size; 1024 when absent)")
     args = ap.parse_args()
     index_file = os.path.join(args.diffusers, "model_index.json")
     if not os.path.exists(index_file):
@@ -326,7 +329,7 @@ def main() -> None:
     torch.set_num_threads(min(torch.get_num_threads(), int(os.environ.get("EXPORT_THREADS", "2"))))
     if family == "klein":
         layers = [int(v) for v in args.text_encoder_out_layers.split(",") if v.strip()]
-        export_klein(args.diffusers, args.out, layers, args.max_sequence_length, args.precision)
+        export_klein(args.diffusers, args.out, layers, args.max_sequence_length, args.precision, args.native_size)
     else:
         export_pix2pix(args.diffusers, args.out, args.precision)
 

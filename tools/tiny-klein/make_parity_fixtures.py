@@ -99,7 +99,7 @@ def main() -> None:
         dst = os.path.join(OUT, f"tiny-klein-{variant}")
         shutil.rmtree(dst, ignore_errors=True)
         subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export", "export_model.py"), "--diffusers", os.path.join(args.work, variant),
-                        "--out", dst, "--text-encoder-out-layers", ",".join(map(str, LAYERS)), "--max-sequence-length", str(MAX_LEN)],
+                        "--out", dst, "--text-encoder-out-layers", ",".join(map(str, LAYERS)), "--max-sequence-length", str(MAX_LEN), "--native-size", "64"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print(f"exported {dst}")
         check_onnx(os.path.join(args.work, variant), dst)

@@ -119,6 +119,7 @@ export class KleinAdapter implements ModelAdapter {
       sizeMultiple: latentFactor,
       samplers: ['euler'],
       defaultSampler: 'euler',
+      readsReferences: true,
       scheduleSummary: `flow-matching Euler, sigmas linspace(1, 1/N, N) ${config.shift.dynamic ? `with ${config.shift.timeShiftType} resolution shift` : `shifted by ${config.shift.shift}`}; ${distilled ? 'distilled (no guidance)' : 'base (CFG with the empty prompt)'}`,
       precision: sessions.precision,
       provider: sessions.provider,

@@ -117,6 +117,7 @@ export class Pix2PixAdapter implements ModelAdapter {
       sizeMultiple: latentFactor * unetDownsampling,
       samplers: Object.values(SAMPLERS).map((s) => s.name),
       defaultSampler: scheduler.name,
+      readsReferences: false,
       scheduleSummary: `${scheduler.name}, ${config.spacing} spacing, ${config.training.numTrainTimesteps} training steps, ${config.prediction} prediction`,
       precision: sessions.precision,
       provider: sessions.provider,

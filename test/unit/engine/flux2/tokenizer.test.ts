@@ -5,6 +5,7 @@
  * runs of spaces, non-Latin scripts, added tokens typed in the prompt).
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadChatTokenizer, qwen3ChatText } from '../../../../server/engine/flux2/tokenizer';
 import { expandCaseInsensitiveGroups, textTokenizerFromJson } from '../../../../server/engine/tokenizer';
@@ -45,7 +46,7 @@ describe('klein prompt tokenizer (Qwen2 byte-level BPE + Qwen3 chat template)', 
   });
 
   it('refuses a chat template that is not Qwen3-style', () => {
-    const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'klein-tok-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'klein-tok-'));
     fs.copyFileSync(path.join(TOKENIZER, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
     fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{{ messages[0].content }}');
     expect(() => loadChatTokenizer(dir, 16)).toThrow(/chat template lacks <\|im_start\|>/);
