@@ -7,7 +7,8 @@
  *
  * Cases: a base edit with CFG, a distilled edit, a two-edit chain by latent iteration (the second edit's reference
  * tokens are the first result's latent, nothing decoded), a masked edit (Blended-LD blending in flow space) against
- * the inpaint pipeline, and an edit with a second reference image of another size. Each within 1e-3 relative.
+ * the inpaint pipeline, an edit at strength 0.6 (from the noised source, the inpaint pipeline's step count), and an
+ * edit with a second reference image of another size. Each within 1e-3 relative.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -27,6 +28,7 @@ interface Case {
   instruction: string;
   steps: number;
   textScale: number;
+  strength: number;
   references: string[];
   mask: string | null;
   continueFrom: string | null;
@@ -74,7 +76,7 @@ describe('FLUX.2 [klein]: TypeScript engine vs diffusers pipelines', () => {
   });
 
   it('has the committed cases and loads both folders as the klein family', () => {
-    expect(cases.map((c) => c.name).sort()).toEqual(['base-edit', 'chain-2', 'distilled-edit', 'masked-edit', 'reference-edit']);
+    expect(cases.map((c) => c.name).sort()).toEqual(['base-edit', 'chain-2', 'distilled-edit', 'masked-edit', 'reference-edit', 'strength-edit']);
     expect(models.get('tiny-klein-base')!.info.family).toBe('FLUX.2 [klein]');
     expect(models.get('tiny-klein-distilled')!.info.scheduleSummary).toMatch(/distilled/);
   });
@@ -98,7 +100,7 @@ describe('FLUX.2 [klein]: TypeScript engine vs diffusers pipelines', () => {
       localEngine(model, timer),
       source,
       [{ instruction: c.instruction, mask }],
-      { steps: c.steps, textScale: c.textScale, locality: 'blend', spread: 0, progressiveShrink: false },
+      { steps: c.steps, textScale: c.textScale, strength: c.strength, locality: 'blend', spread: 0, progressiveShrink: false },
       { noise: () => injectedNoise([noise]) },
       { workSide: 64 },
     );

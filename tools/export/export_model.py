@@ -55,6 +55,29 @@ def write_json(path: str, value: dict) -> None:
         f.write("\n")
 
 
+CHECK = True  # --no-check turns the ONNX Runtime comparison off (it runs each component once more)
+
+
+def check_export(module: nn.Module, args: tuple, path: str, inputs: list[str]) -> None:
+    """ONNX Runtime (CPU) on the export's example inputs against PyTorch; stops the export on a mismatch."""
+    if not CHECK:
+        return
+    import numpy as np
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        want = module(*args)
+    want = (want[0] if isinstance(want, tuple) else want).float().numpy()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {name: a.numpy() for name, a in zip(inputs, args) if name in {i.name for i in session.get_inputs()}}
+    got = session.run(None, feeds)[0].astype(np.float32)
+    err = float(np.abs(want - got).max())
+    scale = float(np.abs(want).max()) or 1.0
+    print(f"    ONNX Runtime vs PyTorch: max abs error {err:.2e} (output scale {scale:.2f})", flush=True)
+    if err > 1e-3 * scale:
+        sys.exit(f"{path}: ONNX Runtime differs from PyTorch by {err:.2e} (scale {scale:.2f}); the export is wrong")
+
+
 def export_dynamo(module: nn.Module, args: tuple, path: str, inputs: list[str], outputs: list[str], shapes: tuple) -> None:
     """torch.export + ONNX (opset 20); files over 2 GB go to external data beside model.onnx."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -63,6 +86,7 @@ def export_dynamo(module: nn.Module, args: tuple, path: str, inputs: list[str], 
                                 dynamic_shapes=shapes, optimize=True, verbose=False)
     program.save(path, external_data=_too_big_for_protobuf(module))
     print(f"  {path}", flush=True)
+    check_export(module, args, path, inputs)
 
 
 def _too_big_for_protobuf(module: nn.Module) -> bool:
@@ -280,6 +304,7 @@ def export_pix2pix(src: str, out: str, precision: str) -> None:
                           opset_version=17, dynamo=False, do_constant_folding=True,
                           external_data=_too_big_for_protobuf(m))
         print(f"  {path}", flush=True)
+        check_export(m, args, path, inputs)
 
     print(f"exporting {src} (InstructPix2Pix, {precision}) -> {out}", flush=True)
     with torch.no_grad():
@@ -318,7 +343,10 @@ def main() -> None:
     ap.add_argument("--precision", choices=sorted(DTYPES), default="fp32")
     ap.add_argument("--native-size", type=int, default=None,
                     help="klein: the side of the square area the model works at (the engine's default working size; 1024 when absent)")
+    ap.add_argument("--no-check", action="store_true", help="skip running each exported component in ONNX Runtime against PyTorch")
     args = ap.parse_args()
+    global CHECK
+    CHECK = not args.no_check
     index_file = os.path.join(args.diffusers, "model_index.json")
     if not os.path.exists(index_file):
         sys.exit(f"{args.diffusers}: no model_index.json (is it a diffusers save_pretrained folder?)")

@@ -120,7 +120,7 @@ def main() -> None:
         f32(os.path.join(OUT, f"{name}.noise.f32"), noise)
         f32(os.path.join(OUT, f"{name}.expected.f32"), latent)
         spec = {"name": name, "model": f"tiny-klein-{model}", "image": "source.png", "instruction": instruction, "steps": steps,
-                "textScale": text_scale, "references": [], "mask": None, "continueFrom": None, "noiseShape": list(noise.shape),
+                "textScale": text_scale, "strength": 1.0, "references": [], "mask": None, "continueFrom": None, "noiseShape": list(noise.shape),
                 "latentShape": list(latent.shape), **extra}
         with open(os.path.join(OUT, f"{name}.json"), "w") as f:
             json.dump(spec, f, indent=2)
@@ -151,6 +151,14 @@ def main() -> None:
     case("masked-edit", "base", "make the square green", 6, 4.0, 14,
          lambda n: inpaint(image=source, mask_image=mask, prompt="make the square green", strength=1.0, num_inference_steps=6,
                            guidance_scale=4.0, latents=n, **common).images, mask="mask.png")
+    # strength < 1: the inpaint pipeline with a mask that covers everything (so blending changes nothing) starts from
+    # the source noised to the first sigma kept; it only does that when it draws the noise itself (`latents=` is taken
+    # as the start as is), so the noise comes from the same seeded generator it uses: 4 steps at 0.6 run 3 steps
+    # (int(4 - 2.4) = 1 skipped; Stable Diffusion's floor(4 * 0.6) would run 2)
+    everything = Image.fromarray(np.full((64, 64), 255, np.uint8), "L")
+    case("strength-edit", "base", "make the circle blue", 4, 4.0, 16,
+         lambda n: inpaint(image=source, mask_image=everything, prompt="make the circle blue", strength=0.6, num_inference_steps=4,
+                           guidance_scale=4.0, generator=torch.Generator().manual_seed(16), **common).images, strength=0.6)
     case("reference-edit", "distilled", "make the mug look like this", 4, 1.0, 15,
          lambda n: pipes["distilled"](image=[source, reference], prompt="make the mug look like this", num_inference_steps=4,
                                       guidance_scale=1.0, latents=n, **common).images, references=["reference.png"])
