@@ -26,6 +26,7 @@ const modelIndexSchema = z.looseObject({
   is_distilled: z.boolean().optional(),
   max_sequence_length: z.number().int().positive().optional(),
   native_size: z.number().int().positive().optional(),
+  precision: z.enum(['fp32', 'fp16', 'bf16']).optional(),
 });
 const vaeConfigSchema = z.looseObject({
   block_out_channels: z.array(z.number().int().positive()).min(1).optional(),
@@ -94,7 +95,14 @@ export class KleinAdapter implements ModelAdapter {
     if (!sched) throw new Error(`${dir}: no scheduler/scheduler_config.json`);
     const maxLength = index.max_sequence_length ?? 512;
     const tokenizer = loadChatTokenizer(path.join(dir, 'tokenizer'), maxLength);
-    const sessions = await KleinSessions.load(dir, opts);
+    let sessions: KleinSessions;
+    try {
+      sessions = await KleinSessions.load(dir, opts);
+    } catch (err) {
+      if (index.precision !== 'bf16') throw err;
+      // ONNX Runtime's CPU provider has no bf16 kernels for most operators: say what to do instead of its node name
+      throw new Error(`${dir} holds bf16 weights, which need the CUDA provider (--device cuda); on the CPU export with --precision fp32 or fp16 (${(err as Error).message})`, { cause: err });
+    }
     const latentFactor = 2 * 2 ** ((vae.block_out_channels?.length ?? 4) - 1);
     const distilled = index.is_distilled ?? false;
     const config: KleinConfig = {
