@@ -235,7 +235,7 @@ class Playground {
     const busy = queued + running === 0 ? 'idle' : `${running} running, ${queued} queued`;
     const state = health.status === 'ok' ? 'ok' : 'warn';
     const label = health.status === 'ok' ? 'Connected' : health.status === 'degraded' ? `Cannot store edits (${health.store.problems.join('; ')})` : 'Shutting down';
-    this.setStatus(state, `${label} · ${health.model.name} on ${health.model.provider} · ${busy}`);
+    this.setStatus(state, `${label} · ${health.model.name}${health.model.family ? ` (${health.model.family})` : ''} on ${health.model.provider} · ${busy}`);
   }
 
   private bindSettings(): void {

@@ -27,7 +27,9 @@ describe('server with a FLUX.2 [klein] model', () => {
 
   it('edits with a reference image, then continues from the stored latent', async () => {
     const health = await client.health.query();
-    expect(health.model.name).toBe('tiny-klein-distilled');
+    expect(health.model).toMatchObject({ name: 'tiny-klein-distilled', family: 'FLUX.2 [klein]', readsReferences: true });
+    const { loaded } = await client.models.list.query();
+    expect(loaded).toMatchObject({ name: 'tiny-klein-distilled', family: 'FLUX.2 [klein]' });
     const { documentId } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: 'klein' });
     const source = await upload(server.url, png('source.png'));
     const reference = await upload(server.url, png('reference.png'));

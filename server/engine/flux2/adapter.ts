@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { fromVelocity, type NetworkCall } from '../denoiser';
 import { gridSize, readJson, type Conditioned, type EngineStart, type ImageTensor, type LatentGrid, type LoadOptions, type ModelAdapter, type ModelFamily, type ModelInfo, type ReferenceLayout } from '../family';
+import { KLEIN_NAMES } from '../family-names';
 import { classifierFreeGuidance, type BatchSlot, type Guidance, type GuidanceOptions } from '../guidance';
 import type { Log, TensorSpec } from '../ort';
 import type { Sampler } from '../samplers';
@@ -257,7 +258,6 @@ export class KleinAdapter implements ModelAdapter {
 }
 
 export const KLEIN_FAMILY: ModelFamily = {
-  label: 'FLUX.2 [klein]',
-  classNames: ['Flux2KleinPipeline'],
+  ...KLEIN_NAMES,
   load: (dir, pipeline, opts) => KleinAdapter.load(dir, pipeline, opts),
 };

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { fromEpsilon, fromVPrediction, type NetworkCall } from '../denoiser';
 import { gridSize, readJson, type Conditioned, type EngineStart, type ImageTensor, type LatentGrid, type LoadOptions, type ModelAdapter, type ModelFamily, type ModelInfo, type ReferenceLayout } from '../family';
+import { PIX2PIX_NAMES } from '../family-names';
 import { dualGuidance, type BatchSlot, type Guidance, type GuidanceOptions } from '../guidance';
 import type { Log, TensorSpec } from '../ort';
 import { SAMPLERS, samplerForScheduler, type Sampler } from '../samplers';
@@ -223,12 +224,6 @@ export class Pix2PixAdapter implements ModelAdapter {
 }
 
 export const PIX2PIX_FAMILY: ModelFamily = {
-  label: 'InstructPix2Pix',
-  classNames: [
-    'StableDiffusionInstructPix2PixPipeline', // diffusers
-    'ORTStableDiffusionInstructPix2PixPipeline', // optimum's ONNX Runtime wrapper, as its save_pretrained records it
-    'OnnxStableDiffusionInstructPix2PixPipeline', // community ONNX pipelines
-    'OnnxStableDiffusionPipeline', // diffusers' convert_stable_diffusion_checkpoint_to_onnx.py, any SD model: the 8-channel UNet check decides
-  ],
+  ...PIX2PIX_NAMES,
   load: (dir, pipeline, opts) => Pix2PixAdapter.load(dir, pipeline, opts),
 };
