@@ -109,32 +109,36 @@ export function dualGuidance(regions: number, opts: GuidanceOptions): Guidance {
 }
 
 /**
- * Classifier-free guidance with one instruction and the empty prompt as the negative (FLUX.2 klein base models:
- * diffusers' neg + s * (cond - neg), applied only when s > 1), optionally masked:
+ * Classifier-free guidance with the empty prompt as the negative (FLUX.2 klein base models: diffusers'
+ * neg + s * (cond - neg), applied only when s > 1), generalised to R regions with soft masks like dualGuidance:
  *
- *   out = eU + m * s * (eT - eU)
+ *   out = eU + sum_r m_r * s * (eT_r - eU)
  *
- * Outside the mask this is the empty-prompt prediction, which still reads the source as reference tokens: the model
- * reproducing its input there is the locality a mask asks for. With s <= 1 (as the pipeline, no guidance) and no
- * mask the batch is the instruction alone; a distilled model passes s = 1 (it runs without guidance).
+ * Outside every mask this is the empty-prompt prediction, which still reads the source as reference tokens: the
+ * model reproducing its input there is the locality a mask asks for. With one region, no mask and s <= 1 (as the
+ * pipeline, no guidance) the batch is the instruction alone; a distilled model passes s = 1 (it runs unguided).
+ * Batch order: [text_1 .. text_R, uncond].
  */
-export function classifierFreeGuidance(scale: number, mask: Float32Array | null): Guidance {
+export function classifierFreeGuidance(regions: number, scale: number, masks: readonly (Float32Array | null)[] = []): Guidance {
+  checkRegions(regions);
+  if (masks.length > 0 && masks.length !== regions) throw new RangeError(`got ${masks.length} masks for ${regions} regions`);
   const s = scale > 1 ? scale : 1;
-  if (s === 1 && !mask) return { slots: [{ role: 'text', prompt: 0, zeroImage: false }], combine: (out, n) => Float32Array.from(out.subarray(0, n)) };
+  const textSlots: BatchSlot[] = Array.from({ length: regions }, (_, r) => ({ role: 'text', prompt: r, zeroImage: false }));
+  if (regions === 1 && s === 1 && !masks[0]) return { slots: textSlots, combine: (out, n) => Float32Array.from(out.subarray(0, n)) };
+  const slots: BatchSlot[] = [...textSlots, { role: 'uncond', prompt: null, zeroImage: false }];
   return {
-    slots: [
-      { role: 'text', prompt: 0, zeroImage: false },
-      { role: 'uncond', prompt: null, zeroImage: false },
-    ],
+    slots,
     combine(out, n) {
-      if (out.length !== 2 * n) throw new RangeError(`guidance input has ${out.length} values, expected 2 x ${n}`);
-      if (mask && (mask.length === 0 || n % mask.length !== 0)) throw new RangeError(`the mask has ${mask.length} values, which does not divide ${n}`);
-      const res = new Float32Array(n);
-      for (let k = 0; k < n; k++) {
-        const w = mask ? mask[k % mask.length] * s : s;
-        res[k] = out[n + k] + w * (out[k] - out[n + k]);
+      if (out.length !== slots.length * n) throw new RangeError(`guidance input has ${out.length} values, expected ${slots.length} x ${n}`);
+      const u = regions * n;
+      const res = new Float64Array(n);
+      for (let k = 0; k < n; k++) res[k] = out[u + k];
+      for (let r = 0; r < regions; r++) {
+        const m = masks[r] ?? null;
+        if (m && (m.length === 0 || n % m.length !== 0)) throw new RangeError(`mask ${r} has ${m.length} values, which does not divide ${n}`);
+        for (let k = 0; k < n; k++) res[k] += (m ? m[k % m.length] : 1) * s * (out[r * n + k] - out[u + k]);
       }
-      return res;
+      return Float32Array.from(res);
     },
   };
 }

@@ -145,8 +145,7 @@ export class KleinAdapter implements ModelAdapter {
   }
 
   guidance(regions: number, opts: GuidanceOptions): Guidance {
-    if (regions !== 1) throw new Error(`a ${KLEIN_FAMILY.label} edit takes one instruction; ${regions} regions are not supported by this family`);
-    return classifierFreeGuidance(this.config.distilled ? 1 : opts.textScale, opts.masks?.[0] ?? null);
+    return classifierFreeGuidance(regions, this.config.distilled ? 1 : opts.textScale, opts.masks ?? []);
   }
 
   async condition(start: EngineStart, instructions: readonly string[], grid: LatentGrid, schedule: Schedule, references: readonly ImageTensor[] = []): Promise<Conditioned> {
