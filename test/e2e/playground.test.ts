@@ -73,7 +73,7 @@ describeInBrowser('playground page in Chromium', () => {
     const res = await page.goto(server.url);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-type']).toBe('text/html; charset=utf-8');
-    await page.getByText(/Connected · tiny-pix2pix on cpu/).waitFor();
+    await page.getByText(/Connected · tiny-pix2pix \(InstructPix2Pix\) on cpu/).waitFor(); // the model and its family
     await page.getByText(/^Document [0-9a-f]{8}$/).waitFor();
     expect(await page.getByRole('button', { name: 'Apply' }).isDisabled()).toBe(true); // no image yet
     // the page sets its inputs' bounds and defaults from shared/protocol.ts when it starts
