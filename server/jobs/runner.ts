@@ -282,8 +282,9 @@ export function maskSizeProblem(mask: { width: number; height: number }, image: 
 // ------------------------------------------------------------------------------------------ options
 
 /** The options recorded on each node: the request's, with the seed and the model that made it. */
+/** What a node records of its request: the options, seed and model, and the reference images it read, if any. */
 function nodeOptions(request: EditRequest, seed: number, model: string): JsonObject {
-  return { ...request.options, seed, model } as JsonObject;
+  return { ...request.options, seed, model, ...(request.references.length > 0 && { references: request.references }) } as JsonObject;
 }
 
 /** A node's one-line instruction: the regions' non-empty instructions. */

@@ -45,6 +45,8 @@ describe('server with a FLUX.2 [klein] model', () => {
     const { nodes } = await client.documents.history.query({ documentId });
     const byId = new Map(nodes.map((n) => [n.id, n]));
     expect(byId.get(one.editIds[0])).toMatchObject({ conditioning: 'pixels', instruction: 'make the mug look like this' });
+    expect(byId.get(one.editIds[0])!.options).toMatchObject({ references: [reference.sha256], model: 'tiny-klein-distilled' });
+    expect(byId.get(two.editIds[0])!.options).not.toHaveProperty('references');
     expect(byId.get(two.editIds[0])).toMatchObject({ conditioning: 'latent', parentId: one.editIds[0] });
     expect(byId.get(two.editIds[0])!.latent?.shape).toEqual([128, 4, 4]);
     expect(two.resultSha256s[0]).not.toBe(one.resultSha256s[0]);
