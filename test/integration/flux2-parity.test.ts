@@ -113,4 +113,31 @@ describe('FLUX.2 [klein]: TypeScript engine vs diffusers pipelines', () => {
     errors[c.name] = Number(err.toExponential(2));
     expect(err).toBeLessThan(1e-3);
   });
+
+  it('batches variations (with reference tokens and CFG) without changing any one of them', async () => {
+    const model = models.get('tiny-klein-base')!;
+    const grid = { channels: 128, height: 4, width: 4 };
+    const noise = readF32(path.join(FIXTURES, 'base-edit.noise.f32'));
+    const other = readF32(path.join(FIXTURES, 'masked-edit.noise.f32'));
+    const result = await editImage(
+      localEngine(model, timer),
+      { kind: 'pixels', image: await image('source.png'), references: [await image('reference.png')] },
+      [{ instruction: 'make the circle blue', mask: null }],
+      { steps: 6, textScale: 4, variations: 2 },
+      { noise: (k) => injectedNoise([k === 0 ? noise : other]) },
+      { workSide: 64 },
+    );
+    const alone = await editImage(
+      localEngine(model, timer),
+      { kind: 'pixels', image: await image('source.png'), references: [await image('reference.png')] },
+      [{ instruction: 'make the circle blue', mask: null }],
+      { steps: 6, textScale: 4 },
+      { noise: () => injectedNoise([other]) },
+      { workSide: 64 },
+    );
+    expect(result.variations).toHaveLength(2);
+    const second = model.reference.fromLatent(result.variations[1].latent.data, grid);
+    expect(relativeError(second, model.reference.fromLatent(alone.variations[0].latent.data, grid))).toBeLessThan(1e-5);
+    expect(relativeError(model.reference.fromLatent(result.variations[0].latent.data, grid), second)).toBeGreaterThan(1e-2);
+  });
 });
