@@ -8,6 +8,7 @@
  *   --data-dir    LAYERLOOP_DATA_DIR    <repo>/data
  *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix
  *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
+ *   --batch       LAYERLOOP_BATCH       DEFAULT_BATCH (edits run at once, sharing the UNet's runs; 1 = one at a time)
  *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
  *   --max-queue-per-document  LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  a quarter of --max-queue (at least 1)
  *   --queue-wait  LAYERLOOP_QUEUE_WAIT  30 (seconds edits.create may wait for room in a full queue; 0 = 429 at once)
@@ -24,6 +25,13 @@ import { type PostgresLocation, type S3Location, StoreUrlError, parseBlobsUrl, p
 
 export const DEVICES = ['auto', 'cuda', 'cpu'] as const;
 
+/**
+ * Edits computed at once by default: 1 (batching off). On the CPU the UNet costs the same per batch element at any
+ * batch size, so sharing runs gains next to nothing there (bench/batching.ts; bench/RESULTS.md, "Cross-request
+ * batching"); raise it on a GPU after measuring with `npm run bench:batching -- --provider cuda`.
+ */
+export const DEFAULT_BATCH = 1;
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -34,6 +42,11 @@ export interface Config {
   /** where models.list looks for other model folders */
   readonly modelsRoot: string;
   readonly device: (typeof DEVICES)[number];
+  /**
+   * Most edits the engine runs at once; their UNet calls share batched runs step by step (server/engine/batching.ts).
+   * 1: one edit at a time, as without batching.
+   */
+  readonly batch: number;
   readonly maxQueue: number;
   /** edits one document may have waiting, so one document cannot fill the whole queue */
   readonly maxQueuePerDocument: number;
@@ -65,6 +78,8 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
   --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
+  --batch N          LAYERLOOP_BATCH      edits computed at once, sharing the UNet's runs step by step
+                                          (default ${DEFAULT_BATCH}; 1 = one edit at a time)
   --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})
   --max-queue-per-document N
                      LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  edits one document may have waiting
@@ -87,6 +102,7 @@ function defaults(repoRoot: string) {
     modelDir: path.join(repoRoot, 'models', 'tiny-pix2pix'),
     modelsRoot: path.join(repoRoot, 'models'),
     device: 'auto',
+    batch: String(DEFAULT_BATCH),
     maxQueue: String(MAX_QUEUE_LENGTH),
     queueWait: '30',
   } as const;
@@ -159,6 +175,7 @@ const configSchema = z.strictObject({
   modelDir: z.string().min(1),
   modelsRoot: z.string().min(1),
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
+  batch: intString('batch', 1, 64),
   maxQueue: intString('max-queue', 1, 100_000),
   maxQueuePerDocument: intString('max-queue-per-document', 1, 100_000).nullable(),
   queueWaitSeconds: intString('queue-wait', 0, 3600),
@@ -189,6 +206,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         'data-dir': { type: 'string' },
         'model-dir': { type: 'string' },
         device: { type: 'string' },
+        batch: { type: 'string' },
         'max-queue': { type: 'string' },
         'max-queue-per-document': { type: 'string' },
         'queue-wait': { type: 'string' },
@@ -216,6 +234,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     modelDir: path.resolve(flag('model-dir') ?? envValue('LAYERLOOP_MODEL_DIR') ?? d.modelDir),
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
+    batch: flag('batch') ?? envValue('LAYERLOOP_BATCH') ?? d.batch,
     maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,
     maxQueuePerDocument: flag('max-queue-per-document') ?? envValue('LAYERLOOP_MAX_QUEUE_PER_DOCUMENT') ?? null,
     queueWaitSeconds: flag('queue-wait') ?? envValue('LAYERLOOP_QUEUE_WAIT') ?? d.queueWait,

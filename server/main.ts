@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const config = readConfig();
   const log = createLogger();
   const metrics = createServerMetrics();
-  log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null });
+  log.info('starting', { version, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, batch: config.batch, auth: config.token !== null });
 
   // The port first: a second server started by mistake must fail before it touches anyone's data. Until the
   // server is ready, connections are answered 503.
@@ -94,6 +94,7 @@ async function main(): Promise<void> {
   const engine = await Engine.start({
     modelDir: config.modelDir,
     device: config.device,
+    batch: config.batch,
     log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
   }).catch(async (err: Error) => {
     await store.close();
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
   });
   const queue: JobQueue = new JobQueue({
     maxLength: config.maxQueue,
+    concurrency: config.batch, // the engine computes up to this many edits at once, sharing the UNet's runs
     maxPerDocument: config.maxQueuePerDocument,
     run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), persisted: (jobId) => recorder.settled(jobId), observer: metrics }),
     onStateChange: (jobId, state, info) => {

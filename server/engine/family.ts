@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import type { z } from 'zod';
+import type { BatchLane } from './batching';
 import type { SlotDenoiser } from './denoiser';
 import type { Guidance, GuidanceOptions } from './guidance';
 import type { Device, Log, Provider, RunTimer, TensorSpec } from './ort';
@@ -109,6 +110,11 @@ export interface ModelAdapter {
   decode(latent: Float32Array, grid: LatentGrid): Promise<ImageTensor>;
   /** a cheap look at a predicted x0 (progress previews); may be smaller than the working size */
   preview(x0: Float32Array, grid: LatentGrid): Promise<ImageTensor>;
+  /**
+   * Membership in the network runs shared with other edits sampling at once (batching.ts), from an edit's first
+   * step to its last; absent for a family that does not batch across edits.
+   */
+  joinBatch?(): BatchLane;
   /** each component's tensors (`models verify`) */
   describe(): Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }>;
   release(): Promise<void>;
@@ -119,6 +125,8 @@ export interface LoadOptions {
   timer: RunTimer;
   log: Log;
   threads?: number;
+  /** most edits whose network calls may share one run (batching.ts); 1 or absent: none share */
+  batch?: number;
 }
 
 export interface ModelFamily {

@@ -112,7 +112,13 @@ export async function edit(model: ModelAdapter, input: EngineInput, hooks: Engin
     const initial = noise.normal(seeds.length * n);
     const x = o.strength >= 1 ? initial.map((v) => v * schedule.initNoiseSigma) : schedule.process.noised(cond.source, initial, schedule.sigmas[0]);
     const stepper = masks.blend ? withBlend(sampler, { masks: masks.blend, source: cond.source, noise: initial, schedule }) : sampler;
-    const final = await sample(stepper, denoise, x, schedule.sigmas, { noise, signal: hooks.signal, onStep: onStep(first) });
+    const lane = model.joinBatch?.(); // shares the network's runs with other edits sampling now, step by step
+    let final: Float32Array;
+    try {
+      final = await sample(stepper, denoise, x, schedule.sigmas, { noise, signal: hooks.signal, onStep: onStep(first) });
+    } finally {
+      lane?.leave();
+    }
     for (const [v, seed] of seeds.entries()) {
       const latent = final.subarray(v * n, (v + 1) * n).map((value) => value * schedule.finalScale);
       variations.push({ seed, latent, decoded: await model.decode(latent, grid) });

@@ -1,7 +1,8 @@
 /**
  * The in-process job queue in front of one engine device (DESIGN 3, 8).
  *
- * - One job runs at a time (one queue per device).
+ * - One job runs at a time (one queue per device), or up to `concurrency` when the engine batches edits together
+ *   (the server's --batch: they share the denoiser's runs step by step, server/engine/batching.ts).
  * - Fair across documents: the next job comes from the document served least recently (a document with
  *   nothing served yet goes first), FIFO within a document. So a document with 10 queued jobs delays
  *   another document's single job by at most one job.
@@ -67,6 +68,8 @@ export interface JobStateInfo {
 export interface JobQueueOptions {
   /** most jobs waiting (the running job is not counted); see MAX_QUEUE_LENGTH */
   maxLength: number;
+  /** most jobs running at once (default 1; the engine's batch size when it batches edits) */
+  concurrency?: number;
   /** most jobs waiting per document (default: maxLength, i.e. no extra limit) */
   maxPerDocument?: number;
   run: RunJob;
@@ -180,7 +183,9 @@ export class JobQueue {
   /** finished jobs in the order they finished, for pruning */
   private readonly finished = new Map<string, Job>();
   private readonly durations: number[] = [];
-  private running: { job: Job; settled: Promise<void> } | null = null;
+  /** running jobs and the promise each one's settle() resolves */
+  private readonly running = new Map<Job, Promise<void>>();
+  private readonly concurrency: number;
   private enqueued = 0;
   private served = 0;
   private accepting = true;
@@ -194,6 +199,7 @@ export class JobQueue {
       return v;
     };
     this.maxLength = positiveInt('maxLength', options.maxLength);
+    this.concurrency = positiveInt('concurrency', options.concurrency ?? 1);
     this.maxPerDocument = positiveInt('maxPerDocument', options.maxPerDocument ?? options.maxLength);
     this.backlogSize = positiveInt('backlogSize', options.backlogSize ?? DEFAULT_BACKLOG_SIZE);
     this.maxFinished = positiveInt('maxFinished', options.maxFinished ?? 500);
@@ -358,16 +364,13 @@ export class JobQueue {
   stats(): QueueStats {
     const perDocument: QueueStats['perDocument'] = {};
     for (const [documentId, jobs] of this.waiting) perDocument[documentId] = { queued: jobs.length, running: 0 };
-    const runningJob = this.running?.job ?? null;
-    if (runningJob) {
-      const entry = (perDocument[runningJob.input.documentId] ??= { queued: 0, running: 0 });
-      entry.running = 1;
-    }
+    for (const job of this.running.keys()) (perDocument[job.input.documentId] ??= { queued: 0, running: 0 }).running++;
+    const [firstRunning] = this.running.keys();
     return {
       accepting: this.accepting,
       queued: this.waitingCount(),
-      running: runningJob ? 1 : 0,
-      runningJobId: runningJob?.input.jobId ?? null,
+      running: this.running.size,
+      runningJobId: firstRunning?.input.jobId ?? null,
       perDocument,
       recentDurationsMs: [...this.durations],
       averageDurationMs: this.averageDurationMs(),
@@ -434,16 +437,17 @@ export class JobQueue {
   }
 
   private pump(): void {
-    if (this.running) return;
-    const next = this.plannedOrder()[0];
-    if (!next) {
-      this.checkIdle();
-      return;
+    let started = false;
+    while (this.running.size < this.concurrency) {
+      const next = this.plannedOrder()[0];
+      if (!next) break;
+      this.removeWaiting(next);
+      this.lastServed.set(next.input.documentId, ++this.served);
+      this.start(next);
+      started = true;
     }
-    this.removeWaiting(next);
-    this.lastServed.set(next.input.documentId, ++this.served);
-    this.start(next);
-    this.updatePositions();
+    if (started) this.updatePositions();
+    else this.checkIdle();
   }
 
   private removeWaiting(job: Job): void {
@@ -459,7 +463,7 @@ export class JobQueue {
 
   /** A document with nothing waiting or running counts as new when it comes back. */
   private forgetIdleDocument(documentId: string): void {
-    if (!this.waiting.has(documentId) && this.running?.job.input.documentId !== documentId) this.lastServed.delete(documentId);
+    if (!this.waiting.has(documentId) && ![...this.running.keys()].some((j) => j.input.documentId === documentId)) this.lastServed.delete(documentId);
   }
 
   // ---------------------------------------------------------------------------------------- running
@@ -477,7 +481,7 @@ export class JobQueue {
         (error: unknown): Outcome => ({ ok: false, error }),
       )
       .then((outcome) => this.settle(job, outcome));
-    this.running = { job, settled };
+    this.running.set(job, settled);
     this.stateChanged(job);
     this.emit(job, { type: 'started' });
   }
@@ -499,7 +503,7 @@ export class JobQueue {
   }
 
   private settle(job: Job, outcome: Outcome): void {
-    if (this.running?.job === job) this.running = null;
+    this.running.delete(job);
     if (!isTerminalJobState(job.state)) {
       if (job.stopReason === 'withdrawn') {
         this.forgetWithdrawn(job);
@@ -584,13 +588,18 @@ export class JobQueue {
     return this.durations.reduce((a, b) => a + b, 0) / this.durations.length;
   }
 
-  /** Time until the waiting job at `position` would start: the rest of the running job plus whole jobs ahead. */
+  /**
+   * Time until the waiting job at `position` would start: the rest of the running job that ends first when
+   * every slot is busy, plus whole rounds of `concurrency` jobs ahead.
+   */
   private estimateWaitMs(position: number): number {
     const avg = this.averageDurationMs() ?? this.assumedJobMs;
     let remaining = 0;
-    const running = this.running?.job;
-    if (running?.startedAt != null) remaining = Math.max(avg - (this.now() - running.startedAt), avg / 4);
-    return remaining + position * avg;
+    if (this.running.size >= this.concurrency) {
+      remaining = Infinity;
+      for (const job of this.running.keys()) remaining = Math.min(remaining, Math.max(avg - (this.now() - (job.startedAt ?? this.now())), avg / 4));
+    }
+    return remaining + Math.floor(position / this.concurrency) * avg;
   }
 
   private prune(): void {
@@ -603,12 +612,12 @@ export class JobQueue {
   }
 
   private whenIdle(): Promise<void> {
-    if (!this.running && this.waiting.size === 0) return Promise.resolve();
+    if (this.running.size === 0 && this.waiting.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private checkIdle(): void {
-    if (this.running || this.waiting.size > 0 || this.idleWaiters.length === 0) return;
+    if (this.running.size > 0 || this.waiting.size > 0 || this.idleWaiters.length === 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();
@@ -620,18 +629,20 @@ export class JobQueue {
       this.removeWaiting(job);
       this.finish(job, { state: 'failed', error: SHUTDOWN_QUEUED_MESSAGE });
     }
-    const current = this.running;
-    if (current && !(await settlesWithin(current.settled, timeoutMs))) {
-      const { job } = current;
-      job.stopReason = 'shutdown';
-      job.abort?.abort();
-      if (!(await settlesWithin(current.settled, graceMs)) && !isTerminalJobState(job.state)) {
-        this.log(`job ${job.input.jobId} ignored its abort signal for ${graceMs} ms during shutdown; abandoning it`);
-        if (this.running === current) this.running = null;
-        this.finish(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
-      }
-    }
+    await Promise.all([...this.running].map(([job, settled]) => this.stopRunning(job, settled, timeoutMs, graceMs)));
     this.checkIdle();
+  }
+
+  /** Shutdown of one running job: `timeoutMs` to finish, then aborted, then abandoned after `graceMs`. */
+  private async stopRunning(job: Job, settled: Promise<void>, timeoutMs: number, graceMs: number): Promise<void> {
+    if (await settlesWithin(settled, timeoutMs)) return;
+    job.stopReason = 'shutdown';
+    job.abort?.abort();
+    if (!(await settlesWithin(settled, graceMs)) && !isTerminalJobState(job.state)) {
+      this.log(`job ${job.input.jobId} ignored its abort signal for ${graceMs} ms during shutdown; abandoning it`);
+      this.running.delete(job);
+      this.finish(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
+    }
   }
 }
 

@@ -10,6 +10,7 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
+import type { BatchLane } from '../batching';
 import { fromEpsilon, fromVPrediction, type NetworkCall } from '../denoiser';
 import { gridSize, readJson, type Conditioned, type EngineStart, type ImageTensor, type LatentGrid, type LoadOptions, type ModelAdapter, type ModelFamily, type ModelInfo, type ReferenceLayout } from '../family';
 import { PIX2PIX_NAMES } from '../family-names';
@@ -211,6 +212,10 @@ export class Pix2PixAdapter implements ModelAdapter {
       }
     }
     return { data: rgb, width: grid.width, height: grid.height };
+  }
+
+  joinBatch(): BatchLane {
+    return this.sessions.joinBatch();
   }
 
   describe(): Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }> {

@@ -99,6 +99,41 @@ describe('JobQueue scheduling', () => {
     expect(queue.stats()).toMatchObject({ queued: 1, running: 1 });
   });
 
+  test('concurrency N (an engine that batches edits): up to N jobs run at once, fairly, the next starting as one ends', async () => {
+    const { queue, calls, ran } = harness({ concurrency: 3 });
+    for (let i = 1; i <= 4; i++) enqueue(queue, DOC_A, `a${i}`);
+    enqueue(queue, DOC_B, 'b1');
+    await flush();
+    expect(ran()).toEqual(['a1', 'b1', 'a2']);
+    expect(queue.stats()).toMatchObject({ queued: 2, running: 3, perDocument: { [DOC_A]: { queued: 2, running: 2 }, [DOC_B]: { queued: 0, running: 1 } } });
+    calls[1].resolve(result());
+    await flush();
+    expect(ran()).toEqual(['a1', 'b1', 'a2', 'a3']);
+    expect(queue.stats()).toMatchObject({ queued: 1, running: 3 });
+    // cancelling one running job frees its slot for the next; the others run on
+    queue.cancel(calls[0].job.jobId);
+    calls[0].reject(new Error('edit cancelled'));
+    await flush();
+    expect(ran()).toEqual(['a1', 'b1', 'a2', 'a3', 'a4']);
+    expect(calls[2].ctx.signal.aborted).toBe(false);
+    for (const k of [2, 3, 4]) calls[k].resolve(result());
+    await queue.drain();
+    expect(queue.stats()).toMatchObject({ queued: 0, running: 0 });
+    expect(() => harness({ concurrency: 0 })).toThrow('concurrency must be a positive integer, got 0');
+  });
+
+  test('concurrency N: close gives every running job its timeout, then aborts the ones still running', async () => {
+    const { queue, calls } = harness({ concurrency: 2 });
+    const a1 = enqueue(queue, DOC_A, 'a1');
+    const b1 = enqueue(queue, DOC_B, 'b1');
+    await flush();
+    calls[1].ctx.signal.addEventListener('abort', () => calls[1].reject(new Error('edit cancelled')));
+    setTimeout(() => calls[0].resolve(result()), 1);
+    await queue.close({ timeoutMs: 30, graceMs: 1_000 });
+    expect(queue.get(a1)!.state).toBe('succeeded');
+    expect(queue.get(b1)).toMatchObject({ state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
+  });
+
   test('fairness: doc A enqueues 5, doc B 1 -> B runs second', async () => {
     const { queue, calls, ran } = harness();
     for (let i = 1; i <= 5; i++) enqueue(queue, DOC_A, `a${i}`);

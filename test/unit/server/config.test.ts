@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { ConfigError, isLoopbackHost, parseConfig } from '../../../server/config';
+import { ConfigError, DEFAULT_BATCH, isLoopbackHost, parseConfig } from '../../../server/config';
 import { MAX_QUEUE_LENGTH } from '../../../shared/protocol';
 
 const REPO = path.resolve('/repo');
@@ -16,6 +16,7 @@ describe('server config', () => {
       modelDir: path.join(REPO, 'models', 'tiny-pix2pix'),
       modelsRoot: path.join(REPO, 'models'),
       device: 'auto',
+      batch: DEFAULT_BATCH,
       maxQueue: MAX_QUEUE_LENGTH,
       maxQueuePerDocument: MAX_QUEUE_LENGTH / 4,
       queueWaitSeconds: 30,
@@ -39,6 +40,14 @@ describe('server config', () => {
     expect(() => parse(['--max-queue', '0'])).toThrow(/max-queue must be at least 1/);
     expect(() => parse(['--token', 'short'])).toThrow(/token must be at least 8 characters/);
     expect(() => parse(['--bogus'])).toThrow(ConfigError);
+  });
+
+  test('--batch (LAYERLOOP_BATCH): edits computed at once; 1 turns batching off', () => {
+    expect(parse(['--batch', '1']).batch).toBe(1);
+    expect(parse([], { LAYERLOOP_BATCH: '8' }).batch).toBe(8);
+    expect(parse(['--batch', '2'], { LAYERLOOP_BATCH: '8' }).batch).toBe(2);
+    expect(() => parse(['--batch', '0'])).toThrow(/batch must be at least 1/);
+    expect(() => parse(['--batch', 'many'])).toThrow(/batch must be a whole number between 1 and 64, got "many"/);
   });
 
   test('per-document queue cap: a quarter of the queue by default, never above it', () => {
