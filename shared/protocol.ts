@@ -14,6 +14,8 @@ export const MAX_INSTRUCTION_LENGTH = 500;
 export const MAX_STEPS = 100;
 export const MAX_VARIATIONS = 8;
 export const MAX_REGIONS = 4;
+/** reference images one edit may carry (families that read them: FLUX.2 klein) */
+export const MAX_REFERENCES = 4;
 /** 16 megapixels */
 export const MAX_IMAGE_PIXELS = 4096 * 4096;
 export const MAX_IMAGE_SIDE = 8192;
@@ -262,6 +264,14 @@ export const editRequestSchema = z.strictObject({
     .array(editRegionSchema, { error: (iss) => `regions must be a list of {instruction, maskSha256}, got ${show(iss.input)}` })
     .min(1, { error: 'regions must hold at least one {instruction, maskSha256}' })
     .max(MAX_REGIONS, { error: (iss) => `at most ${MAX_REGIONS} regions per edit, got ${(iss.input as unknown[]).length}: merge or drop some` }),
+  /**
+   * images uploaded with PUT /v1/blobs that the instruction refers to ("make the mug look like this"), read as
+   * further reference tokens by families that can; others refuse the edit with a message
+   */
+  references: z
+    .array(sha256Schema, { error: (iss) => `references must be a list of image sha256s, got ${show(iss.input)}` })
+    .max(MAX_REFERENCES, { error: (iss) => `at most ${MAX_REFERENCES} reference images per edit, got ${(iss.input as unknown[]).length}` })
+    .default([]),
   options: editOptionsSchema.prefault({}),
 });
 /** What a client sends. */

@@ -69,6 +69,7 @@ function optionHelp(key: OptionKey): string {
 const usage = `usage: npm run edit -- (--image IN.png | --from PREVIOUS.png) --instruction "TEXT" [options]
   --out FILE            result PNG (default edit.png); variations get -1, -2 ... suffixes
   --mask FILE           grayscale mask (white = may change); same size as the image or it is resized
+  --reference FILE      an image the instruction refers to (repeatable; families that read reference images: FLUX.2 klein)
   --model DIR           model folder (default models/tiny-pix2pix)
   --device D            auto | cuda | cpu (default auto)
   --work-side N         working area as the side of an equal-area square (default: the model's native size)
@@ -90,7 +91,7 @@ function readF32(file: string): Float32Array {
 }
 
 /** The flags' edit options, through the protocol's schema; errors name the flag. */
-function parseOptions(values: Record<string, string | boolean | undefined>): EditOptionsInput {
+function parseOptions(values: Record<string, string | boolean | string[] | undefined>): EditOptionsInput {
   const raw: Record<string, unknown> = {};
   for (const key of optionKeys) {
     const { flag, kind } = OPTION_FLAGS[key];
@@ -106,7 +107,7 @@ function parseOptions(values: Record<string, string | boolean | undefined>): Edi
 }
 
 async function main(): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       options: {
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
         instruction: { type: 'string' },
         out: { type: 'string', default: 'edit.png' },
         mask: { type: 'string' },
+        reference: { type: 'string', multiple: true },
         model: { type: 'string', default: DEFAULT_MODEL },
         device: { type: 'string', default: 'auto' },
         'work-side': { type: 'string' },
@@ -141,14 +143,17 @@ async function main(): Promise<void> {
   const options = parseOptions(values);
 
   const image = await decodeImage(fs.readFileSync(input));
-  let source: EditSource = { kind: 'pixels', image };
+  const referenceFiles = (values.reference ?? []) as string[];
+  for (const file of referenceFiles) if (!fs.existsSync(file)) fail(`--reference: no such image: ${file}`);
+  const references = await Promise.all(referenceFiles.map(async (file) => decodeImage(fs.readFileSync(file))));
+  let source: EditSource = { kind: 'pixels', image, references };
   if (values.from) {
     const latentFile = `${values.from}.latent.json`;
     if (!fs.existsSync(latentFile)) fail(`--from ${values.from}: no ${latentFile} beside it (was it written by this command?)`);
     const parsed = storedLatentSchema.safeParse(JSON.parse(fs.readFileSync(latentFile, 'utf8')));
     if (!parsed.success) fail(`${latentFile}: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
     const latent: StoredLatent = { ...parsed.data, data: Float32Array.from(parsed.data.data) };
-    source = { kind: 'latent', image, latent };
+    source = { kind: 'latent', image, latent, references };
   }
   let mask: Float32Array | null = null;
   if (values.mask) {
@@ -197,7 +202,8 @@ async function main(): Promise<void> {
     for (const l of latents) for (const value of l) at = bytes.writeFloatLE(value, at);
     fs.writeFileSync(values['latent-out'] as string, bytes);
     const { height, width } = result.variations[0].latent;
-    log(`wrote ${values['latent-out']}: [${latents.length}, ${info.latentChannels}, ${height}, ${width}] float32`);
+    const shape = reference.latentShape({ channels: info.latentChannels, height, width });
+    log(`wrote ${values['latent-out']}: [${[latents.length, ...shape].join(', ')}] float32`);
   }
   log(`conditioning from ${result.conditioning}; ${Math.round(performance.now() - started)} ms total, ${Math.round(timer.onnxMs)} ms in onnxruntime`);
   await model.release();

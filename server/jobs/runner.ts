@@ -127,11 +127,15 @@ function editJob(deps: EditRunnerDeps): RunJob {
     const began = performance.now();
     const start = await resolveStart(store, images, engine, request);
     const regions = await loadRegions(images, request.regions, start.source.image);
+    const references = await Promise.all(request.references.map((sha, i) => loadImage(images, sha, `reference image ${i + 1}`)));
+    if (references.length && !engine.info.readsReferences) {
+      throw new JobFailure(`the ${engine.info.family} model ${engine.info.name} reads no reference images: send the edit without references`);
+    }
     throwIfAborted(ctx.signal);
 
     const prepared = performance.now();
     const progress = progressForwarder(ctx, log, deps.observer);
-    const computing = editImage(engine, start.source, regions, { ...request.options, seed }, {
+    const computing = editImage(engine, { ...start.source, references }, regions, { ...request.options, seed }, {
       signal: ctx.signal,
       onProgress: progress.onProgress,
     });
@@ -280,8 +284,9 @@ export function maskSizeProblem(mask: { width: number; height: number }, image: 
 // ------------------------------------------------------------------------------------------ options
 
 /** The options recorded on each node: the request's, with the seed and the model that made it. */
+/** What a node records of its request: the options, seed and model, and the reference images it read, if any. */
 function nodeOptions(request: EditRequest, seed: number, model: string): JsonObject {
-  return { ...request.options, seed, model } as JsonObject;
+  return { ...request.options, seed, model, ...(request.references.length > 0 && { references: request.references }) } as JsonObject;
 }
 
 /** A node's one-line instruction: the regions' non-empty instructions. */

@@ -13,6 +13,7 @@ import {
   type Job,
   type JobState,
   type JobUpdate,
+  type JsonObject,
   JOB_TRANSITIONS,
   type LatentRef,
   StoreError,
@@ -27,6 +28,8 @@ export function blobRefs(node: {
   resultImageSha256: string;
   regions: { maskSha256: string | null }[];
   latent: LatentRef | null;
+  /** an edit's options; `references` lists the reference images it read (edits.create's references) */
+  options?: JsonObject;
 }): { field: string; sha256: string }[] {
   const refs = [
     { field: 'sourceImageSha256', sha256: node.sourceImageSha256 },
@@ -36,6 +39,12 @@ export function blobRefs(node: {
     if (region.maskSha256 !== null) refs.push({ field: `regions.${i}.maskSha256`, sha256: region.maskSha256 });
   });
   if (node.latent) refs.push({ field: 'latent.sha256', sha256: node.latent.sha256 });
+  const references = node.options?.references;
+  if (Array.isArray(references)) {
+    references.forEach((sha256, i) => {
+      if (typeof sha256 === 'string') refs.push({ field: `options.references.${i}`, sha256 });
+    });
+  }
   return refs;
 }
 

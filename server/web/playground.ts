@@ -134,6 +134,10 @@ class Playground {
     imageInfo: byId('image-info', HTMLElement),
     form: byId('edit-form', HTMLFormElement),
     instruction: byId('instruction', HTMLTextAreaElement),
+    referenceRow: byId('reference-row', HTMLElement),
+    referenceFile: byId('reference-file', HTMLInputElement),
+    referenceInfo: byId('reference-info', HTMLElement),
+    referenceClear: byId('reference-clear', HTMLButtonElement),
     advanced: byId('advanced', HTMLDetailsElement),
     locality: byId('opt-locality', HTMLSelectElement),
     spread: byId('opt-spread', HTMLInputElement),
@@ -164,6 +168,8 @@ class Playground {
   private current: Current | null = null;
   private imageSize: { width: number; height: number } | null = null;
   private mask: Mask | null = null;
+  /** an uploaded reference image for models that read them (health.model.readsReferences) */
+  private reference: { sha256: string; name: string } | null = null;
   private stroke: Stroke | null = null;
   private job: RunningJob | null = null;
   private lastResult: JobResult | null = null;
@@ -183,6 +189,7 @@ class Playground {
   start(): void {
     this.bindSettings();
     this.bindUpload();
+    this.bindReference();
     this.setOptionControls();
     this.bindMaskTools();
     this.bindEditForm();
@@ -239,9 +246,12 @@ class Playground {
     const busy = queued + running === 0 ? 'idle' : `${running} running, ${queued} queued`;
     const state = health.status === 'ok' ? 'ok' : 'warn';
     const label = health.status === 'ok' ? 'Connected' : health.status === 'degraded' ? `Cannot store edits (${health.store.problems.join('; ')})` : 'Shutting down';
+    // only families that read reference images offer one (FLUX.2 klein)
+    this.ui.referenceRow.hidden = !health.model.readsReferences;
+    if (!health.model.readsReferences) this.setReference(null);
     const user = signedInLabel(me);
     const who = user ? ` · signed in as ${user}` : '';
-    this.setStatus(state, `${label}${who} · ${health.model.name} on ${health.model.provider} · ${busy}`);
+    this.setStatus(state, `${label}${who} · ${health.model.name}${health.model.family ? ` (${health.model.family})` : ''} on ${health.model.provider} · ${busy}`);
   }
 
   private bindSettings(): void {
@@ -445,6 +455,38 @@ class Playground {
       const file = e.dataTransfer?.files[0];
       if (file) void this.upload(file);
     });
+  }
+
+  private bindReference(): void {
+    this.ui.referenceFile.addEventListener('change', () => {
+      const file = this.ui.referenceFile.files?.[0];
+      this.ui.referenceFile.value = '';
+      if (file) void this.uploadReference(file);
+    });
+    this.ui.referenceClear.addEventListener('click', () => this.setReference(null));
+  }
+
+  private setReference(reference: { sha256: string; name: string } | null): void {
+    this.reference = reference;
+    this.ui.referenceInfo.textContent = reference ? reference.name : 'none';
+    this.ui.referenceClear.hidden = !reference;
+  }
+
+  private async uploadReference(file: File): Promise<void> {
+    const type = file.type;
+    if (type !== 'image/png' && type !== 'image/jpeg' && type !== 'image/webp') {
+      this.showError(`${file.name} is ${file.type || 'not an image'}: choose a PNG, JPEG or WebP reference image`);
+      return;
+    }
+    this.clearError();
+    this.ui.referenceInfo.textContent = `Uploading ${file.name}…`;
+    try {
+      const blob = await this.api.upload(file, type);
+      this.setReference({ sha256: blob.sha256, name: `${file.name} · ${blob.width}×${blob.height}` });
+    } catch (err) {
+      this.setReference(null);
+      this.showError(`Reference upload failed: ${errorMessage(err)}`);
+    }
   }
 
   private async upload(file: File): Promise<void> {
@@ -672,6 +714,7 @@ class Playground {
         documentId: this.documentId,
         parent: current.parent,
         regions: [{ instruction, maskSha256 }],
+        references: this.reference ? [this.reference.sha256] : [],
         options: this.options(),
       });
       this.ui.progressText.textContent = `Queued (seed ${created.seed})…`;

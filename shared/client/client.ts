@@ -72,7 +72,8 @@ export interface ServerHealth {
   /** degraded: the server cannot store edits now (store.problems says why) */
   status: 'ok' | 'degraded' | 'shutting-down';
   version: string;
-  model: { name: string; provider: string };
+  /** family and readsReferences: servers from before the FLUX.2 klein family omit them */
+  model: { name: string; provider: string; family?: string; readsReferences?: boolean };
   queue: { queued: number; running: number };
   store: { writable: boolean; problems: string[] };
   authRequired: boolean;

@@ -73,9 +73,10 @@ describeInBrowser('playground page in Chromium', () => {
     const res = await page.goto(server.url);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-type']).toBe('text/html; charset=utf-8');
-    await page.getByText(/Connected · tiny-pix2pix on cpu/).waitFor();
+    await page.getByText(/Connected · tiny-pix2pix \(InstructPix2Pix\) on cpu/).waitFor(); // the model and its family
     await page.getByText(/^Document [0-9a-f]{8}$/).waitFor();
     expect(await page.getByRole('button', { name: 'Apply' }).isDisabled()).toBe(true); // no image yet
+    expect(await page.locator('#reference-row').isHidden()).toBe(true); // InstructPix2Pix reads no reference images
     // the page sets its inputs' bounds and defaults from shared/protocol.ts when it starts
     const attr = (selector: string, name: string) => page.locator(selector).getAttribute(name);
     expect([await attr('#opt-strength', 'min'), await attr('#opt-strength', 'max'), await attr('#opt-strength', 'step')]).toEqual(['0.05', '1', '0.05']);
@@ -269,6 +270,40 @@ describeInBrowser('playground page in Chromium', () => {
       await tab.close();
       expect((await guarded.stop()).code).toBe(0);
       fs.rmSync(guarded.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('offers a reference image on a FLUX.2 klein server and sends it with the edit', async () => {
+    const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
+    const klein = await startServer({ args: ['--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
+    const tab = await browser.context.newPage();
+    tab.on('pageerror', (err) => pageErrors.push(err.message));
+    const sent: string[] = [];
+    tab.on('request', (req) => {
+      if (req.url().includes('/trpc/edits.create')) sent.push(req.postData() ?? '');
+    });
+    try {
+      await tab.goto(klein.url);
+      await tab.getByText(/Connected · tiny-klein-distilled \(FLUX\.2 \[klein\]\) on cpu/).waitFor();
+      await tab.locator('#reference-row').waitFor();
+      await tab.locator('#file').setInputFiles(path.join(KLEIN, 'source.png'));
+      await tab.locator('#canvas-wrap').waitFor();
+      await tab.locator('#reference-file').setInputFiles(path.join(KLEIN, 'reference.png'));
+      await tab.getByText('reference.png · 80×64').waitFor();
+      await tab.getByLabel('Instruction').fill('make the mug look like this');
+      await tab.getByText('Advanced').click();
+      await tab.getByLabel('Steps').fill('4');
+      await tab.getByRole('button', { name: 'Apply' }).click();
+      await tab.getByText(/^Done in /).waitFor();
+      await tab.locator('#history button[data-kind="edit"]').waitFor();
+      expect(sent).toHaveLength(1);
+      expect(JSON.parse(sent[0]).references).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
+      await tab.getByRole('button', { name: 'Remove' }).click();
+      expect(await tab.locator('#reference-info').textContent()).toBe('none');
+    } finally {
+      await tab.close();
+      expect((await klein.stop()).code).toBe(0);
+      fs.rmSync(klein.dataDir, { recursive: true, force: true });
     }
   });
 });

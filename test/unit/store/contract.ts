@@ -496,6 +496,8 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
         /regions\.0\.maskSha256/,
       );
       await expectStoreError(edits.addEditNodes(job.id, [{ ...base, latent: { ...base.latent!, shape: [4, 8, 8] } }]), 'invalid_input', /needs 512/);
+      // the reference images an edit read (options.references) are blobs it points at too
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, options: { references: [image, missing] } }]), 'invalid_input', /options\.references\.1: blob .* is not in the blob store/);
       await expectStoreError(edits.addSourceNode({ documentId, imageSha256: missing }), 'invalid_input', /imageSha256/);
       expect((await edits.history(documentId))?.nodes).toEqual([source]);
     });
