@@ -31,6 +31,8 @@ export interface Config {
   readonly token: string | null;
   readonly dataDir: string;
   readonly modelDir: string;
+  /** the text-conditioned segmenter (CLIPSeg's ONNX interface) that turns a region's maskText into a mask */
+  readonly segmenterDir: string;
   /** where models.list looks for other model folders */
   readonly modelsRoot: string;
   readonly device: (typeof DEVICES)[number];
@@ -64,6 +66,8 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --token SECRET     LAYERLOOP_TOKEN      require 'Authorization: Bearer SECRET' (required off loopback)
   --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
   --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
+  --segmenter DIR    LAYERLOOP_SEGMENTER  segmenter for masks from words: a CLIPSeg ONNX export
+                                          (default <repo>/models/tiny-clipseg)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
   --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})
   --max-queue-per-document N
@@ -85,6 +89,7 @@ function defaults(repoRoot: string) {
     port: '7860',
     dataDir: path.join(repoRoot, 'data'),
     modelDir: path.join(repoRoot, 'models', 'tiny-pix2pix'),
+    segmenterDir: path.join(repoRoot, 'models', 'tiny-clipseg'),
     modelsRoot: path.join(repoRoot, 'models'),
     device: 'auto',
     maxQueue: String(MAX_QUEUE_LENGTH),
@@ -157,6 +162,7 @@ const configSchema = z.strictObject({
     .nullable(),
   dataDir: z.string().min(1),
   modelDir: z.string().min(1),
+  segmenterDir: z.string().min(1),
   modelsRoot: z.string().min(1),
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
   maxQueue: intString('max-queue', 1, 100_000),
@@ -188,6 +194,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         token: { type: 'string' },
         'data-dir': { type: 'string' },
         'model-dir': { type: 'string' },
+        segmenter: { type: 'string' },
         device: { type: 'string' },
         'max-queue': { type: 'string' },
         'max-queue-per-document': { type: 'string' },
@@ -214,6 +221,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     token: flag('token') ?? envValue('LAYERLOOP_TOKEN') ?? null,
     dataDir: path.resolve(flag('data-dir') ?? envValue('LAYERLOOP_DATA_DIR') ?? d.dataDir),
     modelDir: path.resolve(flag('model-dir') ?? envValue('LAYERLOOP_MODEL_DIR') ?? d.modelDir),
+    segmenterDir: path.resolve(flag('segmenter') ?? envValue('LAYERLOOP_SEGMENTER') ?? d.segmenterDir),
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
     maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,

@@ -17,6 +17,7 @@ import { StreamSlots } from './api/stream-slots';
 import type { Services } from './api/trpc';
 import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
 import { Engine } from './engine/engine';
+import { Segmenter } from './engine/segmenter';
 import { createHttpServer, createRequestHandler } from './http/app';
 import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
@@ -101,6 +102,17 @@ async function main(): Promise<void> {
     return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
   });
 
+  const segmenter = await Segmenter.load(config.segmenterDir, {
+    device: config.device,
+    log: (message) => log.info(message, { component: 'segmenter' }),
+  }).catch(async (err: Error) => {
+    await engine.close().catch(() => {});
+    await store.close();
+    lock?.release();
+    return fail(`cannot load the segmenter (masks from words) from ${config.segmenterDir}: ${err.message}`);
+  });
+  log.info('segmenter loaded', { segmenter: segmenter.info.name, size: `${segmenter.info.width}x${segmenter.info.height}` });
+
   const images = new ImageBlobs(store.blobs);
   const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }));
   const admission: AdmissionRoom = new AdmissionRoom({
@@ -127,7 +139,7 @@ async function main(): Promise<void> {
   });
   metrics.watchQueue(() => queue.stats());
   metrics.watchImageCache(() => images.cacheStats());
-  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine, version, startedAt: Date.now(), log, metrics, integrity };
+  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine, segmenter, version, startedAt: Date.now(), log, metrics, integrity };
   handle = createRequestHandler(services);
 
   let stopping: Promise<void> | null = null;
@@ -140,6 +152,7 @@ async function main(): Promise<void> {
       await recorder.idle();
       server.closeAllConnections(); // watchers got their final events; end the streams
       await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
+      await segmenter.release().catch(() => {});
       await store.close();
       lock?.release();
       log.info('stopped');
