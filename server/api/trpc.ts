@@ -40,7 +40,7 @@ export interface Services {
   readonly streams: StreamSlots;
   readonly engine: { readonly info: ModelInfo };
   /** turns a region's maskText into a mask (masks from words); runs on this thread */
-  readonly segmenter: Pick<Segmenter, 'info' | 'segment'>;
+  readonly segmenter: Pick<Segmenter, 'info' | 'region'>;
   /** package.json's version */
   readonly version: string;
   /** epoch ms */

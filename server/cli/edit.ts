@@ -115,7 +115,7 @@ function parseOptions(values: Record<string, string | boolean | undefined>): Edi
 async function maskFromWords(dir: string, image: RgbaImage, words: string, device: 'auto' | 'cuda' | 'cpu'): Promise<Float32Array> {
   const segmenter = await Segmenter.load(dir, { device, log: (line) => process.stderr.write(line + '\n') });
   try {
-    const mask = await segmenter.segment(image, words);
+    const mask = await segmenter.region(image, words);
     if (maskIsEmpty(mask)) fail(`--mask-text "${words}" matches nothing in this image (the mask came out empty): name something it shows, or pass --mask`);
     return mask;
   } catch (err) {

@@ -10,7 +10,8 @@
  * Steps, each the same as transformers' CLIPSegProcessor + CLIPSegForImageSegmentation in Python:
  *   RGB -> PIL bilinear resize to the model's size (8-bit, antialiased) -> rescale, normalise -> pixel_values
  *   phrase -> ids up to and including EOS (attention all ones) -> ORT -> logits
- *   logits -> bilinear resize to the layer's size (half-pixel centres, torch's align_corners=False) -> sigmoid.
+ *   logits -> bilinear resize to the layer's size (half-pixel centres, torch's align_corners=False) -> sigmoid,
+ * and for an edit, the region where that probability is at least one half (regionMask).
  * onnxruntime-node's run blocks the calling thread: the tiny model takes milliseconds; a full CLIPSeg on a CPU
  * takes a few hundred (README: masks from words).
  */
@@ -152,6 +153,16 @@ export function logitsToMask(logits: Float32Array, w: number, h: number, nw: num
   return out;
 }
 
+/**
+ * The region a phrase names, as an edit mask: 1 where the segmenter's probability is at least one half, else 0.
+ * CLIPSeg's probabilities are confidences, not how much to change: inside a well-found shape they often sit at
+ * 0.8-0.95, and used as blend weights they would leave the edit partly undone there (bench/RESULTS.md: masks from
+ * words). Edge softness is the engine's (spread, feathered compositing), as for a drawn mask.
+ */
+export function regionMask(probabilities: Float32Array): Float32Array {
+  return Float32Array.from(probabilities, (p) => (p >= 0.5 ? 1 : 0));
+}
+
 /** True when fewer than EMPTY_MASK_FRACTION of the pixels are at or above 0.5: the phrase named nothing here. */
 export function maskIsEmpty(mask: Float32Array): boolean {
   let on = 0;
@@ -228,7 +239,9 @@ export class Segmenter {
   unknownWords(phrase: string): string[] {
     if (this.unknownId === null) return [];
     const unk = this.unknownId;
-    return phrase.split(/\s+/).filter((word) => word !== '' && phraseIds(this.tokenizer, word).includes(unk));
+    // words as a word-level tokenizer's Whitespace pre-tokenizer sees them: letters/digits, or punctuation runs
+    const words = phrase.match(/[\p{L}\p{M}\p{Nd}_]+|[^\p{L}\p{M}\p{Nd}_\s]+/gu) ?? [];
+    return [...new Set(words.filter((word) => phraseIds(this.tokenizer, word).includes(unk)))];
   }
 
   /** Raw logits [height*width] at the model's size (what the parity fixture records). */
@@ -255,10 +268,15 @@ export class Segmenter {
     return { data, width, height };
   }
 
-  /** The soft mask [image.height*image.width] in [0, 1] that `phrase` names in `image`. */
+  /** CLIPSeg's probabilities [image.height*image.width] in [0, 1] that each pixel belongs to what `phrase` names. */
   async segment(image: RgbaImage, phrase: string): Promise<Float32Array> {
     const logits = await this.logits(image, phrase);
     return logitsToMask(logits.data, logits.width, logits.height, image.width, image.height);
+  }
+
+  /** The edit mask for `phrase` on `image` (regionMask of segment): what a region's maskText edits. */
+  async region(image: RgbaImage, phrase: string): Promise<Float32Array> {
+    return regionMask(await this.segment(image, phrase));
   }
 
   async release(): Promise<void> {

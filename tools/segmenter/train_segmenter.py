@@ -77,12 +77,20 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=2718)
     ap.add_argument("--max-steps", type=int, default=100_000)
+    ap.add_argument("--resume", help="a checkpoint to continue from (its weights; steps and seconds add up)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     tok = tokenizer()
     model = TinyClipSeg(len(tok.vocab))
+    before = {"steps": 0, "seconds": 0}
+    if args.resume:
+        ckpt = torch.load(args.resume, weights_only=False)
+        assert ckpt["vocab"] == tok.vocab, "the checkpoint's vocabulary differs from phrases.VOCABULARY"
+        model.load_state_dict(ckpt["model"])
+        before = {"steps": ckpt["steps"], "seconds": ckpt["seconds"]}
+        print(f"resuming {args.resume}: {before['steps']} steps, {before['seconds']} s so far", flush=True)
     params = sum(p.numel() for p in model.parameters())
     print(f"parameters: {params}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -106,8 +114,8 @@ def main() -> None:
         if step % 100 == 0:
             print(f"step {step} loss {running:.4f} {time.time() - start:.0f}s lr {opt.param_groups[0]['lr']:.2e}", flush=True)
         if step % 500 == 0:
-            save(args.out, model, tok, step, time.time() - start, args)
-    save(args.out, model, tok, step, time.time() - start, args)
+            save(args.out, model, tok, before["steps"] + step, before["seconds"] + time.time() - start, args)
+    save(args.out, model, tok, before["steps"] + step, before["seconds"] + time.time() - start, args)
     print(f"done: {step} steps in {time.time() - start:.0f}s", flush=True)
 
 

@@ -1,6 +1,7 @@
 /**
  * Masks from words (iEdit's localisation): a region's maskText becomes a soft mask from the server's segmenter.
  *
+ * The mask is the segmenter's region (probability at least one half, server/engine/segmenter.ts regionMask).
  * `deriveMask` is the one place that does it, for edits.create and for masks.preview, so what the preview shows
  * is the mask the edit gets (same image, same segmenter, same stored blob: content addressed). A phrase that
  * names nothing the segmenter can find is a 400, never an edit of the whole image.
@@ -24,7 +25,7 @@ export function coverage(mask: Float32Array): number {
 export async function deriveMask({ segmenter, images }: Services, image: RgbaImage, maskText: string, field: string): Promise<MaskPreviewResult> {
   let mask: Float32Array;
   try {
-    mask = await segmenter.segment(image, maskText);
+    mask = await segmenter.region(image, maskText);
   } catch (err) {
     if (err instanceof SegmenterInputError) throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: ${err.message}` });
     throw err;

@@ -14,6 +14,7 @@ import {
   maskIsEmpty,
   phraseIds,
   pilBilinearResize,
+  regionMask,
 } from '../../../server/engine/segmenter';
 import { loadTokenizer } from '../../../server/engine/tokenizer';
 import { decodeImage } from '../../../server/imaging/image';
@@ -86,6 +87,10 @@ describe('segmenter maths', () => {
     expect(Array.from(mask).map((v) => +v.toFixed(6))).toEqual([at(0), at(0.25), at(0.75), at(1)].map((v) => +v.toFixed(6)));
   });
 
+  test("an edit's region is where the probability is at least one half", () => {
+    expect(Array.from(regionMask(Float32Array.from([0, 0.49, 0.5, 0.8, 1])))).toEqual([0, 0, 1, 1, 1]);
+  });
+
   test('a mask is empty below EMPTY_MASK_FRACTION of its pixels at or above 0.5', () => {
     const n = 10_000;
     const limit = Math.ceil(EMPTY_MASK_FRACTION * n);
@@ -134,6 +139,7 @@ describe('Segmenter (models/tiny-clipseg) against the transformers + onnxruntime
       'the segmenter does not know "hexagon", "thing": use words it knows, or draw a mask',
     );
     expect(segmenter.unknownWords('the BLUE square')).toEqual([]);
+    expect(segmenter.unknownWords('the circle, the circle!')).toEqual([',', '!']);
   });
 
   test('a folder without a CLIPSeg model is refused, naming what is missing', async () => {
