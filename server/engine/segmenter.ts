@@ -155,9 +155,9 @@ export function logitsToMask(logits: Float32Array, w: number, h: number, nw: num
 
 /**
  * The region a phrase names, as an edit mask: 1 where the segmenter's probability is at least one half, else 0.
- * CLIPSeg's probabilities are confidences, not how much to change: inside a well-found shape they often sit at
- * 0.8-0.95, and used as blend weights they would leave the edit partly undone there (bench/RESULTS.md: masks from
- * words). Edge softness is the engine's (spread, feathered compositing), as for a drawn mask.
+ * The probabilities are confidences, not how much to change: a less confident segmenter puts 0.8-0.95 inside a
+ * shape it found, and as blend weights that leaves the edit partly undone (models/tiny-clipseg/EVAL.md, notes).
+ * Edge softness is the engine's (spread, feathered compositing), as for a drawn mask.
  */
 export function regionMask(probabilities: Float32Array): Float32Array {
   return Float32Array.from(probabilities, (p) => (p >= 0.5 ? 1 : 0));

@@ -115,7 +115,7 @@ describe('masks from words', () => {
       'regions[0].maskText: "the diamond" matches nothing in this image (the mask came out empty): name something the image shows, or draw a mask',
     );
     expect(await badRequest(create({ maskText: 'the circle', maskSha256: null }))).toBe('regions[0]: send either maskSha256 or maskText, not both');
-    expect(await badRequest(client.masks.preview.mutate({ documentId, parent, maskText: 'the purple shape' }))).toMatch(/^maskText: "the purple shape" matches nothing in this image/);
+    expect(await badRequest(client.masks.preview.mutate({ documentId, parent, maskText: 'the blue shape' }))).toMatch(/^maskText: "the blue shape" matches nothing in this image/);
     expect((await client.documents.history.query({ documentId })).nodes.length).toBe(before);
   });
 });
