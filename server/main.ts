@@ -103,7 +103,8 @@ async function main(): Promise<void> {
   });
 
   const segmenter = await Segmenter.load(config.segmenterDir, {
-    device: config.device,
+    // where the engine ended up: `auto` is probed once, by the engine, and said once
+    device: engine.info.provider,
     log: (message) => log.info(message, { component: 'segmenter' }),
   }).catch(async (err: Error) => {
     await engine.close().catch(() => {});
