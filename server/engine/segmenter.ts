@@ -12,8 +12,8 @@
  *   phrase -> ids up to and including EOS (attention all ones) -> ORT -> logits
  *   logits -> bilinear resize to the layer's size (half-pixel centres, torch's align_corners=False) -> sigmoid,
  * and for an edit, the region where that probability is at least one half (regionMask).
- * onnxruntime-node's run blocks the calling thread: the tiny model takes milliseconds; a full CLIPSeg on a CPU
- * takes a few hundred (README: masks from words).
+ * onnxruntime-node's run blocks the calling thread: the tiny model's whole mask takes about 7 ms for a 128 px
+ * layer and 18 ms for 320x224 (busy 2-core machine); a full CLIPSeg (a ViT at 352 px) takes longer, not measured here.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -160,7 +160,9 @@ export function logitsToMask(logits: Float32Array, w: number, h: number, nw: num
  * Edge softness is the engine's (spread, feathered compositing), as for a drawn mask.
  */
 export function regionMask(probabilities: Float32Array): Float32Array {
-  return Float32Array.from(probabilities, (p) => (p >= 0.5 ? 1 : 0));
+  const out = new Float32Array(probabilities.length);
+  for (let i = 0; i < out.length; i++) out[i] = probabilities[i] >= 0.5 ? 1 : 0;
+  return out;
 }
 
 /** True when fewer than EMPTY_MASK_FRACTION of the pixels are at or above 0.5: the phrase named nothing here. */
