@@ -342,9 +342,12 @@ function render(): void {
   $('continue-chip').hidden = pin === null;
   $('continue-text').textContent = pin ? `Continues from the history edit "${pin.instruction}"; the result goes over the selected layer.` : '';
 
-  const masked = sel?.mode === 'masked';
+  // words in "Where" are a mask too (the server derives it)
+  const masked = sel?.mode === 'masked' || $<HTMLInputElement>('mask-text').value.trim() !== '';
   $('locality-group').classList.toggle('inactive', !masked);
-  $('locality-note').textContent = masked ? LOCALITY_HELP[$<HTMLSelectElement>('locality').value as (typeof LOCALITIES)[number]] : 'Only matters with a mask: select a shape over the layer too.';
+  $('locality-note').textContent = masked
+    ? LOCALITY_HELP[$<HTMLSelectElement>('locality').value as (typeof LOCALITIES)[number]]
+    : 'Only matters with a mask: select a shape over the layer too, or say where in words.';
 
   const phase = state.session.edit;
   const active = isActive(phase);
@@ -394,7 +397,10 @@ function wire(): void {
   $('apply').addEventListener('click', () => void apply());
   $('cancel').addEventListener('click', () => run?.cancel());
   $('mask-preview').addEventListener('click', () => void previewMaskWords());
-  $('mask-text').addEventListener('input', () => ($<HTMLImageElement>('mask-preview-image').hidden = true)); // the preview was of other words
+  $('mask-text').addEventListener('input', () => {
+    $<HTMLImageElement>('mask-preview-image').hidden = true; // the preview was of other words
+    render();
+  });
   $('instruction').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) {
       e.preventDefault();
