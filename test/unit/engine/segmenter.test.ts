@@ -146,3 +146,22 @@ describe('Segmenter (models/tiny-clipseg) against the transformers + onnxruntime
     await expect(Segmenter.load(path.join(ROOT, 'models', 'tiny-pix2pix'))).rejects.toThrow(/no segmenter here: expected model\.onnx or onnx\/model\.onnx/);
   });
 });
+
+describe("an export of transformers' own CLIPSegForImageSegmentation (random weights, shrunk) drops in", () => {
+  // tools/segmenter/make_clipseg_variant.py: the real architecture, onnx/model.onnx, a ViTImageProcessor config
+  const VARIANT = path.join(ROOT, 'test', 'fixtures', 'clipseg-variant');
+  test('its logits match onnxruntime in Python within 1e-4 (the tokenizer there pads to 77; here the phrase goes unpadded)', async () => {
+    const reference = JSON.parse(fs.readFileSync(path.join(VARIANT, 'reference.json'), 'utf8')) as { image: string; phrase: string; logits: number[] };
+    const segmenter = await Segmenter.load(VARIANT, { device: 'cpu' });
+    try {
+      expect(segmenter.info).toMatchObject({ width: 64, height: 64 });
+      const image = await decodeImage(fs.readFileSync(path.join(ROOT, reference.image)));
+      const logits = await segmenter.logits(image, reference.phrase);
+      expect([1, logits.height, logits.width]).toEqual(reference.logits);
+      expect(maxAbsDiff(logits.data, readF32(path.join(VARIANT, 'reference-logits.f32')))).toBeLessThan(1e-4);
+      expect((await segmenter.segment(image, reference.phrase)).length).toBe(image.width * image.height);
+    } finally {
+      await segmenter.release();
+    }
+  });
+});
