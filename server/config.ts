@@ -39,6 +39,8 @@ export interface Config {
   readonly token: string | null;
   readonly dataDir: string;
   readonly modelDir: string;
+  /** the text-conditioned segmenter (CLIPSeg's ONNX interface) that turns a region's maskText into a mask */
+  readonly segmenterDir: string;
   /** where models.list looks for other model folders */
   readonly modelsRoot: string;
   readonly device: (typeof DEVICES)[number];
@@ -88,6 +90,8 @@ export const USAGE = `usage: npm start -- [options]      (flags win over environ
   --token SECRET     LAYERLOOP_TOKEN      require 'Authorization: Bearer SECRET' (required off loopback)
   --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
   --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
+  --segmenter DIR    LAYERLOOP_SEGMENTER  segmenter for masks from words: a CLIPSeg ONNX export
+                                          (default <repo>/models/tiny-clipseg)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
   --batch N          LAYERLOOP_BATCH      edits computed at once, sharing the UNet's runs step by step
                                           (default ${DEFAULT_BATCH}; 1 = one edit at a time)
@@ -116,6 +120,7 @@ function defaults(repoRoot: string) {
     port: '7860',
     dataDir: path.join(repoRoot, 'data'),
     modelDir: path.join(repoRoot, 'models', 'tiny-pix2pix'),
+    segmenterDir: path.join(repoRoot, 'models', 'tiny-clipseg'),
     modelsRoot: path.join(repoRoot, 'models'),
     device: 'auto',
     batch: String(DEFAULT_BATCH),
@@ -191,6 +196,7 @@ const configSchema = z.strictObject({
     .nullable(),
   dataDir: z.string().min(1),
   modelDir: z.string().min(1),
+  segmenterDir: z.string().min(1),
   modelsRoot: z.string().min(1),
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
   batch: intString('batch', 1, 64),
@@ -227,6 +233,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         token: { type: 'string' },
         'data-dir': { type: 'string' },
         'model-dir': { type: 'string' },
+        segmenter: { type: 'string' },
         device: { type: 'string' },
         batch: { type: 'string' },
         'max-queue': { type: 'string' },
@@ -258,6 +265,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     token: flag('token') ?? envValue('LAYERLOOP_TOKEN') ?? null,
     dataDir: path.resolve(flag('data-dir') ?? envValue('LAYERLOOP_DATA_DIR') ?? d.dataDir),
     modelDir: path.resolve(flag('model-dir') ?? envValue('LAYERLOOP_MODEL_DIR') ?? d.modelDir),
+    segmenterDir: path.resolve(flag('segmenter') ?? envValue('LAYERLOOP_SEGMENTER') ?? d.segmenterDir),
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
     batch: flag('batch') ?? envValue('LAYERLOOP_BATCH') ?? d.batch,

@@ -17,6 +17,7 @@ import { StreamSlots } from './api/stream-slots';
 import type { Services } from './api/trpc';
 import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
 import { Engine } from './engine/engine';
+import { Segmenter } from './engine/segmenter';
 import { createHttpServer, createRequestHandler } from './http/app';
 import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
@@ -106,6 +107,18 @@ async function main(): Promise<void> {
     return fail(`cannot load the model from ${config.modelDir}: ${err.message}`);
   });
 
+  const segmenter = await Segmenter.load(config.segmenterDir, {
+    // where the engine ended up: `auto` is probed once, by the engine, and said once
+    device: engine.info.provider,
+    log: (message) => log.info(message, { component: 'segmenter' }),
+  }).catch(async (err: Error) => {
+    await engine.close().catch(() => {});
+    await store.close();
+    lock?.release();
+    return fail(`cannot load the segmenter (masks from words) from ${config.segmenterDir}: ${err.message}`);
+  });
+  log.info('segmenter loaded', { segmenter: segmenter.info.name, size: `${segmenter.info.width}x${segmenter.info.height}` });
+
   const images = new ImageBlobs(store.blobs);
   const owners = new JobOwners();
   const recorder = new JobStateRecorder(store.edits, log.child({ component: 'jobs' }), (jobId) => owners.get(jobId)?.userId ?? null);
@@ -159,6 +172,7 @@ async function main(): Promise<void> {
     uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)),
     streams: new StreamSlots(),
     engine,
+    segmenter,
     version,
     startedAt: Date.now(),
     log,
@@ -181,6 +195,7 @@ async function main(): Promise<void> {
       await recorder.idle();
       server.closeAllConnections(); // watchers got their final events; end the streams
       await engine.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
+      await segmenter.release().catch(() => {});
       await store.close();
       lock?.release();
       log.info('stopped');

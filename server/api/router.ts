@@ -4,13 +4,14 @@
  *   import type { AppRouter } from '../server/api/router';
  *
  * health (public) | me | documents.open, documents.history | edits.create | jobs.get, jobs.watch (SSE), jobs.cancel
- * | models.list. Served under /trpc by server/http/app.ts.
+ * | masks.preview | models.list. Served under /trpc by server/http/app.ts.
  */
 import { documentsRouter } from './routers/documents';
 import { editsRouter } from './routers/edits';
 import { healthProcedure } from './routers/health';
 import { jobsRouter } from './routers/jobs';
 import { meProcedure } from './routers/me';
+import { masksRouter } from './routers/masks';
 import { modelsRouter } from './routers/models';
 import { router } from './trpc';
 
@@ -20,6 +21,7 @@ export const appRouter = router({
   documents: documentsRouter,
   edits: editsRouter,
   jobs: jobsRouter,
+  masks: masksRouter,
   models: modelsRouter,
 });
 

@@ -19,6 +19,7 @@ import type { AuthMode, Authenticator } from '../auth/authenticate';
 import type { Config } from '../config';
 import type { JobOwners } from '../jobs/owners';
 import type { ModelInfo } from '../engine/family';
+import type { Segmenter } from '../engine/segmenter';
 import type { ImageBlobs } from '../imaging/image-blobs';
 import type { ByteBudget } from '../http/upload-budget';
 import type { AdmissionRoom } from '../jobs/admission';
@@ -43,6 +44,8 @@ export interface Services {
   /** open jobs.watch streams, bounded per job and per client */
   readonly streams: StreamSlots;
   readonly engine: { readonly info: ModelInfo };
+  /** turns a region's maskText into a mask (masks from words); runs on this thread */
+  readonly segmenter: Pick<Segmenter, 'info' | 'region'>;
   /** package.json's version */
   readonly version: string;
   /** epoch ms */

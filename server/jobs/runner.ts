@@ -32,6 +32,7 @@ import {
   type EditNodeInput,
   type JsonObject,
   type LatentRef,
+  type RegionRef,
   type Store,
   StoreError,
 } from '../store';
@@ -170,7 +171,7 @@ function editJob(deps: EditRunnerDeps): RunJob {
         return {
           parentId,
           instruction: nodeInstruction(request.regions),
-          regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
+          regions: regionRefs(request.regions),
           options: nodeOptions(request, seed, engine.info.name),
           seed: variation.seed,
           variation: k,
@@ -260,9 +261,20 @@ async function loadImage(images: ImageBlobs, sha256: string, what: string): Prom
 
 // ------------------------------------------------------------------------------------------ masks
 
+/**
+ * The regions as recorded on the nodes: a mask derived from words keeps its words (maskText) beside the blob.
+ * edits.create resolves every maskText into a mask blob before queuing, so none arrives here without one.
+ */
+function regionRefs(regions: readonly EditRegion[]): RegionRef[] {
+  return regions.map((r, i) => {
+    if (r.maskSha256 === undefined) throw new JobFailure(`region ${i}: its maskText "${r.maskText ?? ''}" was not resolved to a mask: submit the edit again`);
+    return { instruction: r.instruction, maskSha256: r.maskSha256, ...(r.maskText === undefined ? {} : { maskText: r.maskText }) };
+  });
+}
+
 async function loadRegions(images: ImageBlobs, regions: EditRegion[], image: RgbaImage): Promise<Region[]> {
   const out: Region[] = [];
-  for (const [i, region] of regions.entries()) {
+  for (const [i, region] of regionRefs(regions).entries()) {
     if (region.maskSha256 === null) {
       out.push({ instruction: region.instruction, mask: null });
       continue;

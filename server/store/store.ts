@@ -189,6 +189,8 @@ export type LatentRef = z.infer<typeof LatentRef>;
 export const RegionRef = z.strictObject({
   instruction: StoredText.max(4000),
   maskSha256: Sha256.nullable(),
+  /** the words the mask was derived from (masks from words); absent for a drawn mask */
+  maskText: StoredText.max(4000).optional(),
 });
 export type RegionRef = z.infer<typeof RegionRef>;
 

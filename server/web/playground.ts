@@ -138,6 +138,8 @@ class Playground {
     referenceFile: byId('reference-file', HTMLInputElement),
     referenceInfo: byId('reference-info', HTMLElement),
     referenceClear: byId('reference-clear', HTMLButtonElement),
+    maskText: byId('mask-text', HTMLInputElement),
+    maskPreview: byId('mask-preview', HTMLButtonElement),
     advanced: byId('advanced', HTMLDetailsElement),
     locality: byId('opt-locality', HTMLSelectElement),
     spread: byId('opt-spread', HTMLInputElement),
@@ -171,6 +173,8 @@ class Playground {
   /** an uploaded reference image for models that read them (health.model.readsReferences) */
   private reference: { sha256: string; name: string } | null = null;
   private stroke: Stroke | null = null;
+  /** the words whose previewed mask the overlay shows; null when it shows a painted one */
+  private maskFromWords: string | null = null;
   private job: RunningJob | null = null;
   private lastResult: JobResult | null = null;
   private connected = false;
@@ -192,6 +196,7 @@ class Playground {
     this.bindReference();
     this.setOptionControls();
     this.bindMaskTools();
+    this.bindMaskWords();
     this.bindEditForm();
     this.bindHistory();
     new ResizeObserver(() => this.layoutStage()).observe(this.ui.stage);
@@ -400,6 +405,7 @@ class Playground {
     }
     this.ui.image.src = loaded.src;
     this.current = current;
+    this.maskFromWords = null; // a preview was of the image before
     store(STORAGE_KEYS.current, JSON.stringify(current));
     const width = loaded.naturalWidth;
     const height = loaded.naturalHeight;
@@ -536,6 +542,13 @@ class Playground {
   }
 
   private updateMaskHint(): void {
+    const words = this.ui.maskText.value.trim();
+    if (words !== '') {
+      this.ui.maskHint.textContent = this.maskFromWords === words
+        ? `The mask "${words}" gives: this is what will change. Painting on it, Clear or Invert turns it into a painted mask.`
+        : `Apply edits where "${words}" is (the server finds it); Preview shows it first.`;
+      return;
+    }
     const empty = !this.mask || isMaskEmpty(this.mask);
     this.ui.maskHint.textContent = empty
       ? 'Paint where the image may change. Without a mask the whole image is edited.'
@@ -556,11 +569,13 @@ class Playground {
 
     ui.maskClear.addEventListener('click', () => {
       if (!this.mask) return;
+      this.forgetMaskWords();
       clearMask(this.mask);
       this.drawMask(fullRect(this.mask));
     });
     ui.maskInvert.addEventListener('click', () => {
       if (!this.mask) return;
+      this.forgetMaskWords();
       invertMask(this.mask);
       this.drawMask(fullRect(this.mask));
     });
@@ -580,6 +595,7 @@ class Playground {
     canvas.addEventListener('pointerdown', (e) => {
       if (!this.mask || e.button !== 0) return;
       e.preventDefault();
+      this.forgetMaskWords(); // the painted mask rules from here on
       canvas.setPointerCapture(e.pointerId);
       if (!ui.maskShow.checked) {
         ui.maskShow.checked = true; // painting blind helps no one
@@ -625,6 +641,59 @@ class Playground {
       } else return;
       showValues();
     });
+  }
+
+  /** Words in the "Where" field and a painted mask are two answers to one question: painting drops the words. */
+  private forgetMaskWords(): void {
+    if (this.ui.maskText.value === '') return;
+    this.ui.maskText.value = '';
+    this.maskFromWords = null;
+    this.updateMaskHint();
+  }
+
+  private bindMaskWords(): void {
+    const { ui } = this;
+    ui.maskPreview.addEventListener('click', () => void this.previewMaskWords());
+    ui.maskText.addEventListener('input', () => {
+      this.maskFromWords = null;
+      this.updateMaskHint();
+    });
+    ui.maskText.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        void this.previewMaskWords();
+      }
+    });
+  }
+
+  /** masks.preview: the mask the words give on the current image, shown as the overlay (what will change). */
+  private async previewMaskWords(): Promise<void> {
+    const words = this.ui.maskText.value.trim();
+    const current = this.current;
+    if (!current || !this.documentId || !this.mask || words === '') {
+      if (words === '') this.showError('Type what to edit in "Where", e.g. the circle, then Preview.');
+      return;
+    }
+    this.clearError();
+    this.ui.maskPreview.disabled = true;
+    try {
+      const client = this.api.client();
+      const preview = await client.previewMask({ documentId: this.documentId, parent: current.parent, maskText: words });
+      const image = await client.getRgba(preview.maskSha256);
+      const mask = this.mask;
+      if (this.current !== current || image.width !== mask.width || image.height !== mask.height) return; // the image changed meanwhile
+      for (let i = 0; i < mask.data.length; i++) mask.data[i] = image.rgba[i * 4];
+      this.maskFromWords = words;
+      if (!this.ui.maskShow.checked) {
+        this.ui.maskShow.checked = true;
+        this.ui.wrap.classList.remove('mask-hidden');
+      }
+      this.drawMask(fullRect(mask));
+    } catch (err) {
+      this.showError(errorMessage(err));
+    } finally {
+      this.ui.maskPreview.disabled = false;
+    }
   }
 
   /** The mask as a grayscale PNG of the image's size (white = may change), uploaded; null when nothing is painted. */
@@ -709,11 +778,13 @@ class Playground {
     this.updateControls();
     this.startProgress('Sending…');
     try {
-      const maskSha256 = await this.uploadMask();
+      // words in "Where" go as maskText: the server derives the mask (the one Preview showed)
+      const maskText = this.ui.maskText.value.trim();
+      const region = maskText !== '' ? { instruction, maskText } : { instruction, maskSha256: await this.uploadMask() };
       const created = await this.api.client().createEdit({
         documentId: this.documentId,
         parent: current.parent,
-        regions: [{ instruction, maskSha256 }],
+        regions: [region],
         references: this.reference ? [this.reference.sha256] : [],
         options: this.options(),
       });

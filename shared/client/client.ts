@@ -17,6 +17,7 @@
 import {
   createEditResultSchema,
   formatIssues,
+  maskPreviewResultSchema,
   isTerminalJobEvent,
   jobEventSchema,
   jobSnapshotSchema,
@@ -28,6 +29,8 @@ import {
   type JobEvent,
   type JobSnapshot,
   type JobState,
+  type MaskPreviewInput,
+  type MaskPreviewResult,
 } from '../protocol';
 import { aborted, ClientError, errorForStatus } from './errors';
 import { snapshotToEvents } from './follow';
@@ -143,6 +146,8 @@ export interface LayerloopClient {
   openDocument(host: Host, hostDocumentKey: string): Promise<string>;
   history(documentId: string): Promise<HistoryEntry[]>;
   createEdit(request: EditRequestInput, signal?: SignalLike): Promise<CreateEditResult>;
+  /** masks.preview: the mask a region's maskText would get (a grayscale PNG blob), before Apply */
+  previewMask(input: MaskPreviewInput, signal?: SignalLike): Promise<MaskPreviewResult>;
   getJob(jobId: string, previewAfterStep?: number, signal?: SignalLike): Promise<JobSnapshot>;
   cancelJob(jobId: string): Promise<CancelResult>;
   /** the job's events until (and including) the terminal one */
@@ -385,6 +390,13 @@ export function createClient(options: ClientOptions): LayerloopClient {
       const out = await call('mutation', 'edits.create', request, signal);
       const parsed = createEditResultSchema.safeParse(out);
       if (!parsed.success) throw unexpected('edits.create', formatIssues(parsed.error));
+      return parsed.data;
+    },
+
+    async previewMask(input, signal) {
+      const out = await call('mutation', 'masks.preview', input, signal);
+      const parsed = maskPreviewResultSchema.safeParse(out);
+      if (!parsed.success) throw unexpected('masks.preview', formatIssues(parsed.error));
       return parsed.data;
     },
 

@@ -306,4 +306,41 @@ describeInBrowser('playground page in Chromium', () => {
       fs.rmSync(klein.dataDir, { recursive: true, force: true });
     }
   });
+
+  it('masks from words: Preview shows the mask "the circle" gives, Apply sends the words, the node records them', async () => {
+    await page.locator('#new-doc').click();
+    await page.getByText(/^Document [0-9a-f]{8}$/).waitFor();
+    await page.locator('#file').setInputFiles(FIXTURE);
+    await page.locator('#canvas-wrap').waitFor();
+    await waitUntil(page, "document.getElementById('image').naturalWidth === 128");
+    await page.getByLabel('Where (words, instead of painting)').fill('the diamond');
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByRole('alert').getByText(/"the diamond" matches nothing in this image/).waitFor(); // shapes-128 has no diamond
+    await page.getByRole('button', { name: 'Dismiss the error' }).click();
+
+    await page.getByLabel('Where (words, instead of painting)').fill('the circle');
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByText(/The mask "the circle" gives: this is what will change/).waitFor();
+    expect(await alphaAt(page, CIRCLE.x, CIRCLE.y)).toBeGreaterThan(200);
+    expect(await alphaAt(page, SQUARE.x, SQUARE.y)).toBe(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'playground-mask-words.png') });
+
+    await page.getByLabel('Instruction').fill('make the circle blue');
+    await read(page, "document.getElementById('advanced').open = true"); // open or not, after the earlier tests
+    await page.getByLabel('Steps').fill('4');
+    await page.getByLabel('Variations').fill('1');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByText(/^Done in [\d.]+ s · seed \d+$/).waitFor();
+
+    const key = await read<string>(page, "localStorage.getItem('layerloop.playground.documentKey')");
+    const { documentId } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: key });
+    const { nodes } = await client.documents.history.query({ documentId });
+    expect(nodes.map((n) => [n.kind, n.instruction])).toEqual([['source', null], ['edit', 'make the circle blue']]);
+    expect(nodes[1].regions[0]).toMatchObject({ instruction: 'make the circle blue', maskText: 'the circle' });
+    expect(nodes[1].regions[0].maskSha256).toMatch(/^[0-9a-f]{64}$/);
+
+    // painting takes over from the words
+    await paintAround(page, SQUARE);
+    expect(await page.getByLabel('Where (words, instead of painting)').inputValue()).toBe('');
+  });
 });

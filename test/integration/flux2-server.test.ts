@@ -51,22 +51,32 @@ describe('server with a FLUX.2 [klein] model', () => {
     expect(byId.get(two.editIds[0])!.latent?.shape).toEqual([128, 4, 4]);
     expect(two.resultSha256s[0]).not.toBe(one.resultSha256s[0]);
   });
+
+  it('answers a reference that is not on the server (or not this workspace\'s) as not found, before queueing', async () => {
+    const { documentId } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: 'klein-missing-reference' });
+    const source = await upload(server.url, png('source.png'));
+    const unknown = 'ab'.repeat(32);
+    await expect(client.edits.create.mutate({
+      documentId, parent: { kind: 'source', imageSha256: source.sha256 }, references: [unknown],
+      regions: [{ instruction: 'make the mug look like this', maskSha256: null }], options: { steps: 4 },
+    })).rejects.toThrow(`references[0]: no blob ${unknown} on this server: upload the image with PUT /v1/blobs first`);
+  });
 });
 
 describe('server with an InstructPix2Pix model', () => {
-  it('refuses reference images with a message', async () => {
+  it('refuses reference images with a message before queueing, and a reference it cannot read as not found', async () => {
     const server = await startServer();
     try {
       const client = makeClient(server.url);
       const { documentId } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: 'p2p' });
       const source = await upload(server.url, png('source.png'));
-      const { jobId } = await client.edits.create.mutate({
-        documentId, parent: { kind: 'source', imageSha256: source.sha256 }, references: [source.sha256],
+      const create = (references: string[]) => client.edits.create.mutate({
+        documentId, parent: { kind: 'source', imageSha256: source.sha256 }, references,
         regions: [{ instruction: 'x', maskSha256: null }], options: { steps: 2 },
       });
-      const snap = await waitForJob(client, jobId);
-      expect(snap.state).toBe('failed');
-      expect(snap.error).toMatch(/reads no reference images/);
+      await expect(create([source.sha256])).rejects.toThrow(/references: the InstructPix2Pix model .* reads no reference images/);
+      const jobs = await client.documents.history.query({ documentId });
+      expect(jobs.nodes.filter((n) => n.kind === 'edit')).toEqual([]);
     } finally {
       await server.stop();
     }

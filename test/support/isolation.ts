@@ -201,6 +201,8 @@ export function probeCases(url: string, a: Tenant, b: Tenant, running: { jobId: 
   bySha('edits.create with its mask', a.maskSha, (sha) => create(b.documentId, { kind: 'source', imageSha256: b.sourceSha }, sha));
   bySha('edits.create with its result as a mask', a.resultSha, (sha) => create(b.documentId, { kind: 'source', imageSha256: b.sourceSha }, sha));
   bySha('edits.create with its image as the painted pixels', a.sourceSha, (sha) => create(b.documentId, { kind: 'edit', editId: b.editId, pixelsSha256: sha }));
+  byId('masks.preview on the document', a.documentId, (id) => m('masks.preview', { documentId: id, parent: { kind: 'source', imageSha256: b.sourceSha }, maskText: 'the circle' }));
+  bySha('masks.preview of its uploaded image', a.sourceSha, (sha) => m('masks.preview', { documentId: b.documentId, parent: { kind: 'source', imageSha256: sha }, maskText: 'the circle' }));
   for (const [what, sha] of [
     ['uploaded image', a.sourceSha],
     ['mask', a.maskSha],

@@ -3,58 +3,25 @@
  *
  * Everything that can be checked before the job runs is checked here, so a bad request is a 4xx now rather
  * than a failed job later: the document exists, the parent edit belongs to it, every referenced blob is an
- * uploaded image, and every mask has the size of the image it applies to.
+ * uploaded image, and every mask has the size of the image it applies to. A region's maskText is turned into
+ * a mask here (masks.ts), so the job runs with, and the node records, the derived mask's blob.
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
-import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest } from '../../../shared/protocol';
+import { MAX_SEED, createEditResultSchema, editRequestSchema, type EditRequest, type ResolvedEditRegion } from '../../../shared/protocol';
 import type { RgbaImage } from '../../imaging/image';
-import { NotAnImageError } from '../../imaging/image-blobs';
 import { maskSizeProblem } from '../../jobs/runner';
-import { type Principal, StoreError } from '../../store';
-import { visibleBlob, visibleDocument } from '../access';
+import { StoreError } from '../../store';
+import { visibleDocument } from '../access';
 import { queuedLimitError } from '../limits';
-import type { Services } from '../trpc';
+import { blobImage, startImage } from '../start-image';
 import { authedProcedure, router } from '../trpc';
-
-/**
- * An uploaded image's pixels; NOT_FOUND when absent or not visible to the caller's workspaces (the same answer),
- * BAD_REQUEST when the blob is not an image.
- */
-async function blobImage(services: Services, principal: Principal, sha256: string, field: string): Promise<RgbaImage> {
-  let image: RgbaImage | null;
-  try {
-    image = (await visibleBlob(services, principal, sha256)) ? await services.images.get(sha256) : null;
-  } catch (err) {
-    if (!(err instanceof NotAnImageError)) throw err;
-    throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: blob ${sha256} is not an image: pass the sha256 that PUT /v1/blobs returned for an image` });
-  }
-  if (!image) throw new TRPCError({ code: 'NOT_FOUND', message: `${field}: no blob ${sha256} on this server: upload the image with PUT /v1/blobs first` });
-  return image;
-}
+import { deriveMask } from './masks';
 
 /** True when no pixel of the mask (its first channel, as the engine reads it) is above 0. */
 function maskIsEmpty(mask: RgbaImage): boolean {
   for (let i = 0; i < mask.data.length; i += 4) if (mask.data[i] > 0) return false;
   return true;
-}
-
-/** The image the edit applies to (the uploaded source, the painted layer, or the parent's result). */
-async function startImage(services: Services, principal: Principal, request: EditRequest): Promise<RgbaImage> {
-  const { parent, documentId } = request;
-  if (parent.kind === 'source') return blobImage(services, principal, parent.imageSha256, 'parent.imageSha256');
-  // the document is visible (checked first), so a node of it is too; a node of another document is not found
-  const node = await services.store.edits.getNode(parent.editId);
-  if (!node || node.documentId !== documentId) {
-    throw new TRPCError({
-      code: 'NOT_FOUND',
-      message: `parent.editId: ${parent.editId} is not an edit of document ${documentId}: use an id from documents.history or a job result`,
-    });
-  }
-  if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
-    return blobImage(services, principal, parent.pixelsSha256, 'parent.pixelsSha256');
-  }
-  return blobImage(services, principal, node.resultImageSha256, `the result of edit ${node.id}`);
 }
 
 export const editsRouter = router({
@@ -76,8 +43,14 @@ export const editsRouter = router({
         throw new TRPCError({ code: 'BAD_REQUEST', message: 'regions: every instruction is empty: say what to change in at least one region' });
       }
       const image = await startImage(ctx.services, principal, input);
+      const { info } = ctx.services.engine;
+      if (input.references.length > 0 && !info.readsReferences) {
+        throw new TRPCError({ code: 'BAD_REQUEST', message: `references: the ${info.family} model ${info.name} reads no reference images: send the edit without references` });
+      }
+      // each reference must be an image this workspace may read (foreign and unknown answer alike)
+      for (const [i, sha256] of input.references.entries()) await blobImage(ctx.services, principal, sha256, `references[${i}]`);
       for (const [i, region] of input.regions.entries()) {
-        if (region.maskSha256 === null) continue;
+        if (region.maskSha256 == null) continue;
         const field = `regions[${i}].maskSha256`;
         const mask = await blobImage(ctx.services, principal, region.maskSha256, field);
         const problem = maskSizeProblem(mask, image);
@@ -90,10 +63,22 @@ export const editsRouter = router({
         }
       }
 
+      // masks from words: derived now (a phrase that names nothing is a 400 here, never a whole-image edit),
+      // stored as blobs, and queued as ordinary masks with their words beside them
+      const regions: ResolvedEditRegion[] = [];
+      for (const [i, region] of input.regions.entries()) {
+        if (region.maskText === undefined) {
+          regions.push({ instruction: region.instruction, maskSha256: region.maskSha256 ?? null });
+          continue;
+        }
+        const derived = await deriveMask(ctx.services, { workspaceId: document.workspaceId, userId: principal.user.id }, image, region.maskText, `regions[${i}].maskText`);
+        regions.push({ instruction: region.instruction, maskSha256: derived.maskSha256, maskText: region.maskText });
+      }
+
       // the stored request is complete: the seed and the sampler the edit runs with, whether sent or the defaults
       const seed = input.options.seed ?? randomInt(0, MAX_SEED);
       const sampler = input.options.sampler ?? ctx.services.engine.info.defaultSampler;
-      const request: EditRequest = { ...input, options: { ...input.options, seed, sampler } };
+      const request: EditRequest = { ...input, regions, options: { ...input.options, seed, sampler } };
       // Queue first: the runner posts the edit to the engine on a microtask, and the queue's state recorder
       // writes the job's row a macrotask later, while the engine works. The client gets the job id only once
       // that row is durable. When the queue is full the request waits its turn in the admission room (round-robin

@@ -14,6 +14,7 @@ describe('server config', () => {
       token: null,
       dataDir: path.join(REPO, 'data'),
       modelDir: path.join(REPO, 'models', 'tiny-pix2pix'),
+      segmenterDir: path.join(REPO, 'models', 'tiny-clipseg'),
       modelsRoot: path.join(REPO, 'models'),
       device: 'auto',
       batch: DEFAULT_BATCH,
@@ -48,6 +49,11 @@ describe('server config', () => {
     const env = { LAYERLOOP_PORT: '9000', LAYERLOOP_DEVICE: 'cpu', LAYERLOOP_TOKEN: '', LAYERLOOP_DATA_DIR: '/var/ll' };
     expect(parse([], env)).toMatchObject({ port: 9000, device: 'cpu', token: null, dataDir: '/var/ll' });
     expect(parse(['--port', '0', '--device', 'cuda', '--max-queue', '3'], env)).toMatchObject({ port: 0, device: 'cuda', maxQueue: 3 });
+  });
+
+  test('--segmenter names the masks-from-words model (flag over LAYERLOOP_SEGMENTER), resolved to an absolute path', () => {
+    expect(parse([], { LAYERLOOP_SEGMENTER: '/opt/clipseg' }).segmenterDir).toBe('/opt/clipseg');
+    expect(parse(['--segmenter', 'seg'], { LAYERLOOP_SEGMENTER: '/opt/clipseg' }).segmenterDir).toBe(path.resolve('seg'));
   });
 
   test('malformed values and unknown flags are refused with what to fix', () => {
