@@ -1,7 +1,8 @@
 /**
- * GPU benchmark: per-step UNet time and whole-edit time on a CUDA host.
+ * GPU benchmark: per-step denoising-network time (the UNet, or a DiT's transformer) and whole-edit time on a CUDA host.
  *
  *   npm run bench:gpu -- --device cuda --model /models/instruct-pix2pix-onnx --size 512 --steps 20
+ *   npm run bench:gpu -- --device cuda --model /models/flux2-klein-4b --size 1024 --steps 4      # FLUX.2 klein
  *
  * The first edit is a warm-up (the CUDA EP searches conv algorithms exhaustively per new shape). Where the
  * CUDA provider cannot load, it prints {"ran": false, "reason": ...} and exits with code 2.
@@ -28,7 +29,10 @@ async function main(): Promise<void> {
   const side = args.size || model.info.nativeSize;
   const image = createImage(side, side);
   for (let i = 0; i < side * side; i++) image.data.set([(i % side) % 256, Math.floor(i / side) % 256, 128, 255], i * 4);
-  const unetFile = path.join(args.model, 'unet', 'model.onnx');
+  // the family's denoising network: InstructPix2Pix's UNet, klein's transformer
+  const network = 'unet' in model.describe() ? 'unet' : 'transformer';
+  const unetFile = path.join(args.model, network, 'model.onnx');
+  const networkBatch = model.guidance(1, { textScale: 7.5, imageScale: 1.5 }).slots.length * args.variations;
   const edits: number[] = [];
   const unetStep: number[] = [];
   for (let r = 0; r <= args.runs; r++) {
@@ -50,13 +54,15 @@ async function main(): Promise<void> {
         provider: model.info.provider,
         requestedDevice: args.device,
         model: model.info.name,
+        family: model.info.family,
+        network,
         precision: model.info.precision,
         size: `${side}x${side}`,
         steps: args.steps,
         variations: args.variations,
-        unetBatch: 3 * args.variations,
+        networkBatch,
         runs: args.runs,
-        unetStepMsMedian: round(median(unetStep), 2),
+        networkStepMsMedian: round(median(unetStep), 2),
         editMsMedian: round(median(edits), 1),
         note: model.info.provider === 'cuda' ? undefined : 'ran on CPU: CUDA was not available',
       },

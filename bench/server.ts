@@ -15,17 +15,23 @@
  *       the one that used to jump the line), for --fairDuration s. Per edit, the wait from edits.create to the
  *       job's start; per client, completed edits. Targets: max wait <= 3x the median, per-client spread
  *       (max/min completed) <= 2x.
+ *   (e) fairness across users (its own server, --usersQueue 64: the server's default --max-queue): 4 users (made with the admin CLI, each its
+ *       personal token) with unequal demand, --usersClients 1,2,4,8 clients, each client its own document,
+ *       creating an edit again the moment its previous one finished, for --usersDuration s. Per user: completed
+ *       edits and its waits. Targets: Jain's index over the users' completed edits >= 0.95, and no user's
+ *       longest wait more than 3x the median wait of all edits.
  *   (d) upload flood (its own fresh server): --flood 16 concurrent 64 MiB uploads (raw RGBA 4096x4096 of noise,
  *       the worst case for the PNG it is stored as), 503s retried after Retry-After; the server's peak RSS (VmHWM)
  *       and its RSS when the last upload is answered and --settle 30 s later. Target: peak < 1 GB.
  *
- *   npm run bench:server [-- --phases single,concurrent,fairness,flood --duration 60 --clients 16 --steps 8
+ *   npm run bench:server [-- --phases single,concurrent,fairness,users,flood --duration 60 --clients 16 --steps 8
  *                            --singleSteps 20,8 --runs 10 --chain 3 --maxQueue 64 --fairClients 32 --fairQueue 8
- *                            --fairDuration 60 --flood 16 --settle 30 --model DIR --serverLog FILE]
+ *                            --fairDuration 60 --usersClients 1,2,4,8 --usersQueue 64 --usersDuration 120
+ *                            --flood 16 --settle 30 --model DIR --serverLog FILE]
  *
  * Prints one JSON object on stdout; progress on stderr.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -57,10 +63,10 @@ function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
-function startServer(args: { model: string; maxQueue: number; serverLog: string }, dataDir: string): Promise<Server> {
+function startServer(args: { model: string; maxQueue: number; serverLog: string; extraArgs?: string[] }, dataDir: string): Promise<Server> {
   const proc = spawn(
     process.execPath,
-    [MAIN, '--port', '0', '--data-dir', dataDir, '--device', 'cpu', '--model-dir', args.model, '--max-queue', String(args.maxQueue)],
+    [MAIN, '--port', '0', '--data-dir', dataDir, '--device', 'cpu', '--model-dir', args.model, '--max-queue', String(args.maxQueue), ...(args.extraArgs ?? [])],
     { env: { ...process.env, LAYERLOOP_TOKEN: '', LAYERLOOP_HOST: '' } },
   );
   const engine = new Map<string, { totalMs: number; onnxMs: number }>();
@@ -95,13 +101,18 @@ function startServer(args: { model: string; maxQueue: number; serverLog: string 
   });
 }
 
-function makeClient(url: string) {
+function makeClient(url: string, token?: string) {
+  const auth: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
   return createTRPCClient<AppRouter>({
     links: [
       splitLink({
         condition: (op) => op.type === 'subscription',
-        true: httpSubscriptionLink({ url: `${url}/trpc`, EventSource }),
-        false: httpLink({ url: `${url}/trpc` }),
+        true: httpSubscriptionLink({
+          url: `${url}/trpc`,
+          EventSource,
+          eventSourceOptions: { fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), ...auth } }) },
+        }),
+        false: httpLink({ url: `${url}/trpc`, headers: auth }),
       }),
     ],
   });
@@ -125,10 +136,10 @@ class HttpError extends Error {
   }
 }
 
-async function upload(url: string, img: { data: Buffer; width: number; height: number }): Promise<string> {
+async function upload(url: string, img: { data: Buffer; width: number; height: number }, token?: string): Promise<string> {
   const res = await fetch(`${url}/v1/blobs?width=${img.width}&height=${img.height}`, {
     method: 'PUT',
-    headers: { 'Content-Type': 'application/octet-stream' },
+    headers: { 'Content-Type': 'application/octet-stream', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
     body: img.data,
   });
   const body = (await res.json()) as { sha256?: string; error?: string };
@@ -137,8 +148,12 @@ async function upload(url: string, img: { data: Buffer; width: number; height: n
 }
 
 /** edits.create over plain fetch, so a 429's Retry-After header can be read. */
-async function createEdit(url: string, request: EditRequestInput): Promise<CreateEditResult> {
-  const res = await fetch(`${url}/trpc/edits.create`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });
+async function createEdit(url: string, request: EditRequestInput, token?: string): Promise<CreateEditResult> {
+  const res = await fetch(`${url}/trpc/edits.create`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(request),
+  });
   const body = (await res.json()) as { result?: { data: CreateEditResult }; error?: { message: string } };
   if (res.status === 429) throw new HttpError(429, body.error?.message ?? 'queue full', Number(res.headers.get('retry-after') ?? 1));
   if (!res.ok || !body.result) throw new HttpError(res.status, `edits.create: ${body.error?.message}`);
@@ -390,6 +405,111 @@ async function fairness(server: Server, args: { fairClients: number; fairDuratio
   };
 }
 
+/** `npm run users -- add …` against the bench server's data directory; its token (the last line). */
+function addUser(dataDir: string, name: string): string {
+  const out = execFileSync(process.execPath, [path.join(REPO, 'dist', 'cli', 'users.js'), 'add', name, '--workspace', `ws-${name}`, '--data-dir', dataDir], {
+    env: { ...process.env, LAYERLOOP_STORE: '' },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).toString();
+  return out.trim().split('\n').pop()!;
+}
+
+/** Jain's fairness index of `xs`: 1 when all are equal, 1/n when one takes everything. */
+function jain(xs: number[]): number {
+  const sum = xs.reduce((a, b) => a + b, 0);
+  const sumSq = xs.reduce((a, b) => a + b * b, 0);
+  return sumSq === 0 ? 1 : (sum * sum) / (xs.length * sumSq);
+}
+
+/** (e) users of unequal demand on one saturated server: equal shares per user, not per client. */
+async function usersFairness(server: Server, tokens: string[], args: { usersClients: string; usersDuration: number; usersQueue: number; steps: number }) {
+  const clientsPerUser = args.usersClients.split(',').map(Number);
+  const waits: { user: number; ms: number }[] = [];
+  /** when each user's jobs started (performance.now()), for the gaps between one user's turns */
+  const starts: number[][] = clientsPerUser.map(() => []);
+  const completed = new Array<number>(clientsPerUser.length).fill(0);
+  const errors: string[] = [];
+  let rateLimited = 0;
+  const deadline = performance.now() + args.usersDuration * 1000;
+  await Promise.all(
+    clientsPerUser.flatMap((count, u) =>
+      Array.from({ length: count }, async (_, c) => {
+        const token = tokens[u];
+        const me = makeClient(server.url, token);
+        const { documentId } = await me.documents.open.mutate({ host: 'cli', hostDocumentKey: `bench-user-${u}-client-${c}` });
+        const sha = await upload(server.url, await sourcePixels(7_000_000 + u * 100 + c), token);
+        while (performance.now() < deadline) {
+          try {
+            const t0 = performance.now();
+            let created: CreateEditResult;
+            for (;;) {
+              try {
+                created = await createEdit(server.url, { documentId, parent: { kind: 'source', imageSha256: sha }, regions: [{ instruction: 'make the circle blue', maskSha256: null }], options: { steps: args.steps, previewEvery: 0 } }, token);
+                break;
+              } catch (err) {
+                if (!(err instanceof HttpError) || err.status !== 429) throw err;
+                rateLimited++;
+                await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
+              }
+            }
+            const startedAt = await waitForResult(me, created.jobId, true);
+            if (performance.now() > deadline) break; // finished after the window: not counted
+            waits.push({ user: u, ms: startedAt - t0 });
+            starts[u].push(startedAt);
+            completed[u]++;
+          } catch (err) {
+            errors.push(`user ${u} client ${c}: ${(err as Error).message}`);
+          }
+        }
+      }),
+    ),
+  );
+  const all = waits.map((w) => w.ms);
+  const waitMedian = median(all);
+  // A user's turn: the time between two of its jobs starting on the engine (how long a user with work waiting
+  // goes unserved). Its edits' own waits grow with how many it sends at once (Little's law: at an equal share,
+  // a user with 8 edits in flight waits about 8 turns for each), so the 3x target is also read per turn.
+  const gaps = starts.map((xs) => xs.sort((a, b) => a - b).slice(1).map((t, i) => t - xs[i]));
+  const allGaps = gaps.flat();
+  const gapMedian = median(allGaps);
+  const gapMax = Math.max(...allGaps);
+  const perUser = clientsPerUser.map((clients, u) => {
+    const mine = waits.filter((w) => w.user === u).map((w) => w.ms);
+    return {
+      clients,
+      completed: completed[u],
+      waitMs: { median: round(median(mine), 1), max: round(Math.max(...mine), 1) },
+      turnGapMs: { median: round(median(gaps[u]), 1), max: round(Math.max(...gaps[u]), 1) },
+    };
+  });
+  const jainIndex = jain(completed);
+  const worstOverMedian = Math.max(...all) / waitMedian;
+  return {
+    users: clientsPerUser.length,
+    maxQueue: args.usersQueue,
+    steps: args.steps,
+    durationS: args.usersDuration,
+    completedEdits: all.length,
+    perUser,
+    jainIndexAcrossUsers: round(jainIndex, 4),
+    /** the same clients without users would share per client: Jain over users of their client counts */
+    jainIfSharedPerClient: round(jain(clientsPerUser), 4),
+    waitMs: { median: round(waitMedian, 1), max: round(Math.max(...all), 1) },
+    /** per edit, from edits.create to its start: grows with the user's own edits in flight (see above) */
+    waitMaxOverMedian: round(worstOverMedian, 2),
+    /** per user, between two of its jobs starting */
+    turnGapMs: { median: round(gapMedian, 1), max: round(gapMax, 1) },
+    turnGapMaxOverMedian: round(gapMax / gapMedian, 2),
+    rateLimitedRetried: rateLimited,
+    errors: errors.length,
+    errorSamples: errors.slice(0, 5),
+    targets: { jainIndexAcrossUsers: 0.95, turnGapMaxOverMedian: 3, waitMaxOverMedian: 3 },
+    pass: jainIndex >= 0.95 && gapMax <= 3 * gapMedian && errors.length === 0,
+    /** the per-edit wait target as the issue words it; not met by design when one user sends 8x another's edits */
+    passPerEditWait: worstOverMedian <= 3,
+  };
+}
+
 const FLOOD_SIDE = 4096; // 4096 x 4096 x 4 bytes = 64 MiB, the largest upload accepted
 
 /** (d) `count` concurrent 64 MiB uploads against a fresh server; its RSS peak, at the end, and `settleS` later. */
@@ -437,12 +557,17 @@ async function uploadFlood(server: Server, args: { flood: number; settle: number
   };
 }
 
-async function withServer<T>(args: { model: string; maxQueue: number; serverLog: string }, fn: (server: Server) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  args: { model: string; maxQueue: number; serverLog: string; extraArgs?: string[] },
+  fn: (server: Server, dataDir: string) => Promise<T>,
+  prepare: (dataDir: string) => void = () => {},
+): Promise<T> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-bench-'));
+  prepare(dataDir);
   const server = await startServer(args, dataDir);
   log(`server ${server.url} (pid ${server.pid})`);
   try {
-    return await fn(server);
+    return await fn(server, dataDir);
   } finally {
     await server.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -463,6 +588,9 @@ async function main(): Promise<void> {
     fairClients: 32,
     fairQueue: 8,
     fairDuration: 60,
+    usersClients: '1,2,4,8',
+    usersQueue: 64,
+    usersDuration: 120,
     flood: 16,
     settle: 30,
     serverLog: '',
@@ -497,6 +625,16 @@ async function main(): Promise<void> {
   if (phases.has('fairness')) {
     out.fairness = await withServer({ ...args, maxQueue: args.fairQueue }, (server) => fairness(server, args));
     log(`(c) fairness: ${JSON.stringify(out.fairness)}`);
+  }
+  if (phases.has('users')) {
+    let tokens: string[] = [];
+    const names = args.usersClients.split(',').map((_, u) => `user${u + 1}`);
+    out.usersFairness = await withServer(
+      { ...args, maxQueue: args.usersQueue, extraArgs: ['--users-only', '--max-queued-per-user', '64'] },
+      (server) => usersFairness(server, tokens, args),
+      (dataDir) => (tokens = names.map((name) => addUser(dataDir, name))),
+    );
+    log(`(e) users: ${JSON.stringify(out.usersFairness)}`);
   }
   if (phases.has('flood')) {
     out.uploadFlood = await withServer(args, (server) => uploadFlood(server, args));

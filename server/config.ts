@@ -8,6 +8,7 @@
  *   --data-dir    LAYERLOOP_DATA_DIR    <repo>/data
  *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix
  *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
+ *   --batch       LAYERLOOP_BATCH       DEFAULT_BATCH (edits run at once, sharing the UNet's runs; 1 = one at a time)
  *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
  *   --max-queue-per-document  LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  a quarter of --max-queue (at least 1)
  *   --queue-wait  LAYERLOOP_QUEUE_WAIT  30 (seconds edits.create may wait for room in a full queue; 0 = 429 at once)
@@ -31,6 +32,12 @@ export const DEVICES = ['auto', 'cuda', 'cpu'] as const;
 /** What a process does: `serve` the API, be a `worker` (load the model, run jobs), or both (`all`, the default). */
 export const ROLES = ['all', 'serve', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
+/**
+ * Edits computed at once by default: 1 (batching off). On the CPU the UNet costs the same per batch element at any
+ * batch size, so sharing runs gains next to nothing there (bench/batching.ts; bench/RESULTS.md, "Cross-request
+ * batching"); raise it on a GPU after measuring with `npm run bench:batching -- --provider cuda`.
+ */
+export const DEFAULT_BATCH = 1;
 
 export interface Config {
   readonly host: string;
@@ -39,9 +46,16 @@ export interface Config {
   readonly token: string | null;
   readonly dataDir: string;
   readonly modelDir: string;
+  /** the text-conditioned segmenter (CLIPSeg's ONNX interface) that turns a region's maskText into a mask */
+  readonly segmenterDir: string;
   /** where models.list looks for other model folders */
   readonly modelsRoot: string;
   readonly device: (typeof DEVICES)[number];
+  /**
+   * Most edits the engine runs at once; their UNet calls share batched runs step by step (server/engine/batching.ts).
+   * 1: one edit at a time, as without batching.
+   */
+  readonly batch: number;
   readonly maxQueue: number;
   /** edits one document may have waiting, so one document cannot fill the whole queue */
   readonly maxQueuePerDocument: number;
@@ -66,6 +80,17 @@ export interface Config {
   /** CPU threads of the engine's onnxruntime sessions; null: its own choice (all cores) */
   readonly engineThreads: number | null;
   readonly role: Role;
+  /**
+   * Only personal tokens (`npm run users`) are accepted: no shared --token, no token-less loopback access. Lets a
+   * team server listen off loopback without a shared token.
+   */
+  readonly usersOnly: boolean;
+  /** edits one user may have queued or running at once (429 past it) */
+  readonly maxQueuedPerUser: number;
+  /** uploads one user may have in flight at once (429 past it) */
+  readonly maxUploadsPerUser: number;
+  /** bytes one user may bring into its workspaces (uploads and results; 507 past it); null: no limit */
+  readonly maxStoredBytesPerUser: number | null;
 }
 
 /** A configuration the server refuses to start with; `message` says what to change. */
@@ -85,7 +110,11 @@ export const USAGE = `usage: npm start -- [serve | worker] [options]      (flags
   --token SECRET     LAYERLOOP_TOKEN      require 'Authorization: Bearer SECRET' (required off loopback)
   --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
   --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
+  --segmenter DIR    LAYERLOOP_SEGMENTER  segmenter for masks from words: a CLIPSeg ONNX export
+                                          (default <repo>/models/tiny-clipseg)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
+  --batch N          LAYERLOOP_BATCH      edits computed at once, sharing the UNet's runs step by step
+                                          (default ${DEFAULT_BATCH}; 1 = one edit at a time)
   --max-queue N      LAYERLOOP_MAX_QUEUE  edits that may wait (default ${MAX_QUEUE_LENGTH})
   --max-queue-per-document N
                      LAYERLOOP_MAX_QUEUE_PER_DOCUMENT  edits one document may have waiting
@@ -102,7 +131,12 @@ export const USAGE = `usage: npm start -- [serve | worker] [options]      (flags
   --queue URL        LAYERLOOP_QUEUE      redis://[:PASSWORD@]HOST:PORT[/DB] (default: the queue lives in this process)
   --job-lease S      LAYERLOOP_JOB_LEASE  with --queue: seconds before a dead worker's job runs on another (default 30)
   --engine-threads N LAYERLOOP_ENGINE_THREADS  CPU threads of the engine (default: onnxruntime's, all cores);
-                                          several workers on one machine split the cores with it`;
+                                          several workers on one machine split the cores with it
+  --users-only       LAYERLOOP_USERS_ONLY=1  accept personal tokens only (npm run users): no shared token, no
+                                          token-less access; allowed off loopback without --token
+  --max-queued-per-user N    LAYERLOOP_MAX_QUEUED_PER_USER   edits one user may have queued or running (default 16)
+  --max-uploads-per-user N   LAYERLOOP_MAX_UPLOADS_PER_USER  uploads one user may send at once (default 32)
+  --max-stored-mib-per-user N  LAYERLOOP_MAX_STORED_MIB_PER_USER  MiB of images one user may store (default: no limit)`;
 
 function defaults(repoRoot: string) {
   return {
@@ -110,11 +144,15 @@ function defaults(repoRoot: string) {
     port: '7860',
     dataDir: path.join(repoRoot, 'data'),
     modelDir: path.join(repoRoot, 'models', 'tiny-pix2pix'),
+    segmenterDir: path.join(repoRoot, 'models', 'tiny-clipseg'),
     modelsRoot: path.join(repoRoot, 'models'),
     device: 'auto',
+    batch: String(DEFAULT_BATCH),
     maxQueue: String(MAX_QUEUE_LENGTH),
     queueWait: '30',
     jobLease: '30',
+    maxQueuedPerUser: '16',
+    maxUploadsPerUser: '32',
   } as const;
 }
 
@@ -183,8 +221,10 @@ const configSchema = z.strictObject({
     .nullable(),
   dataDir: z.string().min(1),
   modelDir: z.string().min(1),
+  segmenterDir: z.string().min(1),
   modelsRoot: z.string().min(1),
   device: z.enum(DEVICES, { error: (iss) => `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(iss.input)}` }),
+  batch: intString('batch', 1, 64),
   maxQueue: intString('max-queue', 1, 100_000),
   maxQueuePerDocument: intString('max-queue-per-document', 1, 100_000).nullable(),
   queueWaitSeconds: intString('queue-wait', 0, 3600),
@@ -202,6 +242,10 @@ const configSchema = z.strictObject({
   role: z.enum(ROLES),
   jobLeaseSeconds: intString('job-lease', 1, 3600),
   engineThreads: intString('engine-threads', 1, 1024).nullable(),
+  usersOnly: z.boolean(),
+  maxQueuedPerUser: intString('max-queued-per-user', 1, 100_000),
+  maxUploadsPerUser: intString('max-uploads-per-user', 1, 10_000),
+  maxStoredMibPerUser: intString('max-stored-mib-per-user', 1, 1 << 30).nullable(),
 });
 
 function isRedisUrl(value: string): boolean {
@@ -231,7 +275,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         token: { type: 'string' },
         'data-dir': { type: 'string' },
         'model-dir': { type: 'string' },
+        segmenter: { type: 'string' },
         device: { type: 'string' },
+        batch: { type: 'string' },
         'max-queue': { type: 'string' },
         'max-queue-per-document': { type: 'string' },
         'queue-wait': { type: 'string' },
@@ -241,6 +287,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         queue: { type: 'string' },
         'job-lease': { type: 'string' },
         'engine-threads': { type: 'string' },
+        'users-only': { type: 'boolean' },
+        'max-queued-per-user': { type: 'string' },
+        'max-uploads-per-user': { type: 'string' },
+        'max-stored-mib-per-user': { type: 'string' },
         help: { type: 'boolean' },
       },
     }));
@@ -263,8 +313,10 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     token: flag('token') ?? envValue('LAYERLOOP_TOKEN') ?? null,
     dataDir: path.resolve(flag('data-dir') ?? envValue('LAYERLOOP_DATA_DIR') ?? d.dataDir),
     modelDir: path.resolve(flag('model-dir') ?? envValue('LAYERLOOP_MODEL_DIR') ?? d.modelDir),
+    segmenterDir: path.resolve(flag('segmenter') ?? envValue('LAYERLOOP_SEGMENTER') ?? d.segmenterDir),
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,
+    batch: flag('batch') ?? envValue('LAYERLOOP_BATCH') ?? d.batch,
     maxQueue: flag('max-queue') ?? envValue('LAYERLOOP_MAX_QUEUE') ?? d.maxQueue,
     maxQueuePerDocument: flag('max-queue-per-document') ?? envValue('LAYERLOOP_MAX_QUEUE_PER_DOCUMENT') ?? null,
     queueWaitSeconds: flag('queue-wait') ?? envValue('LAYERLOOP_QUEUE_WAIT') ?? d.queueWait,
@@ -275,12 +327,17 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     role: positionals[0] ?? 'all',
     jobLeaseSeconds: flag('job-lease') ?? envValue('LAYERLOOP_JOB_LEASE') ?? d.jobLease,
     engineThreads: flag('engine-threads') ?? envValue('LAYERLOOP_ENGINE_THREADS') ?? null,
+    usersOnly: values['users-only'] === true || ['1', 'true', 'yes'].includes((envValue('LAYERLOOP_USERS_ONLY') ?? '').toLowerCase()),
+    maxQueuedPerUser: flag('max-queued-per-user') ?? envValue('LAYERLOOP_MAX_QUEUED_PER_USER') ?? d.maxQueuedPerUser,
+    maxUploadsPerUser: flag('max-uploads-per-user') ?? envValue('LAYERLOOP_MAX_UPLOADS_PER_USER') ?? d.maxUploadsPerUser,
+    maxStoredMibPerUser: flag('max-stored-mib-per-user') ?? envValue('LAYERLOOP_MAX_STORED_MIB_PER_USER') ?? null,
   };
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(`invalid configuration:\n${formatIssues(parsed.error)}\n${USAGE}`);
-  const { maxQueuePerDocument, ...rest } = parsed.data;
+  const { maxQueuePerDocument, maxStoredMibPerUser, ...rest } = parsed.data;
   const config: Config = {
     ...rest,
+    maxStoredBytesPerUser: maxStoredMibPerUser === null ? null : maxStoredMibPerUser * 1024 * 1024,
     maxQueuePerDocument: Math.min(maxQueuePerDocument ?? defaultPerDocument(rest.maxQueue), rest.maxQueue),
     allowOrigins: [...new Set(rest.allowOrigins)],
   };
@@ -291,10 +348,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         `or leave out '${config.role}' to run the API and a worker in this one process`,
     );
   }
-  if (config.token === null && !isLoopbackHost(config.host)) {
+  if (config.usersOnly && config.token !== null) {
+    throw new ConfigError('--users-only accepts personal tokens only: leave out --token (LAYERLOOP_TOKEN), or leave out --users-only');
+  }
+  if (config.token === null && !config.usersOnly && !isLoopbackHost(config.host)) {
     throw new ConfigError(
       `refusing to listen on ${config.host} without a token: anyone who can reach it could use the server. ` +
-        `Pass --token SECRET (or set LAYERLOOP_TOKEN), or listen on 127.0.0.1`,
+        `Pass --token SECRET (or set LAYERLOOP_TOKEN), or --users-only to accept personal tokens only (npm run users), or listen on 127.0.0.1`,
     );
   }
   return { config: Object.freeze({ ...config }), help: values.help === true };

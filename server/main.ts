@@ -24,11 +24,14 @@ import { StreamSlots } from './api/stream-slots';
 import type { Services } from './api/trpc';
 import { ConfigError, USAGE, findRepoRoot, parseConfig, type Config } from './config';
 import { Engine } from './engine/engine';
-import { createHttpServer, createRequestHandler } from './http/app';
+import { Segmenter } from './engine/segmenter';
+import { Authenticator } from './auth/authenticate';
+import { createHttpServer, createRequestHandler, presentedToken } from './http/app';
 import { ByteBudget, UPLOAD_BUDGET_BYTES } from './http/upload-budget';
 import { ImageBlobs } from './imaging/image-blobs';
 import { AdmissionRoom } from './jobs/admission';
 import { JobLedger } from './jobs/ledger';
+import { JobOwners, queueShare } from './jobs/owners';
 import type { JobQueue as JobQueuePort } from './jobs/port';
 import { JobQueue } from './jobs/queue';
 import { RedisConfigError, connectRedis, redactRedisUrl } from './jobs/redis/connect';
@@ -46,6 +49,8 @@ import { WorkersModel, publishModelInfo, workerRequestHandler, type WorkerStatus
 
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
+/** How often an open event stream rereads its token: a revoked token or disabled user ends it within this. */
+const AUTH_RECHECK_MS = 1_000;
 const SHUTDOWN_GRACE_MS = 5_000;
 
 function fail(message: string, code = 1): never {
@@ -72,7 +77,7 @@ async function main(): Promise<void> {
   const log = createLogger();
   const metrics = createServerMetrics();
   const queueUrl = config.queue === null ? null : redactRedisUrl(config.queue);
-  log.info('starting', { version, role: config.role, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, auth: config.token !== null, queue: queueUrl });
+  log.info('starting', { version, role: config.role, host: config.host, port: config.port, dataDir: config.dataDir, modelDir: config.modelDir, device: config.device, batch: config.batch, auth: config.usersOnly ? 'personal tokens only' : config.token !== null ? 'personal or shared token' : 'personal token or none (loopback)', queue: queueUrl });
 
   // The port first: a second server started by mistake must fail before it touches anyone's data. Until the
   // server is ready, connections are answered 503.
@@ -116,6 +121,7 @@ async function main(): Promise<void> {
       : await Engine.start({
           modelDir: config.modelDir,
           device: config.device,
+          batch: config.batch,
           ...(config.engineThreads === null ? {} : { threads: config.engineThreads }),
           log: (message) => (message.startsWith('WARNING') ? log.warn : log.info)(message, { component: 'engine' }),
         }).catch(async (err: Error) => {
@@ -126,6 +132,7 @@ async function main(): Promise<void> {
         });
 
   const images = new ImageBlobs(store.blobs);
+  const owners = new JobOwners();
   const ledger = new JobLedger(store.edits);
   const prefix = DEFAULT_RECORD_OPTIONS.prefix;
   const worker =
@@ -149,8 +156,12 @@ async function main(): Promise<void> {
   if (config.role === 'worker' && worker && engine) {
     let state: WorkerStatus['status'] = 'ok';
     const startedAt = Date.now();
+    const workerAuth = new Authenticator(store.edits.accounts, { sharedToken: config.token, tokenless: config.token === null && !config.usersOnly });
     handle = workerRequestHandler({
-      token: config.token,
+      mayReadMetrics: async (req) => {
+        const who = await workerAuth.authenticate(presentedToken(req));
+        return who.ok && who.principal.user.role === 'admin';
+      },
       metrics,
       status: () => ({
         role: 'worker',
@@ -183,8 +194,23 @@ async function main(): Promise<void> {
     process.stdout.write(`layerloop worker on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
     return;
   }
+  // Masks from words are derived where edits are made (the API): a worker needs no segmenter.
+  const segmenter = await Segmenter.load(config.segmenterDir, {
+    // where the engine ended up: `auto` is probed once, by the engine, and said once
+    device: engine?.info.provider ?? 'cpu',
+    log: (message) => log.info(message, { component: 'segmenter' }),
+  }).catch(async (err: Error) => {
+    await engine?.close().catch(() => {});
+    await store.close();
+    lock?.release();
+    redis?.disconnect();
+    return fail(`cannot load the segmenter (masks from words) from ${config.segmenterDir}: ${err.message}`);
+  });
+  log.info('segmenter loaded', { segmenter: segmenter.info.name, size: `${segmenter.info.width}x${segmenter.info.height}` });
+
   const admission: AdmissionRoom = new AdmissionRoom({
-    hasRoom: (documentId) => queue.hasRoom(documentId),
+    hasRoom: (documentId, userId) =>
+      queue.hasRoom(documentId) && owners.queued(userId) < queueShare(config.maxQueue, [...owners.activeUsers(), ...admission.waitingUsers(), userId]),
     estimateWaitMs: (ahead) => queue.estimatedWaitMs(ahead),
     queueLength: config.maxQueue,
     maxWaitMs: config.queueWaitSeconds * 1000,
@@ -200,6 +226,8 @@ async function main(): Promise<void> {
       maxLength: config.maxQueue,
       maxPerDocument: config.maxQueuePerDocument,
       onRoom: () => admission.wake(),
+      // this node learns of no job's start or end: its per-user counts hold a job only while it is admitted
+      onEnqueued: (jobId) => owners.release(jobId),
       log: (message) => log.warn(message, { component: 'queue' }),
     });
     metrics.watchQueue(() => shared.cachedStats());
@@ -207,14 +235,18 @@ async function main(): Promise<void> {
   } else if (engine) {
     const local = new JobQueue({
       maxLength: config.maxQueue,
+      concurrency: config.batch, // the engine computes up to this many edits at once, sharing the UNet's runs
       maxPerDocument: config.maxQueuePerDocument,
       run: createEditRunner({ store, images, engine, log: log.child({ component: 'runner' }), observer: metrics }),
       ledger,
       onStateChange: (jobId, state, info) => {
         metrics.onJobState(jobId, state, info);
+        if (state === 'running') owners.start(jobId);
         if (state !== 'queued') queueMicrotask(() => admission.wake()); // a slot may have freed (outside the queue's own call)
         if (state === 'succeeded' || state === 'failed' || state === 'cancelled') {
-          (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, state, error: info.error ?? null });
+          const owner = owners.get(jobId);
+          (state === 'failed' ? log.warn : log.info)('job ended', { jobId, documentId: info.documentId, userId: owner?.userId ?? null, workspaceId: owner?.workspaceId ?? null, state, error: info.error ?? null });
+          owners.release(jobId);
         }
       },
       log: (message) => log.warn(message, { component: 'queue' }),
@@ -226,7 +258,27 @@ async function main(): Promise<void> {
   }
   const model = engine ?? (await WorkersModel.open(redis!, prefix));
   metrics.watchImageCache(() => images.cacheStats());
-  const services: Services = { config, store, images, queue, admission, uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)), streams: new StreamSlots(), engine: model, version, startedAt: Date.now(), log, metrics, integrity };
+  const auth = new Authenticator(store.edits.accounts, { sharedToken: config.token, tokenless: config.token === null && !config.usersOnly });
+  const services: Services = {
+    config,
+    store,
+    images,
+    queue,
+    admission,
+    uploads: new ByteBudget(UPLOAD_BUDGET_BYTES, debouncedCollection(2000)),
+    streams: new StreamSlots(),
+    engine: model,
+    segmenter,
+    version,
+    startedAt: Date.now(),
+    log,
+    metrics,
+    integrity,
+    auth,
+    owners,
+    uploadsByUser: new Map(),
+    authRecheckMs: AUTH_RECHECK_MS,
+  };
   handle = createRequestHandler(services);
 
   let stopping: Promise<void> | null = null;
@@ -240,6 +292,7 @@ async function main(): Promise<void> {
       server.closeAllConnections(); // watchers got their final events; end the streams
       await engine?.close().catch((err: Error) => log.warn('engine did not close cleanly', { error: err.message }));
       if (model instanceof WorkersModel) model.close();
+      await segmenter.release().catch(() => {});
       redis?.disconnect();
       await store.close();
       lock?.release();

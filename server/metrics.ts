@@ -239,10 +239,28 @@ export interface ServerMetrics {
   onStep(ms: number): void;
   /** The runner's EditObserver: an edit finished in the engine. */
   onEdit(timings: { totalMs: number; onnxMs: number }): void;
+  /** An edit was queued for a document of this workspace. */
+  countEdit(workspaceId: string): void;
+  /** A request acted as a user of this workspace (its default one). */
+  countRequest(workspaceId: string): void;
   /** Read the queue's depth at every scrape. */
   watchQueue(stats: () => { queued: number; running: number }): void;
   /** Read the decoded-image cache's size at every scrape. */
   watchImageCache(stats: () => { images: number; bytes: number }): void;
+}
+
+/** Workspaces with a label of their own in the per-workspace metrics: the series stay bounded however many exist. */
+export const MAX_WORKSPACE_LABELS = 64;
+
+/** The label for a value: itself for the first `max` distinct values seen, 'other' after. */
+export function boundedLabels(max: number): (value: string) => string {
+  const seen = new Set<string>();
+  return (value) => {
+    if (seen.has(value)) return value;
+    if (seen.size >= max) return 'other';
+    seen.add(value);
+    return value;
+  };
 }
 
 export function createServerMetrics(): ServerMetrics {
@@ -263,6 +281,9 @@ export function createServerMetrics(): ServerMetrics {
   const storeIntegrityProblems = registry.gauge('layerloop_store_integrity_problems', 'Problems found by the store integrity check at start-up (0 = consistent).');
   const imageCacheBytes = registry.gauge('layerloop_image_cache_bytes', 'Decoded RGBA bytes held by the image cache (bounded, least recently used evicted).');
   const imageCacheImages = registry.gauge('layerloop_image_cache_images', 'Decoded images held by the image cache.');
+  const workspaceEdits = registry.counter('layerloop_workspace_edits_total', `Edits queued, by workspace id (the first ${MAX_WORKSPACE_LABELS} seen; later ones as 'other').`, ['workspace']);
+  const workspaceRequests = registry.counter('layerloop_workspace_requests_total', `Requests by signed-in users, by workspace id (the first ${MAX_WORKSPACE_LABELS} seen; later ones as 'other').`, ['workspace']);
+  const workspaceLabel = boundedLabels(MAX_WORKSPACE_LABELS);
   const rss = registry.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
   const startTime = registry.gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch in seconds.');
   startTime.set(Math.round(Date.now() / 1000 - process.uptime()));
@@ -301,6 +322,12 @@ export function createServerMetrics(): ServerMetrics {
       if (state === 'failed') errors.inc({ source: 'job' });
       if (t) jobLatency.observe({ state }, Math.max(0, info.at - t.queuedAt) / 1000);
       if (t?.startedAt != null) jobRun.observe({ state }, Math.max(0, info.at - t.startedAt) / 1000);
+    },
+    countEdit(workspaceId) {
+      workspaceEdits.inc({ workspace: workspaceLabel(workspaceId) });
+    },
+    countRequest(workspaceId) {
+      workspaceRequests.inc({ workspace: workspaceLabel(workspaceId) });
     },
     onStep(ms) {
       engineSteps.observe(ms / 1000);

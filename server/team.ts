@@ -8,7 +8,6 @@ import type * as http from 'node:http';
 import { TRPCError } from '@trpc/server';
 import type { Redis } from 'ioredis';
 import type { ModelInfo } from './engine/family';
-import { isAuthorized } from './http/app';
 import { METRICS_CONTENT_TYPE, type ServerMetrics } from './metrics';
 
 const modelKey = (prefix: string) => `${prefix}:model`;
@@ -73,8 +72,13 @@ export interface WorkerStatus {
 }
 
 /** A worker's HTTP answers: /health (always 200 with the status), /ready (200 only while it pulls jobs), /metrics. */
-export function workerRequestHandler(deps: { token: string | null; metrics: ServerMetrics; status: () => WorkerStatus }): http.RequestListener {
-  return (req, res) => {
+export function workerRequestHandler(deps: {
+  /** whether the request may read the metrics (an admin, as on the API nodes) */
+  mayReadMetrics: (req: http.IncomingMessage) => Promise<boolean>;
+  metrics: ServerMetrics;
+  status: () => WorkerStatus;
+}): http.RequestListener {
+  return async (req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://worker').pathname;
     const send = (code: number, body: string, type: string) => {
       res.writeHead(code, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
@@ -87,7 +91,7 @@ export function workerRequestHandler(deps: { token: string | null; metrics: Serv
       return json(pathname === '/ready' && status.status !== 'ok' ? 503 : 200, status);
     }
     if (pathname === '/metrics') {
-      if (!isAuthorized(deps.token, req)) return json(401, { error: "send 'Authorization: Bearer <token>' with the worker's --token" });
+      if (!(await deps.mayReadMetrics(req).catch(() => false))) return json(401, { error: "send 'Authorization: Bearer <token>': an admin's personal token, or the workers' --token" });
       return send(200, deps.metrics.registry.expose(), METRICS_CONTENT_TYPE);
     }
     return json(404, { error: `a worker serves no ${pathname}: the API is on the serve nodes; here: GET /health, /ready, /metrics` });

@@ -14,6 +14,8 @@ export const MAX_INSTRUCTION_LENGTH = 500;
 export const MAX_STEPS = 100;
 export const MAX_VARIATIONS = 8;
 export const MAX_REGIONS = 4;
+/** reference images one edit may carry (families that read them: FLUX.2 klein) */
+export const MAX_REFERENCES = 4;
 /** 16 megapixels */
 export const MAX_IMAGE_PIXELS = 4096 * 4096;
 export const MAX_IMAGE_SIDE = 8192;
@@ -239,6 +241,18 @@ export type EditParent = z.infer<typeof editParentSchema>;
 /** Text that is stored as text: PostgreSQL cannot keep U+0000 in a text column, so no store accepts it. */
 export const hasNoNul = (text: string): boolean => !text.includes('\u0000');
 
+/** Longest maskText: a phrase, not a paragraph. */
+export const MAX_MASK_TEXT_LENGTH = 200;
+
+/** Words naming a region of the image ("the circle"): trimmed, not empty. */
+export const maskTextSchema = z
+  .string({ error: (iss) => `maskText must be a string, got ${show(iss.input)}` })
+  .refine((s) => !LONE_SURROGATE.test(s), wellFormed('maskText'))
+  .trim()
+  .refine((s) => !INVISIBLE_ONLY.test(s), { error: 'maskText is empty: name what to edit, e.g. "the circle", or send a mask instead' })
+  .refine((s) => s.length <= MAX_MASK_TEXT_LENGTH, { error: (iss) => `maskText must be at most ${MAX_MASK_TEXT_LENGTH} characters, got ${(iss.input as string).length}: name the region in a few words` })
+  .refine(hasNoNul, { error: 'maskText must not contain NUL characters (U+0000)' });
+
 export const editRegionSchema = z.strictObject({
   /** trimmed; empty = keep the image as it is in this region */
   instruction: z
@@ -250,18 +264,71 @@ export const editRegionSchema = z.strictObject({
       error: (iss) => `instruction must be at most ${MAX_INSTRUCTION_LENGTH} characters, got ${(iss.input as string).length}: shorten it`,
     })
     .refine(hasNoNul, { error: 'instruction must not contain NUL characters (U+0000)' }),
-  /** a blob holding the mask (white = edit); null = the whole image */
-  maskSha256: sha256Schema.nullable(),
+  /** a blob holding the mask (white = edit); null = the whole image. Leave it out when sending maskText. */
+  maskSha256: sha256Schema.nullable().optional(),
+  /**
+   * Words naming where to edit ("the circle", "the background") instead of a mask: the server derives a soft mask
+   * with its segmenter (masks.preview shows it first), stores it as a blob and records both on the edit.
+   */
+  maskText: maskTextSchema.optional(),
+}).check((ctx) => {
+  const { maskSha256, maskText } = ctx.value;
+  if ((maskSha256 === undefined) === (maskText === undefined)) {
+    ctx.issues.push({
+      code: 'custom',
+      input: ctx.value,
+      message: maskText === undefined
+        ? 'a region needs maskSha256 (a mask blob, or null for the whole image) or maskText (words naming where to edit)'
+        : 'send either maskSha256 or maskText, not both',
+    });
+  }
 });
 export type EditRegion = z.infer<typeof editRegionSchema>;
+/**
+ * A region as the server queues and records it: maskText resolved into the derived mask's blob (maskText kept
+ * beside it, saying where the mask came from).
+ */
+export interface ResolvedEditRegion {
+  instruction: string;
+  maskSha256: string | null;
+  maskText?: string;
+}
+
+/** masks.preview: the mask a region's maskText would get on an image, before the edit is made. */
+export const maskPreviewInputSchema = z.strictObject({
+  documentId: uuidField('documentId', '(from documents.open)'),
+  /** the image the edit would apply to: an uploaded image, or the result of a stored edit */
+  parent: editParentSchema,
+  maskText: maskTextSchema,
+});
+export type MaskPreviewInput = z.input<typeof maskPreviewInputSchema>;
+export const maskPreviewResultSchema = z.object({
+  /** the derived soft mask as a grayscale PNG blob (GET /v1/blobs/:sha256), the layer's size */
+  maskSha256: sha256Schema,
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  /** the share of the layer the mask covers (pixels at or above one half), 0..1 */
+  coverage: z.number().min(0).max(1),
+  /** the segmenter that made it */
+  segmenter: z.string(),
+});
+export type MaskPreviewResult = z.infer<typeof maskPreviewResultSchema>;
 
 export const editRequestSchema = z.strictObject({
   documentId: uuidField('documentId', '(from documents.open)'),
   parent: editParentSchema,
   regions: z
-    .array(editRegionSchema, { error: (iss) => `regions must be a list of {instruction, maskSha256}, got ${show(iss.input)}` })
-    .min(1, { error: 'regions must hold at least one {instruction, maskSha256}' })
+    .array(editRegionSchema, { error: (iss) => `regions must be a list of {instruction, maskSha256 or maskText}, got ${show(iss.input)}` })
+    .min(1, { error: 'regions must hold at least one {instruction, maskSha256 or maskText}' })
     .max(MAX_REGIONS, { error: (iss) => `at most ${MAX_REGIONS} regions per edit, got ${(iss.input as unknown[]).length}: merge or drop some` }),
+  /**
+   * images uploaded with PUT /v1/blobs that the instruction refers to ("make the mug look like this"), read as
+   * further reference tokens by families that can; others refuse the edit with a message
+   */
+  references: z
+    .array(sha256Schema, { error: (iss) => `references must be a list of image sha256s, got ${show(iss.input)}` })
+    .max(MAX_REFERENCES, { error: (iss) => `at most ${MAX_REFERENCES} reference images per edit, got ${(iss.input as unknown[]).length}` })
+    .default([]),
   options: editOptionsSchema.prefault({}),
 });
 /** What a client sends. */
@@ -280,6 +347,8 @@ export const openDocumentSchema = z.strictObject({
     .max(MAX_HOST_DOCUMENT_KEY_LENGTH, { error: `hostDocumentKey must be at most ${MAX_HOST_DOCUMENT_KEY_LENGTH} characters` })
     .refine((s) => !LONE_SURROGATE.test(s), wellFormed('hostDocumentKey'))
     .refine(hasNoNul, { error: 'hostDocumentKey must not contain NUL characters (U+0000)' }),
+  /** the workspace to open it in (one the caller is a member of); default the caller's default workspace */
+  workspaceId: uuidField('workspaceId', '(from me)').optional(),
 });
 export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;
 

@@ -27,6 +27,8 @@ export interface HeldoutCase {
   id: string;
   op: 'recolour' | 'background' | 'remove' | 'identity';
   instruction: string;
+  /** the shape the instruction names (null for background and identity cases) */
+  shape: string | null;
   colour: string | null;
   source: RgbaImage;
   /** edit region, soft, [H*W] */
@@ -45,6 +47,7 @@ export async function loadHeldout(dir = HELDOUT_DIR): Promise<{ palette: Record<
       id: c.id,
       op: c.op,
       instruction: c.instruction,
+      shape: c.shape,
       colour: c.colour,
       source: await read(`${c.id}-source.png`),
       mask: maskFromImage(await read(`${c.id}-mask.png`)),

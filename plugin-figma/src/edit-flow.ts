@@ -17,13 +17,16 @@ import {
   type LOCALITIES,
 } from '../../shared/protocol';
 import { ClientError, isAbortError, submitEdit, type LayerloopClient, type SessionAction } from '../../shared/client';
-import { MainRequestError, type MainBridge } from './bridge';
+import { MainRequestError } from './bridge';
 import { pngSize } from './geometry';
+import type { EditInputs, MainBridge } from './bridge';
 import type { PngImage } from './messages';
 
 /** What the panel's controls hold. */
 export interface EditForm {
   instruction: string;
+  /** words naming where to edit ("the circle"); '' = the selected mask shape, or the whole layer */
+  maskText: string;
   locality: (typeof LOCALITIES)[number];
   /** 0 = exactly the mask .. 1 = the whole image */
   spread: number;
@@ -37,6 +40,7 @@ export interface EditForm {
 /** The protocol's defaults; no seed (the server picks one and reports it). */
 export const DEFAULT_FORM: EditForm = {
   instruction: '',
+  maskText: '',
   locality: DEFAULT_EDIT_OPTIONS.locality,
   spread: DEFAULT_EDIT_OPTIONS.spread,
   strength: DEFAULT_EDIT_OPTIONS.strength,
@@ -80,12 +84,17 @@ function optionsOf(form: EditForm): EditRequestInput['options'] {
   };
 }
 
-/** The edits.create input; throws with the protocol's own message if something is out of range. */
+/**
+ * The edits.create input; throws with the protocol's own message if something is out of range. Words in the
+ * form (maskText) name the region instead of the mask shape: the server derives the mask from them.
+ */
 export function buildEditRequest(form: EditForm, documentId: string, parent: EditParent, maskSha256: string | null): EditRequestInput {
+  const instruction = form.instruction.trim();
+  const maskText = form.maskText.trim();
   const request: EditRequestInput = {
     documentId,
     parent,
-    regions: [{ instruction: form.instruction.trim(), maskSha256 }],
+    regions: [maskText === '' ? { instruction, maskSha256 } : { instruction, maskText }],
     options: optionsOf(form),
   };
   const checked = editRequestSchema.safeParse(request);
@@ -146,6 +155,30 @@ export class EditRun {
     return this.deps.resizePng(mask.png, size.width, size.height);
   }
 
+  /** The parent of the next edit: the layer's pixels uploaded, or the history edit it continues from. */
+  private async parentOf(inputs: EditInputs): Promise<EditParent> {
+    if (inputs.parent.kind === 'source') {
+      if (!inputs.image) throw new MainRequestError('Figma sent no pixels for the layer. Select it again and Apply.');
+      return { kind: 'source', imageSha256: await this.upload(inputs.image.png) };
+    }
+    const parent: EditParent = { kind: 'edit', editId: inputs.parent.editId };
+    // the layer's current pixels: the server compares them with the edit's result (painted on?)
+    if (inputs.image) parent.pixelsSha256 = await this.upload(inputs.image.png);
+    return parent;
+  }
+
+  /**
+   * "What will change": the mask the words give on the layer (masks.preview), as PNG bytes of the layer's size.
+   * Nothing is queued; the server's message (words it does not know, a phrase naming nothing here) is thrown.
+   */
+  async previewMask(maskText: string, documentId: string, pinned: PinnedEdit | null): Promise<{ png: Uint8Array; coverage: number }> {
+    const inputs = await this.deps.main.prepareEdit(pinned ? { editId: pinned.editId } : null);
+    // the same parent as an Apply: the server previews on the pixels the edit would start from
+    const parent = await this.parentOf(inputs);
+    const preview = await this.deps.api.previewMask({ documentId, parent, maskText: maskText.trim() }, this.abort.signal);
+    return { png: await this.deps.api.getBlob(preview.maskSha256, this.abort.signal), coverage: preview.coverage };
+  }
+
   async run(form: EditForm, documentId: string, pinned: PinnedEdit | null): Promise<void> {
     const { api, main, dispatch } = this.deps;
     const signal = this.abort.signal;
@@ -155,17 +188,9 @@ export class EditRun {
       if (this.cancelWanted) return;
       dispatch({ type: 'prepared' });
 
-      let parent: EditParent;
-      if (inputs.parent.kind === 'source') {
-        if (!inputs.image) throw new MainRequestError('Figma sent no pixels for the layer. Select it again and Apply.');
-        parent = { kind: 'source', imageSha256: await this.upload(inputs.image.png) };
-      } else {
-        parent = { kind: 'edit', editId: inputs.parent.editId };
-        // the layer's current pixels: the server compares them with the edit's result (painted on?)
-        if (inputs.image) parent.pixelsSha256 = await this.upload(inputs.image.png);
-      }
+      const parent = await this.parentOf(inputs);
       let maskSha256: string | null = null;
-      if (inputs.mask) {
+      if (inputs.mask && form.maskText.trim() === '') {
         let size = inputs.image ? { width: inputs.image.width, height: inputs.image.height } : null;
         if (!size && pinned) size = pngSize(await api.getBlob(pinned.resultImageSha256, signal));
         maskSha256 = await this.upload(await this.maskAt(inputs.mask, size));

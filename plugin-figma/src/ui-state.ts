@@ -9,7 +9,7 @@ import type { SelectionSummary, Settings } from './messages';
 export type Connection =
   | { status: 'unknown' }
   | { status: 'connecting' }
-  | { status: 'connected'; model: string; documentId: string }
+  | { status: 'connected'; model: string; documentId: string; /** "ben (studio-a)"; absent on a server without accounts */ user?: string }
   | { status: 'error'; message: string };
 
 export interface UiState {

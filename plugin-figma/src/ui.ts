@@ -3,7 +3,7 @@
  * Renders UiState (ui-state.ts), turns clicks into actions, talks to the server through LayerloopApi and
  * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
  */
-import { createClient, isActive, progressFraction, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
+import { createClient, isActive, progressFraction, signedInLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
 import { LOCALITIES, controlAttributes } from '../../shared/protocol';
 import { Bridge } from './bridge';
 import { DEFAULT_FORM, EditRun, FORM_CONTROLS, failureMessage, formProblem, type EditForm } from './edit-flow';
@@ -101,9 +101,12 @@ async function connectNow(settings: Settings, documentKey: string): Promise<void
   dispatch({ type: 'connection', connection: { status: 'connecting' } });
   try {
     const health = await client.health();
+    const user = signedInLabel(await client.me());
+    // the file's history in the signed-in user's workspace (another workspace's history of the same file stays its own)
     const opened = await client.openDocument('figma', documentKey);
     if (api !== client) return; // settings changed meanwhile
-    dispatch({ type: 'connection', connection: { status: 'connected', model: `${health.model.name} on ${health.model.provider}`, documentId: opened } });
+    const model = `${health.model.name} on ${health.model.provider}`;
+    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, ...(user ? { user } : {}) } });
     bridge.send({ type: 'document-opened', documentId: opened });
     void loadHistory();
   } catch (err) {
@@ -142,6 +145,7 @@ function readForm(): EditForm {
   const seedText = $<HTMLInputElement>('seed').value.trim();
   return {
     instruction: $<HTMLTextAreaElement>('instruction').value,
+    maskText: $<HTMLInputElement>('mask-text').value,
     locality: $<HTMLSelectElement>('locality').value as EditForm['locality'],
     spread: numberValue('spread', DEFAULT_FORM.spread),
     strength: numberValue('strength', DEFAULT_FORM.strength),
@@ -172,6 +176,31 @@ async function apply(): Promise<void> {
     if (pinned) session({ type: 'continue-from', entry: null });
     notify(edit.layers === 1 ? 'layerloop: result placed above the layer' : `layerloop: ${edit.layers} variations placed`);
     void loadHistory();
+  }
+}
+
+/** Shows the mask the "Where" words give on the selected layer (masks.preview): what Apply will change. */
+async function previewMaskWords(): Promise<void> {
+  const words = $<HTMLInputElement>('mask-text').value.trim();
+  const image = $<HTMLImageElement>('mask-preview-image');
+  if (words === '') return showMessage('Type where to edit in words first, e.g. "the circle".');
+  if (state.connection.status !== 'connected') await (connecting ?? connect());
+  const id = documentId();
+  if (!api || !id) return showMessage('Not connected to a server: open Settings.');
+  showMessage('');
+  const button = $<HTMLButtonElement>('mask-preview');
+  button.disabled = true;
+  try {
+    const preview = await new EditRun({ api, main: bridge, dispatch: session, resizePng }).previewMask(words, id, state.session.continueFrom);
+    if (image.src.startsWith('blob:')) URL.revokeObjectURL(image.src);
+    image.src = URL.createObjectURL(new Blob([preview.png as Uint8Array<ArrayBuffer>], { type: 'image/png' }));
+    image.hidden = false;
+    showMessage(`"${words}" covers ${Math.round(preview.coverage * 100)} % of the layer: white is what Apply will change.`, 'info');
+  } catch (err) {
+    image.hidden = true;
+    showMessage(failureMessage(err));
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -237,7 +266,7 @@ function renderConnection(): void {
   const url = state.settings?.serverUrl ?? '';
   $('conn-text').textContent =
     c.status === 'connected'
-      ? `Connected: ${c.model}`
+      ? `Connected: ${c.model}${c.user ? ` · signed in as ${c.user}` : ''}`
       : c.status === 'connecting'
         ? `Connecting to ${url}…`
         : c.status === 'error'
@@ -316,9 +345,12 @@ function render(): void {
   $('continue-chip').hidden = pin === null;
   $('continue-text').textContent = pin ? `Continues from the history edit "${pin.instruction}"; the result goes over the selected layer.` : '';
 
-  const masked = sel?.mode === 'masked';
+  // words in "Where" are a mask too (the server derives it)
+  const masked = sel?.mode === 'masked' || $<HTMLInputElement>('mask-text').value.trim() !== '';
   $('locality-group').classList.toggle('inactive', !masked);
-  $('locality-note').textContent = masked ? LOCALITY_HELP[$<HTMLSelectElement>('locality').value as (typeof LOCALITIES)[number]] : 'Only matters with a mask: select a shape over the layer too.';
+  $('locality-note').textContent = masked
+    ? LOCALITY_HELP[$<HTMLSelectElement>('locality').value as (typeof LOCALITIES)[number]]
+    : 'Only matters with a mask: select a shape over the layer too, or say where in words.';
 
   const phase = state.session.edit;
   const active = isActive(phase);
@@ -367,6 +399,11 @@ function wire(): void {
   $('locality').addEventListener('change', render);
   $('apply').addEventListener('click', () => void apply());
   $('cancel').addEventListener('click', () => run?.cancel());
+  $('mask-preview').addEventListener('click', () => void previewMaskWords());
+  $('mask-text').addEventListener('input', () => {
+    $<HTMLImageElement>('mask-preview-image').hidden = true; // the preview was of other words
+    render();
+  });
   $('instruction').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) {
       e.preventDefault();

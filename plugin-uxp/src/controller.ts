@@ -27,6 +27,7 @@ import {
   newSession,
   phaseText,
   reduceSession,
+  signedInLabel,
   submitEdit,
   type EditPhase,
   type EditSession,
@@ -51,6 +52,8 @@ export type Locality = (typeof LOCALITIES)[number];
 /** What the user set in the panel. */
 export interface EditForm {
   instruction: string;
+  /** words naming where to edit ("the circle"), instead of the selection; '' = the selection, or the whole layer */
+  maskText: string;
   locality: Locality;
   /** 0 = exactly the selection .. 1 = the whole layer */
   spread: number;
@@ -65,6 +68,7 @@ export interface EditForm {
 /** The protocol's defaults; no seed (the server picks one and reports it). */
 export const DEFAULT_FORM: EditForm = {
   instruction: '',
+  maskText: '',
   locality: DEFAULT_EDIT_OPTIONS.locality,
   spread: DEFAULT_EDIT_OPTIONS.spread,
   strength: DEFAULT_EDIT_OPTIONS.strength,
@@ -118,6 +122,8 @@ export interface PanelState {
   queuePosition: number | null;
   progress: { step: number; totalSteps: number } | null;
   preview: string | null;
+  /** "what will change": the mask the words give (masks.preview) as a PNG data URL, and a line saying so */
+  maskPreview: { dataUrl: string; caption: string } | null;
   /** the seed of the last job */
   seed: number | null;
   variations: VariationChoice[];
@@ -185,6 +191,7 @@ export class PanelController {
   private pending: PendingResult | null = null;
   private historyNodes: HistoryEntry[] = [];
   private historyDocumentId: number | null = null;
+  private maskPreview: PanelState['maskPreview'] = null;
 
   constructor(private readonly deps: ControllerDeps) {
     this.state = this.view();
@@ -216,11 +223,54 @@ export class PanelController {
 
   async testConnection(): Promise<void> {
     try {
-      await this.client().health();
-      this.dispatch({ type: 'error', message: null }, 'Connected to the layerloop server.');
+      const client = this.client();
+      await client.health();
+      const user = signedInLabel(await client.me());
+      this.dispatch({ type: 'error', message: null }, user ? `Connected to the layerloop server, signed in as ${user}.` : 'Connected to the layerloop server.');
     } catch (err) {
       this.dispatch({ type: 'error', message: errorMessage(err) });
     }
+  }
+
+  // ------------------------------------------------------------------------------------ masks from words
+
+  /**
+   * "What will change": the mask `words` give on the active layer (masks.preview), shown in the panel before
+   * Apply. Nothing is queued; the server's message (unknown words, a phrase naming nothing here) is shown.
+   */
+  async previewMask(words: string): Promise<void> {
+    const maskText = words.trim();
+    if (this.state.busy) return;
+    this.maskPreview = null;
+    if (maskText === '') {
+      this.dispatch({ type: 'error', message: 'Type where to edit in words first, e.g. "the circle".' });
+      return;
+    }
+    this.dispatch({ type: 'error', message: null });
+    try {
+      const client = this.client();
+      const capture = await captureActiveLayer(this.deps.host);
+      const documentId = await this.serverDocumentId(capture.document);
+      const parentEditId = await this.deps.records.editForLayer(capture.document.id, capture.layer.id);
+      const pixelsSha256 = (await client.putImage(capture.rgba, { rgba: { width: capture.width, height: capture.height } })).sha256;
+      const parent: EditParent = parentEditId ? { kind: 'edit', editId: parentEditId, pixelsSha256 } : { kind: 'source', imageSha256: pixelsSha256 };
+      const preview = await client.previewMask({ documentId, parent, maskText });
+      const png = await client.getBlob(preview.maskSha256);
+      this.maskPreview = {
+        dataUrl: `data:image/png;base64,${base64(png)}`,
+        caption: `"${maskText}" covers ${Math.round(preview.coverage * 100)} % of the layer: white is what Apply will change.`,
+      };
+      this.publish();
+    } catch (err) {
+      this.dispatch({ type: 'error', message: errorMessage(err) });
+    }
+  }
+
+  /** The words changed: the preview was of other words. */
+  clearMaskPreview(): void {
+    if (this.maskPreview === null) return;
+    this.maskPreview = null;
+    this.publish();
   }
 
   // ------------------------------------------------------------------------------------ Apply
@@ -242,10 +292,13 @@ export class PanelController {
       const parentEditId = await this.deps.records.editForLayer(capture.document.id, capture.layer.id);
       const pixelsSha256 = (await client.putImage(capture.rgba, { rgba: { width: capture.width, height: capture.height } })).sha256;
       if (stopped()) return;
-      const maskSha256 = capture.mask ? (await client.putImage(maskToRgba(capture.mask), { rgba: { width: capture.width, height: capture.height } })).sha256 : null;
+      // words, when given, name the region instead of the selection: the server derives the mask from them
+      const maskText = form.maskText.trim();
+      const maskSha256 = capture.mask && maskText === '' ? (await client.putImage(maskToRgba(capture.mask), { rgba: { width: capture.width, height: capture.height } })).sha256 : null;
       if (stopped()) return;
       const parent: EditParent = parentEditId ? { kind: 'edit', editId: parentEditId, pixelsSha256 } : { kind: 'source', imageSha256: pixelsSha256 };
-      const request: EditRequestInput = { documentId, parent, regions: [{ instruction, maskSha256 }], options };
+      const region = maskText === '' ? { instruction, maskSha256 } : { instruction, maskText };
+      const request: EditRequestInput = { documentId, parent, regions: [region], options };
       // not abandoned once sent: a job the server accepted is cancelled by id, never orphaned
       const { created, warning } = await submitEdit(client, request);
       if (stopped()) {
@@ -532,6 +585,7 @@ export class PanelController {
       queuePosition: edit.name === 'queued' ? edit.position : null,
       progress: running ? { step: running.step, totalSteps: running.totalSteps } : fullBar ? { step: 1, totalSteps: 1 } : null,
       preview: previews.length ? previews[previews.length - 1].dataUrl : null,
+      maskPreview: this.maskPreview,
       seed,
       variations: edit.name === 'picking' ? edit.variations : [],
       history: this.historyItems,

@@ -63,6 +63,10 @@ export const PANEL_IDS = [
   'token',
   'allowed-servers',
   'settings-save',
+  'mask-text',
+  'mask-preview',
+  'mask-preview-image',
+  'mask-preview-caption',
 ] as const;
 export type PanelId = (typeof PANEL_IDS)[number];
 
@@ -128,6 +132,7 @@ export function mountPanel(o: MountOptions): void {
     const seed = el.seed.value.trim();
     return {
       instruction: el.instruction.value,
+      maskText: el['mask-text'].value,
       locality,
       spread: Number(el.spread.value) / 100,
       strength: Number(el.strength.value) / 100,
@@ -143,6 +148,8 @@ export function mountPanel(o: MountOptions): void {
     if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) void controller.apply(readForm());
   });
   el.cancel.addEventListener('click', () => void controller.cancel());
+  el['mask-preview'].addEventListener('click', () => void controller.previewMask(el['mask-text'].value));
+  el['mask-text'].addEventListener('input', () => controller.clearMaskPreview());
 
   let advancedOpen = false;
   show(el.advanced, false);
@@ -231,6 +238,12 @@ export function mountPanel(o: MountOptions): void {
     if (s.preview) el.preview.setAttribute('src', s.preview);
     else el.preview.removeAttribute('src');
     show(el.preview, s.preview !== null);
+    el['mask-preview'].disabled = s.busy;
+    if (s.maskPreview) el['mask-preview-image'].setAttribute('src', s.maskPreview.dataUrl);
+    else el['mask-preview-image'].removeAttribute('src');
+    show(el['mask-preview-image'], s.maskPreview !== null);
+    el['mask-preview-caption'].textContent = s.maskPreview?.caption ?? '';
+    show(el['mask-preview-caption'], s.maskPreview !== null);
 
     show(el.picker, s.variations.length > 0);
     el['place-all'].disabled = s.busy;

@@ -3,8 +3,10 @@
  * builders every router uses.
  *
  * - `publicProcedure`: no token needed (health only).
- * - `authedProcedure`: when the server has a token, the request must carry `Authorization: Bearer <token>`
- *   (subscriptions may pass it as the `token` connection param instead, because EventSource cannot set headers).
+ * - `authedProcedure`: the request must resolve to a user (server/auth/authenticate.ts): a personal token, the
+ *   shared token, or none on a token-less loopback server, as `Authorization: Bearer <token>` (subscriptions may
+ *   pass it as the `token` connection param instead, because EventSource cannot set headers). `ctx.principal` is
+ *   the user and its workspaces; what lies in other workspaces answers exactly as what does not exist (access.ts).
  *
  * Every procedure maps the errors of the layers below to tRPC codes with messages that say what to fix:
  * zod input errors -> BAD_REQUEST (formatIssues), StoreError -> 400/404/409, QueueFullError -> 429 (the
@@ -13,8 +15,11 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import type { z } from 'zod';
 import { formatIssues } from '../../shared/protocol';
+import type { AuthMode, Authenticator } from '../auth/authenticate';
 import type { Config } from '../config';
+import type { JobOwners } from '../jobs/owners';
 import type { ModelInfo } from '../engine/family';
+import type { Segmenter } from '../engine/segmenter';
 import type { ImageBlobs } from '../imaging/image-blobs';
 import type { ByteBudget } from '../http/upload-budget';
 import type { AdmissionRoom } from '../jobs/admission';
@@ -23,7 +28,8 @@ import { QueueClosedError, QueueFullError, UnknownJobError } from '../jobs/error
 import type { JobQueue } from '../jobs/port';
 import type { Logger } from '../log';
 import type { ServerMetrics } from '../metrics';
-import { StoreError, type Store } from '../store';
+import { StoreError, type Principal, type Store } from '../store';
+import { UserLimitError } from './limits';
 
 /** Everything the procedures use, built once in main.ts (no globals). */
 export interface Services {
@@ -39,6 +45,8 @@ export interface Services {
   /** open jobs.watch streams, bounded per job and per client */
   readonly streams: StreamSlots;
   readonly engine: { readonly info: ModelInfo };
+  /** turns a region's maskText into a mask (masks from words); runs on this thread */
+  readonly segmenter: Pick<Segmenter, 'info' | 'region'>;
   /** package.json's version */
   readonly version: string;
   /** epoch ms */
@@ -47,20 +55,35 @@ export interface Services {
   readonly metrics: ServerMetrics;
   /** the store's integrity check at start-up */
   readonly integrity: { readonly problems: number; readonly checkedAt: number };
+  readonly auth: Authenticator;
+  /** who asked for each job this process runs (the per-user limit, the authors it records) */
+  readonly owners: JobOwners;
+  /** uploads in flight per user */
+  readonly uploadsByUser: Map<string, number>;
+  /** how often an open stream rereads its token (a revoked token or disabled user ends it) */
+  readonly authRecheckMs: number;
 }
 
 export interface Context {
   services: Services;
-  /** true when the server has no token, or the request presented it */
+  /** the request resolved to a user */
   authorized: boolean;
+  /** who the request acts as (null when not authorized) */
+  principal: Principal | null;
+  authMode: AuthMode | null;
+  /** why the request is not authorized: what the client reads */
+  authMessage: string;
+  /** the store failed while checking the token (answered as that failure, 503/507, not as a refusal) */
+  authFailure: StoreError | null;
+  /** checks the request's token again (an open stream calls it; false once revoked or its user disabled) */
+  recheck: () => Promise<boolean>;
   /** the peer's address (per-client limits) */
   clientAddress: string;
   requestId: string;
   log: Logger;
 }
 
-export const UNAUTHORIZED_MESSAGE =
-  "this server requires a token: send the header 'Authorization: Bearer <token>' with the token the server was started with (--token / LAYERLOOP_TOKEN)";
+export { UNAUTHORIZED_MESSAGE } from '../auth/authenticate';
 
 function zodIssuesOf(cause: unknown): z.ZodError | null {
   if (cause && typeof cause === 'object' && (cause as { name?: unknown }).name === 'ZodError' && Array.isArray((cause as { issues?: unknown }).issues)) {
@@ -115,6 +138,7 @@ const t = initTRPC.context<Context>().create({
 function toTRPCError(error: TRPCError): TRPCError | null {
   const cause = error.cause;
   if (cause instanceof QueueFullError) return new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
+  if (cause instanceof UserLimitError) return new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
   if (cause instanceof QueueClosedError) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: cause.message, cause });
   if (cause instanceof UnknownJobError) return new TRPCError({ code: 'NOT_FOUND', message: cause.message, cause });
   if (cause instanceof StoreError) {
@@ -158,8 +182,9 @@ const mapErrors = t.middleware(async ({ next, ctx, path }) => {
 });
 
 const isAuthed = t.middleware(({ ctx, next }) => {
-  if (!ctx.authorized) throw new TRPCError({ code: 'UNAUTHORIZED', message: UNAUTHORIZED_MESSAGE });
-  return next();
+  if (ctx.authFailure) throw new TRPCError({ code: 'INTERNAL_SERVER_ERROR', message: ctx.authFailure.message, cause: ctx.authFailure });
+  if (!ctx.authorized || ctx.principal === null) throw new TRPCError({ code: 'UNAUTHORIZED', message: ctx.authMessage });
+  return next({ ctx: { ...ctx, principal: ctx.principal } });
 });
 
 export const router = t.router;

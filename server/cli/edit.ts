@@ -3,6 +3,7 @@
  *
  *   npm run edit -- --image test/fixtures/shapes-128.png --instruction "make the circle blue" --out edit.png
  *   npm run edit -- --from edit.png --instruction "make the square green" --out edit2.png   # latent iteration
+ *   npm run edit -- --image test/fixtures/shapes-128.png --instruction "make the circle blue" --mask-text "the circle"
  *
  * Each result is written as PNG plus `<out>.latent.json` (the stored latent and its geometry); `--from` a
  * previous result continues from that latent instead of re-encoding its pixels. The edit options are parsed by
@@ -20,9 +21,11 @@ import { editImage, type EditSource, type StoredLatent } from '../edit/edit-imag
 import { loadModel } from '../engine/families';
 import { localEngine } from '../engine/local';
 import { seededNoise, startingWith } from '../engine/rng';
-import { decodeImage, encodePng, maskFromImage, resizeMask } from '../imaging/image';
+import { Segmenter, SegmenterInputError, maskIsEmpty } from '../engine/segmenter';
+import { decodeImage, encodePng, maskFromImage, maskToImage, resizeMask, type RgbaImage } from '../imaging/image';
 
 const DEFAULT_MODEL = path.resolve(__dirname, '..', '..', 'models', 'tiny-pix2pix');
+const DEFAULT_SEGMENTER = path.resolve(__dirname, '..', '..', 'models', 'tiny-clipseg');
 
 const storedLatentSchema = z.object({
   format: z.literal('layerloop.latent.v1'),
@@ -69,6 +72,10 @@ function optionHelp(key: OptionKey): string {
 const usage = `usage: npm run edit -- (--image IN.png | --from PREVIOUS.png) --instruction "TEXT" [options]
   --out FILE            result PNG (default edit.png); variations get -1, -2 ... suffixes
   --mask FILE           grayscale mask (white = may change); same size as the image or it is resized
+  --reference FILE      an image the instruction refers to (repeatable; families that read reference images: FLUX.2 klein)
+  --mask-text WORDS     the mask from words ("the circle", "the background"), made by the segmenter
+  --mask-out FILE       write the mask --mask-text made, as a grayscale PNG (what will change)
+  --segmenter DIR       segmenter for --mask-text: a CLIPSeg ONNX export (default models/tiny-clipseg)
   --model DIR           model folder (default models/tiny-pix2pix)
   --device D            auto | cuda | cpu (default auto)
   --work-side N         working area as the side of an equal-area square (default: the model's native size)
@@ -90,7 +97,7 @@ function readF32(file: string): Float32Array {
 }
 
 /** The flags' edit options, through the protocol's schema; errors name the flag. */
-function parseOptions(values: Record<string, string | boolean | undefined>): EditOptionsInput {
+function parseOptions(values: Record<string, string | boolean | string[] | undefined>): EditOptionsInput {
   const raw: Record<string, unknown> = {};
   for (const key of optionKeys) {
     const { flag, kind } = OPTION_FLAGS[key];
@@ -105,8 +112,23 @@ function parseOptions(values: Record<string, string | boolean | undefined>): Edi
   return parsed.data;
 }
 
+/** The soft mask the words name in the image; fails (exit 2) when they name nothing, rather than editing everything. */
+async function maskFromWords(dir: string, image: RgbaImage, words: string, device: 'auto' | 'cuda' | 'cpu'): Promise<Float32Array> {
+  const segmenter = await Segmenter.load(dir, { device, log: (line) => process.stderr.write(line + '\n') });
+  try {
+    const mask = await segmenter.region(image, words);
+    if (maskIsEmpty(mask)) fail(`--mask-text "${words}" matches nothing in this image (the mask came out empty): name something it shows, or pass --mask`);
+    return mask;
+  } catch (err) {
+    if (err instanceof SegmenterInputError) fail(`--mask-text: ${err.message}`);
+    throw err;
+  } finally {
+    await segmenter.release();
+  }
+}
+
 async function main(): Promise<void> {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgs({
       options: {
@@ -115,6 +137,10 @@ async function main(): Promise<void> {
         instruction: { type: 'string' },
         out: { type: 'string', default: 'edit.png' },
         mask: { type: 'string' },
+        reference: { type: 'string', multiple: true },
+        'mask-text': { type: 'string' },
+        'mask-out': { type: 'string' },
+        segmenter: { type: 'string', default: DEFAULT_SEGMENTER },
         model: { type: 'string', default: DEFAULT_MODEL },
         device: { type: 'string', default: 'auto' },
         'work-side': { type: 'string' },
@@ -138,22 +164,34 @@ async function main(): Promise<void> {
   if (!device.success) fail(`--device must be auto, cuda or cpu (got ${values.device})`);
   const workSide = values['work-side'] === undefined ? 0 : Number(values['work-side']);
   if (!Number.isInteger(workSide) || workSide < 0 || workSide > 2048) fail(`--work-side must be an integer in [0, 2048] (0 = native), got ${values['work-side']}`);
+  if (values.mask !== undefined && values['mask-text'] !== undefined) fail('give --mask or --mask-text, not both');
+  if (values['mask-out'] !== undefined && values['mask-text'] === undefined) fail('--mask-out writes the mask --mask-text makes: give --mask-text too');
   const options = parseOptions(values);
 
   const image = await decodeImage(fs.readFileSync(input));
-  let source: EditSource = { kind: 'pixels', image };
+  const referenceFiles = (values.reference ?? []) as string[];
+  for (const file of referenceFiles) if (!fs.existsSync(file)) fail(`--reference: no such image: ${file}`);
+  const references = await Promise.all(referenceFiles.map(async (file) => decodeImage(fs.readFileSync(file))));
+  let source: EditSource = { kind: 'pixels', image, references };
   if (values.from) {
     const latentFile = `${values.from}.latent.json`;
     if (!fs.existsSync(latentFile)) fail(`--from ${values.from}: no ${latentFile} beside it (was it written by this command?)`);
     const parsed = storedLatentSchema.safeParse(JSON.parse(fs.readFileSync(latentFile, 'utf8')));
     if (!parsed.success) fail(`${latentFile}: ${parsed.error.issues[0].path.join('.')}: ${parsed.error.issues[0].message}`);
     const latent: StoredLatent = { ...parsed.data, data: Float32Array.from(parsed.data.data) };
-    source = { kind: 'latent', image, latent };
+    source = { kind: 'latent', image, latent, references };
   }
   let mask: Float32Array | null = null;
   if (values.mask) {
     const m = await decodeImage(fs.readFileSync(values.mask as string));
     mask = resizeMask(maskFromImage(m), m.width, m.height, image.width, image.height);
+  }
+  if (values['mask-text'] !== undefined) {
+    mask = await maskFromWords(values.segmenter as string, image, values['mask-text'] as string, device.data);
+    if (values['mask-out']) {
+      fs.writeFileSync(values['mask-out'] as string, await encodePng(maskToImage(mask, image.width, image.height)));
+      process.stderr.write(`wrote ${values['mask-out']}\n`);
+    }
   }
   // --init-noise: variation k's initial draw is the file's k-th block, its later draws (ancestral steps) seeded
   const initNoise = values['init-noise'] === undefined ? null : readF32(values['init-noise'] as string);
@@ -197,7 +235,8 @@ async function main(): Promise<void> {
     for (const l of latents) for (const value of l) at = bytes.writeFloatLE(value, at);
     fs.writeFileSync(values['latent-out'] as string, bytes);
     const { height, width } = result.variations[0].latent;
-    log(`wrote ${values['latent-out']}: [${latents.length}, ${info.latentChannels}, ${height}, ${width}] float32`);
+    const shape = reference.latentShape({ channels: info.latentChannels, height, width });
+    log(`wrote ${values['latent-out']}: [${[latents.length, ...shape].join(', ')}] float32`);
   }
   log(`conditioning from ${result.conditioning}; ${Math.round(performance.now() - started)} ms total, ${Math.round(timer.onnxMs)} ms in onnxruntime`);
   await model.release();

@@ -7,10 +7,10 @@
  */
 import { editOptionsSchema, formatIssues, type EditOptionsInput } from '../../shared/protocol';
 import type { TensorEngine } from '../engine/local';
-import type { EngineStart } from '../engine/family';
+import type { EngineStart, ImageTensor } from '../engine/family';
 import type { EditOptions, EngineHooks, EngineLimits } from '../engine/pipeline';
 import type { EngineTimings } from '../engine/protocol';
-import { fromModelTensor, toModelTensor, type RgbaImage } from '../imaging/image';
+import { cropImage, fromModelTensor, toModelTensor, type RgbaImage } from '../imaging/image';
 import { sameGeometry, type Geometry } from './geometry';
 import { imageStepsFor, type ImageSteps } from './image-steps';
 
@@ -22,10 +22,22 @@ export interface StoredLatent {
   geometry: Geometry;
 }
 
-export type EditSource =
+export type EditSource = (
   | { kind: 'pixels'; image: RgbaImage }
   /** continue from a stored edit: `image` is that edit's result pixels (for compositing) */
-  | { kind: 'latent'; image: RgbaImage; latent: StoredLatent };
+  | { kind: 'latent'; image: RgbaImage; latent: StoredLatent }
+) & {
+  /** images the instruction refers to, each at its own size (cropped to the model's size multiple, centred) */
+  references?: RgbaImage[];
+};
+
+/** The centred crop of `image` whose sides are multiples of `multiple` (the pipeline's floor to multiples). */
+function referenceTensor(image: RgbaImage, multiple: number, index: number): ImageTensor {
+  const [w, h] = [image.width - (image.width % multiple), image.height - (image.height % multiple)];
+  if (w === 0 || h === 0) throw new Error(`reference image ${index + 1} is ${image.width}x${image.height}: both sides must be at least ${multiple} pixels`);
+  const crop = w === image.width && h === image.height ? image : cropImage(image, (image.width - w) >> 1, (image.height - h) >> 1, w, h);
+  return { data: toModelTensor(crop), width: w, height: h };
+}
 
 export interface Region {
   instruction: string;
@@ -98,7 +110,15 @@ export async function editImage(
   const workRegions = regions.map((r, i) => ({ instruction: r.instruction, mask: workMasks[i] }));
   const onProgress = hooks.onProgress;
   const { result, timings } = await engine.edit(
-    { width: ww, height: wh, start, regions: workRegions, options: o, limits },
+    {
+      width: ww,
+      height: wh,
+      start,
+      regions: workRegions,
+      references: (source.references ?? []).map((r, i) => referenceTensor(r, info.sizeMultiple, i)),
+      options: o,
+      limits,
+    },
     {
       noise: hooks.noise,
       signal: hooks.signal,

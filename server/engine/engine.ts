@@ -42,7 +42,7 @@ export class Engine implements TensorEngine {
   static start(init: WorkerInit & { workerFile?: string; log?: Log }): Promise<Engine> {
     const log = init.log ?? ((m: string) => process.stderr.write(m + '\n'));
     const worker = new Worker(init.workerFile ?? defaultWorkerFile(), {
-      workerData: { modelDir: init.modelDir, device: init.device, threads: init.threads } satisfies WorkerInit,
+      workerData: { modelDir: init.modelDir, device: init.device, threads: init.threads, batch: init.batch } satisfies WorkerInit,
     });
     return new Promise((resolve, reject) => {
       const onMessage = (msg: FromWorker) => {

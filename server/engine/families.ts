@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { readJson, type LoadOptions, type ModelAdapter, type ModelFamily } from './family';
+import { KLEIN_FAMILY } from './flux2/adapter';
 import { PIX2PIX_FAMILY } from './pix2pix/adapter';
 
-export const FAMILIES: readonly ModelFamily[] = [PIX2PIX_FAMILY];
+export const FAMILIES: readonly ModelFamily[] = [PIX2PIX_FAMILY, KLEIN_FAMILY];
 
 const modelIndexSchema = z.looseObject({ _class_name: z.string({ error: 'is missing: it names the pipeline the folder was exported from' }) });
 

@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import type { z } from 'zod';
+import type { BatchLane } from './batching';
 import type { SlotDenoiser } from './denoiser';
 import type { Guidance, GuidanceOptions } from './guidance';
 import type { Device, Log, Provider, RunTimer, TensorSpec } from './ort';
@@ -50,6 +51,8 @@ export interface ModelInfo {
   samplers: readonly SamplerName[];
   /** what a request without a sampler gets (the model's scheduler config) */
   defaultSampler: SamplerName;
+  /** whether edits may carry reference images (read as extra conditioning, e.g. klein's reference tokens) */
+  readsReferences: boolean;
   /** one line on the schedule (`models verify`) */
   scheduleSummary: string;
   precision: 'float32' | 'float16';
@@ -82,21 +85,36 @@ export interface ReferenceLayout {
   readonly latent: string;
   toNoise(data: Float32Array, grid: LatentGrid): Float32Array;
   fromLatent(latent: Float32Array, grid: LatentGrid): Float32Array;
+  /** the [C, h, w] of one image's latent in the `latent` layout */
+  latentShape(grid: LatentGrid): [number, number, number];
 }
 
 export interface ModelAdapter {
   readonly info: ModelInfo;
   readonly reference: ReferenceLayout;
-  /** the schedule for `steps` of `sampler`; `spacing` is a server knob (the family's default when absent) */
-  schedule(sampler: Sampler, steps: number, spacing?: Spacing): Schedule;
+  /**
+   * the schedule for `steps` of `sampler` at this latent grid (flow-matching families shift it by resolution);
+   * `spacing` is a server knob (the family's default when absent)
+   */
+  schedule(sampler: Sampler, steps: number, grid: LatentGrid, spacing?: Spacing): Schedule;
+  /** the first step run at `strength` (SDEdit); schedules.strengthStartIndex when the family has no convention of its own */
+  strengthStart?(steps: number, strength: number): number;
   /** how this family guides R region instructions (the slots its denoiser understands) */
   guidance(regions: number, opts: GuidanceOptions): Guidance;
-  /** encode the start and the instructions (a slot with prompt null gets the empty prompt) */
-  condition(start: EngineStart, instructions: readonly string[], grid: LatentGrid, schedule: Schedule): Promise<Conditioned>;
+  /**
+   * encode the start, the instructions (a slot with prompt null gets the empty prompt) and any reference images
+   * (each at its own size; a family that cannot read them refuses with a message)
+   */
+  condition(start: EngineStart, instructions: readonly string[], grid: LatentGrid, schedule: Schedule, references?: readonly ImageTensor[]): Promise<Conditioned>;
   /** a clean latent [C, h, w] -> the image at the working size */
   decode(latent: Float32Array, grid: LatentGrid): Promise<ImageTensor>;
   /** a cheap look at a predicted x0 (progress previews); may be smaller than the working size */
   preview(x0: Float32Array, grid: LatentGrid): Promise<ImageTensor>;
+  /**
+   * Membership in the network runs shared with other edits sampling at once (batching.ts), from an edit's first
+   * step to its last; absent for a family that does not batch across edits.
+   */
+  joinBatch?(): BatchLane;
   /** each component's tensors (`models verify`) */
   describe(): Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }>;
   release(): Promise<void>;
@@ -107,6 +125,8 @@ export interface LoadOptions {
   timer: RunTimer;
   log: Log;
   threads?: number;
+  /** most edits whose network calls may share one run (batching.ts); 1 or absent: none share */
+  batch?: number;
 }
 
 export interface ModelFamily {

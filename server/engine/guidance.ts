@@ -107,3 +107,38 @@ export function combineGuidance(
 export function dualGuidance(regions: number, opts: GuidanceOptions): Guidance {
   return { slots: pix2pixBatchLayout(regions), combine: (out, n) => combineGuidance(out, regions, n, opts) };
 }
+
+/**
+ * Classifier-free guidance with the empty prompt as the negative (FLUX.2 klein base models: diffusers'
+ * neg + s * (cond - neg), applied only when s > 1), generalised to R regions with soft masks like dualGuidance:
+ *
+ *   out = eU + sum_r m_r * s * (eT_r - eU)
+ *
+ * Outside every mask this is the empty-prompt prediction, which still reads the source as reference tokens: the
+ * model reproducing its input there is the locality a mask asks for. With one region, no mask and s <= 1 (as the
+ * pipeline, no guidance) the batch is the instruction alone; a distilled model passes s = 1 (it runs unguided).
+ * Batch order: [text_1 .. text_R, uncond].
+ */
+export function classifierFreeGuidance(regions: number, scale: number, masks: readonly (Float32Array | null)[] = []): Guidance {
+  checkRegions(regions);
+  if (masks.length > 0 && masks.length !== regions) throw new RangeError(`got ${masks.length} masks for ${regions} regions`);
+  const s = scale > 1 ? scale : 1;
+  const textSlots: BatchSlot[] = Array.from({ length: regions }, (_, r) => ({ role: 'text', prompt: r, zeroImage: false }));
+  if (regions === 1 && s === 1 && !masks[0]) return { slots: textSlots, combine: (out, n) => Float32Array.from(out.subarray(0, n)) };
+  const slots: BatchSlot[] = [...textSlots, { role: 'uncond', prompt: null, zeroImage: false }];
+  return {
+    slots,
+    combine(out, n) {
+      if (out.length !== slots.length * n) throw new RangeError(`guidance input has ${out.length} values, expected ${slots.length} x ${n}`);
+      const u = regions * n;
+      const res = new Float64Array(n);
+      for (let k = 0; k < n; k++) res[k] = out[u + k];
+      for (let r = 0; r < regions; r++) {
+        const m = masks[r] ?? null;
+        if (m && (m.length === 0 || n % m.length !== 0)) throw new RangeError(`mask ${r} has ${m.length} values, which does not divide ${n}`);
+        for (let k = 0; k < n; k++) res[k] += (m ? m[k % m.length] : 1) * s * (out[r * n + k] - out[u + k]);
+      }
+      return Float32Array.from(res);
+    },
+  };
+}

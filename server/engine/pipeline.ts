@@ -42,6 +42,8 @@ export interface EngineInput {
   height: number;
   start: EngineStart;
   regions: EngineRegion[];
+  /** extra images the instruction refers to ("make the mug look like this"), each at its own size */
+  references?: ImageTensor[];
   options: EditOptions;
   limits?: Partial<EngineLimits>;
 }
@@ -87,10 +89,11 @@ export async function edit(model: ModelAdapter, input: EngineInput, hooks: Engin
   const n = gridSize(grid);
   const sampler = samplerFor(model.info, o.sampler);
   // SDEdit strength: the last floor(steps * strength) steps of the schedule, from the noised source
-  const schedule = fromStep(model.schedule(sampler, o.steps, limits.spacing), strengthStartIndex(o.steps, o.strength));
+  const start = model.strengthStart?.(o.steps, o.strength) ?? strengthStartIndex(o.steps, o.strength);
+  const schedule = fromStep(model.schedule(sampler, o.steps, grid, limits.spacing), start);
   const masks = localityMasks(input.regions.map((r) => r.mask), input.width, input.height, model.info.latentFactor, { ...o, binaryMasks: limits.binaryMasks });
   const guidance = model.guidance(input.regions.length, { textScale: o.textScale, imageScale: o.imageScale, masks: masks.guidance });
-  const cond = await model.condition(input.start, input.regions.map((r) => r.instruction), grid, schedule);
+  const cond = await model.condition(input.start, input.regions.map((r) => r.instruction), grid, schedule, input.references ?? []);
   const denoise = withGuidance(cond.denoiser, guidance, n);
   const perChunk = Math.max(1, Math.floor(limits.maxBatch / guidance.slots.length));
   const stepsRun = schedule.timesteps.length;
@@ -109,7 +112,13 @@ export async function edit(model: ModelAdapter, input: EngineInput, hooks: Engin
     const initial = noise.normal(seeds.length * n);
     const x = o.strength >= 1 ? initial.map((v) => v * schedule.initNoiseSigma) : schedule.process.noised(cond.source, initial, schedule.sigmas[0]);
     const stepper = masks.blend ? withBlend(sampler, { masks: masks.blend, source: cond.source, noise: initial, schedule }) : sampler;
-    const final = await sample(stepper, denoise, x, schedule.sigmas, { noise, signal: hooks.signal, onStep: onStep(first) });
+    const lane = model.joinBatch?.(); // shares the network's runs with other edits sampling now, step by step
+    let final: Float32Array;
+    try {
+      final = await sample(stepper, denoise, x, schedule.sigmas, { noise, signal: hooks.signal, onStep: onStep(first) });
+    } finally {
+      lane?.leave();
+    }
     for (const [v, seed] of seeds.entries()) {
       const latent = final.subarray(v * n, (v + 1) * n).map((value) => value * schedule.finalScale);
       variations.push({ seed, latent, decoded: await model.decode(latent, grid) });

@@ -11,9 +11,14 @@ export interface WorkerInit {
   modelDir: string;
   device: Device;
   threads?: number;
+  /** most edits sampling at once, sharing the network's runs (batching.ts); 1 or absent: one edit at a time */
+  batch?: number;
 }
 
-/** The engine's own time for one edit, and the part of it inside onnxruntime. */
+/**
+ * The engine's own time for one edit, and the part of it inside onnxruntime. With several edits at once
+ * (--batch) both are wall time while the edit ran: shared runs and the other edits' calls are included.
+ */
 export interface EngineTimings {
   totalMs: number;
   onnxMs: number;

@@ -457,10 +457,21 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
 // ---------------------------------------------------------------------------------------------
 // tokenizer.json factories (one switch per config union; unknown types throw)
 
+/**
+ * Oniguruma's scoped case-insensitive group `(?i:...)` (Qwen2's pre-tokenizer uses it; JavaScript before V8's regexp
+ * modifiers has none) as a plain group with each ASCII letter as `[xX]`. Only for groups without character classes
+ * or escapes, which is what tokenizers write; anything else is left for RegExp to reject.
+ */
+export function expandCaseInsensitiveGroups(source: string): string {
+  return source.replace(/\(\?i:([^()[\]\\]*)\)/g, (_, body: string) =>
+    `(?:${body.replace(/[a-zA-Z]/g, (c) => `[${c.toLowerCase()}${c.toUpperCase()}]`)})`,
+  );
+}
+
 function toRegExp(pattern: PatternConfig, flags: string, where: string): RegExp {
   if ('String' in pattern) return new RegExp(pattern.String.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&'), flags);
   try {
-    return new RegExp(pattern.Regex, flags);
+    return new RegExp(expandCaseInsensitiveGroups(pattern.Regex), flags);
   } catch (error) {
     throw new Error(`${where}.pattern: regex not supported here: ${(error as Error).message}`, { cause: error });
   }
@@ -667,6 +678,65 @@ function buildFromJson(tokenizerJson: unknown, tokenizerConfig: unknown, sources
  */
 export function tokenizerFromJson(tokenizerJson: unknown, tokenizerConfig?: unknown): Tokenizer {
   return buildFromJson(tokenizerJson, tokenizerConfig, { tokenizer: 'tokenizer.json', config: 'tokenizer_config.json' });
+}
+
+/** A tokenizer.json as transformers' `tokenizer(text)` runs it for models that frame nothing (Qwen2/3): no BOS/EOS. */
+export interface TextTokenizer {
+  /** ids of `text`: added tokens typed in it are matched first, each stretch between them is tokenized alone */
+  encode(text: string): number[];
+  /** the id of an added token or vocab entry; throws naming the file when absent */
+  tokenId(token: string, role: string): number;
+}
+
+const addedTokenSchema = z.object({
+  id: z.number().int().nonnegative(),
+  content: z.string().min(1),
+  single_word: z.boolean().optional().refine((v) => !v, { message: 'single_word added tokens are not supported' }),
+  lstrip: z.boolean().optional().refine((v) => !v, { message: 'lstrip added tokens are not supported' }),
+  rstrip: z.boolean().optional().refine((v) => !v, { message: 'rstrip added tokens are not supported' }),
+});
+
+/**
+ * HF tokenizers' added-vocabulary split, then normalizer -> pre-tokenizer -> model per stretch. Added tokens match
+ * leftmost-longest on the raw text (HF matches `normalized` ones on the normalized text; the two agree for the
+ * ASCII markers chat models use, such as `<|im_start|>` and `<think>`).
+ */
+export function textTokenizerFromJson(tokenizerJson: unknown, file = 'tokenizer.json'): TextTokenizer {
+  const json = parseWith(tokenizerJsonSchema, tokenizerJson, file);
+  const addedList = parseWith(z.array(addedTokenSchema), json.added_tokens ?? [], `${file}: added_tokens`);
+  const at = (field: string) => `${file}: ${field}`;
+  const normalize = json.normalizer ? createNormalizer(json.normalizer, at('normalizer')) : (text: string) => text;
+  const preTokenize = json.pre_tokenizer
+    ? createPreTokenizer(json.pre_tokenizer, at('pre_tokenizer'))
+    : (pieces: string[]) => pieces.filter((piece) => piece !== '');
+  const model = createModel(json.model, at('model'));
+  const added = new Map(addedList.map((t) => [t.content, t.id] as const));
+  const longestFirst = [...added.keys()].sort((a, b) => b.length - a.length);
+  const split = longestFirst.length
+    ? new RegExp(longestFirst.map((t) => t.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')).join('|'), 'g')
+    : null;
+  const encodeStretch = (text: string, ids: number[]) => {
+    if (text === '') return;
+    for (const word of preTokenize([normalize(text)])) for (const id of model(word)) ids.push(id);
+  };
+  return {
+    encode(text) {
+      const ids: number[] = [];
+      let last = 0;
+      for (const match of split ? text.matchAll(split) : []) {
+        encodeStretch(text.slice(last, match.index), ids);
+        ids.push(added.get(match[0])!);
+        last = match.index + match[0].length;
+      }
+      encodeStretch(text.slice(last), ids);
+      return ids;
+    },
+    tokenId(token, role) {
+      const id = added.get(token) ?? ownValue(json.model.vocab, token);
+      if (id === undefined) throw new Error(`${file}: ${role} token ${JSON.stringify(token)} is in neither added_tokens nor model.vocab`);
+      return id;
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

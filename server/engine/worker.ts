@@ -1,10 +1,12 @@
 /**
- * The engine worker: owns the ONNX sessions and runs one edit at a time, posting progress, previews and
- * results back. Built to dist/engine-worker.js.
+ * The engine worker: owns the ONNX sessions and runs up to `batch` edits at once (one without batching),
+ * posting progress, previews and results back; further edits wait their turn in arrival order. Edits running
+ * together share the UNet's runs step by step (batching.ts). Built to dist/engine-worker.js.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadModel } from './families';
 import { localEngine } from './local';
+import type { EngineInput } from './pipeline';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol';
 import { EditCancelledError } from './sample';
 
@@ -12,14 +14,44 @@ const port = parentPort;
 if (!port) throw new Error('engine worker must run in a worker_thread');
 const init = workerData as WorkerInit;
 const post = (msg: FromWorker) => port.postMessage(msg);
+const slots = Math.max(1, init.batch ?? 1);
+/** edits received and not yet finished (waiting or running) */
 const running = new Map<string, AbortController>();
-let queue: Promise<void> = Promise.resolve();
+const waiting: { id: string; input: EngineInput }[] = [];
+let active = 0;
+let idle: (() => void) | null = null;
 
 async function main(): Promise<void> {
   const timer = { onnxMs: 0, calls: 0 };
-  const model = await loadModel(init.modelDir, { device: init.device, timer, threads: init.threads, log: (message) => post({ type: 'log', message }) });
+  const model = await loadModel(init.modelDir, { device: init.device, timer, threads: init.threads, batch: slots, log: (message) => post({ type: 'log', message }) });
   const engine = localEngine(model, timer);
   post({ type: 'ready', info: model.info });
+
+  const runEdit = async (id: string, input: EngineInput): Promise<void> => {
+    const controller = running.get(id)!;
+    try {
+      if (controller.signal.aborted) throw new EditCancelledError();
+      const { result, timings } = await engine.edit(input, {
+        signal: controller.signal,
+        onProgress: (progress) => post({ type: 'progress', id, progress }),
+      });
+      post({ type: 'result', id, result, timings });
+    } catch (err) {
+      post({ type: 'error', id, message: (err as Error).message, cancelled: err instanceof EditCancelledError });
+    } finally {
+      running.delete(id);
+      active--;
+      startWaiting();
+    }
+  };
+  const startWaiting = (): void => {
+    while (active < slots && waiting.length > 0) {
+      const next = waiting.shift()!;
+      active++;
+      void runEdit(next.id, next.input);
+    }
+    if (active === 0 && idle) idle();
+  };
 
   port!.on('message', (msg: ToWorker) => {
     if (msg.type === 'cancel') {
@@ -27,30 +59,13 @@ async function main(): Promise<void> {
       return;
     }
     if (msg.type === 'shutdown') {
-      void queue.then(() => model.release()).then(() => process.exit(0));
+      const drained = active === 0 && waiting.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => (idle = resolve));
+      void drained.then(() => model.release()).then(() => process.exit(0));
       return;
     }
-    const controller = new AbortController();
-    running.set(msg.id, controller);
-    // edits run strictly one after another on this device
-    queue = queue.then(async () => {
-      if (controller.signal.aborted) {
-        post({ type: 'error', id: msg.id, message: 'edit cancelled', cancelled: true });
-        running.delete(msg.id);
-        return;
-      }
-      try {
-        const { result, timings } = await engine.edit(msg.input, {
-          signal: controller.signal,
-          onProgress: (progress) => post({ type: 'progress', id: msg.id, progress }),
-        });
-        post({ type: 'result', id: msg.id, result, timings });
-      } catch (err) {
-        post({ type: 'error', id: msg.id, message: (err as Error).message, cancelled: err instanceof EditCancelledError });
-      } finally {
-        running.delete(msg.id);
-      }
-    });
+    running.set(msg.id, new AbortController());
+    waiting.push({ id: msg.id, input: msg.input });
+    startWaiting();
   });
 }
 

@@ -6,29 +6,34 @@
  *   PUT     /v1/blobs       an image (PNG/JPEG/WebP, or raw RGBA with ?width=&height=) -> {sha256, width, height}
  *   GET     /v1/blobs/:sha  the stored bytes (immutable: cached forever, ETag, 304)
  *   *       /trpc/...       the tRPC API (server/api/router.ts), subscriptions over SSE
- *   GET     /metrics        Prometheus metrics (server/metrics.ts), text format 0.0.4; needs the token when one is set
+ *   GET     /metrics        Prometheus metrics (server/metrics.ts), text format 0.0.4; admins only (others: 404)
  *
- * Before routing, browser-access.ts turns away web pages the server does not serve (403). When the server has a
- * token, everything except OPTIONS, the playground page and `health` needs `Authorization: Bearer <token>`.
+ * Before routing, browser-access.ts turns away web pages the server does not serve (403). Everything except
+ * OPTIONS, the playground page and `health` acts as a user (server/auth/authenticate.ts): a personal token, the
+ * shared token, or none on a token-less loopback server. Blobs are served only to a workspace that uploaded or
+ * produced them; any other hash answers as an unknown one.
  * Errors outside tRPC are JSON `{error: message}` with a 4xx that says what
  * to fix; nothing a client sends may crash the process.
  */
-import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import { MAX_UPLOAD_BYTES } from '../../shared/protocol';
 import { appRouter } from '../api/router';
+import { inWorkspaces, visibleBlob } from '../api/access';
+import { QuotaExceededError, UserLimitError, quotaError, uploadsLimitError } from '../api/limits';
 import type { Context, Services } from '../api/trpc';
-import { MAX_TRPC_BATCH, MAX_TRPC_BODY_BYTES, UNAUTHORIZED_MESSAGE, storeErrorStatus } from '../api/trpc';
+import { MAX_TRPC_BATCH, MAX_TRPC_BODY_BYTES, storeErrorStatus } from '../api/trpc';
+import type { AuthResult } from '../auth/authenticate';
 import { sniffImageType } from '../imaging/image';
 import { decodeUpload, UploadError } from '../imaging/upload';
 import { QueueFullError } from '../jobs/queue';
 import { METRICS_CONTENT_TYPE } from '../metrics';
-import { SHA256_PATTERN, StoreError } from '../store';
+import { type Principal, SHA256_PATTERN, StoreError } from '../store';
 import { browserAccess, setCorsHeaders } from './browser-access';
-import { observeRequest } from './observe';
+import { noteUser, observeRequest } from './observe';
 import { ByteBudget, UPLOAD_BUDGET_BYTES } from './upload-budget';
 
 /** An error with the HTTP status and the message to send. */
@@ -48,29 +53,30 @@ class ClientGoneError extends Error {}
 
 // ------------------------------------------------------------------------------------------------ auth
 
-function digest(s: string): Buffer {
-  return createHash('sha256').update(s).digest();
-}
-
-/** Constant-time comparison of a presented token with the configured one. */
-function tokenMatches(expected: string, presented: string | undefined | null): boolean {
-  if (typeof presented !== 'string') return false;
-  return timingSafeEqual(digest(expected), digest(presented));
-}
-
+/** The Bearer token of an Authorization header; null when there is none (a malformed header counts as a wrong token). */
 function bearerToken(header: string | undefined): string | null {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return m ? m[1] : null;
+  if (header === undefined) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1] : '';
 }
 
 /**
  * The Bearer header, or for a subscription (EventSource cannot send headers) the `token` connection param. Only
  * there: a token in a URL ends up in proxy and browser logs, so nothing else accepts it.
  */
-export function isAuthorized(token: string | null, req: http.IncomingMessage, subscription?: { connectionParams: Record<string, string | undefined> | null }): boolean {
-  if (token === null) return true;
-  if (tokenMatches(token, bearerToken(req.headers.authorization))) return true;
-  return subscription !== undefined && tokenMatches(token, subscription.connectionParams?.token);
+export function presentedToken(req: http.IncomingMessage, subscription?: { connectionParams: Record<string, string | undefined> | null }): string | null {
+  const header = bearerToken(req.headers.authorization);
+  if (header !== null) return header;
+  const param = subscription?.connectionParams?.token;
+  return typeof param === 'string' ? param : null;
+}
+
+/** The request's user, or a 401 saying what to send. */
+async function requireUser(services: Services, req: http.IncomingMessage): Promise<Principal> {
+  const result = await services.auth.authenticate(presentedToken(req));
+  if (!result.ok) throw new HttpError(401, result.message, { 'WWW-Authenticate': 'Bearer realm="layerloop"' });
+  noteUser(req, result.principal);
+  return result.principal;
 }
 
 // ------------------------------------------------------------------------------------------------ responses
@@ -181,7 +187,23 @@ function readBody(req: http.IncomingMessage, limit: number, declared: number | n
   });
 }
 
-async function putBlob(services: Services, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+async function putBlob(services: Services, principal: Principal, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+  const userId = principal.user.id;
+  const inFlight = services.uploadsByUser.get(userId) ?? 0;
+  if (inFlight >= services.config.maxUploadsPerUser) throw uploadsLimitError(services.config.maxUploadsPerUser);
+  const workspaceId = url.searchParams.get('workspace') ?? principal.user.defaultWorkspaceId;
+  if (!inWorkspaces(principal, workspaceId)) throw new HttpError(404, `no workspace ${workspaceId.slice(0, 80)}: use one of the workspaces that \`me\` lists`);
+  services.uploadsByUser.set(userId, inFlight + 1);
+  try {
+    await readAndStoreBlob(services, principal, workspaceId, req, res, url);
+  } finally {
+    const left = (services.uploadsByUser.get(userId) ?? 1) - 1;
+    if (left > 0) services.uploadsByUser.set(userId, left);
+    else services.uploadsByUser.delete(userId);
+  }
+}
+
+async function readAndStoreBlob(services: Services, principal: Principal, workspaceId: string, req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
   const encoding = (req.headers['content-encoding'] ?? 'identity').toString().trim().toLowerCase();
   if (encoding !== 'identity' && encoding !== '') {
     throw new HttpError(415, `Content-Encoding '${encoding}' is not supported: send the image bytes uncompressed`);
@@ -201,18 +223,31 @@ async function putBlob(services: Services, req: http.IncomingMessage, res: http.
     held.bytes = declared;
   }
   try {
-    await storeUpload(services, req, res, url, await readBody(req, MAX_UPLOAD_BYTES, declared, services.uploads, held));
+    await storeUpload(services, principal, workspaceId, req, res, url, await readBody(req, MAX_UPLOAD_BYTES, declared, services.uploads, held));
   } finally {
     services.uploads.give(held.bytes);
   }
 }
 
-async function storeUpload(services: Services, req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: Buffer): Promise<void> {
+async function storeUpload(services: Services, principal: Principal, workspaceId: string, req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: Buffer): Promise<void> {
   const q = url.searchParams;
   const image = await decodeUpload(body, req.headers['content-type'], { width: q.get('width') ?? q.get('w'), height: q.get('height') ?? q.get('h') });
+  const limit = services.config.maxStoredBytesPerUser;
+  if (limit !== null) {
+    // the decoded size bounds the stored PNG's from above: checked before anything is written
+    const stored = await services.store.edits.accounts.storedBytes(principal.user.id);
+    const incoming = Math.min(body.length, image.data.byteLength);
+    if (stored + incoming > limit) throw quotaError(stored, incoming, limit);
+  }
   // answered once readable: the write finishes while the client asks for the edit, and the edit's nodes are
   // only committed once it is durable
-  const { sha256, created, size } = await services.images.put(image, { wait: 'readable' }).catch((err: unknown) => {
+  // the grant (this workspace may read it) is part of storing it: a failure of either is the upload's
+  const store = async () => {
+    const put = await services.images.put(image, { wait: 'readable' });
+    await services.store.edits.accounts.grantBlob({ workspaceId, sha256: put.sha256, size: put.size, userId: principal.user.id });
+    return put;
+  };
+  const { sha256, created, size } = await store().catch((err: unknown) => {
     if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
       throw new StoreError(err.code, `the upload was not stored: ${err.message}. Upload it again once that is fixed (the server's health says when)`, { cause: err.cause });
     }
@@ -233,7 +268,7 @@ function etagMatches(header: string | undefined, sha256: string): boolean {
  * GET /v1/blobs/:sha256, as stored, or with ?format=rgba decoded to raw straight-alpha RGBA8 (rows top to
  * bottom, width x height x 4 bytes, size in X-Image-Width / X-Image-Height): UXP panels cannot decode PNG.
  */
-async function getBlob(services: Services, req: http.IncomingMessage, res: http.ServerResponse, sha256: string, format: string | null): Promise<void> {
+async function getBlob(services: Services, principal: Principal, req: http.IncomingMessage, res: http.ServerResponse, sha256: string, format: string | null): Promise<void> {
   if (format !== null && format !== 'rgba' && format !== 'png') {
     throw new HttpError(400, `format must be 'rgba' (raw RGBA bytes) or 'png', got '${format.slice(0, 40)}'`);
   }
@@ -241,7 +276,8 @@ async function getBlob(services: Services, req: http.IncomingMessage, res: http.
   if (!SHA256_PATTERN.test(sha256)) {
     throw new HttpError(400, `'${sha256.slice(0, 80)}' is not a blob id: expected a SHA-256 digest (64 lowercase hex characters, as returned by PUT /v1/blobs)`);
   }
-  const bytes = await services.store.blobs.get(sha256);
+  // another workspace's blob answers as an unknown hash: the same lookup first, the same 404
+  const bytes = (await visibleBlob(services, principal, sha256)) ? await services.store.blobs.get(sha256) : null;
   if (!bytes) throw new HttpError(404, `no blob ${sha256} on this server: upload it with PUT /v1/blobs, or use a result sha256 from jobs.get`);
   const contentType = sniffImageType(bytes);
   if (rgba && contentType === null) throw new HttpError(400, `blob ${sha256} is not an image, so it has no RGBA form: leave out ?format=rgba`);
@@ -275,6 +311,10 @@ async function getBlob(services: Services, req: http.IncomingMessage, res: http.
 
 // ------------------------------------------------------------------------------------------------ handler
 
+function noRoute(method: string, pathname: string): HttpError {
+  return new HttpError(404, `no route ${method} ${pathname.slice(0, 200)}: the API is under /trpc, images under /v1/blobs`);
+}
+
 export function createRequestHandler(services: Services): http.RequestListener {
   const { log, config } = services;
   const requestIds = new WeakMap<http.IncomingMessage, string>();
@@ -284,14 +324,38 @@ export function createRequestHandler(services: Services): http.RequestListener {
     basePath: '/trpc/',
     maxBodySize: MAX_TRPC_BODY_BYTES,
     maxBatchSize: MAX_TRPC_BATCH,
-    createContext: ({ req, info }): Context => {
+    createContext: async ({ req, info }): Promise<Context> => {
       const requestId = requestIds.get(req) ?? randomUUID();
-      const authorized = isAuthorized(config.token, req, info.type === 'subscription' ? { connectionParams: info.connectionParams } : undefined);
-      return { services, authorized, clientAddress: req.socket.remoteAddress ?? 'unknown', requestId, log: log.child({ requestId }) };
+      const presented = presentedToken(req, info.type === 'subscription' ? { connectionParams: info.connectionParams } : undefined);
+      let auth: AuthResult;
+      let authFailure: StoreError | null = null;
+      try {
+        auth = await services.auth.authenticate(presented);
+      } catch (err) {
+        // the store cannot answer who this is (its database is down): the procedure answers 503 with why
+        if (!(err instanceof StoreError)) throw err;
+        authFailure = err;
+        auth = { ok: false, message: err.message };
+      }
+      const principal = auth.ok ? auth.principal : null;
+      if (principal) noteUser(req, principal);
+      const who = principal ? { userId: principal.user.id, workspaceId: principal.user.defaultWorkspaceId } : {};
+      return {
+        services,
+        authorized: auth.ok,
+        principal,
+        authMode: auth.ok ? auth.mode : null,
+        authMessage: auth.ok ? '' : auth.message,
+        authFailure,
+        recheck: async () => (await services.auth.authenticate(presented)).ok,
+        clientAddress: req.socket.remoteAddress ?? 'unknown',
+        requestId,
+        log: log.child({ requestId, ...who }),
+      };
     },
     responseMeta: ({ errors }) => {
       const causes = errors.map((e) => e.cause);
-      const full = causes.find((c): c is QueueFullError => c instanceof QueueFullError);
+      const full = causes.find((c): c is QueueFullError | UserLimitError => c instanceof QueueFullError || c instanceof UserLimitError);
       if (full) return { headers: { 'Retry-After': String(full.retryAfterSeconds) } };
       const diskFull = causes.find((c) => c instanceof StoreError && c.code === 'full');
       return diskFull ? { status: 507 } : {};
@@ -330,27 +394,29 @@ export function createRequestHandler(services: Services): http.RequestListener {
     }
     const blobRoute = pathname === '/v1/blobs' || pathname === '/v1/blobs/' ? 'collection' : pathname.startsWith('/v1/blobs/') ? 'item' : null;
     if (blobRoute) {
-      if (!isAuthorized(config.token, req)) throw new HttpError(401, UNAUTHORIZED_MESSAGE, { 'WWW-Authenticate': 'Bearer realm="layerloop"' });
+      const principal = await requireUser(services, req);
       if (blobRoute === 'collection') {
         if (method !== 'PUT' && method !== 'POST') throw new HttpError(405, `${method} /v1/blobs is not supported: PUT the image bytes`, { Allow: 'PUT, POST, OPTIONS' });
-        await putBlob(services, req, res, url);
+        await putBlob(services, principal, req, res, url);
         return;
       }
       if (method !== 'GET' && method !== 'HEAD') {
         throw new HttpError(405, `${method} ${pathname} is not supported: GET a blob, or PUT new bytes to /v1/blobs`, { Allow: 'GET, HEAD, OPTIONS' });
       }
-      await getBlob(services, req, res, decodeURIComponentSafe(pathname.slice('/v1/blobs/'.length)), url.searchParams.get('format'));
+      await getBlob(services, principal, req, res, decodeURIComponentSafe(pathname.slice('/v1/blobs/'.length)), url.searchParams.get('format'));
       return;
     }
     if (pathname === '/metrics') {
-      if (!isAuthorized(config.token, req)) throw new HttpError(401, UNAUTHORIZED_MESSAGE, { 'WWW-Authenticate': 'Bearer realm="layerloop"' });
+      const principal = await requireUser(services, req);
+      // the server's figures are the operators': anyone else gets the answer of a route that does not exist
+      if (principal.user.role !== 'admin') throw noRoute(method, pathname);
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} /metrics is not supported: use GET`, { Allow: 'GET, HEAD, OPTIONS' });
       const text = services.metrics.registry.expose();
       res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
       res.end(method === 'HEAD' ? undefined : text);
       return;
     }
-    throw new HttpError(404, `no route ${method} ${pathname.slice(0, 200)}: the API is under /trpc, images under /v1/blobs`);
+    throw noRoute(method, pathname);
   };
 
   return (req, res) => {
@@ -371,6 +437,8 @@ export function createRequestHandler(services: Services): http.RequestListener {
       }
       if (err instanceof HttpError) return sendError(res, err.status, err.message, err.headers);
       if (err instanceof UploadError) return sendError(res, err.status, err.message);
+      if (err instanceof UserLimitError) return sendError(res, 429, err.message, { 'Retry-After': String(err.retryAfterSeconds) });
+      if (err instanceof QuotaExceededError) return sendError(res, 507, err.message);
       if (err instanceof StoreError && err.code !== 'not_found' && err.code !== 'illegal_transition') {
         // the message is for the client; the cause (errno text, paths) for the log
         if (err.code !== 'invalid_input') log.warn('request failed: storage', { requestId, path: (req.url ?? '').split('?')[0].slice(0, 200), error: err.message, cause: (err.cause as Error | undefined)?.message ?? null });

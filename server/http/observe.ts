@@ -1,6 +1,7 @@
 /**
  * Request observation for the HTTP front: when a response ends (or the client goes away), one log line
- * `{requestId, method, path, route, status, ms}` and one count in layerloop_http_requests_total.
+ * `{requestId, method, path, route, status, ms, userId?, workspaceId?}` and one count in
+ * layerloop_http_requests_total (and in layerloop_workspace_requests_total for a signed-in user).
  *
  * `path` is the URL path only: a query string may carry a subscription's token (connectionParams).
  * `route` is a bounded template for the metric's label (`/trpc/jobs.get`, `/v1/blobs/:sha256`, ...), so a
@@ -9,6 +10,15 @@
 import type * as http from 'node:http';
 import { appRouter } from '../api/router';
 import type { Services } from '../api/trpc';
+import type { Principal } from '../store';
+
+/** The user each request acted as, for its log line (set once authenticated). */
+const users = new WeakMap<http.IncomingMessage, Principal>();
+
+/** Call when a request is authenticated: its log line carries userId and workspaceId, and its workspace counts it. */
+export function noteUser(req: http.IncomingMessage, principal: Principal): void {
+  users.set(req, principal);
+}
 
 const PROCEDURES: ReadonlySet<string> = new Set(Object.keys(appRouter._def.procedures));
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
@@ -45,6 +55,9 @@ export function observeRequest(services: Pick<Services, 'log' | 'metrics'>, req:
     const status = aborted && !res.headersSent ? CLIENT_CLOSED_STATUS : res.statusCode;
     services.metrics.httpRequests.inc({ route, method: METHODS.has(method) ? method : 'OTHER', status });
     if (status >= 500) services.metrics.errors.inc({ source: 'http' });
-    services.log.info('request', { requestId, method, path, route, status, ms, ...(aborted ? { aborted: true } : {}) });
+    const principal = users.get(req);
+    const who = principal ? { userId: principal.user.id, workspaceId: principal.user.defaultWorkspaceId } : {};
+    if (principal) services.metrics.countRequest(principal.user.defaultWorkspaceId);
+    services.log.info('request', { requestId, method, path, route, status, ms, ...who, ...(aborted ? { aborted: true } : {}) });
   });
 }

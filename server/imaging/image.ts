@@ -166,6 +166,19 @@ export async function encodePng(img: RgbaImage): Promise<Buffer> {
     .toBuffer();
 }
 
+/** A soft mask [h*w] in [0,1] as an opaque grayscale RGBA image (the form drawn masks are uploaded in; maskFromImage's inverse to 1/255). */
+export function maskToImage(mask: Float32Array, width: number, height: number): RgbaImage {
+  const image = createImage(width, height);
+  for (let i = 0; i < width * height; i++) {
+    const v = Math.round(Math.min(1, Math.max(0, mask[i])) * 255);
+    image.data[i * 4] = v;
+    image.data[i * 4 + 1] = v;
+    image.data[i * 4 + 2] = v;
+    image.data[i * 4 + 3] = 255;
+  }
+  return image;
+}
+
 /** A grayscale (or RGBA, first channel) image as a soft mask [h*w] in [0,1]. */
 export function maskFromImage(img: RgbaImage): Float32Array {
   const n = img.width * img.height;

@@ -5,14 +5,16 @@
  * be a race: a client that just got its result re-entered within milliseconds, while refused clients slept out
  * their Retry-After and came back to a full queue again (per-client completions differed 13x, one edit waited
  * 252 s to get in). Here a request that finds no room waits instead of being refused, and freed slots are handed
- * out round-robin over documents (the document admitted longest ago first, FIFO within a document). A newcomer
- * never jumps the line: while anyone waits, it waits too.
+ * out round-robin over users first (the user admitted longest ago first), then over that user's documents (the
+ * document admitted longest ago first), FIFO within a document: a user with eight clients gets no more turns than
+ * one with a single client. A newcomer never jumps the line: while anyone waits, it waits too. Callers that know
+ * no users (one user, the default) get the round-robin over documents alone.
  *
  * The room is short: a request whose expected wait is longer than `maxWaitMs` is refused at once (the caller
  * answers 429 with Retry-After), as is one that has waited that long, one past `maxWaiting`, or one past
  * `maxWaitingPerDocument` for its document.
  *
- * It knows nothing of jobs: `hasRoom(documentId)` says whether the queue takes this document's job now,
+ * It knows nothing of jobs: `hasRoom(documentId, userId)` says whether the queue takes this job now,
  * `admit()` (passed to enter) puts it in, synchronously, so no other request can take the slot in between;
  * `wake()` must be called whenever room may have freed. A later JobQueue port (or a Redis queue) can sit behind
  * the same three functions.
@@ -20,8 +22,11 @@
 import { QueueFullError } from './queue';
 
 export interface AdmissionOptions {
-  /** whether the queue would take a job of this document now */
-  hasRoom: (documentId: string) => boolean;
+  /**
+   * whether the queue would take a job of this document (and user) now; the caller may hold a user to its share
+   * of the queue, so that the queue's own order (by document) cannot undo the turns taken here
+   */
+  hasRoom: (documentId: string, userId: string) => boolean;
   /**
    * expected ms until a request with `ahead` requests in front of it gets in (when the queue is full); null
    * while nothing is known (no job finished yet): then the request waits and sees
@@ -36,7 +41,11 @@ export interface AdmissionOptions {
   setTimer?: (fn: () => void, ms: number) => { cancel: () => void };
 }
 
+/** Who waits when the caller names no user: everyone is one user, so only documents take turns. */
+const NO_USER = '';
+
 interface Waiter {
+  readonly userId: string;
   readonly documentId: string;
   readonly admit: () => void;
   readonly refuse: (err: unknown) => void;
@@ -44,10 +53,14 @@ interface Waiter {
 }
 
 export class AdmissionRoom {
-  /** waiting requests per document, FIFO; only documents with someone waiting */
-  private readonly waiting = new Map<string, Waiter[]>();
+  /** waiting requests per user, then per document, FIFO; only users and documents with someone waiting */
+  private readonly waiting = new Map<string, Map<string, Waiter[]>>();
+  /** waiting requests per document, over all users (the per-document limit) */
+  private readonly waitingPerDocument = new Map<string, number>();
   /** admission counter of each document's latest admitted request */
   private readonly lastAdmitted = new Map<string, number>();
+  /** admission counter of each user's latest admitted request */
+  private readonly lastAdmittedUser = new Map<string, number>();
   private admitted = 0;
   private readonly setTimer: NonNullable<AdmissionOptions['setTimer']>;
 
@@ -63,7 +76,7 @@ export class AdmissionRoom {
   /** Requests waiting now. */
   get size(): number {
     let n = 0;
-    for (const line of this.waiting.values()) n += line.length;
+    for (const count of this.waitingPerDocument.values()) n += count;
     return n;
   }
 
@@ -72,27 +85,34 @@ export class AdmissionRoom {
    * its document; resolves with what it returned. Rejects with QueueFullError when the wait would be or has
    * become too long, or the room is full; with whatever `admit` throws; or with `signal`'s reason (the client left).
    */
-  enter<T>(documentId: string, admit: () => T, signal?: AbortSignal): Promise<T> {
-    if (this.size === 0 && this.options.hasRoom(documentId)) {
+  enter<T>(documentId: string, admit: () => T, signal?: AbortSignal, userId: string = NO_USER): Promise<T> {
+    if (this.size === 0 && this.options.hasRoom(documentId, userId)) {
       try {
-        return Promise.resolve(this.run(documentId, admit));
+        return Promise.resolve(this.run(userId, documentId, admit));
       } catch (err) {
         return Promise.reject(err);
       }
     }
     const ahead = this.size;
     const expected = this.options.estimateWaitMs(ahead);
-    const mine = this.waiting.get(documentId)?.length ?? 0;
+    const mine = this.waitingPerDocument.get(documentId) ?? 0;
     if (mine >= this.options.maxWaitingPerDocument) {
       return Promise.reject(new QueueFullError('document', this.options.maxWaitingPerDocument, this.retrySeconds(expected)));
     }
     if (ahead >= this.options.maxWaiting || (expected ?? 0) > this.options.maxWaitMs) return Promise.reject(this.refusal(expected));
     return new Promise<T>((resolve, reject) => {
       const leave = () => {
-        const line = this.waiting.get(documentId);
+        const lines = this.waiting.get(userId);
+        const line = lines?.get(documentId);
         const i = line ? line.indexOf(waiter) : -1;
-        if (line && i >= 0) line.splice(i, 1);
-        if (line?.length === 0) this.waiting.delete(documentId);
+        if (line && i >= 0) {
+          line.splice(i, 1);
+          const left = (this.waitingPerDocument.get(documentId) ?? 1) - 1;
+          if (left > 0) this.waitingPerDocument.set(documentId, left);
+          else this.waitingPerDocument.delete(documentId);
+        }
+        if (line?.length === 0) lines!.delete(documentId);
+        if (lines?.size === 0) this.waiting.delete(userId);
         waiter.timer.cancel();
         signal?.removeEventListener('abort', onAbort);
       };
@@ -101,11 +121,12 @@ export class AdmissionRoom {
         reject(signal?.reason ?? new Error('the client went away'));
       };
       const waiter: Waiter = {
+        userId,
         documentId,
         admit: () => {
           leave();
           try {
-            resolve(this.run(documentId, admit));
+            resolve(this.run(userId, documentId, admit));
           } catch (err) {
             reject(err);
           }
@@ -116,15 +137,23 @@ export class AdmissionRoom {
         },
         timer: this.setTimer(() => waiter.refuse(this.refusal(this.options.estimateWaitMs(this.size))), this.options.maxWaitMs),
       };
-      const line = this.waiting.get(documentId);
+      let lines = this.waiting.get(userId);
+      if (!lines) this.waiting.set(userId, (lines = new Map()));
+      const line = lines.get(documentId);
       if (line) line.push(waiter);
-      else this.waiting.set(documentId, [waiter]);
+      else lines.set(documentId, [waiter]);
+      this.waitingPerDocument.set(documentId, mine + 1);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.wake(); // room may be there already (only a queue of others' waiters held it back)
     });
   }
 
-  /** Hands freed room to the waiters, round-robin over documents. Call it whenever room may have freed. */
+  /** Users with a request waiting now. */
+  waitingUsers(): IterableIterator<string> {
+    return this.waiting.keys();
+  }
+
+  /** Hands freed room to the waiters, round-robin over users, then documents. Call it whenever room may have freed. */
   wake(): void {
     for (;;) {
       const next = this.nextAdmissible();
@@ -133,24 +162,30 @@ export class AdmissionRoom {
     }
   }
 
-  /** The first waiter, in round-robin order, whose document the queue takes now. */
+  /** The first waiter, in round-robin order (users, then their documents), whose document the queue takes now. */
   private nextAdmissible(): Waiter | null {
-    const order = [...this.waiting.keys()].sort((a, b) => (this.lastAdmitted.get(a) ?? 0) - (this.lastAdmitted.get(b) ?? 0));
-    for (const documentId of order) {
-      if (this.options.hasRoom(documentId)) return this.waiting.get(documentId)![0];
+    const byTurn = (last: Map<string, number>) => (a: string, b: string) => (last.get(a) ?? 0) - (last.get(b) ?? 0);
+    for (const userId of [...this.waiting.keys()].sort(byTurn(this.lastAdmittedUser))) {
+      const lines = this.waiting.get(userId)!;
+      for (const documentId of [...lines.keys()].sort(byTurn(this.lastAdmitted))) {
+        if (this.options.hasRoom(documentId, userId)) return lines.get(documentId)![0];
+      }
     }
     return null;
   }
 
-  private run<T>(documentId: string, admit: () => T): T {
-    this.lastAdmitted.set(documentId, ++this.admitted);
-    if (this.lastAdmitted.size > 10_000) this.forgetIdleDocuments();
+  private run<T>(userId: string, documentId: string, admit: () => T): T {
+    const turn = ++this.admitted;
+    this.lastAdmitted.set(documentId, turn);
+    this.lastAdmittedUser.set(userId, turn);
+    if (this.lastAdmitted.size > 10_000) this.forgetIdle(this.lastAdmitted, (documentId) => this.waitingPerDocument.has(documentId));
+    if (this.lastAdmittedUser.size > 10_000) this.forgetIdle(this.lastAdmittedUser, (id) => this.waiting.has(id));
     return admit();
   }
 
-  /** Documents nobody waits for count as new when they come back (keeps the map bounded). */
-  private forgetIdleDocuments(): void {
-    for (const documentId of this.lastAdmitted.keys()) if (!this.waiting.has(documentId)) this.lastAdmitted.delete(documentId);
+  /** Documents and users nobody waits for count as new when they come back (keeps the maps bounded). */
+  private forgetIdle(last: Map<string, number>, waits: (key: string) => boolean): void {
+    for (const key of last.keys()) if (!waits(key)) last.delete(key);
   }
 
   private refusal(expectedMs: number | null): QueueFullError {

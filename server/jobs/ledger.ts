@@ -23,7 +23,7 @@ export class JobLedger {
 
   /** Record a new job (state 'queued', its request). Throws when it cannot: then the job must not be queued. */
   async create(jobId: string, plan: EditPlan): Promise<void> {
-    await this.edits.createJob({ id: jobId, documentId: plan.request.documentId, request: plan.request as unknown as JsonObject });
+    await this.edits.createJob({ id: jobId, documentId: plan.request.documentId, request: plan.request as unknown as JsonObject, userId: plan.owner.userId });
   }
 
   /**

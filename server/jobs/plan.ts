@@ -7,13 +7,17 @@
  * The API calls it before queueing (a bad request is a 4xx now rather than a failed job later); the queue stores
  * the plan (in memory or in Redis) and the runner executes it without resolving anything again. Nothing a plan
  * points at can change after it was made: nodes are immutable and blobs content-addressed.
+ *
+ * It is also where a request is held to the caller's view (users and workspaces): a document, parent or blob the
+ * caller's workspaces cannot see is "not found", exactly as one that does not exist; masks from words are derived
+ * (and stored) here, so the plan holds only blobs; and reference images are checked against what the model reads.
  */
 import { randomInt } from 'node:crypto';
 import { z } from 'zod';
-import { MAX_SEED, editRequestSchema, type EditRequest } from '../../shared/protocol';
+import { MAX_SEED, editRequestSchema, type EditRequest, type ResolvedEditRegion } from '../../shared/protocol';
 import type { RgbaImage } from '../imaging/image';
 import { NotAnImageError, type ImageBlobs } from '../imaging/image-blobs';
-import { LatentRef, type EditStore } from '../store';
+import { LatentRef, type Document, type EditStore } from '../store';
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -38,11 +42,18 @@ export const editStartSchema = z.discriminatedUnion('kind', [
 ]);
 export type EditStart = z.infer<typeof editStartSchema>;
 
+/** A region as planned: its mask is a blob (or null), words it was derived from kept beside it. */
+const plannedRegionSchema = z.strictObject({ instruction: z.string(), maskSha256: sha256.nullable(), maskText: z.string().optional() });
+
 export const editPlanSchema = z.strictObject({
   /** the complete request: seed and sampler filled in, so the stored request reproduces the result */
-  request: editRequestSchema.refine((r) => r.options.seed !== undefined && r.options.sampler !== undefined, {
-    error: "the plan's request must carry its seed and sampler",
-  }),
+  request: editRequestSchema
+    .extend({ regions: z.array(plannedRegionSchema).min(1) })
+    .refine((r) => r.options.seed !== undefined && r.options.sampler !== undefined, {
+      error: "the plan's request must carry its seed and sampler",
+    }),
+  /** who asked (recorded with the job, the author of its nodes) and the document's workspace */
+  owner: z.strictObject({ userId: z.string().min(1), workspaceId: z.string().min(1) }),
   start: editStartSchema,
   /** the start image's size; every region's mask has it */
   width: z.number().int().min(1),
@@ -52,7 +63,8 @@ type SamplerName = NonNullable<EditRequest['options']['sampler']>;
 
 /** The job's complete input; parse it with editPlanSchema wherever it crosses a process boundary. */
 export interface EditPlan {
-  request: EditRequest & { options: { seed: number; sampler: SamplerName } };
+  request: Omit<EditRequest, 'regions'> & { regions: ResolvedEditRegion[]; options: { seed: number; sampler: SamplerName } };
+  owner: { userId: string; workspaceId: string };
   start: EditStart;
   width: number;
   height: number;
@@ -82,22 +94,50 @@ export interface PlanDeps {
   defaultSampler: SamplerName;
   /** a seed for a request without one (default: a random one) */
   newSeed?: () => number;
+  /** whether the model reads reference images (FLUX.2 klein); others refuse `references` */
+  readsReferences: boolean;
+  /** the caller: its user, and whether it may see a document or read a blob (unknown and foreign alike) */
+  caller: {
+    userId: string;
+    seesDocument: (document: Document) => boolean;
+    readsBlob: (sha256: string) => Promise<boolean>;
+  };
+  /**
+   * Masks from words: the mask `maskText` names in `image`, stored; returns its sha256. Throws (a 4xx the API
+   * maps) when the words name nothing. Absent: maskText is refused.
+   */
+  maskFromWords?: (image: RgbaImage, maskText: string, field: string, owner: EditPlan['owner']) => Promise<string>;
 }
 
 /** Resolve a parsed request into a plan, or throw PlanError saying what to fix. */
 export async function prepareEditPlan(deps: PlanDeps, input: EditRequest): Promise<EditPlan> {
-  const { edits, images } = deps;
-  if (!(await edits.getDocument(input.documentId))) {
+  const { edits, caller } = deps;
+  const document = await edits.getDocument(input.documentId);
+  if (!document || !caller.seesDocument(document)) {
     throw new PlanError('not_found', 'documentId', `no document ${input.documentId}: get one from documents.open`);
   }
   if (input.regions.every((r) => r.instruction === '')) {
     throw new PlanError('bad_request', 'regions', 'every instruction is empty: say what to change in at least one region');
   }
+  const owner = { userId: caller.userId, workspaceId: document.workspaceId };
   const { start, image } = await resolveStart(deps, input);
+  if (input.references.length > 0 && !deps.readsReferences) {
+    throw new PlanError('bad_request', 'references', `this server's model reads no reference images: send the edit without references`);
+  }
+  for (const [i, sha] of input.references.entries()) await blobImage(deps, sha, `references[${i}]`);
+  const regions: ResolvedEditRegion[] = [];
   for (const [i, region] of input.regions.entries()) {
-    if (region.maskSha256 === null) continue;
+    if (region.maskText !== undefined) {
+      const field = `regions[${i}].maskText`;
+      if (!deps.maskFromWords) throw new PlanError('bad_request', field, 'this server derives no masks from words: send a mask (maskSha256) instead');
+      regions.push({ instruction: region.instruction, maskSha256: await deps.maskFromWords(image, region.maskText, field, owner), maskText: region.maskText });
+      continue;
+    }
+    const maskSha256 = region.maskSha256 ?? null;
+    regions.push({ instruction: region.instruction, maskSha256 });
+    if (maskSha256 === null) continue;
     const field = `regions[${i}].maskSha256`;
-    const mask = await blobImage(images, region.maskSha256, field);
+    const mask = await blobImage(deps, maskSha256, field);
     const problem = maskSizeProblem(mask, image);
     if (problem) throw new PlanError('bad_request', field, problem);
     if (maskIsEmpty(mask)) {
@@ -106,32 +146,34 @@ export async function prepareEditPlan(deps: PlanDeps, input: EditRequest): Promi
   }
   const seed = input.options.seed ?? (deps.newSeed ?? (() => randomInt(0, MAX_SEED)))();
   const sampler = input.options.sampler ?? deps.defaultSampler;
-  return { request: structuredClone({ ...input, options: { ...input.options, seed, sampler } }), start, width: image.width, height: image.height };
+  const request = structuredClone({ ...input, regions, options: { ...input.options, seed, sampler } });
+  return { request, owner, start, width: image.width, height: image.height };
 }
 
-async function resolveStart({ edits, images }: PlanDeps, request: EditRequest): Promise<{ start: EditStart; image: RgbaImage }> {
+async function resolveStart(deps: PlanDeps, request: EditRequest): Promise<{ start: EditStart; image: RgbaImage }> {
   const { parent, documentId } = request;
   if (parent.kind === 'source') {
-    return { start: { kind: 'source', imageSha256: parent.imageSha256 }, image: await blobImage(images, parent.imageSha256, 'parent.imageSha256') };
+    return { start: { kind: 'source', imageSha256: parent.imageSha256 }, image: await blobImage(deps, parent.imageSha256, 'parent.imageSha256') };
   }
-  const node = await edits.getNode(parent.editId);
+  // the document is visible (checked first), so a node of it is too; a node of another document is not found
+  const node = await deps.edits.getNode(parent.editId);
   if (!node || node.documentId !== documentId) {
     throw new PlanError('not_found', 'parent.editId', `${parent.editId} is not an edit of document ${documentId}: use an id from documents.history or a job result`);
   }
   if (parent.pixelsSha256 !== undefined && parent.pixelsSha256 !== node.resultImageSha256) {
-    const image = await blobImage(images, parent.pixelsSha256, 'parent.pixelsSha256');
+    const image = await blobImage(deps, parent.pixelsSha256, 'parent.pixelsSha256');
     return { start: { kind: 'painted', editId: node.id, imageSha256: parent.pixelsSha256 }, image };
   }
-  const image = await blobImage(images, node.resultImageSha256, `the result of edit ${node.id}`);
+  const image = await blobImage(deps, node.resultImageSha256, `the result of edit ${node.id}`);
   const madeBy = typeof node.options.model === 'string' ? node.options.model : null;
   return { start: { kind: 'edit', editId: node.id, imageSha256: node.resultImageSha256, latent: node.latent, madeBy }, image };
 }
 
-/** An uploaded image's pixels; PlanError when absent or not an image. */
-async function blobImage(images: PlanDeps['images'], sha256: string, field: string): Promise<RgbaImage> {
+/** An uploaded image's pixels; PlanError when absent, not readable by the caller (the same answer), or not an image. */
+async function blobImage({ images, caller }: PlanDeps, sha256: string, field: string): Promise<RgbaImage> {
   let image: RgbaImage | null;
   try {
-    image = await images.get(sha256);
+    image = (await caller.readsBlob(sha256)) ? await images.get(sha256) : null;
   } catch (err) {
     if (!(err instanceof NotAnImageError)) throw err;
     throw new PlanError('bad_request', field, `blob ${sha256} is not an image: pass the sha256 that PUT /v1/blobs returned for an image`);
@@ -163,8 +205,8 @@ export function usableLatent(start: EditStart, engine: { name: string; scalingFa
   return ref;
 }
 
-/** Every blob the plan's run reads: the start image and the masks (a stored latent is durable already). */
+/** Every blob the plan's run reads: the start image, the masks and the references (a stored latent is durable already). */
 export function planBlobs(plan: EditPlan): string[] {
   const masks = plan.request.regions.map((r) => r.maskSha256).filter((sha): sha is string => sha !== null);
-  return [...new Set([plan.start.imageSha256, ...masks])];
+  return [...new Set([plan.start.imageSha256, ...masks, ...plan.request.references])];
 }

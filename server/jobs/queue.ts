@@ -1,7 +1,8 @@
 /**
  * The in-process job queue in front of one engine device (DESIGN 3, 8).
  *
- * - One job runs at a time (one queue per device).
+ * - One job runs at a time (one queue per device), or up to `concurrency` when the engine batches edits together
+ *   (the server's --batch: they share the denoiser's runs step by step, server/engine/batching.ts).
  * - Fair across documents: the next job comes from the document served least recently (a document with
  *   nothing served yet goes first), FIFO within a document. So a document with 10 queued jobs delays
  *   another document's single job by at most one job.
@@ -69,6 +70,8 @@ export interface JobQueueOptions {
   durationWindow?: number;
   /** assumed job duration before any job has finished, for retryAfterSeconds (default 15 s) */
   assumedJobMs?: number;
+  /** most jobs running at once (default 1; the engine's batch size when it batches edits) */
+  concurrency?: number;
   now?: () => number;
   newId?: () => string;
   log?: (message: string) => void;
@@ -124,7 +127,9 @@ export class JobQueue implements JobQueuePort {
   /** finished jobs in the order they finished, for pruning */
   private readonly finished = new Map<string, Job>();
   private readonly durations: number[] = [];
-  private running: { job: Job; settled: Promise<void> } | null = null;
+  /** running jobs and the promise each one's run resolves once its end is recorded */
+  private readonly running = new Map<Job, Promise<void>>();
+  private readonly concurrency: number;
   /** ledger writes for jobs that end without running (cancelled or failed while queued) */
   private readonly endings = new Set<Promise<void>>();
   private enqueued = 0;
@@ -140,6 +145,7 @@ export class JobQueue implements JobQueuePort {
       return v;
     };
     this.maxLength = positiveInt('maxLength', options.maxLength);
+    this.concurrency = positiveInt('concurrency', options.concurrency ?? 1);
     this.maxPerDocument = positiveInt('maxPerDocument', options.maxPerDocument ?? options.maxLength);
     this.backlogSize = positiveInt('backlogSize', options.backlogSize ?? DEFAULT_BACKLOG_SIZE);
     this.maxFinished = positiveInt('maxFinished', options.maxFinished ?? 500);
@@ -310,16 +316,13 @@ export class JobQueue implements JobQueuePort {
   stats(): QueueStats {
     const perDocument: QueueStats['perDocument'] = {};
     for (const [documentId, jobs] of this.waiting) perDocument[documentId] = { queued: jobs.length, running: 0 };
-    const runningJob = this.running?.job ?? null;
-    if (runningJob) {
-      const entry = (perDocument[runningJob.input.documentId] ??= { queued: 0, running: 0 });
-      entry.running = 1;
-    }
+    for (const job of this.running.keys()) (perDocument[job.input.documentId] ??= { queued: 0, running: 0 }).running++;
+    const [firstRunning] = this.running.keys();
     return {
       accepting: this.accepting,
       queued: this.waitingCount(),
-      running: runningJob ? 1 : 0,
-      runningJobId: runningJob?.input.jobId ?? null,
+      running: this.running.size,
+      runningJobId: firstRunning?.input.jobId ?? null,
       perDocument,
       recentDurationsMs: [...this.durations],
       averageDurationMs: this.averageDurationMs(),
@@ -386,18 +389,19 @@ export class JobQueue implements JobQueuePort {
     });
   }
 
-  /** Start the first job in line that is recorded and not being cancelled. */
+  /** Start the first jobs in line that are recorded and not being cancelled, while a slot is free. */
   private pump(): void {
-    if (this.running) return;
-    const next = this.plannedOrder().find((job) => job.recorded && !job.cancelRequested);
-    if (!next) {
-      this.checkIdle();
-      return;
+    let started = false;
+    while (this.running.size < this.concurrency) {
+      const next = this.plannedOrder().find((job) => job.recorded && !job.cancelRequested);
+      if (!next) break;
+      this.removeWaiting(next);
+      this.lastServed.set(next.input.documentId, ++this.served);
+      this.start(next);
+      started = true;
     }
-    this.removeWaiting(next);
-    this.lastServed.set(next.input.documentId, ++this.served);
-    this.start(next);
-    this.updatePositions();
+    if (started) this.updatePositions();
+    else this.checkIdle();
   }
 
   private removeWaiting(job: Job): void {
@@ -413,7 +417,7 @@ export class JobQueue implements JobQueuePort {
 
   /** A document with nothing waiting or running counts as new when it comes back. */
   private forgetIdleDocument(documentId: string): void {
-    if (!this.waiting.has(documentId) && this.running?.job.input.documentId !== documentId) this.lastServed.delete(documentId);
+    if (!this.waiting.has(documentId) && ![...this.running.keys()].some((j) => j.input.documentId === documentId)) this.lastServed.delete(documentId);
   }
 
   /** A job the ledger could not record: nobody has its id, so it leaves no trace. */
@@ -454,8 +458,7 @@ export class JobQueue implements JobQueuePort {
     job.state = 'running';
     job.abort = abort;
     job.startedAt = this.now();
-    const settled = this.runJob(job, abort.signal);
-    this.running = { job, settled };
+    this.running.set(job, this.runJob(job, abort.signal));
   }
 
   /**
@@ -529,7 +532,7 @@ export class JobQueue implements JobQueuePort {
         this.log(`job ${job.input.jobId}: could not record its end (${ending.state}): ${errorMessage(err)}`);
       }
     }
-    if (this.running?.job === job) this.running = null;
+    this.running.delete(job);
     if (!isTerminalJobState(job.state)) {
       if (final.state === 'succeeded' && job.startedAt !== null) this.recordDuration(this.now() - job.startedAt);
       this.finish(job, final);
@@ -585,13 +588,18 @@ export class JobQueue implements JobQueuePort {
     return this.durations.reduce((a, b) => a + b, 0) / this.durations.length;
   }
 
-  /** Time until the waiting job at `position` would start: the rest of the running job plus whole jobs ahead. */
+  /**
+   * Time until the waiting job at `position` would start: the rest of the running job that ends first when
+   * every slot is busy, plus whole rounds of `concurrency` jobs ahead.
+   */
   private estimateWaitMs(position: number): number {
     const avg = this.averageDurationMs() ?? this.assumedJobMs;
     let remaining = 0;
-    const running = this.running?.job;
-    if (running?.startedAt != null) remaining = Math.max(avg - (this.now() - running.startedAt), avg / 4);
-    return remaining + position * avg;
+    if (this.running.size >= this.concurrency) {
+      remaining = Infinity;
+      for (const job of this.running.keys()) remaining = Math.min(remaining, Math.max(avg - (this.now() - (job.startedAt ?? this.now())), avg / 4));
+    }
+    return remaining + Math.floor(position / this.concurrency) * avg;
   }
 
   private prune(): void {
@@ -605,7 +613,7 @@ export class JobQueue implements JobQueuePort {
   }
 
   private isIdle(): boolean {
-    return !this.running && this.waiting.size === 0 && this.endings.size === 0;
+    return this.running.size === 0 && this.waiting.size === 0 && this.endings.size === 0;
   }
 
   private whenIdle(): Promise<void> {
@@ -625,19 +633,21 @@ export class JobQueue implements JobQueuePort {
     for (const job of this.plannedOrder()) {
       if (job.recorded && !job.cancelRequested) this.endQueued(job, { state: 'failed', error: SHUTDOWN_QUEUED_MESSAGE });
     }
-    const current = this.running;
-    if (current && !(await settlesWithin(current.settled, timeoutMs))) {
-      const { job } = current;
-      job.stopReason = 'shutdown';
-      job.abort?.abort();
-      if (!(await settlesWithin(current.settled, graceMs)) && !isTerminalJobState(job.state)) {
-        this.log(`job ${job.input.jobId} ignored its abort signal for ${graceMs} ms during shutdown; abandoning it`);
-        if (this.running === current) this.running = null;
-        await this.settle(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
-      }
-    }
+    await Promise.all([...this.running].map(([job, settled]) => this.stopRunning(job, settled, timeoutMs, graceMs)));
     await Promise.all([...this.endings]);
     this.checkIdle();
+  }
+
+  /** Shutdown of one running job: `timeoutMs` to finish, then aborted, then abandoned after `graceMs`. */
+  private async stopRunning(job: Job, settled: Promise<void>, timeoutMs: number, graceMs: number): Promise<void> {
+    if (await settlesWithin(settled, timeoutMs)) return;
+    job.stopReason = 'shutdown';
+    job.abort?.abort();
+    if (!(await settlesWithin(settled, graceMs)) && !isTerminalJobState(job.state)) {
+      this.log(`job ${job.input.jobId} ignored its abort signal for ${graceMs} ms during shutdown; abandoning it`);
+      this.running.delete(job);
+      await this.settle(job, { state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
+    }
   }
 }
 

@@ -18,14 +18,14 @@
  *
  * Errors thrown here become the job's `failed` message, so they are written for the user.
  */
-import { PREVIEW_MAX_SIDE, type EditRegion, type EditRequest } from '../../shared/protocol';
+import { PREVIEW_MAX_SIDE, type ResolvedEditRegion } from '../../shared/protocol';
 import { editImage, type EditSource, type ImageProgress, type Region, type StoredLatent } from '../edit/edit-image';
 import type { TensorEngine } from '../engine/local';
 import { maskFromImage, resizeImage, type RgbaImage } from '../imaging/image';
 import { NotAnImageError, type ImageBlobs } from '../imaging/image-blobs';
 import { canonicalPng } from '../imaging/upload';
 import type { Logger } from '../log';
-import { decodeLatent, encodeLatent, type EditNodeInput, type JsonObject, type LatentRef, type Store, StoreError } from '../store';
+import { decodeLatent, encodeLatent, type EditNodeInput, type JsonObject, type LatentRef, type RegionRef, type Store, StoreError } from '../store';
 import { usableLatent, type EditPlan } from './plan';
 import type { RunContext, RunJob } from './port';
 
@@ -111,15 +111,19 @@ function editJob(deps: EditRunnerDeps): RunJob {
     const began = performance.now();
     const start = await loadStart(store, images, engine, plan);
     const regions = await loadRegions(images, request.regions, start.source.image);
+    const references = await Promise.all(request.references.map((sha, i) => loadImage(images, sha, `reference image ${i + 1}`)));
+    if (references.length && !engine.info.readsReferences) {
+      throw new JobFailure(`the ${engine.info.family} model ${engine.info.name} reads no reference images: send the edit without references`);
+    }
     throwIfAborted(ctx.signal);
 
     const prepared = performance.now();
     const progress = progressForwarder(ctx, log, deps.observer);
-    const computing = editImage(engine, start.source, regions, { ...request.options, seed }, {
+    const computing = editImage(engine, { ...start.source, references }, regions, { ...request.options, seed }, {
       signal: ctx.signal,
       onProgress: progress.onProgress,
     });
-    const recordingParent = parentNodeId(store, request.documentId, start);
+    const recordingParent = parentNodeId(store, request.documentId, start, plan.owner.userId);
     const result = await computing;
     const { timings } = result;
     deps.observer?.onEdit(timings);
@@ -150,7 +154,7 @@ function editJob(deps: EditRunnerDeps): RunJob {
         return {
           parentId,
           instruction: nodeInstruction(request.regions),
-          regions: request.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 })),
+          regions: regionRefs(request.regions),
           options: nodeOptions(request, seed, engine.info.name),
           seed: variation.seed,
           variation: k,
@@ -200,9 +204,9 @@ async function loadLatent(store: Store, editId: string, ref: LatentRef): Promise
  * awaits it only when storing the results). If the edit fails first nobody awaits it, so a failure here must
  * not count as an unhandled rejection.
  */
-function parentNodeId(store: Store, documentId: string, start: Start): Promise<string> {
+function parentNodeId(store: Store, documentId: string, start: Start, authorId: string | undefined): Promise<string> {
   if (start.parent.kind === 'node') return Promise.resolve(start.parent.id);
-  const id = store.edits.addSourceNode({ documentId, parentId: start.parent.parentId, imageSha256: start.sourceImageSha256 }).then((n) => n.id);
+  const id = store.edits.addSourceNode({ documentId, parentId: start.parent.parentId, imageSha256: start.sourceImageSha256, authorId }).then((n) => n.id);
   id.catch(() => {});
   return id;
 }
@@ -221,7 +225,12 @@ async function loadImage(images: ImageBlobs, sha256: string, what: string): Prom
 
 // ------------------------------------------------------------------------------------------ masks
 
-async function loadRegions(images: ImageBlobs, regions: EditRegion[], image: RgbaImage): Promise<Region[]> {
+/** The regions as recorded on the nodes: a mask derived from words keeps its words (maskText) beside the blob. */
+function regionRefs(regions: readonly ResolvedEditRegion[]): RegionRef[] {
+  return regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256, ...(r.maskText === undefined ? {} : { maskText: r.maskText }) }));
+}
+
+async function loadRegions(images: ImageBlobs, regions: readonly ResolvedEditRegion[], image: RgbaImage): Promise<Region[]> {
   const out: Region[] = [];
   for (const [i, region] of regions.entries()) {
     if (region.maskSha256 === null) {
@@ -239,13 +248,13 @@ async function loadRegions(images: ImageBlobs, regions: EditRegion[], image: Rgb
 
 // ------------------------------------------------------------------------------------------ options
 
-/** The options recorded on each node: the request's, with the seed and the model that made it. */
-function nodeOptions(request: EditRequest, seed: number, model: string): JsonObject {
-  return { ...request.options, seed, model } as JsonObject;
+/** What a node records of its request: the options, seed and model, and the reference images it read, if any. */
+function nodeOptions(request: EditPlan['request'], seed: number, model: string): JsonObject {
+  return { ...request.options, seed, model, ...(request.references.length > 0 && { references: request.references }) } as JsonObject;
 }
 
 /** A node's one-line instruction: the regions' non-empty instructions. */
-export function nodeInstruction(regions: readonly EditRegion[]): string {
+export function nodeInstruction(regions: readonly { instruction: string }[]): string {
   const parts = regions.map((r) => r.instruction.trim()).filter((s) => s.length > 0);
   return parts.length > 0 ? parts.join(' | ') : '(no change)';
 }

@@ -11,6 +11,7 @@ import { type BlobStore, type EditStore, type Store, combineHealth } from './sto
 import type { PostgresLocation, S3Location } from './urls';
 
 export * from './store';
+export * from './accounts';
 export { decodeLatent, encodeLatent, latentByteLength } from './latent';
 export { FsBlobStore } from './blobs';
 export { SqliteEditStore } from './sqlite';

@@ -8,6 +8,8 @@
  * once. PostgreSQL's DDL is transactional: a failing step leaves nothing behind, its version row included.
  */
 import type { Pool, PoolClient } from 'pg';
+import { DEFAULT_USER_NAME, DEFAULT_WORKSPACE_NAME } from './accounts';
+import { DEFAULT_USER_ID, DEFAULT_WORKSPACE_ID } from './store';
 import { checkOrder } from './migrations';
 
 export interface PostgresMigration {
@@ -81,6 +83,78 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = Object.freeze([
 
       -- one key per opened store (process); it holds pg_advisory_lock(namespace, key) while it lives
       CREATE SEQUENCE store_instance_keys AS integer MINVALUE 1 CYCLE;
+    `,
+  },
+  {
+    version: 2,
+    description: 'users, workspaces, memberships, API tokens, blob grants; documents belong to a workspace, jobs and nodes to a user',
+    // As in SQLite (migrations.ts, version 2): the default user and workspace hold what was made before, existing
+    // nodes' blobs are granted to the default workspace (size unknown: 0), and a document's key becomes
+    // (workspace, host, host key).
+    sql: `
+      CREATE TABLE workspaces (
+        seq         bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        id          uuid PRIMARY KEY,
+        name        text NOT NULL UNIQUE,
+        created_at  timestamptz NOT NULL
+      );
+      CREATE TABLE users (
+        seq                   bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        id                    uuid PRIMARY KEY,
+        name                  text NOT NULL UNIQUE,
+        role                  text NOT NULL CHECK (role IN ('admin', 'member')),
+        disabled              boolean NOT NULL DEFAULT false,
+        default_workspace_id  uuid NOT NULL REFERENCES workspaces (id),
+        created_at            timestamptz NOT NULL
+      );
+      CREATE TABLE memberships (
+        user_id       uuid NOT NULL REFERENCES users (id),
+        workspace_id  uuid NOT NULL REFERENCES workspaces (id),
+        created_at    timestamptz NOT NULL,
+        PRIMARY KEY (user_id, workspace_id)
+      );
+      CREATE INDEX memberships_by_workspace ON memberships (workspace_id);
+      CREATE TABLE tokens (
+        seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id          uuid NOT NULL UNIQUE,
+        user_id     uuid NOT NULL REFERENCES users (id),
+        name        text NOT NULL,
+        hash        text NOT NULL,
+        created_at  timestamptz NOT NULL,
+        revoked_at  timestamptz
+      );
+      CREATE UNIQUE INDEX tokens_active_name ON tokens (user_id, name) WHERE revoked_at IS NULL;
+      CREATE TABLE blob_grants (
+        workspace_id  uuid NOT NULL REFERENCES workspaces (id),
+        sha256        text NOT NULL,
+        size          bigint NOT NULL,
+        user_id       uuid NOT NULL REFERENCES users (id),
+        created_at    timestamptz NOT NULL,
+        PRIMARY KEY (workspace_id, sha256)
+      );
+      CREATE INDEX blob_grants_by_user ON blob_grants (user_id);
+
+      INSERT INTO workspaces (id, name, created_at) VALUES ('${DEFAULT_WORKSPACE_ID}', '${DEFAULT_WORKSPACE_NAME}', now());
+      INSERT INTO users (id, name, role, default_workspace_id, created_at) VALUES ('${DEFAULT_USER_ID}', '${DEFAULT_USER_NAME}', 'admin', '${DEFAULT_WORKSPACE_ID}', now());
+      INSERT INTO memberships (user_id, workspace_id, created_at) VALUES ('${DEFAULT_USER_ID}', '${DEFAULT_WORKSPACE_ID}', now());
+
+      ALTER TABLE documents ADD COLUMN workspace_id uuid NOT NULL DEFAULT '${DEFAULT_WORKSPACE_ID}' REFERENCES workspaces (id);
+      ALTER TABLE documents ALTER COLUMN workspace_id DROP DEFAULT;
+      ALTER TABLE documents DROP CONSTRAINT documents_host_host_key_key;
+      ALTER TABLE documents ADD CONSTRAINT documents_workspace_host_key UNIQUE (workspace_id, host, host_key);
+      ALTER TABLE jobs ADD COLUMN user_id uuid NOT NULL DEFAULT '${DEFAULT_USER_ID}' REFERENCES users (id);
+      ALTER TABLE jobs ALTER COLUMN user_id DROP DEFAULT;
+      ALTER TABLE nodes ADD COLUMN author_id uuid NOT NULL DEFAULT '${DEFAULT_USER_ID}' REFERENCES users (id);
+      ALTER TABLE nodes ALTER COLUMN author_id DROP DEFAULT;
+
+      INSERT INTO blob_grants (workspace_id, sha256, size, user_id, created_at)
+        SELECT '${DEFAULT_WORKSPACE_ID}', sha256, 0, '${DEFAULT_USER_ID}', now() FROM (
+          SELECT source_image_sha256 AS sha256 FROM nodes
+          UNION SELECT result_image_sha256 FROM nodes
+          UNION SELECT latent->>'sha256' FROM nodes WHERE latent IS NOT NULL
+          UNION SELECT r->>'maskSha256' FROM nodes, json_array_elements(regions) AS r WHERE r->>'maskSha256' IS NOT NULL
+        ) AS referenced
+        ON CONFLICT DO NOTHING;
     `,
   },
 ]);

@@ -27,11 +27,13 @@ import pg from 'pg';
 import { z } from 'zod';
 import { ADVISORY_LOCK_NAMESPACE, migratePostgres, postgresSchemaVersion } from './postgres-migrations';
 import { type NodeColumns, editNodeColumns, sourceNodeColumns, toDocument, toJob, toNode } from './rows';
-import { TERMINAL_STATES, blobRefs, checkRows, checkTransition, requireBlobs, successResults } from './rules';
+import { PostgresAccountStore } from './postgres-accounts';
+import { TERMINAL_STATES, blobRefs, blobSizes, checkRows, checkTransition, grantsOf, requireBlobs, successResults } from './rules';
 import {
   type AddEditNodesOptions,
   type BlobStore,
   CreateJobInput,
+  DEFAULT_WORKSPACE_ID,
   type CreateJobInput as CreateJobInputType,
   type Document,
   type EditNode,
@@ -133,7 +135,7 @@ export function redactUrl(url: string): string {
 type Row = Record<string, unknown>;
 
 /** What runs statements: the pool, or one connection in a transaction; errors come out as databaseFailure says. */
-interface Queryable {
+export interface Queryable {
   query<R extends pg.QueryResultRow = Row>(sql: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
@@ -166,8 +168,8 @@ function databaseFailure(error: unknown): { error: StoreError; connection: boole
 }
 
 const NODE_INSERT = `INSERT INTO nodes (id, document_id, parent_id, kind, instruction, regions, options, seed, variation,
-    source_image_sha256, result_image_sha256, latent, conditioning, job_id, created_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
+    source_image_sha256, result_image_sha256, latent, conditioning, job_id, author_id, created_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`;
 
 function nodeValues(c: NodeColumns): unknown[] {
   return [
@@ -185,6 +187,7 @@ function nodeValues(c: NodeColumns): unknown[] {
     c.latent,
     c.conditioning,
     c.jobId,
+    c.authorId,
     c.createdAt,
   ];
 }
@@ -202,6 +205,7 @@ const STRANDED_JOBS = `
   FOR UPDATE OF j`;
 
 export class PostgresEditStore implements EditStore {
+  readonly accounts: PostgresAccountStore;
   private readonly now: () => Date;
   private closed = false;
   /** single statements, each on a connection from the pool */
@@ -218,6 +222,7 @@ export class PostgresEditStore implements EditStore {
     options: PostgresEditStoreOptions,
   ) {
     this.now = options.now ?? (() => new Date());
+    this.accounts = new PostgresAccountStore(this.db, (fn) => this.transaction(fn), this.now);
   }
 
   /**
@@ -266,17 +271,26 @@ export class PostgresEditStore implements EditStore {
 
   // -- documents
 
-  async openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }> {
+  async openDocument(host: Host, hostDocumentKey: string, workspaceId: string = DEFAULT_WORKSPACE_ID): Promise<{ documentId: string; created: boolean }> {
     const h = parseOrThrow(Host, host, 'openDocument host');
     const key = parseOrThrow(HostDocumentKey, hostDocumentKey, 'openDocument hostDocumentKey');
-    const inserted = await this.db.query(
-      `INSERT INTO documents (id, host, host_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (host, host_key) DO NOTHING RETURNING id`,
-      [randomUUID(), h, key, this.timestamp()],
-    );
+    const workspace = parseOrThrow(Id, workspaceId, 'openDocument workspaceId');
+    let inserted: pg.QueryResult;
+    try {
+      inserted = await this.db.query(
+        `INSERT INTO documents (id, workspace_id, host, host_key, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (workspace_id, host, host_key) DO NOTHING RETURNING id`,
+        [randomUUID(), workspace, h, key, this.timestamp()],
+      );
+    } catch (error) {
+      const { code, constraint } = error as { code?: string; constraint?: string };
+      if (code === '23503' && constraint === 'documents_workspace_id_fkey') throw new StoreError('not_found', `openDocument: no workspace ${workspace}`);
+      throw error;
+    }
     this.wrote();
     if (inserted.rowCount === 1) return { documentId: String(inserted.rows[0].id), created: true };
     // the conflicting row is committed by now (ON CONFLICT waits for its transaction), so a fresh statement sees it
-    const row = await this.one(this.db, 'SELECT * FROM documents WHERE host = $1 AND host_key = $2', [h, key]);
+    const row = await this.one(this.db, 'SELECT * FROM documents WHERE workspace_id = $1 AND host = $2 AND host_key = $3', [workspace, h, key]);
     return { documentId: toDocument(row).id, created: false };
   }
 
@@ -289,11 +303,14 @@ export class PostgresEditStore implements EditStore {
 
   async addSourceNode(input: SourceNodeInputType): Promise<EditNode> {
     const n = parseOrThrow(SourceNodeInput, input, 'addSourceNode');
-    await requireBlobs(this.blobs, 'addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
+    const refs = [{ field: 'imageSha256', sha256: n.imageSha256 }];
+    await requireBlobs(this.blobs, 'addSourceNode', refs, null);
+    const sizes = await blobSizes(this.blobs, refs);
     const id = await this.transaction(async (tx) => {
       // the document's row lock makes "the existing source node, else a new one" one decision across processes
-      await this.lockDocument(tx, n.documentId, 'addSourceNode documentId');
+      const workspaceId = await this.lockDocument(tx, n.documentId, 'addSourceNode documentId');
       if (n.parentId !== null) await this.requireParent(tx, n.parentId, n.documentId, 'addSourceNode parentId');
+      await this.accounts.grantIn(tx, grantsOf(sizes, workspaceId, n.authorId));
       const existing = await this.one(
         tx,
         `SELECT id FROM nodes WHERE document_id = $1 AND kind = 'source' AND parent_id IS NOT DISTINCT FROM $2::uuid
@@ -302,7 +319,7 @@ export class PostgresEditStore implements EditStore {
       );
       if (existing) return String(existing.id);
       const id = randomUUID();
-      await tx.query(NODE_INSERT, nodeValues(sourceNodeColumns(id, n.documentId, n.parentId, n.imageSha256, n.options, this.timestamp())));
+      await tx.query(NODE_INSERT, nodeValues(sourceNodeColumns(id, n.documentId, n.parentId, n.imageSha256, n.options, n.authorId, this.timestamp())));
       return id;
     });
     return (await this.nodes([id]))[0];
@@ -315,6 +332,7 @@ export class PostgresEditStore implements EditStore {
     const checks = await Promise.allSettled(inputs.map((node, i) => requireBlobs(this.blobs, `addEditNodes nodes.${i}`, blobRefs(node), node.latent)));
     const failed = checks.find((c) => c.status === 'rejected');
     if (failed) throw failed.reason; // the first node in order, whichever check finished first
+    const sizes = await blobSizes(this.blobs, inputs.flatMap(blobRefs));
     const ids = inputs.map(() => randomUUID());
     const createdAt = this.timestamp();
     await this.transaction(async (tx) => {
@@ -322,10 +340,12 @@ export class PostgresEditStore implements EditStore {
       if (job.state !== 'running') {
         throw new StoreError('illegal_transition', `addEditNodes: job ${id} is ${job.state}; results can only be added to a running job`);
       }
+      const document = await this.one(tx, 'SELECT workspace_id FROM documents WHERE id = $1', [job.documentId]);
       for (const [i, node] of inputs.entries()) {
         await this.requireParent(tx, node.parentId, job.documentId, `addEditNodes nodes.${i}.parentId`);
-        await tx.query(NODE_INSERT, nodeValues(editNodeColumns(ids[i], job.documentId, id, node, createdAt)));
+        await tx.query(NODE_INSERT, nodeValues(editNodeColumns(ids[i], job.documentId, id, job.userId, node, createdAt)));
       }
+      await this.accounts.grantIn(tx, grantsOf(sizes, String(document?.workspace_id), job.userId));
       if (options.markSucceeded) await this.transition(tx, job, 'succeeded', { resultNodeIds: ids });
     });
     return this.nodes(ids);
@@ -348,18 +368,19 @@ export class PostgresEditStore implements EditStore {
   // -- jobs
 
   async createJob(input: CreateJobInputType): Promise<Job> {
-    const { documentId, request, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
+    const { documentId, request, userId, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
     // one statement (this is on the way of every edit): the keys say what is wrong, not extra reads
     try {
       const { rows } = await this.db.query(
-        `INSERT INTO jobs (id, document_id, state, request, created_at, owner_key) VALUES ($1, $2, 'queued', $3, $4, $5) RETURNING *`,
-        [id, documentId, JSON.stringify(request), this.timestamp(), this.lock.key],
+        `INSERT INTO jobs (id, document_id, user_id, state, request, created_at, owner_key) VALUES ($1, $2, $3, 'queued', $4, $5, $6) RETURNING *`,
+        [id, documentId, userId, JSON.stringify(request), this.timestamp(), this.lock.key],
       );
       this.wrote();
       return toJob(rows[0]);
     } catch (error) {
       const { code, constraint } = error as { code?: string; constraint?: string }; // PostgreSQL's default constraint names
       if (code === '23503' && constraint === 'jobs_document_id_fkey') throw new StoreError('not_found', `createJob documentId: no document ${documentId}`);
+      if (code === '23503' && constraint === 'jobs_user_id_fkey') throw new StoreError('not_found', `createJob userId: no user ${userId}`);
       if (code === '23505' && constraint === 'jobs_id_key') throw new StoreError('invalid_input', `createJob: a job ${id} already exists`);
       throw error;
     }
@@ -553,11 +574,11 @@ export class PostgresEditStore implements EditStore {
     });
   }
 
-  /** Locks the document's row (not against the inserts that refer to it); not_found when there is none. */
-  private async lockDocument(tx: Queryable, id: string, where: string): Promise<void> {
-    if ((await this.one(tx, 'SELECT 1 FROM documents WHERE id = $1 FOR NO KEY UPDATE', [id])) === undefined) {
-      throw new StoreError('not_found', `${where}: no document ${id}`);
-    }
+  /** Locks the document's row (not against the inserts that refer to it) and returns its workspace; not_found when there is none. */
+  private async lockDocument(tx: Queryable, id: string, where: string): Promise<string> {
+    const row = await this.one(tx, 'SELECT workspace_id FROM documents WHERE id = $1 FOR NO KEY UPDATE', [id]);
+    if (row === undefined) throw new StoreError('not_found', `${where}: no document ${id}`);
+    return String(row.workspace_id);
   }
 
   private async requireParent(tx: Queryable, parentId: string, documentId: string, where: string): Promise<void> {

@@ -22,6 +22,7 @@ import {
   Sha256,
   parseOrThrow,
 } from './store';
+import { Role, type TokenRecord, type User, type Workspace, type WorkspaceSummary } from './accounts';
 
 /** A TEXT column holding JSON, parsed and then validated by `schema`. */
 function jsonColumn<T>(schema: z.ZodType<T>) {
@@ -40,7 +41,7 @@ function jsonColumn<T>(schema: z.ZodType<T>) {
 
 const Timestamp = z.iso.datetime();
 
-const DocumentRow = z.object({ id: Id, host: Host, host_key: z.string(), created_at: Timestamp });
+const DocumentRow = z.object({ id: Id, workspace_id: Id, host: Host, host_key: z.string(), created_at: Timestamp });
 
 const NodeRow = z.object({
   id: Id,
@@ -57,12 +58,14 @@ const NodeRow = z.object({
   latent: jsonColumn(LatentRef).nullable(),
   conditioning: Conditioning.nullable(),
   job_id: Id.nullable(),
+  author_id: Id,
   created_at: Timestamp,
 });
 
 const JobRow = z.object({
   id: Id,
   document_id: Id,
+  user_id: Id,
   state: JobState,
   request: jsonColumn(JsonObject),
   error: z.string().nullable(),
@@ -79,7 +82,7 @@ function rowLabel(table: string, row: unknown): string {
 
 export function toDocument(row: unknown): Document {
   const r = parseOrThrow(DocumentRow, row, rowLabel('documents', row), 'corrupt');
-  return { id: r.id, host: r.host, hostDocumentKey: r.host_key, createdAt: r.created_at };
+  return { id: r.id, workspaceId: r.workspace_id, host: r.host, hostDocumentKey: r.host_key, createdAt: r.created_at };
 }
 
 export function toNode(row: unknown): EditNode {
@@ -99,6 +102,7 @@ export function toNode(row: unknown): EditNode {
     latent: r.latent,
     conditioning: r.conditioning,
     jobId: r.job_id,
+    authorId: r.author_id,
     createdAt: r.created_at,
   };
 }
@@ -108,6 +112,7 @@ export function toJob(row: unknown): Job {
   return {
     id: r.id,
     documentId: r.document_id,
+    userId: r.user_id,
     state: r.state,
     request: r.request,
     error: r.error,
@@ -134,11 +139,20 @@ export interface NodeColumns {
   latent: string | null;
   conditioning: Conditioning | null;
   jobId: string | null;
+  authorId: string;
   createdAt: string;
 }
 
 /** The row of a new source node showing `imageSha256`. */
-export function sourceNodeColumns(id: string, documentId: string, parentId: string | null, imageSha256: string, options: JsonObject, createdAt: string): NodeColumns {
+export function sourceNodeColumns(
+  id: string,
+  documentId: string,
+  parentId: string | null,
+  imageSha256: string,
+  options: JsonObject,
+  authorId: string,
+  createdAt: string,
+): NodeColumns {
   return {
     id,
     documentId,
@@ -154,12 +168,13 @@ export function sourceNodeColumns(id: string, documentId: string, parentId: stri
     latent: null,
     conditioning: null,
     jobId: null,
+    authorId,
     createdAt,
   };
 }
 
 /** The row of one of a job's result nodes (`node` already parsed by EditNodeInput). */
-export function editNodeColumns(id: string, documentId: string, jobId: string, node: z.output<typeof EditNodeInput>, createdAt: string): NodeColumns {
+export function editNodeColumns(id: string, documentId: string, jobId: string, authorId: string, node: z.output<typeof EditNodeInput>, createdAt: string): NodeColumns {
   return {
     id,
     documentId,
@@ -175,6 +190,43 @@ export function editNodeColumns(id: string, documentId: string, jobId: string, n
     latent: node.latent === null ? null : JSON.stringify(node.latent),
     conditioning: node.conditioning,
     jobId,
+    authorId,
     createdAt,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// accounts (accounts.ts)
+
+/** SQLite stores booleans as 0/1, PostgreSQL as booleans. */
+const Flag = z.union([z.boolean(), z.literal(0).transform(() => false), z.literal(1).transform(() => true)]);
+const Count = z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)]);
+
+const WorkspaceRow = z.object({ id: Id, name: z.string(), created_at: Timestamp });
+const UserRow = z.object({ id: Id, name: z.string(), role: Role, disabled: Flag, default_workspace_id: Id, created_at: Timestamp });
+const TokenRow = z.object({ id: Id, user_id: Id, name: z.string(), created_at: Timestamp, revoked_at: Timestamp.nullable() });
+
+export function toWorkspace(row: unknown): Workspace {
+  const r = parseOrThrow(WorkspaceRow, row, rowLabel('workspaces', row), 'corrupt');
+  return { id: r.id, name: r.name, createdAt: r.created_at };
+}
+
+export function toWorkspaceSummary(row: unknown): WorkspaceSummary {
+  const counts = parseOrThrow(
+    z.object({ members: Count, documents: Count, jobs: Count, blobs: Count, blob_bytes: Count }),
+    row,
+    rowLabel('workspaces', row),
+    'corrupt',
+  );
+  return { ...toWorkspace(row), members: counts.members, documents: counts.documents, jobs: counts.jobs, blobs: counts.blobs, blobBytes: counts.blob_bytes };
+}
+
+export function toUser(row: unknown): User {
+  const r = parseOrThrow(UserRow, row, rowLabel('users', row), 'corrupt');
+  return { id: r.id, name: r.name, role: r.role, disabled: r.disabled, defaultWorkspaceId: r.default_workspace_id, createdAt: r.created_at };
+}
+
+export function toToken(row: unknown): TokenRecord {
+  const r = parseOrThrow(TokenRow, row, rowLabel('tokens', row), 'corrupt');
+  return { id: r.id, userId: r.user_id, name: r.name, createdAt: r.created_at, revokedAt: r.revoked_at };
 }

@@ -13,6 +13,7 @@ import {
   type Job,
   type JobState,
   type JobUpdate,
+  type JsonObject,
   JOB_TRANSITIONS,
   type LatentRef,
   StoreError,
@@ -27,6 +28,8 @@ export function blobRefs(node: {
   resultImageSha256: string;
   regions: { maskSha256: string | null }[];
   latent: LatentRef | null;
+  /** an edit's options; `references` lists the reference images it read (edits.create's references) */
+  options?: JsonObject;
 }): { field: string; sha256: string }[] {
   const refs = [
     { field: 'sourceImageSha256', sha256: node.sourceImageSha256 },
@@ -36,6 +39,12 @@ export function blobRefs(node: {
     if (region.maskSha256 !== null) refs.push({ field: `regions.${i}.maskSha256`, sha256: region.maskSha256 });
   });
   if (node.latent) refs.push({ field: 'latent.sha256', sha256: node.latent.sha256 });
+  const references = node.options?.references;
+  if (Array.isArray(references)) {
+    references.forEach((sha256, i) => {
+      if (typeof sha256 === 'string') refs.push({ field: `options.references.${i}`, sha256 });
+    });
+  }
   return refs;
 }
 
@@ -65,6 +74,21 @@ export async function requireBlobs(blobs: BlobStore, where: string, refs: { fiel
       throw new StoreError('invalid_input', `${where}.latent: blob ${latent.sha256} has ${size} bytes; shape [${latent.shape.join(', ')}] in float16 needs ${expected}`);
     }
   }
+}
+
+/**
+ * The sizes of blobs that requireBlobs() has just found (for their grants: the per-user storage quota), one entry
+ * per distinct blob. Blobs are never deleted, so a size read now holds at commit.
+ */
+export async function blobSizes(blobs: BlobStore, refs: { sha256: string }[]): Promise<Map<string, number>> {
+  const distinct = [...new Set(refs.map((ref) => ref.sha256))];
+  const stats = await Promise.all(distinct.map((sha256) => blobs.stat(sha256)));
+  return new Map(distinct.map((sha256, i) => [sha256, stats[i]?.size ?? 0]));
+}
+
+/** The grants that make these blobs readable in `workspaceId`, brought in by `userId`. */
+export function grantsOf(sizes: Map<string, number>, workspaceId: string, userId: string): { workspaceId: string; sha256: string; size: number; userId: string }[] {
+  return [...sizes].map(([sha256, size]) => ({ workspaceId, sha256, size, userId }));
 }
 
 /** Throws unless `job` may move to `to` with `update` (JOB_TRANSITIONS, and error/resultNodeIds only where they belong). */

@@ -17,12 +17,14 @@ import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { type FileIdentity, identityOf, sameFile, stillFailing } from './disk';
 import { migrate, schemaVersion } from './migrations';
+import { SqliteAccountStore } from './sqlite-accounts';
 import { editNodeColumns, sourceNodeColumns, toDocument, toJob, toNode } from './rows';
-import { TERMINAL_STATES, blobRefs, checkRows, checkTransition, requireBlobs, successResults } from './rules';
+import { TERMINAL_STATES, blobRefs, blobSizes, checkRows, checkTransition, grantsOf, requireBlobs, successResults } from './rules';
 import {
   type AddEditNodesOptions,
   type BlobStore,
   CreateJobInput,
+  DEFAULT_WORKSPACE_ID,
   type CreateJobInput as CreateJobInputType,
   type Document,
   type EditNode,
@@ -75,6 +77,7 @@ export function isSqliteCorruption(error: unknown): boolean {
 // ---------------------------------------------------------------------------------------------
 
 export class SqliteEditStore implements EditStore {
+  readonly accounts: SqliteAccountStore;
   private readonly db: Database.Database;
   private readonly now: () => Date;
   private readonly sql: ReturnType<typeof prepareStatements>;
@@ -101,6 +104,7 @@ export class SqliteEditStore implements EditStore {
       configure(this.db, file, options.busyTimeoutMs ?? 5000);
       migrate(this.db);
       this.sql = prepareStatements(this.db);
+      this.accounts = new SqliteAccountStore(this.db, this.now, (fn) => this.write(fn));
       this.identity = identityOf(fs.statSync(file));
     } catch (error) {
       this.db.close();
@@ -168,11 +172,19 @@ export class SqliteEditStore implements EditStore {
 
   // -- documents
 
-  async openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }> {
+  async openDocument(host: Host, hostDocumentKey: string, workspaceId: string = DEFAULT_WORKSPACE_ID): Promise<{ documentId: string; created: boolean }> {
     const h = parseOrThrow(Host, host, 'openDocument host');
     const key = parseOrThrow(HostDocumentKey, hostDocumentKey, 'openDocument hostDocumentKey');
-    const info = this.write(() => this.sql.insertDocument.run({ id: randomUUID(), host: h, key, now: this.timestamp() }));
-    const row = this.sql.documentByKey.get({ host: h, key });
+    const workspace = parseOrThrow(Id, workspaceId, 'openDocument workspaceId');
+    const info = this.write(() =>
+      this.db
+        .transaction(() => {
+          if (this.sql.workspace.get(workspace) === undefined) throw new StoreError('not_found', `openDocument: no workspace ${workspace}`);
+          return this.sql.insertDocument.run({ id: randomUUID(), workspace, host: h, key, now: this.timestamp() });
+        })
+        .immediate(),
+    );
+    const row = this.sql.documentByKey.get({ workspace, host: h, key });
     return { documentId: toDocument(row).id, created: info.changes === 1 };
   }
 
@@ -185,16 +197,19 @@ export class SqliteEditStore implements EditStore {
 
   async addSourceNode(input: SourceNodeInputType): Promise<EditNode> {
     const n = parseOrThrow(SourceNodeInput, input, 'addSourceNode');
-    await requireBlobs(this.blobs, 'addSourceNode', [{ field: 'imageSha256', sha256: n.imageSha256 }], null);
+    const refs = [{ field: 'imageSha256', sha256: n.imageSha256 }];
+    await requireBlobs(this.blobs, 'addSourceNode', refs, null);
+    const sizes = await blobSizes(this.blobs, refs);
     const id = this.write(() =>
       this.db
         .transaction((): string => {
-          this.requireDocument(n.documentId, 'addSourceNode documentId');
+          const workspaceId = this.requireDocument(n.documentId, 'addSourceNode documentId');
           if (n.parentId !== null) this.requireParent(n.parentId, n.documentId, 'addSourceNode parentId');
+          this.accounts.grantNow(grantsOf(sizes, workspaceId, n.authorId));
           const existing = this.sql.sourceNode.get({ documentId: n.documentId, parentId: n.parentId, imageSha256: n.imageSha256 }) as { id: string } | undefined;
           if (existing) return existing.id;
           const id = randomUUID();
-          this.sql.insertNode.run(sourceNodeColumns(id, n.documentId, n.parentId, n.imageSha256, n.options, this.timestamp()));
+          this.sql.insertNode.run(sourceNodeColumns(id, n.documentId, n.parentId, n.imageSha256, n.options, n.authorId, this.timestamp()));
           return id;
         })
         .immediate(),
@@ -209,6 +224,7 @@ export class SqliteEditStore implements EditStore {
     const checks = await Promise.allSettled(inputs.map((node, i) => requireBlobs(this.blobs, `addEditNodes nodes.${i}`, blobRefs(node), node.latent)));
     const failed = checks.find((c) => c.status === 'rejected');
     if (failed) throw failed.reason; // the first node in order, whichever check finished first
+    const sizes = await blobSizes(this.blobs, inputs.flatMap(blobRefs));
     const ids = inputs.map(() => randomUUID());
     const createdAt = this.timestamp();
     this.write(() =>
@@ -218,10 +234,12 @@ export class SqliteEditStore implements EditStore {
           if (job.state !== 'running') {
             throw new StoreError('illegal_transition', `addEditNodes: job ${id} is ${job.state}; results can only be added to a running job`);
           }
+          const workspaceId = this.requireDocument(job.documentId, 'addEditNodes');
           inputs.forEach((node, i) => {
             this.requireParent(node.parentId, job.documentId, `addEditNodes nodes.${i}.parentId`);
-            this.sql.insertNode.run(editNodeColumns(ids[i], job.documentId, id, node, createdAt));
+            this.sql.insertNode.run(editNodeColumns(ids[i], job.documentId, id, job.userId, node, createdAt));
           });
+          this.accounts.grantNow(grantsOf(sizes, workspaceId, job.userId));
           if (options.markSucceeded) this.transition(job, 'succeeded', { resultNodeIds: ids });
         })
         .immediate(),
@@ -246,13 +264,14 @@ export class SqliteEditStore implements EditStore {
   // -- jobs
 
   async createJob(input: CreateJobInputType): Promise<Job> {
-    const { documentId, request, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
+    const { documentId, request, userId, id = randomUUID() } = parseOrThrow(CreateJobInput, input, 'createJob');
     this.write(() =>
       this.db
         .transaction(() => {
           this.requireDocument(documentId, 'createJob documentId');
           if (this.sql.job.get(id) !== undefined) throw new StoreError('invalid_input', `createJob: a job ${id} already exists`);
-          this.sql.insertJob.run({ id, documentId, request: JSON.stringify(request), now: this.timestamp() });
+          if (this.sql.user.get(userId) === undefined) throw new StoreError('not_found', `createJob userId: no user ${userId}`);
+          this.sql.insertJob.run({ id, documentId, userId, request: JSON.stringify(request), now: this.timestamp() });
         })
         .immediate(),
     );
@@ -327,8 +346,11 @@ export class SqliteEditStore implements EditStore {
     return this.now().toISOString();
   }
 
-  private requireDocument(id: string, where: string): void {
-    if (this.sql.document.get(id) === undefined) throw new StoreError('not_found', `${where}: no document ${id}`);
+  /** Returns the document's workspace. */
+  private requireDocument(id: string, where: string): string {
+    const row = this.sql.document.get(id) as { workspace_id: string } | undefined;
+    if (row === undefined) throw new StoreError('not_found', `${where}: no document ${id}`);
+    return row.workspace_id;
   }
 
   private requireParent(parentId: string, documentId: string, where: string): void {
@@ -382,18 +404,20 @@ function configure(db: Database.Database, file: string, busyTimeoutMs: number): 
 function prepareStatements(db: Database.Database) {
   return {
     insertDocument: db.prepare(
-      `INSERT INTO documents (id, host, host_key, created_at) VALUES (@id, @host, @key, @now)
-       ON CONFLICT (host, host_key) DO NOTHING`,
+      `INSERT INTO documents (id, workspace_id, host, host_key, created_at) VALUES (@id, @workspace, @host, @key, @now)
+       ON CONFLICT (workspace_id, host, host_key) DO NOTHING`,
     ),
-    documentByKey: db.prepare('SELECT * FROM documents WHERE host = @host AND host_key = @key'),
+    documentByKey: db.prepare('SELECT * FROM documents WHERE workspace_id = @workspace AND host = @host AND host_key = @key'),
+    workspace: db.prepare('SELECT 1 FROM workspaces WHERE id = ?'),
+    user: db.prepare('SELECT 1 FROM users WHERE id = ?'),
     document: db.prepare('SELECT * FROM documents WHERE id = ?'),
     allDocuments: db.prepare('SELECT * FROM documents ORDER BY rowid'),
 
     insertNode: db.prepare(
       `INSERT INTO nodes (id, document_id, parent_id, kind, instruction, regions, options, seed, variation,
-         source_image_sha256, result_image_sha256, latent, conditioning, job_id, created_at)
+         source_image_sha256, result_image_sha256, latent, conditioning, job_id, author_id, created_at)
        VALUES (@id, @documentId, @parentId, @kind, @instruction, @regions, @options, @seed, @variation,
-         @sourceImageSha256, @resultImageSha256, @latent, @conditioning, @jobId, @createdAt)`,
+         @sourceImageSha256, @resultImageSha256, @latent, @conditioning, @jobId, @authorId, @createdAt)`,
     ),
     node: db.prepare('SELECT * FROM nodes WHERE id = ?'),
     nodeInDocument: db.prepare('SELECT 1 FROM nodes WHERE id = @id AND document_id = @documentId'),
@@ -406,7 +430,7 @@ function prepareStatements(db: Database.Database) {
     allNodes: db.prepare('SELECT * FROM nodes ORDER BY seq'),
 
     insertJob: db.prepare(
-      `INSERT INTO jobs (id, document_id, state, request, created_at) VALUES (@id, @documentId, 'queued', @request, @now)`,
+      `INSERT INTO jobs (id, document_id, user_id, state, request, created_at) VALUES (@id, @documentId, @userId, 'queued', @request, @now)`,
     ),
     job: db.prepare('SELECT * FROM jobs WHERE id = ?'),
     listJobs: db.prepare(

@@ -10,6 +10,11 @@
  */
 import { z } from 'zod';
 import { JOB_STATES, SHA256_PATTERN, hasNoNul } from '../../shared/protocol';
+import type { AccountStore } from './accounts';
+
+/** The default workspace and user (accounts.ts): what the shared-token and token-less modes act as. */
+export const DEFAULT_WORKSPACE_ID = '00000000-0000-4000-8000-000000000001';
+export const DEFAULT_USER_ID = '00000000-0000-4000-8000-000000000002';
 
 // ---------------------------------------------------------------------------------------------
 // errors
@@ -141,6 +146,8 @@ export const Id = z.uuid();
 
 export interface Document {
   id: string;
+  /** the workspace whose members see and continue it (accounts.ts) */
+  workspaceId: string;
   host: Host;
   hostDocumentKey: string;
   createdAt: string;
@@ -182,6 +189,8 @@ export type LatentRef = z.infer<typeof LatentRef>;
 export const RegionRef = z.strictObject({
   instruction: StoredText.max(4000),
   maskSha256: Sha256.nullable(),
+  /** the words the mask was derived from (masks from words); absent for a drawn mask */
+  maskText: StoredText.max(4000).optional(),
 });
 export type RegionRef = z.infer<typeof RegionRef>;
 
@@ -212,6 +221,8 @@ export interface EditNode {
   latent: LatentRef | null;
   conditioning: Conditioning | null;
   jobId: string | null;
+  /** who added it: the job's user for edits, the requesting user for source pixels */
+  authorId: string;
   createdAt: string;
 }
 
@@ -221,6 +232,7 @@ export const SourceNodeInput = z.strictObject({
   parentId: Id.nullable().default(null),
   imageSha256: Sha256,
   options: JsonObject.default({}),
+  authorId: Id.default(DEFAULT_USER_ID),
 });
 export type SourceNodeInput = z.input<typeof SourceNodeInput>;
 
@@ -272,6 +284,8 @@ export const INTERRUPTED_QUEUED_ERROR = 'interrupted: the server stopped before 
 export interface Job {
   id: string;
   documentId: string;
+  /** who asked for it */
+  userId: string;
   state: JobState;
   /** the job's complete input (the request schema lives in shared/) */
   request: JsonObject;
@@ -287,6 +301,7 @@ export const CreateJobInput = z.strictObject({
   request: JsonObject,
   /** optional: a caller that names jobs itself (the in-memory queue does) passes its id; default a new uuid */
   id: Id.optional(),
+  userId: Id.default(DEFAULT_USER_ID),
 });
 export type CreateJobInput = z.input<typeof CreateJobInput>;
 
@@ -342,19 +357,25 @@ export interface IntegrityOptions {
 // the edit store
 
 export interface EditStore {
-  /** Same (host, key) -> same id, also across restarts. */
-  openDocument(host: Host, hostDocumentKey: string): Promise<{ documentId: string; created: boolean }>;
+  /** users, workspaces, tokens and blob grants, in the same database */
+  readonly accounts: AccountStore;
+  /**
+   * Same (workspace, host, key) -> same id, also across restarts. Another workspace opening the same key gets a
+   * document of its own (and learns nothing of the first).
+   */
+  openDocument(host: Host, hostDocumentKey: string, workspaceId?: string): Promise<{ documentId: string; created: boolean }>;
   getDocument(id: string): Promise<Document | null>;
 
   /**
    * The document's source node for these pixels under `parentId` (null: a root): the existing one when there is
    * one (its options are kept), else a new one. Referenced blobs must already be in the blob store (blobs first,
-   * then metadata: see the crash test).
+   * then metadata: see the crash test). The image is granted to the document's workspace.
    */
   addSourceNode(input: SourceNodeInput): Promise<EditNode>;
   /**
    * All variations of one job in one transaction: either every node is added or none is. The job must be
-   * running; the nodes belong to the job's document, and each parent must be a node of that document.
+   * running; the nodes belong to the job's document, and each parent must be a node of that document. The nodes'
+   * author is the job's user; every blob they reference is granted to the document's workspace.
    */
   addEditNodes(jobId: string, nodes: EditNodeInput[], options?: AddEditNodesOptions): Promise<EditNode[]>;
   getNode(id: string): Promise<EditNode | null>;

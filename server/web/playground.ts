@@ -8,6 +8,7 @@
  */
 import { DEFAULT_EDIT_OPTIONS, controlAttributes, type EditOptionsInput, type EditParent, type JobEvent, type JobResult } from '../../shared/protocol';
 import { createApi, errorMessage, type Api, type Health, type HistoryNode } from './api';
+import { signedInLabel, type SignedIn } from '../../shared/client';
 import { FORM_CONTROLS } from './form';
 import { beginStroke, clearMask, createMask, fullRect, invertMask, isMaskEmpty, strokeTo, writeGrayscale, writeOverlay, type Mask, type Rect, type Stroke } from './mask';
 
@@ -133,6 +134,12 @@ class Playground {
     imageInfo: byId('image-info', HTMLElement),
     form: byId('edit-form', HTMLFormElement),
     instruction: byId('instruction', HTMLTextAreaElement),
+    referenceRow: byId('reference-row', HTMLElement),
+    referenceFile: byId('reference-file', HTMLInputElement),
+    referenceInfo: byId('reference-info', HTMLElement),
+    referenceClear: byId('reference-clear', HTMLButtonElement),
+    maskText: byId('mask-text', HTMLInputElement),
+    maskPreview: byId('mask-preview', HTMLButtonElement),
     advanced: byId('advanced', HTMLDetailsElement),
     locality: byId('opt-locality', HTMLSelectElement),
     spread: byId('opt-spread', HTMLInputElement),
@@ -163,7 +170,11 @@ class Playground {
   private current: Current | null = null;
   private imageSize: { width: number; height: number } | null = null;
   private mask: Mask | null = null;
+  /** an uploaded reference image for models that read them (health.model.readsReferences) */
+  private reference: { sha256: string; name: string } | null = null;
   private stroke: Stroke | null = null;
+  /** the words whose previewed mask the overlay shows; null when it shows a painted one */
+  private maskFromWords: string | null = null;
   private job: RunningJob | null = null;
   private lastResult: JobResult | null = null;
   private connected = false;
@@ -182,8 +193,10 @@ class Playground {
   start(): void {
     this.bindSettings();
     this.bindUpload();
+    this.bindReference();
     this.setOptionControls();
     this.bindMaskTools();
+    this.bindMaskWords();
     this.bindEditForm();
     this.bindHistory();
     new ResizeObserver(() => this.layoutStage()).observe(this.ui.stage);
@@ -215,10 +228,13 @@ class Playground {
 
   private async checkHealth(): Promise<void> {
     try {
-      const health = await this.api.client().health();
+      const client = this.api.client();
+      const health = await client.health();
+      // who the token signs in as (401 without a valid one: then the status says to enter it)
+      const me = health.authRequired && !this.token ? null : await client.me().catch(() => null);
       const wasConnected = this.connected;
       this.connected = true;
-      this.showHealth(health);
+      this.showHealth(health, me);
       if (!wasConnected && !this.documentId) void this.openDocument();
     } catch (err) {
       this.connected = false;
@@ -226,7 +242,7 @@ class Playground {
     }
   }
 
-  private showHealth(health: Health): void {
+  private showHealth(health: Health, me: SignedIn | null): void {
     if (health.authRequired && !this.token) {
       this.setStatus('warn', 'Connected, but this server needs an access token: enter it under Settings');
       return;
@@ -235,7 +251,12 @@ class Playground {
     const busy = queued + running === 0 ? 'idle' : `${running} running, ${queued} queued`;
     const state = health.status === 'ok' ? 'ok' : 'warn';
     const label = health.status === 'ok' ? 'Connected' : health.status === 'degraded' ? `Cannot store edits (${health.store.problems.join('; ')})` : 'Shutting down';
-    this.setStatus(state, `${label} · ${health.model.name} on ${health.model.provider} · ${busy}`);
+    // only families that read reference images offer one (FLUX.2 klein)
+    this.ui.referenceRow.hidden = !health.model.readsReferences;
+    if (!health.model.readsReferences) this.setReference(null);
+    const user = signedInLabel(me);
+    const who = user ? ` · signed in as ${user}` : '';
+    this.setStatus(state, `${label}${who} · ${health.model.name}${health.model.family ? ` (${health.model.family})` : ''} on ${health.model.provider} · ${busy}`);
   }
 
   private bindSettings(): void {
@@ -384,6 +405,7 @@ class Playground {
     }
     this.ui.image.src = loaded.src;
     this.current = current;
+    this.maskFromWords = null; // a preview was of the image before
     store(STORAGE_KEYS.current, JSON.stringify(current));
     const width = loaded.naturalWidth;
     const height = loaded.naturalHeight;
@@ -441,6 +463,38 @@ class Playground {
     });
   }
 
+  private bindReference(): void {
+    this.ui.referenceFile.addEventListener('change', () => {
+      const file = this.ui.referenceFile.files?.[0];
+      this.ui.referenceFile.value = '';
+      if (file) void this.uploadReference(file);
+    });
+    this.ui.referenceClear.addEventListener('click', () => this.setReference(null));
+  }
+
+  private setReference(reference: { sha256: string; name: string } | null): void {
+    this.reference = reference;
+    this.ui.referenceInfo.textContent = reference ? reference.name : 'none';
+    this.ui.referenceClear.hidden = !reference;
+  }
+
+  private async uploadReference(file: File): Promise<void> {
+    const type = file.type;
+    if (type !== 'image/png' && type !== 'image/jpeg' && type !== 'image/webp') {
+      this.showError(`${file.name} is ${file.type || 'not an image'}: choose a PNG, JPEG or WebP reference image`);
+      return;
+    }
+    this.clearError();
+    this.ui.referenceInfo.textContent = `Uploading ${file.name}…`;
+    try {
+      const blob = await this.api.upload(file, type);
+      this.setReference({ sha256: blob.sha256, name: `${file.name} · ${blob.width}×${blob.height}` });
+    } catch (err) {
+      this.setReference(null);
+      this.showError(`Reference upload failed: ${errorMessage(err)}`);
+    }
+  }
+
   private async upload(file: File): Promise<void> {
     const type = file.type;
     if (type !== 'image/png' && type !== 'image/jpeg' && type !== 'image/webp') {
@@ -488,6 +542,13 @@ class Playground {
   }
 
   private updateMaskHint(): void {
+    const words = this.ui.maskText.value.trim();
+    if (words !== '') {
+      this.ui.maskHint.textContent = this.maskFromWords === words
+        ? `The mask "${words}" gives: this is what will change. Painting on it, Clear or Invert turns it into a painted mask.`
+        : `Apply edits where "${words}" is (the server finds it); Preview shows it first.`;
+      return;
+    }
     const empty = !this.mask || isMaskEmpty(this.mask);
     this.ui.maskHint.textContent = empty
       ? 'Paint where the image may change. Without a mask the whole image is edited.'
@@ -508,11 +569,13 @@ class Playground {
 
     ui.maskClear.addEventListener('click', () => {
       if (!this.mask) return;
+      this.forgetMaskWords();
       clearMask(this.mask);
       this.drawMask(fullRect(this.mask));
     });
     ui.maskInvert.addEventListener('click', () => {
       if (!this.mask) return;
+      this.forgetMaskWords();
       invertMask(this.mask);
       this.drawMask(fullRect(this.mask));
     });
@@ -532,6 +595,7 @@ class Playground {
     canvas.addEventListener('pointerdown', (e) => {
       if (!this.mask || e.button !== 0) return;
       e.preventDefault();
+      this.forgetMaskWords(); // the painted mask rules from here on
       canvas.setPointerCapture(e.pointerId);
       if (!ui.maskShow.checked) {
         ui.maskShow.checked = true; // painting blind helps no one
@@ -577,6 +641,59 @@ class Playground {
       } else return;
       showValues();
     });
+  }
+
+  /** Words in the "Where" field and a painted mask are two answers to one question: painting drops the words. */
+  private forgetMaskWords(): void {
+    if (this.ui.maskText.value === '') return;
+    this.ui.maskText.value = '';
+    this.maskFromWords = null;
+    this.updateMaskHint();
+  }
+
+  private bindMaskWords(): void {
+    const { ui } = this;
+    ui.maskPreview.addEventListener('click', () => void this.previewMaskWords());
+    ui.maskText.addEventListener('input', () => {
+      this.maskFromWords = null;
+      this.updateMaskHint();
+    });
+    ui.maskText.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        void this.previewMaskWords();
+      }
+    });
+  }
+
+  /** masks.preview: the mask the words give on the current image, shown as the overlay (what will change). */
+  private async previewMaskWords(): Promise<void> {
+    const words = this.ui.maskText.value.trim();
+    const current = this.current;
+    if (!current || !this.documentId || !this.mask || words === '') {
+      if (words === '') this.showError('Type what to edit in "Where", e.g. the circle, then Preview.');
+      return;
+    }
+    this.clearError();
+    this.ui.maskPreview.disabled = true;
+    try {
+      const client = this.api.client();
+      const preview = await client.previewMask({ documentId: this.documentId, parent: current.parent, maskText: words });
+      const image = await client.getRgba(preview.maskSha256);
+      const mask = this.mask;
+      if (this.current !== current || image.width !== mask.width || image.height !== mask.height) return; // the image changed meanwhile
+      for (let i = 0; i < mask.data.length; i++) mask.data[i] = image.rgba[i * 4];
+      this.maskFromWords = words;
+      if (!this.ui.maskShow.checked) {
+        this.ui.maskShow.checked = true;
+        this.ui.wrap.classList.remove('mask-hidden');
+      }
+      this.drawMask(fullRect(mask));
+    } catch (err) {
+      this.showError(errorMessage(err));
+    } finally {
+      this.ui.maskPreview.disabled = false;
+    }
   }
 
   /** The mask as a grayscale PNG of the image's size (white = may change), uploaded; null when nothing is painted. */
@@ -661,11 +778,14 @@ class Playground {
     this.updateControls();
     this.startProgress('Sending…');
     try {
-      const maskSha256 = await this.uploadMask();
+      // words in "Where" go as maskText: the server derives the mask (the one Preview showed)
+      const maskText = this.ui.maskText.value.trim();
+      const region = maskText !== '' ? { instruction, maskText } : { instruction, maskSha256: await this.uploadMask() };
       const created = await this.api.client().createEdit({
         documentId: this.documentId,
         parent: current.parent,
-        regions: [{ instruction, maskSha256 }],
+        regions: [region],
+        references: this.reference ? [this.reference.sha256] : [],
         options: this.options(),
       });
       this.ui.progressText.textContent = `Queued (seed ${created.seed})…`;

@@ -17,6 +17,7 @@
 import {
   createEditResultSchema,
   formatIssues,
+  maskPreviewResultSchema,
   isTerminalJobEvent,
   jobEventSchema,
   jobSnapshotSchema,
@@ -28,6 +29,8 @@ import {
   type JobEvent,
   type JobSnapshot,
   type JobState,
+  type MaskPreviewInput,
+  type MaskPreviewResult,
 } from '../protocol';
 import { aborted, ClientError, errorForStatus } from './errors';
 import { snapshotToEvents } from './follow';
@@ -72,10 +75,30 @@ export interface ServerHealth {
   /** degraded: the server cannot store edits now (store.problems says why) */
   status: 'ok' | 'degraded' | 'shutting-down';
   version: string;
-  model: { name: string; provider: string };
+  /** family and readsReferences: servers from before the FLUX.2 klein family omit them */
+  model: { name: string; provider: string; family?: string; readsReferences?: boolean };
   queue: { queued: number; running: number };
   store: { writable: boolean; problems: string[] };
   authRequired: boolean;
+}
+
+/** Who the server takes the client for (`me`): the panels show it. */
+export interface SignedIn {
+  user: { id: string; name: string; role: 'admin' | 'member' };
+  workspaces: { id: string; name: string }[];
+  defaultWorkspaceId: string;
+  /** a personal token, the server's shared token, or none (a loopback server without a token) */
+  via: 'token' | 'shared-token' | 'loopback';
+}
+
+/**
+ * "ben (studio-a)": the user and its default workspace, as the panels show them; null unless signed in with a
+ * personal token (the shared token and a token-less server are the server's default user: nothing to show).
+ */
+export function signedInLabel(me: SignedIn | null): string | null {
+  if (!me || me.via !== 'token') return null;
+  const workspace = me.workspaces.find((w) => w.id === me.defaultWorkspaceId) ?? me.workspaces[0];
+  return workspace ? `${me.user.name} (${workspace.name})` : me.user.name;
 }
 
 /** One node of a document's history (documents.history), parents before children. */
@@ -117,10 +140,14 @@ export type ImageBody = { contentType: 'image/png' | 'image/jpeg' | 'image/webp'
 export interface LayerloopClient {
   readonly serverUrl: string;
   health(): Promise<ServerHealth>;
+  /** who the token signs in as; null from a server without accounts (older than `me`) */
+  me(): Promise<SignedIn | null>;
   /** documents.open: the server's document id for the host's key (the same key gives the same id) */
   openDocument(host: Host, hostDocumentKey: string): Promise<string>;
   history(documentId: string): Promise<HistoryEntry[]>;
   createEdit(request: EditRequestInput, signal?: SignalLike): Promise<CreateEditResult>;
+  /** masks.preview: the mask a region's maskText would get (a grayscale PNG blob), before Apply */
+  previewMask(input: MaskPreviewInput, signal?: SignalLike): Promise<MaskPreviewResult>;
   getJob(jobId: string, previewAfterStep?: number, signal?: SignalLike): Promise<JobSnapshot>;
   cancelJob(jobId: string): Promise<CancelResult>;
   /** the job's events until (and including) the terminal one */
@@ -326,6 +353,18 @@ export function createClient(options: ClientOptions): LayerloopClient {
       return out as unknown as ServerHealth;
     },
 
+    async me() {
+      let out: unknown;
+      try {
+        out = await call('query', 'me', undefined);
+      } catch (err) {
+        if (err instanceof ClientError && err.status === 404) return null; // a server from before accounts
+        throw err;
+      }
+      if (!isObject(out) || !isObject(out.user) || typeof out.user.name !== 'string' || !Array.isArray(out.workspaces)) throw unexpected('me');
+      return out as unknown as SignedIn;
+    },
+
     async openDocument(host, hostDocumentKey) {
       const out = await call('mutation', 'documents.open', { host, hostDocumentKey });
       if (isObject(out) && typeof out.documentId === 'string') return out.documentId;
@@ -351,6 +390,13 @@ export function createClient(options: ClientOptions): LayerloopClient {
       const out = await call('mutation', 'edits.create', request, signal);
       const parsed = createEditResultSchema.safeParse(out);
       if (!parsed.success) throw unexpected('edits.create', formatIssues(parsed.error));
+      return parsed.data;
+    },
+
+    async previewMask(input, signal) {
+      const out = await call('mutation', 'masks.preview', input, signal);
+      const parsed = maskPreviewResultSchema.safeParse(out);
+      if (!parsed.success) throw unexpected('masks.preview', formatIssues(parsed.error));
       return parsed.data;
     },
 

@@ -12,7 +12,7 @@ import { Client as PgClient } from 'pg';
 import { FsBlobStore } from '../../server/store/blobs';
 import { POSTGRES_MIGRATIONS, type PostgresMigration, migratePostgres, postgresSchemaVersion } from '../../server/store/postgres-migrations';
 import { PostgresConfigError, PostgresEditStore, type PostgresEditStoreOptions } from '../../server/store/postgres';
-import { INTERRUPTED_RUNNING_ERROR, type BlobStore, StoreError, combineHealth } from '../../server/store/store';
+import { DEFAULT_USER_ID, DEFAULT_WORKSPACE_ID, INTERRUPTED_RUNNING_ERROR, type BlobStore, StoreError, combineHealth } from '../../server/store/store';
 import { mountProblem } from '../support/mount';
 import { describeWithServices } from '../support/services';
 import { TestClock, bytesOf, editStoreContract, expectStoreError, putLatent } from '../unit/store/contract';
@@ -114,16 +114,43 @@ describeWithServices('PostgresEditStore', ['postgres'], (services) => {
       await store.close();
       const pool = new pg.Pool({ connectionString: url });
       try {
-        const broken: PostgresMigration = { version: 2, description: 'broken', sql: 'CREATE TABLE t (a int); SELECT * FROM nope' };
+        const latest = POSTGRES_MIGRATIONS.length;
+        const broken: PostgresMigration = { version: latest + 1, description: 'broken', sql: 'CREATE TABLE t (a int); SELECT * FROM nope' };
         await expect(migratePostgres(pool, [...POSTGRES_MIGRATIONS, broken])).rejects.toThrow(/relation "nope" does not exist/);
-        expect(await postgresSchemaVersion(pool)).toBe(1);
+        expect(await postgresSchemaVersion(pool)).toBe(latest);
         expect((await pool.query(`SELECT to_regclass('t') AS t`)).rows).toEqual([{ t: null }]);
 
-        const label: PostgresMigration = { version: 2, description: 'a later column', sql: `ALTER TABLE nodes ADD COLUMN label text NOT NULL DEFAULT ''` };
-        expect(await migratePostgres(pool, [...POSTGRES_MIGRATIONS, label])).toEqual({ from: 1, to: 2 });
-        expect(await migratePostgres(pool, [...POSTGRES_MIGRATIONS, label])).toEqual({ from: 2, to: 2 });
+        const label: PostgresMigration = { version: latest + 1, description: 'a later column', sql: `ALTER TABLE nodes ADD COLUMN label text NOT NULL DEFAULT ''` };
+        expect(await migratePostgres(pool, [...POSTGRES_MIGRATIONS, label])).toEqual({ from: latest, to: latest + 1 });
+        expect(await migratePostgres(pool, [...POSTGRES_MIGRATIONS, label])).toEqual({ from: latest + 1, to: latest + 1 });
         expect((await pool.query('SELECT label FROM nodes WHERE id = $1', [source.id])).rows).toEqual([{ label: '' }]);
-        await expect(migratePostgres(pool, [{ ...label, version: 3 }])).rejects.toThrow(/numbered 1, 2, 3/);
+        await expect(migratePostgres(pool, [{ ...label, version: latest + 2 }])).rejects.toThrow(/numbered 1, 2, 3/);
+      } finally {
+        await pool.end();
+      }
+    });
+
+    test('version 2 moves a version-1 database into the default workspace: rows kept, their blobs granted', async () => {
+      const url = await services().postgres.createDatabase();
+      const pool = new pg.Pool({ connectionString: url });
+      const doc = '7a1c0e52-54b9-4d3a-9c55-0d3f0e1a2b3c';
+      const node = '8b2d1f63-65ca-4e4b-8d66-1e4f1f2b3c4d';
+      const image = 'a'.repeat(64);
+      try {
+        await migratePostgres(pool, POSTGRES_MIGRATIONS.slice(0, 1));
+        await pool.query(`INSERT INTO documents (id, host, host_key, created_at) VALUES ($1, 'figma', 'file-1', now())`, [doc]);
+        await pool.query(
+          `INSERT INTO nodes (id, document_id, kind, regions, options, source_image_sha256, result_image_sha256, created_at)
+           VALUES ($1, $2, 'source', '[]', '{}', $3, $3, now())`,
+          [node, doc, image],
+        );
+        expect(await migratePostgres(pool)).toEqual({ from: 1, to: POSTGRES_MIGRATIONS.length });
+        expect((await pool.query('SELECT workspace_id FROM documents')).rows).toEqual([{ workspace_id: DEFAULT_WORKSPACE_ID }]);
+        expect((await pool.query('SELECT author_id FROM nodes')).rows).toEqual([{ author_id: DEFAULT_USER_ID }]);
+        expect((await pool.query('SELECT workspace_id, sha256, size FROM blob_grants')).rows).toEqual([{ workspace_id: DEFAULT_WORKSPACE_ID, sha256: image, size: '0' }]);
+        // the key is (workspace, host, key) now: another workspace may hold the same file
+        const other = (await pool.query(`INSERT INTO workspaces (id, name, created_at) VALUES (gen_random_uuid(), 'b', now()) RETURNING id`)).rows[0].id;
+        await pool.query(`INSERT INTO documents (id, workspace_id, host, host_key, created_at) VALUES (gen_random_uuid(), $1, 'figma', 'file-1', now())`, [other]);
       } finally {
         await pool.end();
       }
@@ -136,7 +163,7 @@ describeWithServices('PostgresEditStore', ['postgres'], (services) => {
       const error = await openError(url);
       expect(error).toBeInstanceOf(PostgresConfigError);
       expect(error.message).toMatch(
-        /schema version 7 is newer than this server understands \(1\): a newer layerloop has migrated it\. Upgrade this server to that version .* or point --store at another database/,
+        /schema version 7 is newer than this server understands \(2\): a newer layerloop has migrated it\. Upgrade this server to that version .* or point --store at another database/,
       );
     });
   });

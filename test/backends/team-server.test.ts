@@ -260,7 +260,7 @@ describeWithServices('team server on PostgreSQL and S3', ['postgres', 's3'], (se
     await admin.query(`INSERT INTO layerloop_schema (version, description) VALUES (99, 'from a newer layerloop')`);
     await admin.end();
     await expect(start(['--store', newer, '--blobs', blobsUrl])).rejects.toThrow(
-      /layerloop: cannot open the store: cannot prepare the database postgres:\/\/\S+: the database's schema version 99 is newer than this server understands \(1\): a newer layerloop has migrated it\. Upgrade this server to that version \(every process sharing the database must run it\), or point --store at another database/,
+      /layerloop: cannot open the store: cannot prepare the database postgres:\/\/\S+: the database's schema version 99 is newer than this server understands \(2\): a newer layerloop has migrated it\. Upgrade this server to that version \(every process sharing the database must run it\), or point --store at another database/,
     );
   });
 });

@@ -266,4 +266,23 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     expect(firstEdit.regions[0].maskSha256).not.toBeNull();
     expect(secondEdit.regions[0].maskSha256).toBeNull(); // the result layer alone: a global edit
   });
+
+  it('masks from words: Preview shows the mask "the circle" gives on the layer, Apply sends the words', async () => {
+    await panel.locator('#mask-text').fill('the circle');
+    await panel.locator('#mask-preview').click();
+    await panel.getByText(/^"the circle" covers \d+ % of the layer: white is what Apply will change\.$/).waitFor();
+    await waitUntil(panel, "document.getElementById('mask-preview-image').naturalWidth > 0");
+    const shown = await read<[number, number]>(panel, "[document.getElementById('mask-preview-image').naturalWidth, document.getElementById('mask-preview-image').naturalHeight]");
+    expect(shown).toEqual([SOURCE_BOUNDS.width, SOURCE_BOUNDS.height]);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'figma-mask-words.png') });
+
+    await panel.locator('#instruction').fill('make the circle green');
+    await panel.locator('#apply').click();
+    await waitUntil(panel, "document.getElementById('progress-text').textContent.startsWith('Done: a new layer above the source.')");
+    const placed = (await layers(page)).find((l) => l.name === 'make the circle green')!;
+    const { nodes } = await client.documents.history.query({ documentId: placed.sharedPluginData['layerloop|documentId'] });
+    const edit = nodes.find((n) => n.id === placed.sharedPluginData['layerloop|editId'])!;
+    expect(edit.regions[0]).toMatchObject({ instruction: 'make the circle green', maskText: 'the circle' });
+    expect(edit.regions[0].maskSha256).toMatch(/^[0-9a-f]{64}$/);
+  });
 });

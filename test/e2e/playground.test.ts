@@ -73,9 +73,10 @@ describeInBrowser('playground page in Chromium', () => {
     const res = await page.goto(server.url);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-type']).toBe('text/html; charset=utf-8');
-    await page.getByText(/Connected · tiny-pix2pix on cpu/).waitFor();
+    await page.getByText(/Connected · tiny-pix2pix \(InstructPix2Pix\) on cpu/).waitFor(); // the model and its family
     await page.getByText(/^Document [0-9a-f]{8}$/).waitFor();
     expect(await page.getByRole('button', { name: 'Apply' }).isDisabled()).toBe(true); // no image yet
+    expect(await page.locator('#reference-row').isHidden()).toBe(true); // InstructPix2Pix reads no reference images
     // the page sets its inputs' bounds and defaults from shared/protocol.ts when it starts
     const attr = (selector: string, name: string) => page.locator(selector).getAttribute(name);
     expect([await attr('#opt-strength', 'min'), await attr('#opt-strength', 'max'), await attr('#opt-strength', 'step')]).toEqual(['0.05', '1', '0.05']);
@@ -270,5 +271,76 @@ describeInBrowser('playground page in Chromium', () => {
       expect((await guarded.stop()).code).toBe(0);
       fs.rmSync(guarded.dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('offers a reference image on a FLUX.2 klein server and sends it with the edit', async () => {
+    const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
+    const klein = await startServer({ args: ['--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
+    const tab = await browser.context.newPage();
+    tab.on('pageerror', (err) => pageErrors.push(err.message));
+    const sent: string[] = [];
+    tab.on('request', (req) => {
+      if (req.url().includes('/trpc/edits.create')) sent.push(req.postData() ?? '');
+    });
+    try {
+      await tab.goto(klein.url);
+      await tab.getByText(/Connected · tiny-klein-distilled \(FLUX\.2 \[klein\]\) on cpu/).waitFor();
+      await tab.locator('#reference-row').waitFor();
+      await tab.locator('#file').setInputFiles(path.join(KLEIN, 'source.png'));
+      await tab.locator('#canvas-wrap').waitFor();
+      await tab.locator('#reference-file').setInputFiles(path.join(KLEIN, 'reference.png'));
+      await tab.getByText('reference.png · 80×64').waitFor();
+      await tab.getByLabel('Instruction').fill('make the mug look like this');
+      await tab.getByText('Advanced').click();
+      await tab.getByLabel('Steps').fill('4');
+      await tab.getByRole('button', { name: 'Apply' }).click();
+      await tab.getByText(/^Done in /).waitFor();
+      await tab.locator('#history button[data-kind="edit"]').waitFor();
+      expect(sent).toHaveLength(1);
+      expect(JSON.parse(sent[0]).references).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
+      await tab.getByRole('button', { name: 'Remove' }).click();
+      expect(await tab.locator('#reference-info').textContent()).toBe('none');
+    } finally {
+      await tab.close();
+      expect((await klein.stop()).code).toBe(0);
+      fs.rmSync(klein.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('masks from words: Preview shows the mask "the circle" gives, Apply sends the words, the node records them', async () => {
+    await page.locator('#new-doc').click();
+    await page.getByText(/^Document [0-9a-f]{8}$/).waitFor();
+    await page.locator('#file').setInputFiles(FIXTURE);
+    await page.locator('#canvas-wrap').waitFor();
+    await waitUntil(page, "document.getElementById('image').naturalWidth === 128");
+    await page.getByLabel('Where (words, instead of painting)').fill('the diamond');
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByRole('alert').getByText(/"the diamond" matches nothing in this image/).waitFor(); // shapes-128 has no diamond
+    await page.getByRole('button', { name: 'Dismiss the error' }).click();
+
+    await page.getByLabel('Where (words, instead of painting)').fill('the circle');
+    await page.getByRole('button', { name: 'Preview' }).click();
+    await page.getByText(/The mask "the circle" gives: this is what will change/).waitFor();
+    expect(await alphaAt(page, CIRCLE.x, CIRCLE.y)).toBeGreaterThan(200);
+    expect(await alphaAt(page, SQUARE.x, SQUARE.y)).toBe(0);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'playground-mask-words.png') });
+
+    await page.getByLabel('Instruction').fill('make the circle blue');
+    await read(page, "document.getElementById('advanced').open = true"); // open or not, after the earlier tests
+    await page.getByLabel('Steps').fill('4');
+    await page.getByLabel('Variations').fill('1');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByText(/^Done in [\d.]+ s · seed \d+$/).waitFor();
+
+    const key = await read<string>(page, "localStorage.getItem('layerloop.playground.documentKey')");
+    const { documentId } = await client.documents.open.mutate({ host: 'web', hostDocumentKey: key });
+    const { nodes } = await client.documents.history.query({ documentId });
+    expect(nodes.map((n) => [n.kind, n.instruction])).toEqual([['source', null], ['edit', 'make the circle blue']]);
+    expect(nodes[1].regions[0]).toMatchObject({ instruction: 'make the circle blue', maskText: 'the circle' });
+    expect(nodes[1].regions[0].maskSha256).toMatch(/^[0-9a-f]{64}$/);
+
+    // painting takes over from the words
+    await paintAround(page, SQUARE);
+    expect(await page.getByLabel('Where (words, instead of painting)').inputValue()).toBe('');
   });
 });

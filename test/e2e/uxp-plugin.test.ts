@@ -254,4 +254,19 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
     expect(await read<string[]>(page, 'window.__fakePs.problems')).toEqual([]);
     expect(pageErrors).toEqual([]);
   }, 180_000); // ~30 s alone; the whole suite on 2 shared cores has taken it past 90 s
+
+  it('masks from words: Preview shows the mask "the background" gives on the active layer, at its size', async () => {
+    await page.locator('#mask-text').fill('the background');
+    await page.locator('#mask-preview').click();
+    await page.getByText(/^"the background" covers \d+ % of the layer: white is what Apply will change\.$/).waitFor();
+    await waitUntil(page, "document.getElementById('mask-preview-image').naturalWidth > 0");
+    expect(await read<string>(page, "document.getElementById('mask-preview-image').getAttribute('src').slice(0, 22)")).toBe('data:image/png;base64,');
+    // the active layer is the last result, 128 px wide like the source layer
+    expect(await read<number[]>(page, "[document.getElementById('mask-preview-image').naturalWidth, document.getElementById('mask-preview-image').naturalHeight]")).toEqual([128, 128]);
+    await page.locator('#mask-text').fill('the hexagon');
+    await page.locator('#mask-preview').click();
+    await page.getByText('the segmenter does not know "hexagon"', { exact: false }).waitFor();
+    expect(await read<string>(page, "document.getElementById('mask-preview-image').style.display")).toBe('none');
+    expect(pageErrors).toEqual([expect.stringMatching(/^400 from POST .*\/trpc\/masks\.preview$/)]); // the browser logs the refusal itself
+  }, 60_000);
 });

@@ -1,22 +1,45 @@
 /** documents: a host document <-> documentId, and its history (the tree of edit nodes). */
 import { TRPCError } from '@trpc/server';
 import { documentHistoryInputSchema, openDocumentSchema } from '../../../shared/protocol';
+import { inWorkspaces, visibleDocument } from '../access';
 import { authedProcedure, router } from '../trpc';
 
+export function noDocument(documentId: string): TRPCError {
+  return new TRPCError({ code: 'NOT_FOUND', message: `no document ${documentId}: get a documentId from documents.open` });
+}
+
 export const documentsRouter = router({
-  /** Same (host, hostDocumentKey) -> same documentId, also across restarts. */
+  /**
+   * Same (workspace, host, hostDocumentKey) -> same documentId, also across restarts. The workspace is the one
+   * named (the caller must be a member) or the caller's default one; another workspace opening the same file gets
+   * a history of its own.
+   */
   open: authedProcedure.input(openDocumentSchema).mutation(async ({ ctx, input }) => {
-    const { documentId, created } = await ctx.services.store.edits.openDocument(input.host, input.hostDocumentKey);
+    const workspaceId = input.workspaceId ?? ctx.principal.user.defaultWorkspaceId;
+    if (!inWorkspaces(ctx.principal, workspaceId)) {
+      throw new TRPCError({ code: 'NOT_FOUND', message: `no workspace ${workspaceId}: use one of the workspaces that \`me\` lists` });
+    }
+    const { documentId, created } = await ctx.services.store.edits.openDocument(input.host, input.hostDocumentKey, workspaceId);
     return { documentId, created };
+  }),
+
+  /** Which workspace the document belongs to (the panels show it). */
+  get: authedProcedure.input(documentHistoryInputSchema).query(async ({ ctx, input }) => {
+    const document = await visibleDocument(ctx.services, ctx.principal, input.documentId);
+    if (!document) throw noDocument(input.documentId);
+    const workspace = ctx.principal.workspaces.find((w) => w.id === document.workspaceId)!;
+    return { documentId: document.id, host: document.host, workspace: { id: workspace.id, name: workspace.name }, createdAt: document.createdAt };
   }),
 
   /**
    * Every node of the document in creation order (a parent always before its children); build the tree from
    * `parentId` (null for roots). Source nodes hold uploaded or re-synced pixels; edit nodes one variation each.
+   * `authorId` is who added each node.
    */
   history: authedProcedure.input(documentHistoryInputSchema).query(async ({ ctx, input }) => {
-    const history = await ctx.services.store.edits.history(input.documentId);
-    if (!history) throw new TRPCError({ code: 'NOT_FOUND', message: `no document ${input.documentId}: get a documentId from documents.open` });
+    const document = await visibleDocument(ctx.services, ctx.principal, input.documentId);
+    const history = document ? await ctx.services.store.edits.history(document.id) : null;
+    if (!history) throw noDocument(input.documentId);
     return history;
   }),
 });

@@ -2,20 +2,40 @@
  * edits.create: resolve an edit request into its plan (jobs/plan.ts), queue it, and answer once it is recorded.
  *
  * Everything that can be checked before the job runs is checked by the plan, so a bad request is a 4xx now
- * rather than a failed job later: the document exists, the parent edit belongs to it, every referenced blob is
- * an uploaded image, and every mask has the size of the image it applies to.
+ * rather than a failed job later: the document is the caller's to see, the parent edit belongs to it, every
+ * referenced blob is an image the caller's workspace may read, every mask has the size of the image it applies
+ * to, and a region's maskText becomes a stored mask (masks.ts), so the job runs with the derived mask's blob.
  */
+import { randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
-import { createEditResultSchema, editRequestSchema } from '../../../shared/protocol';
+import { createEditResultSchema, editRequestSchema, type EditRequest } from '../../../shared/protocol';
 import { PlanError, prepareEditPlan, type EditPlan } from '../../jobs/plan';
-import { StoreError } from '../../store';
+import { StoreError, type Principal } from '../../store';
+import { inWorkspaces, visibleBlob } from '../access';
+import { queuedLimitError } from '../limits';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
+import { deriveMask } from './masks';
 
-/** The request's plan, or the 4xx that says what to fix. */
-async function plan({ store, images, engine }: Services, input: Parameters<typeof prepareEditPlan>[1]): Promise<EditPlan> {
+/** The request's plan as the caller may make it, or the 4xx that says what to fix. */
+async function plan(services: Services, principal: Principal, input: EditRequest): Promise<EditPlan> {
+  const { store, images, engine } = services;
   try {
-    return await prepareEditPlan({ edits: store.edits, images, defaultSampler: engine.info.defaultSampler }, input);
+    return await prepareEditPlan(
+      {
+        edits: store.edits,
+        images,
+        defaultSampler: engine.info.defaultSampler,
+        readsReferences: engine.info.readsReferences,
+        caller: {
+          userId: principal.user.id,
+          seesDocument: (document) => inWorkspaces(principal, document.workspaceId),
+          readsBlob: (sha256) => visibleBlob(services, principal, sha256),
+        },
+        maskFromWords: async (image, maskText, field, owner) => (await deriveMask(services, owner, image, maskText, field)).maskSha256,
+      },
+      input,
+    );
   } catch (err) {
     if (err instanceof PlanError) throw new TRPCError({ code: err.code === 'not_found' ? 'NOT_FOUND' : 'BAD_REQUEST', message: err.message });
     throw err;
@@ -31,16 +51,29 @@ export const editsRouter = router({
     .input(editRequestSchema)
     .output(createEditResultSchema)
     .mutation(async ({ ctx, input, signal }) => {
-      const { queue, admission } = ctx.services;
-      const edit = await plan(ctx.services, input);
+      const { queue, admission, owners, config } = ctx.services;
+      const { principal } = ctx;
+      const edit = await plan(ctx.services, principal, input);
       const { seed } = edit.request.options;
+      const { userId, workspaceId } = edit.owner;
+      if (owners.active(userId) >= config.maxQueuedPerUser) throw queuedLimitError(config.maxQueuedPerUser);
       // The queue answers once the job is recorded (the client may then rely on its id). When the queue is full
-      // the request waits its turn in the admission room (round-robin over documents); a wait too long, or a
-      // closing queue, throws here, before anything is recorded.
+      // the request waits its turn in the admission room (round-robin over users, then documents); a wait too
+      // long, or a closing queue, throws here, before anything is recorded.
+      const jobId = randomUUID();
       let queued: { jobId: string; position: number };
       try {
-        queued = await admission.enter(input.documentId, () => queue.enqueue(edit), signal);
+        queued = await admission.enter(
+          input.documentId,
+          () => {
+            owners.assign(jobId, edit.owner); // before enqueue: the per-user counts see the job from its start
+            return queue.enqueue(edit, { jobId });
+          },
+          signal,
+          userId,
+        );
       } catch (err) {
+        owners.release(jobId);
         if (err instanceof StoreError && (err.code === 'full' || err.code === 'unavailable')) {
           throw new StoreError(err.code, `the edit was not queued: ${err.message}. Submit it again once that is fixed (the server's health says when)`, { cause: err.cause });
         }
@@ -49,8 +82,9 @@ export const editsRouter = router({
         }
         throw err;
       }
-      const { jobId, position } = queued;
+      const { position } = queued;
       ctx.log.info('edit queued', { jobId, documentId: input.documentId, position, seed });
+      ctx.services.metrics.countEdit(workspaceId);
       return { jobId, documentId: input.documentId, position, seed };
     }),
 });

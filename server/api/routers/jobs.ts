@@ -18,12 +18,53 @@ import {
 } from '../../../shared/protocol';
 import { UnknownJobError } from '../../jobs/errors';
 import type { JobQueue } from '../../jobs/port';
-import type { Job, Store } from '../../store';
+import type { Job, Principal, Store } from '../../store';
+import { jobDocumentId, visibleDocument } from '../access';
+
 import { TooManyStreamsError } from '../stream-slots';
-import { authedProcedure, router } from '../trpc';
+import { type Services, authedProcedure, router } from '../trpc';
 
 function notFound(jobId: string): TRPCError {
   return new TRPCError({ code: 'NOT_FOUND', message: `no job ${jobId}: use the jobId that edits.create returned` });
+}
+
+/**
+ * Throws NOT_FOUND unless the job exists in one of the principal's workspaces. A job of another workspace gets
+ * the same answer as an unknown one, after the same lookups.
+ */
+async function requireVisibleJob(services: Services, principal: Principal, jobId: string): Promise<void> {
+  const documentId = await jobDocumentId(services, jobId);
+  if (!(await visibleDocument(services, principal, documentId))) throw notFound(jobId);
+}
+
+/** Ends the stream with UNAUTHORIZED once the request's token no longer holds (revoked, its user disabled). */
+async function* whileAuthorized<T>(recheck: () => Promise<boolean>, everyMs: number, events: (signal: AbortSignal) => AsyncIterable<T>, outer: AbortSignal | undefined): AsyncGenerator<T> {
+  const stop = new AbortController();
+  const onOuter = () => stop.abort();
+  outer?.addEventListener('abort', onOuter, { once: true });
+  let revoked = false;
+  const timer = setInterval(() => {
+    recheck().then(
+      (ok) => {
+        if (!ok) {
+          revoked = true;
+          stop.abort();
+        }
+      },
+      () => {}, // the store failing is not a revocation: the next check decides
+    );
+  }, everyMs);
+  timer.unref();
+  try {
+    for await (const event of events(stop.signal)) {
+      if (revoked) break;
+      yield event;
+    }
+  } finally {
+    clearInterval(timer);
+    outer?.removeEventListener('abort', onOuter);
+  }
+  if (revoked) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'the token of this stream was revoked or its user disabled: sign in again with a valid token' });
 }
 
 /** A snapshot of a job the queue no longer holds, from its store record. */
@@ -77,6 +118,7 @@ export const jobsRouter = router({
     .output(jobSnapshotSchema)
     .query(async ({ ctx, input }) => {
       const { queue, store } = ctx.services;
+      await requireVisibleJob(ctx.services, ctx.principal, input.jobId);
       const live = await queue.get(input.jobId, { previewAfterStep: input.previewAfterStep });
       if (live) return live;
       const stored = await store.edits.getJob(input.jobId);
@@ -89,7 +131,8 @@ export const jobsRouter = router({
    * Each is sent with its seq as the SSE id, so a reconnecting client (lastEventId) resumes where it left off.
    */
   watch: authedProcedure.input(watchJobInputSchema).subscription(async function* ({ ctx, input, signal }) {
-    const { queue, store, streams } = ctx.services;
+    const { queue, store, streams, authRecheckMs } = ctx.services;
+    await requireVisibleJob(ctx.services, ctx.principal, input.jobId);
     let release: () => void;
     try {
       release = streams.acquire(input.jobId, ctx.clientAddress);
@@ -99,7 +142,7 @@ export const jobsRouter = router({
       throw err;
     }
     try {
-      yield* watchEvents(queue, store, input, signal);
+      yield* whileAuthorized(ctx.recheck, authRecheckMs, (stop) => watchEvents(queue, store, input, stop), signal);
     } finally {
       release();
     }
@@ -111,6 +154,7 @@ export const jobsRouter = router({
    */
   cancel: authedProcedure.input(cancelJobInputSchema).mutation(async ({ ctx, input }) => {
     const { queue, store } = ctx.services;
+    await requireVisibleJob(ctx.services, ctx.principal, input.jobId); // before anything is cancelled
     const cancelled = await queue.cancel(input.jobId);
     const live = await queue.get(input.jobId);
     if (live) return { cancelled, state: live.state, cancelRequested: live.cancelRequested };

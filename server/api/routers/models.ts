@@ -2,6 +2,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { familyLabel } from '../../engine/family-names';
 import { authedProcedure, router } from '../trpc';
 
 const modelIndexSchema = z.looseObject({
@@ -15,6 +16,8 @@ export interface ModelEntry {
   name: string;
   loaded: boolean;
   pipeline: string | null;
+  /** the model family that runs it (null: no family this engine runs) */
+  family: string | null;
   nativeSize: number | null;
   /** the folder has a model_index.json that could be read */
   readable: boolean;
@@ -45,9 +48,11 @@ async function scanModels(root: string): Promise<{ dir: string; name: string }[]
 async function describe(dir: string, name: string, loaded: boolean): Promise<ModelEntry> {
   try {
     const index = modelIndexSchema.parse(JSON.parse(await fs.readFile(path.join(dir, 'model_index.json'), 'utf8')));
-    return { name, loaded, pipeline: index._class_name ?? null, nativeSize: index.native_size ?? null, readable: true };
+    const pipeline = index._class_name ?? null;
+    const family = familyLabel(pipeline);
+    return { name, loaded, pipeline, family, nativeSize: index.native_size ?? null, readable: true };
   } catch {
-    return { name, loaded, pipeline: null, nativeSize: null, readable: false };
+    return { name, loaded, pipeline: null, family: null, nativeSize: null, readable: false };
   }
 }
 
@@ -59,7 +64,7 @@ export const modelsRouter = router({
     if (!folders.some((f) => path.resolve(f.dir) === loadedDir)) folders.unshift({ dir: loadedDir, name: engine.info.name });
     const models = await Promise.all(folders.map((f) => describe(f.dir, f.name, path.resolve(f.dir) === loadedDir)));
     return {
-      loaded: { name: engine.info.name, provider: engine.info.provider, precision: engine.info.precision, nativeSize: engine.info.nativeSize },
+      loaded: { name: engine.info.name, family: engine.info.family, readsReferences: engine.info.readsReferences, provider: engine.info.provider, precision: engine.info.precision, nativeSize: engine.info.nativeSize },
       models,
     };
   }),

@@ -10,8 +10,10 @@
  */
 import * as path from 'node:path';
 import { z } from 'zod';
+import type { BatchLane } from '../batching';
 import { fromEpsilon, fromVPrediction, type NetworkCall } from '../denoiser';
 import { gridSize, readJson, type Conditioned, type EngineStart, type ImageTensor, type LatentGrid, type LoadOptions, type ModelAdapter, type ModelFamily, type ModelInfo, type ReferenceLayout } from '../family';
+import { PIX2PIX_NAMES } from '../family-names';
 import { dualGuidance, type BatchSlot, type Guidance, type GuidanceOptions } from '../guidance';
 import type { Log, TensorSpec } from '../ort';
 import { SAMPLERS, samplerForScheduler, type Sampler } from '../samplers';
@@ -58,6 +60,7 @@ const PIX2PIX_REFERENCE: ReferenceLayout = {
   latent: '[B, 4, H/8, W/8], scaled by the VAE scaling_factor (not divided back)',
   toNoise: (data) => data,
   fromLatent: (latent) => latent,
+  latentShape: (grid) => [grid.channels, grid.height, grid.width],
 };
 
 export class Pix2PixAdapter implements ModelAdapter {
@@ -116,6 +119,7 @@ export class Pix2PixAdapter implements ModelAdapter {
       sizeMultiple: latentFactor * unetDownsampling,
       samplers: Object.values(SAMPLERS).map((s) => s.name),
       defaultSampler: scheduler.name,
+      readsReferences: false,
       scheduleSummary: `${scheduler.name}, ${config.spacing} spacing, ${config.training.numTrainTimesteps} training steps, ${config.prediction} prediction`,
       precision: sessions.precision,
       provider: sessions.provider,
@@ -123,7 +127,7 @@ export class Pix2PixAdapter implements ModelAdapter {
     return new Pix2PixAdapter(info, config, tokenizer, sessions, opts.log);
   }
 
-  schedule(sampler: Sampler, steps: number, spacing?: Spacing): Schedule {
+  schedule(sampler: Sampler, steps: number, _grid: LatentGrid, spacing?: Spacing): Schedule {
     // the folder's spacing belongs to its own scheduler; another sampler gets its scheduler's usual one
     const fallback = sampler.scheduler === this.config.scheduler.scheduler ? this.config.spacing : sampler.defaultSpacing;
     return samplingSchedule(this.config.training, sampler.scheduler, steps, spacing ?? fallback);
@@ -133,7 +137,8 @@ export class Pix2PixAdapter implements ModelAdapter {
     return dualGuidance(regions, opts);
   }
 
-  async condition(start: EngineStart, instructions: readonly string[], grid: LatentGrid, schedule: Schedule): Promise<Conditioned> {
+  async condition(start: EngineStart, instructions: readonly string[], grid: LatentGrid, schedule: Schedule, references: readonly ImageTensor[] = []): Promise<Conditioned> {
+    if (references.length) throw new Error(`an ${PIX2PIX_FAMILY.label} model reads no reference images: it conditions on the source image alone`);
     const s = this.info.scalingFactor;
     const n = gridSize(grid);
     let c: Float32Array; // unscaled image conditioning [4, h, w]
@@ -209,6 +214,10 @@ export class Pix2PixAdapter implements ModelAdapter {
     return { data: rgb, width: grid.width, height: grid.height };
   }
 
+  joinBatch(): BatchLane {
+    return this.sessions.joinBatch();
+  }
+
   describe(): Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }> {
     return this.sessions.describe();
   }
@@ -220,12 +229,6 @@ export class Pix2PixAdapter implements ModelAdapter {
 }
 
 export const PIX2PIX_FAMILY: ModelFamily = {
-  label: 'InstructPix2Pix',
-  classNames: [
-    'StableDiffusionInstructPix2PixPipeline', // diffusers
-    'ORTStableDiffusionInstructPix2PixPipeline', // optimum's ONNX Runtime wrapper, as its save_pretrained records it
-    'OnnxStableDiffusionInstructPix2PixPipeline', // community ONNX pipelines
-    'OnnxStableDiffusionPipeline', // diffusers' convert_stable_diffusion_checkpoint_to_onnx.py, any SD model: the 8-channel UNet check decides
-  ],
+  ...PIX2PIX_NAMES,
   load: (dir, pipeline, opts) => Pix2PixAdapter.load(dir, pipeline, opts),
 };

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { StepBatcher, concatBatch, splitBatch, type BatchLane } from '../batching';
 import { loadWithDevice, type Device, type Log, type OnnxModel, type RunTimer, type TensorSpec } from '../ort';
 
 export const COMPONENTS = ['text_encoder', 'unet', 'vae_encoder', 'vae_decoder'] as const;
@@ -21,17 +22,35 @@ function expectSpec(model: OnnxModel, name: string, kind: 'input' | 'output', ra
   }
 }
 
+/** One UNet call: sample [b, 8, h, w], one timestep for its b elements, text states [b, L, D]. */
+export interface UnetFeed {
+  sample: Float32Array;
+  dims: number[];
+  timestep: number;
+  text: Float32Array;
+  textDims: number[];
+}
+
 /** Layouts are NCHW; the latents handed to `unet`/`decode` are as each method says. */
 export class Pix2PixSessions {
+  /** shares UNet calls between edits sampling at once; null = each call runs alone (batch 1) */
+  private readonly batcher: StepBatcher<UnetFeed, Float32Array> | null;
+
   private constructor(
     private readonly textEncoder: OnnxModel,
     private readonly unetModel: OnnxModel,
     private readonly vaeEncoder: OnnxModel,
     private readonly vaeDecoder: OnnxModel,
-  ) {}
+    batch: number,
+  ) {
+    this.batcher = batch > 1 ? new StepBatcher((feeds) => this.runUnet(feeds), batch) : null;
+  }
 
-  /** Loads and checks the four components; the UNet's session decides the provider, the rest follow it. */
-  static async load(dir: string, opts: { device: Device; timer: RunTimer; log: Log; threads?: number }): Promise<Pix2PixSessions> {
+  /**
+   * Loads and checks the four components; the UNet's session decides the provider, the rest follow it.
+   * `batch`: most edits whose UNet calls share one run (1 or absent: none share).
+   */
+  static async load(dir: string, opts: { device: Device; timer: RunTimer; log: Log; threads?: number; batch?: number }): Promise<Pix2PixSessions> {
     for (const c of COMPONENTS) {
       const file = path.join(dir, c, 'model.onnx');
       if (!fs.existsSync(file)) throw new Error(`model folder ${dir} is incomplete: missing ${c}/model.onnx`);
@@ -61,7 +80,7 @@ export class Pix2PixSessions {
     if (encOut.name === 'latent_sample') {
       opts.log(`WARNING: ${vaeEncoder.file} outputs 'latent_sample', which some exporters sample at random; re-encoded sources may vary slightly between runs`);
     }
-    return new Pix2PixSessions(textEncoder, unet, vaeEncoder, vaeDecoder);
+    return new Pix2PixSessions(textEncoder, unet, vaeEncoder, vaeDecoder, opts.batch ?? 1);
   }
 
   get provider(): OnnxModel['provider'] {
@@ -80,23 +99,64 @@ export class Pix2PixSessions {
 
   /**
    * Predicted noise [B,4,h,w] for sample [B,8,h,w] (noisy latent already divided by sqrt(sigma^2+1), then the
-   * unscaled image latent) at one timestep; text states [B,77,D].
+   * unscaled image latent) at one timestep; text states [B,77,D]. With batching on, the call may share one run
+   * with other edits' calls (see batchKey).
    */
   async unet(sample: Float32Array, dims: number[], timestep: number, text: Float32Array, textDims: number[]): Promise<Float32Array> {
+    const feed: UnetFeed = { sample, dims, timestep, text, textDims };
+    if (!this.batcher) return (await this.runUnet([feed]))[0];
+    return this.batcher.call(this.batchKey(feed), feed);
+  }
+
+  /** An edit's membership in the shared UNet runs while it samples (a no-op without batching). */
+  joinBatch(): BatchLane {
+    return this.batcher?.join() ?? { leave: () => {} };
+  }
+
+  /** Whether the export takes a timestep per batch element ([B], a symbolic dim) rather than one for all. */
+  private get timestepPerElement(): boolean {
+    const shape = this.unetModel.input('timestep')!.shape;
+    return shape.length === 1 && shape[0] !== 1;
+  }
+
+  /**
+   * Calls with equal keys can share a run and each get exactly its own result: the UNet treats batch elements
+   * independently (convolutions, per-sample group norm, per-sample attention), so only the per-element shapes
+   * must agree, i.e. the latent grid (working size) and the text states', and, where the export takes one
+   * timestep for the whole batch, the timestep. Sampler, step count and guidance do not matter: each call's
+   * elements stay contiguous, in its own guidance layout.
+   */
+  private batchKey(feed: UnetFeed): string {
+    const shapes = `${feed.dims.slice(1).join('x')}|${feed.textDims.slice(1).join('x')}`;
+    return this.timestepPerElement ? shapes : `${shapes}|t=${feed.timestep}`;
+  }
+
+  /** One UNet run for feeds of equal per-element shapes, stacked on the batch axis; outputs split back. */
+  private async runUnet(feeds: readonly UnetFeed[]): Promise<Float32Array[]> {
     const spec = this.unetModel.input('timestep')!;
-    const batch = dims[0];
+    const rows = feeds.map((f) => f.dims[0]);
+    const batch = rows.reduce((n, r) => n + r, 0);
+    const [, channels, h, w] = feeds[0].dims;
     // [] (optimum >= 1.24), [1] or [B] (diffusers): one value per declared slot; the UNet broadcasts
     const tDims = spec.shape.length === 0 ? [] : spec.shape[0] === 1 ? [1] : [batch];
-    const tLen = tDims.length === 0 ? 1 : tDims[0];
+    const timesteps = new Float32Array(tDims.length === 0 ? 1 : tDims[0]);
+    if (tDims[0] === batch) {
+      let at = 0;
+      feeds.forEach((f, k) => timesteps.fill(f.timestep, at, (at += rows[k])));
+    } else {
+      timesteps.fill(feeds[0].timestep); // the batch key made every feed's timestep equal
+    }
+    const [, seqLen, dim] = feeds[0].textDims;
     const out = await this.unetModel.run(
       {
-        sample: { data: sample, dims },
-        timestep: { data: new Float32Array(tLen).fill(timestep), dims: tDims },
-        encoder_hidden_states: { data: text, dims: textDims },
+        sample: { data: concatBatch(feeds.map((f) => f.sample)), dims: [batch, channels, h, w] },
+        timestep: { data: timesteps, dims: tDims },
+        encoder_hidden_states: { data: concatBatch(feeds.map((f) => f.text)), dims: [batch, seqLen, dim] },
       },
       ['out_sample'],
     );
-    return out.out_sample.data;
+    const [, outChannels, oh, ow] = out.out_sample.dims;
+    return splitBatch(out.out_sample.data, rows, outChannels * oh * ow);
   }
 
   /** Posterior mean (unscaled latent) [B,4,h,w] of images [B,3,H,W] in [-1,1]. */

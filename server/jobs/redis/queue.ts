@@ -40,6 +40,8 @@ export interface RedisJobQueueOptions extends Partial<RecordOptions> {
   assumedJobMs?: number;
   /** told when room may have freed (the admission room's wake) */
   onRoom?: () => void;
+  /** told once a job is in the shared queue (recorded; any worker may run it now) */
+  onEnqueued?: (jobId: string) => void;
   now?: () => number;
   newId?: () => string;
   log?: (message: string) => void;
@@ -101,6 +103,7 @@ export class RedisJobQueue implements JobQueue {
       throw err;
     }
     this.view.waiting += 1;
+    this.options.onEnqueued?.(jobId);
     return { jobId, position: place.position };
   }
 

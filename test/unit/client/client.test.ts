@@ -4,7 +4,7 @@
  * the one behaviour for a parent edit the server no longer knows. (test/integration/client.test.ts runs it
  * against the real server.)
  */
-import { ClientError, createClient, errorForStatus, PARENT_UNKNOWN_WARNING, snapshotToEvents, submitEdit, type FetchInit, type FetchLike, type ResponseLike } from '../../../shared/client';
+import { ClientError, createClient, errorForStatus, signedInLabel, PARENT_UNKNOWN_WARNING, snapshotToEvents, submitEdit, type FetchInit, type FetchLike, type ResponseLike } from '../../../shared/client';
 import type { EditRequestInput, JobEvent, JobSnapshot } from '../../../shared/protocol';
 import { jobSnapshot } from '../../support/job-snapshot';
 
@@ -173,5 +173,26 @@ describe('a parent edit the server no longer knows', () => {
     expect(await submitEdit(client, request('d'.repeat(64)))).toEqual({ created: { jobId: JOB, documentId: DOC, position: 0, seed: 1 }, warning: PARENT_UNKNOWN_WARNING });
     expect(sent.map((r) => r.parent)).toEqual([request('d'.repeat(64)).parent, { kind: 'source', imageSha256: 'd'.repeat(64) }]);
     await expect(submitEdit(client, request())).rejects.toMatchObject({ kind: 'not-found', message: expect.stringMatching(/^The server does not know the edit to continue from \(no edit 3333\): select the layer itself/) });
+  });
+});
+
+describe('who is signed in (me)', () => {
+  it('reads the user and workspaces with the token; a server from before accounts answers null; a bad token is an auth error', async () => {
+    const me = { user: { id: DOC, name: 'ben', role: 'member' }, workspaces: [{ id: JOB, name: 'studio-a' }], defaultWorkspaceId: JOB, via: 'token' };
+    const { calls, fetch } = scripted(() => trpcData(me));
+    const client = createClient({ serverUrl: URL_, token: 'll_tok', fetch, transport: 'poll' });
+    const signedIn = await client.me();
+    expect(signedIn).toEqual(me);
+    expect(signedInLabel(signedIn)).toBe('ben (studio-a)');
+    expect(signedInLabel({ ...signedIn!, via: 'shared-token' })).toBeNull(); // the server's default user: nothing to show
+    expect(signedInLabel(null)).toBeNull();
+    expect(calls[0].url).toBe(`${URL_}/trpc/me`);
+    expect(calls[0].init.headers).toMatchObject({ Authorization: 'Bearer ll_tok' });
+
+    const old = createClient({ serverUrl: URL_, token: '', fetch: scripted(() => response(404, JSON.stringify({ error: { message: 'No procedure found on path "me"', code: -32004, data: { code: 'NOT_FOUND', httpStatus: 404 } } }))).fetch, transport: 'poll' });
+    expect(await old.me()).toBeNull();
+
+    const refused = createClient({ serverUrl: URL_, token: 'll_old', fetch: scripted(() => response(401, JSON.stringify({ error: { message: 'this token is not valid on this server', code: -32001, data: { code: 'UNAUTHORIZED', httpStatus: 401 } } }))).fetch, transport: 'poll' });
+    await expect(refused.me()).rejects.toMatchObject({ kind: 'auth' });
   });
 });

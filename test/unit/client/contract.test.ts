@@ -6,7 +6,7 @@
 import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
 import { createClient, type CancelResult, type FetchLike, type HistoryEntry, type ServerHealth } from '../../../shared/client';
 import { appRouter, type AppRouter } from '../../../server/api/router';
-import type { CreateEditResult, EditRequestInput, Host, JobEvent, JobSnapshot, WatchJobInput } from '../../../shared/protocol';
+import type { CreateEditResult, EditRequestInput, Host, MaskPreviewInput, MaskPreviewResult, JobEvent, JobSnapshot, WatchJobInput } from '../../../shared/protocol';
 
 type In = inferRouterInputs<AppRouter>;
 type Out = inferRouterOutputs<AppRouter>;
@@ -18,6 +18,7 @@ export type Sends = [
   Assert<Extends<{ host: Host; hostDocumentKey: string }, In['documents']['open']>>,
   Assert<Extends<{ documentId: string }, In['documents']['history']>>,
   Assert<Extends<EditRequestInput, In['edits']['create']>>,
+  Assert<Extends<MaskPreviewInput, In['masks']['preview']>>,
   Assert<Extends<{ jobId: string; previewAfterStep?: number }, In['jobs']['get']>>,
   Assert<Extends<{ jobId: string }, In['jobs']['cancel']>>,
   Assert<Extends<{ jobId: string }, In['jobs']['watch']>>,
@@ -29,6 +30,7 @@ export type Reads = [
   Assert<Extends<Out['documents']['open'], { documentId: string }>>,
   Assert<Extends<Out['documents']['history'], { nodes: HistoryEntry[] }>>,
   Assert<Extends<Out['edits']['create'], CreateEditResult>>,
+  Assert<Extends<Out['masks']['preview'], MaskPreviewResult>>,
   Assert<Extends<Out['jobs']['get'], JobSnapshot>>,
   Assert<Extends<Out['jobs']['cancel'], CancelResult>>,
 ];
@@ -52,13 +54,15 @@ it('calls only procedures the router serves, each as the kind it is', async () =
     client.openDocument('web', 'k'),
     client.history(id),
     client.createEdit({ documentId: id, parent: { kind: 'source', imageSha256: 'a'.repeat(64) }, regions: [{ instruction: 'x', maskSha256: null }] }),
+    client.previewMask({ documentId: id, parent: { kind: 'source', imageSha256: 'a'.repeat(64) }, maskText: 'the circle' }),
     client.getJob(id),
     client.cancelJob(id),
     client.follow(id).next(),
   ];
   for (const call of calls) await call.catch(() => undefined);
   const kind = { query: 'GET', mutation: 'POST', subscription: 'GET' } as Record<string, string>;
-  expect(called.length).toBeGreaterThanOrEqual(7);
+  expect(called.length).toBeGreaterThanOrEqual(8);
+  expect(called).toContain('POST masks.preview');
   for (const c of called) {
     const [method, path] = c.split(' ');
     expect(procedures.has(path)).toBe(true);

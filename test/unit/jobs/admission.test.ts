@@ -22,7 +22,7 @@ function setup(opts: Partial<AdmissionOptions> & { capacity?: number; perDocumen
     ...opts,
   });
   const admitted: string[] = [];
-  const enter = (doc: string, label = doc, signal?: AbortSignal) =>
+  const enter = (doc: string, label = doc, signal?: AbortSignal, user?: string) =>
     room.enter(
       doc,
       () => {
@@ -31,6 +31,7 @@ function setup(opts: Partial<AdmissionOptions> & { capacity?: number; perDocumen
         return label;
       },
       signal,
+      user,
     );
   /** one job leaves the queue (it started on the engine), and the room hears of it */
   const free = async () => {
@@ -42,6 +43,29 @@ function setup(opts: Partial<AdmissionOptions> & { capacity?: number; perDocumen
 }
 
 describe('AdmissionRoom', () => {
+  test('users take turns first, then their documents: eight documents of one user get no more turns than one of another', async () => {
+    const { enter, free, admitted } = setup();
+    await enter('x', 'x0', undefined, 'heavy'); // fills the queue
+    const pending = [
+      ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6'].map((doc) => enter(doc, `heavy-${doc}`, undefined, 'heavy')),
+      enter('e1', 'light-1', undefined, 'light'),
+      enter('e1', 'light-2', undefined, 'light'),
+      enter('e2', 'light-3', undefined, 'light'),
+    ];
+    for (let i = 0; i < pending.length; i++) await free();
+    await Promise.all(pending);
+    // light was never admitted, so it goes first; then they alternate, each user's documents in turn
+    expect(admitted).toEqual(['x0', 'light-1', 'heavy-d1', 'light-3', 'heavy-d2', 'light-2', 'heavy-d3', 'heavy-d4', 'heavy-d5', 'heavy-d6']);
+  });
+
+  test('the per-document limit counts waiters of every user', async () => {
+    const { enter } = setup({ maxWaitingPerDocument: 2 });
+    await enter('A', 'a0', undefined, 'u1');
+    void enter('A', 'a1', undefined, 'u1');
+    void enter('A', 'a2', undefined, 'u2');
+    await expect(enter('A', 'a3', undefined, 'u3')).rejects.toBeInstanceOf(QueueFullError);
+  });
+
   test('with room and nobody waiting, a request goes straight in', async () => {
     const { enter, admitted } = setup({ capacity: 2 });
     expect(await enter('A')).toBe('A');

@@ -11,7 +11,7 @@ import { editRequestSchema, type JobEvent, type JobResult, type JobSnapshot, typ
 import { QueueFullError, UnknownJobError } from '../../../server/jobs/errors';
 import type { EditPlan } from '../../../server/jobs/plan';
 import type { JobEvents, JobInput, JobQueue, RunContext, RunJob } from '../../../server/jobs/port';
-import type { EditNodeInput, Store } from '../../../server/store';
+import { DEFAULT_USER_ID, DEFAULT_WORKSPACE_ID, type EditNodeInput, type Store } from '../../../server/store';
 import { bytesOf, putLatent } from '../store/contract';
 
 export interface QueueUnderTest {
@@ -53,7 +53,7 @@ export async function collect(events: AsyncIterable<JobEvent>): Promise<JobEvent
 
 export function planFor(documentId: string, instruction: string, imageSha256: string): EditPlan {
   const request = editRequestSchema.parse({ documentId, parent: { kind: 'source', imageSha256 }, regions: [{ instruction, maskSha256: null }] });
-  return { request: { ...request, options: { ...request.options, seed: 7, sampler: 'euler' } }, start: { kind: 'source', imageSha256 }, width: 8, height: 8 };
+  return { request: { ...request, regions: [{ instruction, maskSha256: null }], options: { ...request.options, seed: 7, sampler: 'euler' } }, owner: { userId: DEFAULT_USER_ID, workspaceId: DEFAULT_WORKSPACE_ID }, start: { kind: 'source', imageSha256 }, width: 8, height: 8 };
 }
 
 export function jobQueueContract(factory: QueueFactory): void {

@@ -13,6 +13,7 @@ import {
 } from '../../../server/jobs/queue';
 import { JobEventLog } from '../../../server/jobs/events';
 import type { EditPlan } from '../../../server/jobs/plan';
+import { DEFAULT_USER_ID, DEFAULT_WORKSPACE_ID } from '../../../server/store';
 
 // ------------------------------------------------------------------------------------------- harness
 
@@ -60,7 +61,7 @@ function request(documentId: string, instruction: string): EditRequest {
 
 /** A plan for an edit of an uploaded 8x8 image (the queue does not look inside it). */
 function planOf(req: EditRequest): EditPlan {
-  return { request: { ...req, options: { ...req.options, seed: 1, sampler: 'euler' } }, start: { kind: 'source', imageSha256: 'a'.repeat(64) }, width: 8, height: 8 };
+  return { request: { ...req, regions: req.regions.map((r) => ({ instruction: r.instruction, maskSha256: r.maskSha256 ?? null })), options: { ...req.options, seed: 1, sampler: 'euler' } }, owner: { userId: DEFAULT_USER_ID, workspaceId: DEFAULT_WORKSPACE_ID }, start: { kind: 'source', imageSha256: 'a'.repeat(64) }, width: 8, height: 8 };
 }
 
 function result(n = 1): JobResult {
@@ -106,6 +107,41 @@ describe('JobQueue scheduling', () => {
     await flush();
     expect(calls).toHaveLength(2);
     expect(queue.stats()).toMatchObject({ queued: 1, running: 1 });
+  });
+
+  test('concurrency N (an engine that batches edits): up to N jobs run at once, fairly, the next starting as one ends', async () => {
+    const { queue, calls, ran } = harness({ concurrency: 3 });
+    for (let i = 1; i <= 4; i++) enqueue(queue, DOC_A, `a${i}`);
+    enqueue(queue, DOC_B, 'b1');
+    await flush();
+    expect(ran()).toEqual(['a1', 'b1', 'a2']);
+    expect(await queue.stats()).toMatchObject({ queued: 2, running: 3, perDocument: { [DOC_A]: { queued: 2, running: 2 }, [DOC_B]: { queued: 0, running: 1 } } });
+    calls[1].resolve(result());
+    await flush();
+    expect(ran()).toEqual(['a1', 'b1', 'a2', 'a3']);
+    expect(await queue.stats()).toMatchObject({ queued: 1, running: 3 });
+    // cancelling one running job frees its slot for the next; the others run on
+    await queue.cancel(calls[0].job.jobId);
+    calls[0].reject(new Error('edit cancelled'));
+    await flush();
+    expect(ran()).toEqual(['a1', 'b1', 'a2', 'a3', 'a4']);
+    expect(calls[2].ctx.signal.aborted).toBe(false);
+    for (const k of [2, 3, 4]) calls[k].resolve(result());
+    await queue.drain();
+    expect(await queue.stats()).toMatchObject({ queued: 0, running: 0 });
+    expect(() => harness({ concurrency: 0 })).toThrow('concurrency must be a positive integer, got 0');
+  });
+
+  test('concurrency N: close gives every running job its timeout, then aborts the ones still running', async () => {
+    const { queue, calls } = harness({ concurrency: 2 });
+    const a1 = enqueue(queue, DOC_A, 'a1');
+    const b1 = enqueue(queue, DOC_B, 'b1');
+    await flush();
+    calls[1].ctx.signal.addEventListener('abort', () => calls[1].reject(new Error('edit cancelled')));
+    setTimeout(() => calls[0].resolve(result()), 1);
+    await queue.close({ timeoutMs: 30, graceMs: 1_000 });
+    expect((await queue.get(a1))!.state).toBe('succeeded');
+    expect(await queue.get(b1)).toMatchObject({ state: 'failed', error: SHUTDOWN_RUNNING_MESSAGE });
   });
 
   test('fairness: doc A enqueues 5, doc B 1 -> B runs second', async () => {

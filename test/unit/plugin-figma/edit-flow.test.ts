@@ -15,10 +15,11 @@ import {
   type LayerloopClient,
   type RawImage,
   type ServerHealth,
+  type SignedIn,
   type SessionAction,
   type SignalLike,
 } from '../../../shared/client';
-import type { CreateEditResult, EditRequestInput, JobEvent, JobSnapshot } from '../../../shared/protocol';
+import type { CreateEditResult, EditRequestInput, JobEvent, JobSnapshot, MaskPreviewInput, MaskPreviewResult } from '../../../shared/protocol';
 import { Bridge } from '../../../plugin-figma/src/bridge';
 import { MainController } from '../../../plugin-figma/src/controller';
 import { buildEditRequest, DEFAULT_FORM, EditRun, formProblem, NO_INSTRUCTION, type EditForm } from '../../../plugin-figma/src/edit-flow';
@@ -68,6 +69,9 @@ class FakeApi implements LayerloopClient {
   async health(): Promise<ServerHealth> {
     return { status: 'ok', model: { name: 'tiny', provider: 'cpu' }, version: '0', queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
   }
+  async me(): Promise<SignedIn | null> {
+    return null;
+  }
   async openDocument(): Promise<string> {
     return DOC;
   }
@@ -90,6 +94,14 @@ class FakeApi implements LayerloopClient {
   }
   async getJob(): Promise<JobSnapshot> {
     throw new Error('the Figma UI follows jobs with follow()');
+  }
+  previews: MaskPreviewInput[] = [];
+  /** masks.preview: records the call; the mask blob is sha(500) at the size of the layer's upload */
+  async previewMask(input: MaskPreviewInput): Promise<MaskPreviewResult> {
+    this.previews.push(input);
+    const size = pngSize(this.uploads[this.uploads.length - 1])!;
+    this.blobSizes.set(sha(500), size);
+    return { maskSha256: sha(500), ...size, coverage: 0.06, segmenter: 'fake' };
   }
   async getRgba(): Promise<RawImage> {
     throw new Error('the Figma UI reads results as PNG');
@@ -186,6 +198,27 @@ describe('one Apply', () => {
     expect(layer.name).toBe(' make the circle blue '.trim());
     expect(layer.pluginData.get('editId')).toBe(EDIT_IDS[0]);
     expect(figma.snapshot(layer).bounds).toEqual(figma.snapshot(photo).bounds);
+  });
+
+  it('words in "Where" go as maskText: no mask is uploaded, even with a mask shape selected', async () => {
+    const { figma, api, edit } = await setup();
+    const photo = figma.photo({ width: 200, height: 100 });
+    figma.setSelection(photo, figma.ellipse({ x: 10, y: 10, width: 20, height: 20 }));
+    api.succeed();
+    await edit.run({ ...form, maskText: ' the circle ' }, DOC, null);
+    expect(api.uploads.map((u) => pngSize(u))).toEqual([{ width: 200, height: 100 }]); // the layer only
+    expect(api.created[0].regions).toEqual([{ instruction: 'make the circle blue', maskText: 'the circle' }]);
+  });
+
+  it('Preview: the layer goes up as the parent, masks.preview is asked for the words, the mask PNG comes back', async () => {
+    const { figma, api, edit, phases } = await setup();
+    figma.setSelection(figma.photo({ width: 200, height: 100 }));
+    const preview = await edit.previewMask(' the circle ', DOC, null);
+    expect(api.previews).toEqual([{ documentId: DOC, parent: { kind: 'source', imageSha256: sha(1) }, maskText: 'the circle' }]);
+    expect(pngSize(preview.png)).toEqual({ width: 200, height: 100 });
+    expect(preview.coverage).toBe(0.06);
+    expect(api.created).toEqual([]); // nothing queued
+    expect(phases).toEqual([]); // the edit's progress is untouched
   });
 
   it('a masked edit uploads the mask and names it in the region', async () => {

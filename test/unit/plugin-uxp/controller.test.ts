@@ -144,6 +144,43 @@ describe('Apply', () => {
   });
 });
 
+describe('masks from words', () => {
+  it('Apply with words sends maskText and uploads no mask, even with a selection', async () => {
+    const sel = selection({ left: 0, top: 0, right: 6, bottom: 16 }, () => 255);
+    const { api, controller } = setup({ selection: sel });
+    await controller.apply(form({ maskText: ' the circle ' }));
+    expect(controller.getState().error).toBeNull();
+    expect(api.uploads).toHaveLength(1); // the layer's pixels only
+    expect(api.jobs[0].request.regions).toEqual([{ instruction: 'make it red', maskText: 'the circle' }]);
+  });
+
+  it('Preview shows the mask the words give on the active layer, without queueing anything', async () => {
+    const { api, controller } = setup();
+    await controller.previewMask(' the circle ');
+    const s = controller.getState();
+    expect(s.error).toBeNull();
+    expect(api.previews).toEqual([{ documentId: expect.any(String), parent: { kind: 'source', imageSha256: api.uploads[0] }, maskText: 'the circle' }]);
+    const png = Buffer.from(s.maskPreview!.dataUrl.replace(/^data:image\/png;base64,/, ''), 'base64');
+    const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([8, 6]); // the layer's size
+    expect([data[0], data[(info.width - 1) * info.channels]]).toEqual([255, 0]); // the fake's left half
+    expect(s.maskPreview!.caption).toBe('"the circle" covers 50 % of the layer: white is what Apply will change.');
+    expect(api.jobs).toEqual([]);
+    controller.clearMaskPreview(); // the words changed
+    expect(controller.getState().maskPreview).toBeNull();
+  });
+
+  it("shows the server's message when the words name nothing, and no preview", async () => {
+    const { api, controller } = setup();
+    api.failPreview = new ClientError('bad-request', 'maskText: "the diamond" matches nothing in this image (the mask came out empty): name something the image shows, or draw a mask', 400, 'BAD_REQUEST');
+    await controller.previewMask('the diamond');
+    expect(controller.getState().error).toMatch(/"the diamond" matches nothing in this image/);
+    expect(controller.getState().maskPreview).toBeNull();
+    await controller.previewMask('  ');
+    expect(controller.getState().error).toBe('Type where to edit in words first, e.g. "the circle".');
+  });
+});
+
 describe('Progress', () => {
   it('ends with a full bar even when the job finished between two polls (no running snapshot seen)', async () => {
     const { api, controller } = setup();

@@ -14,8 +14,10 @@ import {
   type LayerloopClient,
   type RawImage,
   type ServerHealth,
+  type SignedIn,
 } from '../../../shared/client';
-import { isTerminalJobEvent, type CreateEditResult, type EditRequestInput, type Host, type JobEvent, type JobSnapshot } from '../../../shared/protocol';
+import { isTerminalJobEvent, type CreateEditResult, type EditRequestInput, type Host, type JobEvent, type JobSnapshot, type MaskPreviewInput, type MaskPreviewResult } from '../../../shared/protocol';
+import { encodePngStored } from '../../../plugin-uxp/src/thumbnail';
 import { jobSnapshot } from '../../support/job-snapshot';
 
 export const PREVIEW = (n: number): string => `data:image/png;base64,PREVIEW${n}`;
@@ -57,6 +59,13 @@ export class FakeApi implements LayerloopClient {
 
   async health(): Promise<ServerHealth> {
     return { status: 'ok', version: '0', model: { name: 'fake', provider: 'cpu' }, queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
+  }
+
+  /** who `me` says the token is; null: a server from before accounts */
+  signedIn: SignedIn | null = null;
+
+  async me(): Promise<SignedIn | null> {
+    return this.signedIn;
   }
 
   async openDocument(host: Host, hostDocumentKey: string): Promise<string> {
@@ -160,8 +169,36 @@ export class FakeApi implements LayerloopClient {
     return { width: img.width, height: img.height, rgba: new Uint8Array(img.rgba) };
   }
 
-  async getBlob(): Promise<Uint8Array> {
-    throw new Error('the Photoshop panel cannot decode PNGs: it reads raw RGBA');
+  /** PNG blobs (mask previews): the panel shows them in an <img>; results it reads as raw RGBA */
+  readonly pngs = new Map<string, Uint8Array>();
+  readonly previews: MaskPreviewInput[] = [];
+  /** fail the next previewMask with this error */
+  failPreview: ClientError | null = null;
+
+  async getBlob(sha256: string): Promise<Uint8Array> {
+    const png = this.pngs.get(sha256);
+    if (!png) throw new Error('the Photoshop panel cannot decode PNGs: it reads raw RGBA (only mask previews are shown as PNG)');
+    return png;
+  }
+
+  /** masks.preview: the left half of the layer, as a grayscale PNG */
+  async previewMask(input: MaskPreviewInput): Promise<MaskPreviewResult> {
+    this.previews.push(input);
+    if (this.failPreview) {
+      const err = this.failPreview;
+      this.failPreview = null;
+      throw err;
+    }
+    const source = this.blobs.get(input.parent.kind === 'source' ? input.parent.imageSha256 : input.parent.pixelsSha256!)!;
+    const { width, height } = source;
+    const rgba = new Uint8Array(width * height * 4);
+    for (let i = 0; i < width * height; i++) {
+      rgba.fill(i % width < width / 2 ? 255 : 0, i * 4, i * 4 + 3);
+      rgba[i * 4 + 3] = 255;
+    }
+    const sha = createHash('sha256').update(rgba).digest('hex');
+    this.pngs.set(sha, encodePngStored(rgba, width, height));
+    return { maskSha256: sha, width, height, coverage: 0.5, segmenter: 'fake' };
   }
 
   store(img: RawImage): string {

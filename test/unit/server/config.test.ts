@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { ConfigError, isLoopbackHost, parseConfig } from '../../../server/config';
+import { ConfigError, DEFAULT_BATCH, isLoopbackHost, parseConfig } from '../../../server/config';
 import { MAX_QUEUE_LENGTH } from '../../../shared/protocol';
 
 const REPO = path.resolve('/repo');
@@ -14,8 +14,10 @@ describe('server config', () => {
       token: null,
       dataDir: path.join(REPO, 'data'),
       modelDir: path.join(REPO, 'models', 'tiny-pix2pix'),
+      segmenterDir: path.join(REPO, 'models', 'tiny-clipseg'),
       modelsRoot: path.join(REPO, 'models'),
       device: 'auto',
+      batch: DEFAULT_BATCH,
       maxQueue: MAX_QUEUE_LENGTH,
       maxQueuePerDocument: MAX_QUEUE_LENGTH / 4,
       queueWaitSeconds: 30,
@@ -26,14 +28,36 @@ describe('server config', () => {
       role: 'all',
       jobLeaseSeconds: 30,
       engineThreads: null,
+      usersOnly: false,
+      maxQueuedPerUser: 16,
+      maxUploadsPerUser: 32,
+      maxStoredBytesPerUser: null,
     });
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  test('--users-only: personal tokens only, allowed off loopback without --token, refused beside --token; per-user limits', () => {
+    expect(parse(['--host', '0.0.0.0', '--users-only'])).toMatchObject({ host: '0.0.0.0', usersOnly: true, token: null });
+    expect(parse(['--host', '0.0.0.0'], { LAYERLOOP_USERS_ONLY: '1' })).toMatchObject({ usersOnly: true });
+    expect(() => parse(['--users-only', '--token', 'abcdefgh'])).toThrow(/--users-only accepts personal tokens only: leave out --token/);
+    expect(() => parse(['--host', '0.0.0.0'])).toThrow(/or --users-only to accept personal tokens only/);
+    expect(parse(['--max-queued-per-user', '3', '--max-uploads-per-user', '2', '--max-stored-mib-per-user', '5'])).toMatchObject({
+      maxQueuedPerUser: 3,
+      maxUploadsPerUser: 2,
+      maxStoredBytesPerUser: 5 * 1024 * 1024,
+    });
+    expect(() => parse(['--max-queued-per-user', '0'])).toThrow(/max-queued-per-user must be at least 1/);
   });
 
   test('environment over defaults, flags over environment; empty variables count as unset', () => {
     const env = { LAYERLOOP_PORT: '9000', LAYERLOOP_DEVICE: 'cpu', LAYERLOOP_TOKEN: '', LAYERLOOP_DATA_DIR: '/var/ll' };
     expect(parse([], env)).toMatchObject({ port: 9000, device: 'cpu', token: null, dataDir: '/var/ll' });
     expect(parse(['--port', '0', '--device', 'cuda', '--max-queue', '3'], env)).toMatchObject({ port: 0, device: 'cuda', maxQueue: 3 });
+  });
+
+  test('--segmenter names the masks-from-words model (flag over LAYERLOOP_SEGMENTER), resolved to an absolute path', () => {
+    expect(parse([], { LAYERLOOP_SEGMENTER: '/opt/clipseg' }).segmenterDir).toBe('/opt/clipseg');
+    expect(parse(['--segmenter', 'seg'], { LAYERLOOP_SEGMENTER: '/opt/clipseg' }).segmenterDir).toBe(path.resolve('seg'));
   });
 
   test('malformed values and unknown flags are refused with what to fix', () => {
@@ -43,6 +67,14 @@ describe('server config', () => {
     expect(() => parse(['--max-queue', '0'])).toThrow(/max-queue must be at least 1/);
     expect(() => parse(['--token', 'short'])).toThrow(/token must be at least 8 characters/);
     expect(() => parse(['--bogus'])).toThrow(ConfigError);
+  });
+
+  test('--batch (LAYERLOOP_BATCH): edits computed at once; 1 turns batching off', () => {
+    expect(parse(['--batch', '1']).batch).toBe(1);
+    expect(parse([], { LAYERLOOP_BATCH: '8' }).batch).toBe(8);
+    expect(parse(['--batch', '2'], { LAYERLOOP_BATCH: '8' }).batch).toBe(2);
+    expect(() => parse(['--batch', '0'])).toThrow(/batch must be at least 1/);
+    expect(() => parse(['--batch', 'many'])).toThrow(/batch must be a whole number between 1 and 64, got "many"/);
   });
 
   test('per-document queue cap: a quarter of the queue by default, never above it', () => {

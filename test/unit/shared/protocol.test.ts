@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import {
+  MAX_MASK_TEXT_LENGTH,
   DEFAULT_EDIT_OPTIONS,
   EDIT_OPTION_BOUNDS,
   MAX_IMAGE_PIXELS,
@@ -209,8 +210,29 @@ describe('editRequestSchema', () => {
     );
   });
 
+  test('a region names where to edit with maskSha256 or with maskText (trimmed), exactly one of them', () => {
+    const r = editRequestSchema.parse({ ...validInput(), regions: [{ instruction: 'make it blue', maskText: '  the circle ' }] });
+    expect(r.regions[0]).toEqual({ instruction: 'make it blue', maskText: 'the circle' });
+    expect(problem({ ...validInput(), regions: [{ instruction: 'x', maskText: 'the circle', maskSha256: SHA_B }] })).toBe(
+      'regions[0]: send either maskSha256 or maskText, not both',
+    );
+    expect(problem({ ...validInput(), regions: [{ instruction: 'x', maskText: 'the circle', maskSha256: null }] })).toBe(
+      'regions[0]: send either maskSha256 or maskText, not both',
+    );
+    expect(problem({ ...validInput(), regions: [{ instruction: 'x' }] })).toBe(
+      'regions[0]: a region needs maskSha256 (a mask blob, or null for the whole image) or maskText (words naming where to edit)',
+    );
+    expect(problem({ ...validInput(), regions: [{ instruction: 'x', maskText: ' \u200b ' }] })).toBe(
+      'regions[0].maskText is empty: name what to edit, e.g. "the circle", or send a mask instead',
+    );
+    expect(problem({ ...validInput(), regions: [{ instruction: 'x', maskText: 'a'.repeat(MAX_MASK_TEXT_LENGTH + 1) }] })).toBe(
+      `regions[0].maskText must be at most ${MAX_MASK_TEXT_LENGTH} characters, got ${MAX_MASK_TEXT_LENGTH + 1}: name the region in a few words`,
+    );
+    expect(problem({ ...validInput(), regions: [{ instruction: 'x', maskText: 42 }] })).toBe('regions[0].maskText must be a string, got 42');
+  });
+
   test('rejects zero regions and more than MAX_REGIONS', () => {
-    expect(problem({ ...validInput(), regions: [] })).toBe('regions must hold at least one {instruction, maskSha256}');
+    expect(problem({ ...validInput(), regions: [] })).toBe('regions must hold at least one {instruction, maskSha256 or maskText}');
     const five = Array.from({ length: MAX_REGIONS + 1 }, () => ({ instruction: 'x', maskSha256: null }));
     expect(problem({ ...validInput(), regions: five })).toBe('regions: at most 4 regions per edit, got 5: merge or drop some');
   });
@@ -231,7 +253,8 @@ describe('editRequestSchema', () => {
     assertType<Equals<EditRequest['options']['steps'], number>>(true);
     assertType<Equals<EditOptionsInput['steps'], number | undefined>>(true);
     assertType<Equals<EditOptionsParsed['seed'], number | undefined>>(true);
-    assertType<Equals<EditRequest['regions'][number]['maskSha256'], string | null>>(true);
+    assertType<Equals<EditRequest['regions'][number]['maskSha256'], string | null | undefined>>(true);
+    assertType<Equals<EditRequest['regions'][number]['maskText'], string | undefined>>(true);
     const parsed: EditRequest = editRequestSchema.parse(validInput());
     expect(parsed.options.steps).toBe(20);
     if (parsed.parent.kind === 'edit') assertType<Equals<typeof parsed.parent.editId, string>>(true);

@@ -17,9 +17,12 @@ import {
   JOB_TRANSITIONS,
   type JobState,
   type LatentRef,
+  DEFAULT_USER_ID,
+  DEFAULT_WORKSPACE_ID,
   type Store,
   StoreError,
 } from '../../../server/store/store';
+import { hashTokenSecret } from '../../../server/auth/tokens';
 import { encodeLatent } from '../../../server/store/latent';
 
 /** A clock the tests set explicitly, so createdAt/startedAt/finishedAt can be compared exactly. */
@@ -372,7 +375,7 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
       const b = await edits.openDocument('photoshop', 'abc');
       const c = await edits.openDocument('figma', 'abd');
       expect(new Set([a.documentId, b.documentId, c.documentId]).size).toBe(3);
-      expect(await edits.getDocument(a.documentId)).toEqual({ id: a.documentId, host: 'figma', hostDocumentKey: 'abc', createdAt: t });
+      expect(await edits.getDocument(a.documentId)).toEqual({ id: a.documentId, workspaceId: DEFAULT_WORKSPACE_ID, host: 'figma', hostDocumentKey: 'abc', createdAt: t });
     });
 
     test('unknown documents read as null; bad hosts, keys and ids are rejected', async () => {
@@ -405,6 +408,7 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
         latent: null,
         conditioning: null,
         jobId: null,
+        authorId: DEFAULT_USER_ID,
         createdAt: t,
       };
       expect(node).toEqual(expected);
@@ -436,7 +440,7 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
       const nodes = await edits.addEditNodes(job.id, inputs);
       expect(nodes).toHaveLength(2);
       nodes.forEach((node, i) => {
-        expect(node).toEqual({ ...inputs[i], id: node.id, documentId, kind: 'edit', jobId: job.id, createdAt: t });
+        expect(node).toEqual({ ...inputs[i], id: node.id, documentId, kind: 'edit', jobId: job.id, authorId: DEFAULT_USER_ID, createdAt: t });
       });
       expect(await edits.getNode(nodes[1].id)).toEqual(nodes[1]);
 
@@ -492,6 +496,8 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
         /regions\.0\.maskSha256/,
       );
       await expectStoreError(edits.addEditNodes(job.id, [{ ...base, latent: { ...base.latent!, shape: [4, 8, 8] } }]), 'invalid_input', /needs 512/);
+      // the reference images an edit read (options.references) are blobs it points at too
+      await expectStoreError(edits.addEditNodes(job.id, [{ ...base, options: { references: [image, missing] } }]), 'invalid_input', /options\.references\.1: blob .* is not in the blob store/);
       await expectStoreError(edits.addSourceNode({ documentId, imageSha256: missing }), 'invalid_input', /imageSha256/);
       expect((await edits.history(documentId))?.nodes).toEqual([source]);
     });
@@ -516,13 +522,140 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
     });
   });
 
+  describe('accounts: users, workspaces, tokens', () => {
+    test('the default user and workspace exist; users and workspaces round-trip; names are unique', async () => {
+      const a = edits.accounts;
+      expect(await a.getWorkspace(DEFAULT_WORKSPACE_ID)).toMatchObject({ id: DEFAULT_WORKSPACE_ID, name: 'default' });
+      expect(await a.getUser(DEFAULT_USER_ID)).toMatchObject({ id: DEFAULT_USER_ID, name: 'local', role: 'admin', disabled: false, defaultWorkspaceId: DEFAULT_WORKSPACE_ID });
+      const t = h.clock.set('2025-08-01T00:00:00.000Z');
+      const studio = await a.createWorkspace('studio-a');
+      expect(studio).toEqual({ id: studio.id, name: 'studio-a', createdAt: t });
+      expect(await a.workspaceByName('studio-a')).toEqual(studio);
+      expect(await a.workspaceByName('nope')).toBeNull();
+      await expectStoreError(a.createWorkspace('studio-a'), 'invalid_input', /workspace named 'studio-a' already exists/);
+      await expectStoreError(a.createWorkspace('has space'), 'invalid_input', /letters, digits/);
+
+      const alice = await a.createUser({ name: 'alice', workspaceId: studio.id });
+      expect(alice).toEqual({ id: alice.id, name: 'alice', role: 'member', disabled: false, defaultWorkspaceId: studio.id, createdAt: t });
+      const root = await a.createUser({ name: 'root', role: 'admin', workspaceId: DEFAULT_WORKSPACE_ID });
+      expect(root.role).toBe('admin');
+      await expectStoreError(a.createUser({ name: 'alice', workspaceId: studio.id }), 'invalid_input', /user named 'alice' already exists/);
+      await expectStoreError(a.createUser({ name: 'bob', workspaceId: '00000000-0000-4000-8000-00000000dead' }), 'not_found', /no workspace/);
+      expect(await a.userByName('alice')).toEqual(alice);
+
+      // a second workspace: the default one stays first in the principal
+      const other = await a.createWorkspace('studio-b');
+      await a.addMember(alice.id, other.id);
+      await a.addMember(alice.id, other.id); // idempotent
+      expect((await a.principal(alice.id))!.workspaces.map((w) => w.name)).toEqual(['studio-a', 'studio-b']);
+      expect((await a.principal(alice.id))!.workspaces[0]).toEqual(studio);
+
+      const users = await a.listUsers();
+      expect(users.map((u) => [u.name, u.workspaces, u.activeTokens])).toEqual([
+        ['local', ['default'], 0],
+        ['alice', ['studio-a', 'studio-b'], 0],
+        ['root', ['default'], 0],
+      ]);
+
+      const disabled = await a.setUserDisabled(alice.id, true);
+      expect(disabled.disabled).toBe(true);
+      expect(await a.principal(alice.id)).toBeNull();
+      expect((await a.setUserDisabled(alice.id, false)).disabled).toBe(false);
+      expect(await a.principal(alice.id)).not.toBeNull();
+      await expectStoreError(a.setUserDisabled('00000000-0000-4000-8000-00000000dead', true), 'not_found');
+    });
+
+    test('tokens: stored as the hash given, named uniquely among active ones, revoked by id or name, listed without secrets', async () => {
+      const a = edits.accounts;
+      const ws = await a.createWorkspace('tokens-ws');
+      const user = await a.createUser({ name: 'carol', workspaceId: ws.id });
+      const hash = await hashTokenSecret('secret-one');
+      const first = await a.createToken({ id: '11111111-1111-4111-8111-111111111111', userId: user.id, name: 'laptop', hash });
+      expect(first).toEqual({ id: '11111111-1111-4111-8111-111111111111', userId: user.id, name: 'laptop', createdAt: first.createdAt, revokedAt: null });
+      expect(Object.keys(first)).not.toContain('hash');
+      expect(await a.credential(first.id)).toEqual({ tokenId: first.id, hash, revoked: false, userId: user.id });
+      await expectStoreError(a.createToken({ id: '22222222-2222-4222-8222-222222222222', userId: user.id, name: 'laptop', hash }), 'invalid_input', /already has a token named 'laptop'/);
+      const second = await a.createToken({ id: '33333333-3333-4333-8333-333333333333', userId: user.id, name: 'figma', hash });
+
+      const revokedAt = h.clock.set('2025-09-09T09:09:09.000Z');
+      expect(await a.revokeToken({ userId: user.id, name: 'laptop' })).toMatchObject({ id: first.id, revokedAt });
+      expect(await a.credential(first.id)).toMatchObject({ revoked: true });
+      h.clock.set('2025-09-10T00:00:00.000Z');
+      expect((await a.revokeToken({ tokenId: first.id })).revokedAt).toBe(revokedAt); // the first revocation stands
+      // the name is free again once revoked
+      await a.createToken({ id: '44444444-4444-4444-8444-444444444444', userId: user.id, name: 'laptop', hash });
+      expect((await a.listTokens(user.id)).map((t) => [t.name, t.revokedAt !== null])).toEqual([
+        ['laptop', true],
+        ['figma', false],
+        ['laptop', false],
+      ]);
+      expect((await a.listUsers()).find((u) => u.name === 'carol')!.activeTokens).toBe(2);
+      await expectStoreError(a.revokeToken({ userId: user.id, name: 'nope' }), 'not_found', /no active token named 'nope'/);
+      expect(await a.credential('55555555-5555-4555-8555-555555555555')).toBeNull();
+      expect(second.revokedAt).toBeNull();
+    });
+
+    test('documents, jobs and nodes carry their workspace and user; the same host key in two workspaces is two documents', async () => {
+      const a = edits.accounts;
+      const wsA = await a.createWorkspace('ws-a');
+      const wsB = await a.createWorkspace('ws-b');
+      const alice = await a.createUser({ name: 'alice2', workspaceId: wsA.id });
+      const inA = await edits.openDocument('figma', 'shared-file', wsA.id);
+      const inB = await edits.openDocument('figma', 'shared-file', wsB.id);
+      expect(inA.documentId).not.toBe(inB.documentId);
+      expect(inB.created).toBe(true);
+      expect(await edits.openDocument('figma', 'shared-file', wsA.id)).toEqual({ documentId: inA.documentId, created: false });
+      expect((await edits.getDocument(inB.documentId))!.workspaceId).toBe(wsB.id);
+      await expectStoreError(edits.openDocument('figma', 'x', '00000000-0000-4000-8000-00000000dead'), 'not_found', /no workspace/);
+
+      const image = (await blobs.put(bytesOf(900))).sha256;
+      const source = await edits.addSourceNode({ documentId: inA.documentId, imageSha256: image, authorId: alice.id });
+      expect(source.authorId).toBe(alice.id);
+      const job = await edits.createJob({ documentId: inA.documentId, request: {}, userId: alice.id });
+      expect(job.userId).toBe(alice.id);
+      await expectStoreError(edits.createJob({ documentId: inA.documentId, request: {}, userId: '00000000-0000-4000-8000-00000000dead' }), 'not_found', /no user/);
+      await edits.updateJobState(job.id, 'running');
+      const [edit] = await edits.addEditNodes(job.id, [await editInput(source.id, image, 0)]);
+      expect(edit.authorId).toBe(alice.id);
+      expect((await edits.history(inA.documentId))!.nodes.map((n) => n.authorId)).toEqual([alice.id, alice.id]);
+
+      // every blob the nodes reference is readable in workspace A, none in B
+      const refs = [image, edit.resultImageSha256, edit.latent!.sha256, edit.regions[0].maskSha256!];
+      for (const sha of refs) {
+        expect(await a.blobVisible([wsA.id], sha)).toBe(true);
+        expect(await a.blobVisible([wsB.id], sha)).toBe(false);
+        expect(await a.blobVisible([wsB.id, wsA.id], sha)).toBe(true);
+      }
+      expect(await a.blobVisible([], image)).toBe(false);
+      // alice brought them in: her bytes are their sizes, each once
+      const sizes = await Promise.all(refs.map(async (sha) => (await blobs.stat(sha))!.size));
+      expect(await a.storedBytes(alice.id)).toBe(sizes.reduce((x, y) => x + y, 0));
+    });
+
+    test('blob grants: idempotent, per workspace, counted once per user; workspace summaries count what they hold', async () => {
+      const a = edits.accounts;
+      const ws = await a.createWorkspace('grants');
+      const user = await a.createUser({ name: 'dave', workspaceId: ws.id });
+      const put = await blobs.put(bytesOf(901, 1000));
+      await a.grantBlob({ workspaceId: ws.id, sha256: put.sha256, size: put.size, userId: user.id });
+      await a.grantBlob({ workspaceId: ws.id, sha256: put.sha256, size: put.size, userId: user.id });
+      expect(await a.blobVisible([ws.id], put.sha256)).toBe(true);
+      expect(await a.blobVisible([DEFAULT_WORKSPACE_ID], put.sha256)).toBe(false);
+      expect(await a.storedBytes(user.id)).toBe(1000);
+      await edits.openDocument('web', 'one', ws.id);
+      const summary = (await a.listWorkspaces()).find((w) => w.id === ws.id);
+      expect(summary).toEqual({ ...ws, members: 1, documents: 1, jobs: 0, blobs: 1, blobBytes: 1000 });
+      await expectStoreError(a.blobVisible([ws.id], '../etc/passwd'), 'invalid_input');
+    });
+  });
+
   describe('jobs', () => {
     test('a job round-trips through its states with exact timestamps', async () => {
       const { documentId, image, source } = await documentWithSource();
       const created = h.clock.set('2025-07-01T00:00:01.000Z');
       const request = { instruction: 'make it red', variations: 2, nested: { a: [1, null, 'x'] } };
       const job = await edits.createJob({ documentId, request });
-      const queued = { id: job.id, documentId, state: 'queued', request, error: null, resultNodeIds: [], createdAt: created, startedAt: null, finishedAt: null };
+      const queued = { id: job.id, documentId, userId: DEFAULT_USER_ID, state: 'queued', request, error: null, resultNodeIds: [], createdAt: created, startedAt: null, finishedAt: null };
       expect(job).toEqual(queued);
       expect(await edits.getJob(job.id)).toEqual(queued);
 

@@ -3,7 +3,7 @@ import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DATABASE_FILE, combineHealth, openStore } from '../../../server/store';
+import { DATABASE_FILE, DEFAULT_USER_ID, DEFAULT_WORKSPACE_ID, combineHealth, openStore } from '../../../server/store';
 import { MIGRATIONS, type Migration, migrate, schemaVersion } from '../../../server/store/migrations';
 import { SqliteEditStore } from '../../../server/store/sqlite';
 import { FsBlobStore } from '../../../server/store/blobs';
@@ -87,15 +87,16 @@ describe('opening', () => {
     await again.close();
 
     const db = new Database(path.join(dataDir, 'layerloop.sqlite'));
-    expect(schemaVersion(db)).toBe(1);
-    expect(migrate(db)).toEqual({ from: 1, to: 1 });
+    expect(schemaVersion(db)).toBe(MIGRATIONS.length);
+    expect(migrate(db)).toEqual({ from: MIGRATIONS.length, to: MIGRATIONS.length });
     db.close();
   });
 });
 
 describe('migrations', () => {
+  const latest = MIGRATIONS.length;
   const addColumn: Migration = {
-    version: 2,
+    version: latest + 1,
     description: 'a later column',
     up: (db) => db.exec("ALTER TABLE nodes ADD COLUMN label TEXT NOT NULL DEFAULT ''"),
   };
@@ -105,17 +106,58 @@ describe('migrations', () => {
     const { store, edit } = await populate(dataDir);
     await store.close();
     const db = new Database(path.join(dataDir, 'layerloop.sqlite'));
-    expect(migrate(db, [...MIGRATIONS, addColumn])).toEqual({ from: 1, to: 2 });
-    expect(migrate(db, [...MIGRATIONS, addColumn])).toEqual({ from: 2, to: 2 });
+    expect(migrate(db, [...MIGRATIONS, addColumn])).toEqual({ from: latest, to: latest + 1 });
+    expect(migrate(db, [...MIGRATIONS, addColumn])).toEqual({ from: latest + 1, to: latest + 1 });
     expect(db.prepare('SELECT label FROM nodes WHERE id = ?').get(edit.id)).toEqual({ label: '' });
     db.close();
   });
 
+  test('version 2 moves a version-1 store into the default workspace: documents, jobs and nodes kept, their blobs granted', async () => {
+    const dataDir = path.join(root, 'v1');
+    await fs.mkdir(dataDir, { recursive: true });
+    const blobs = new FsBlobStore(path.join(dataDir, 'blobs'));
+    await fs.mkdir(blobs.dir, { recursive: true });
+    const image = (await blobs.put(bytesOf(1))).sha256;
+    const mask = (await blobs.put(bytesOf(2))).sha256;
+    const result = (await blobs.put(bytesOf(3))).sha256;
+    const unreferenced = (await blobs.put(bytesOf(4))).sha256;
+    const db = new Database(path.join(dataDir, DATABASE_FILE));
+    migrate(db, MIGRATIONS.slice(0, 1));
+    const [doc, job, source, edit] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const at = '2025-01-02T03:04:05.000Z';
+    db.prepare('INSERT INTO documents (id, host, host_key, created_at) VALUES (?, ?, ?, ?)').run(doc, 'figma', 'file-1', at);
+    db.prepare(`INSERT INTO jobs (id, document_id, state, request, result_node_ids, created_at) VALUES (?, ?, 'succeeded', '{}', ?, ?)`).run(job, doc, JSON.stringify([edit]), at);
+    const insertNode = db.prepare(
+      `INSERT INTO nodes (id, document_id, parent_id, kind, instruction, regions, options, source_image_sha256, result_image_sha256, job_id, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?)`,
+    );
+    insertNode.run(source, doc, null, 'source', null, '[]', image, image, null, at);
+    insertNode.run(edit, doc, source, 'edit', 'red', JSON.stringify([{ instruction: 'red', maskSha256: mask }]), image, result, job, at);
+    db.close();
+
+    const edits = new SqliteEditStore(path.join(dataDir, DATABASE_FILE), blobs);
+    try {
+      expect(await edits.getDocument(doc)).toEqual({ id: doc, workspaceId: DEFAULT_WORKSPACE_ID, host: 'figma', hostDocumentKey: 'file-1', createdAt: at });
+      expect((await edits.getJob(job))?.userId).toBe(DEFAULT_USER_ID);
+      expect((await edits.history(doc))?.nodes.map((n) => [n.id, n.authorId])).toEqual([
+        [source, DEFAULT_USER_ID],
+        [edit, DEFAULT_USER_ID],
+      ]);
+      for (const sha of [image, mask, result]) expect(await edits.accounts.blobVisible([DEFAULT_WORKSPACE_ID], sha)).toBe(true);
+      expect(await edits.accounts.blobVisible([DEFAULT_WORKSPACE_ID], unreferenced)).toBe(false);
+      expect((await edits.openDocument('figma', 'file-1')).documentId).toBe(doc);
+      expect(edits.diagnostics().foreignKeys).toBe(true);
+      expect(await edits.integrityCheck()).toEqual([]);
+    } finally {
+      edits.close();
+    }
+  });
+
   test('a failing migration rolls back whole, user_version included', () => {
     const db = new Database(path.join(root, 'x.sqlite'));
-    const broken: Migration = { version: 2, description: 'broken', up: (d) => d.exec('CREATE TABLE t (a); SELECT * FROM nope') };
+    const broken: Migration = { version: latest + 1, description: 'broken', up: (d) => d.exec('CREATE TABLE t (a); SELECT * FROM nope') };
     expect(() => migrate(db, [...MIGRATIONS, broken])).toThrow(/no such table: nope/);
-    expect(schemaVersion(db)).toBe(1);
+    expect(schemaVersion(db)).toBe(latest);
     expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 't'").get()).toBeUndefined();
     db.close();
   });
@@ -125,9 +167,9 @@ describe('migrations', () => {
     const db = new Database(file);
     migrate(db, [...MIGRATIONS, addColumn]);
     db.close();
-    expect(() => new SqliteEditStore(file, new FsBlobStore(path.join(root, 'b')))).toThrow(/schema version 2 is newer than this server understands \(1\)/);
+    expect(() => new SqliteEditStore(file, new FsBlobStore(path.join(root, 'b')))).toThrow(new RegExp(`schema version ${latest + 1} is newer than this server understands \\(${latest}\\)`));
     const fresh = new Database(':memory:');
-    expect(() => migrate(fresh, [{ ...addColumn, version: 3 }])).toThrow(/numbered 1, 2, 3/);
+    expect(() => migrate(fresh, [{ ...addColumn, version: latest + 2 }])).toThrow(/numbered 1, 2, 3/);
     fresh.close();
   });
 });

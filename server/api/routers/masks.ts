@@ -1,0 +1,67 @@
+/**
+ * Masks from words (iEdit's localisation): a region's maskText becomes a soft mask from the server's segmenter.
+ *
+ * The mask is the segmenter's region (probability at least one half, server/engine/segmenter.ts regionMask).
+ * `deriveMask` is the one place that does it, for edits.create and for masks.preview, so what the preview shows
+ * is the mask the edit gets (same image, same segmenter, same stored blob: content addressed). A phrase that
+ * names nothing the segmenter can find is a 400, never an edit of the whole image.
+ */
+import { TRPCError } from '@trpc/server';
+import { maskPreviewInputSchema, maskPreviewResultSchema, type MaskPreviewResult } from '../../../shared/protocol';
+import { SegmenterInputError, maskIsEmpty } from '../../engine/segmenter';
+import { maskToImage, type RgbaImage } from '../../imaging/image';
+import type { Services } from '../trpc';
+import { authedProcedure, router } from '../trpc';
+import { visibleDocument } from '../access';
+import { startImage } from '../start-image';
+
+/** The share of the mask at or above one half. */
+export function coverage(mask: Float32Array): number {
+  let on = 0;
+  for (const v of mask) if (v >= 0.5) on++;
+  return mask.length === 0 ? 0 : on / mask.length;
+}
+
+/**
+ * The mask `maskText` names in `image`, stored as a blob the owner's workspace may read (so the preview can be
+ * downloaded); BAD_REQUEST (with `field`) when the words name nothing.
+ */
+export async function deriveMask(
+  { segmenter, images, store }: Services,
+  owner: { workspaceId: string; userId: string },
+  image: RgbaImage,
+  maskText: string,
+  field: string,
+): Promise<MaskPreviewResult> {
+  let mask: Float32Array;
+  try {
+    mask = await segmenter.region(image, maskText);
+  } catch (err) {
+    if (err instanceof SegmenterInputError) throw new TRPCError({ code: 'BAD_REQUEST', message: `${field}: ${err.message}` });
+    throw err;
+  }
+  if (maskIsEmpty(mask)) {
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `${field}: "${maskText}" matches nothing in this image (the mask came out empty): name something the image shows, or draw a mask`,
+    });
+  }
+  const stored = await images.put(maskToImage(mask, image.width, image.height));
+  await store.edits.accounts.grantBlob({ workspaceId: owner.workspaceId, sha256: stored.sha256, size: stored.size, userId: owner.userId });
+  return { maskSha256: stored.sha256, width: image.width, height: image.height, coverage: coverage(mask), segmenter: segmenter.info.name };
+}
+
+export const masksRouter = router({
+  /** The mask an edit with this maskText would get on this image ("what will change"), before Apply. */
+  preview: authedProcedure
+    .input(maskPreviewInputSchema)
+    .output(maskPreviewResultSchema)
+    .mutation(async ({ ctx, input }) => {
+      const document = await visibleDocument(ctx.services, ctx.principal, input.documentId);
+      if (!document) {
+        throw new TRPCError({ code: 'NOT_FOUND', message: `documentId: no document ${input.documentId}: get one from documents.open` });
+      }
+      const image = await startImage(ctx.services, ctx.principal, input);
+      return deriveMask(ctx.services, { workspaceId: document.workspaceId, userId: ctx.principal.user.id }, image, input.maskText, 'maskText');
+    }),
+});
