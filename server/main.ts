@@ -49,6 +49,8 @@ import { WorkersModel, publishModelInfo, workerRequestHandler, type WorkerStatus
 
 /** How long a shutdown lets the running edit finish before aborting it. */
 const SHUTDOWN_FINISH_MS = 10_000;
+/** A user whose last edit just ended still counts as busy this long (fair share: its next edit is on its way). */
+const OWNER_LINGER_MS = 1_000;
 /** How often an open event stream rereads its token: a revoked token or disabled user ends it within this. */
 const AUTH_RECHECK_MS = 1_000;
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
         });
 
   const images = new ImageBlobs(store.blobs);
-  const owners = new JobOwners();
+  const owners = new JobOwners({ lingerMs: OWNER_LINGER_MS });
   const ledger = new JobLedger(store.edits);
   const prefix = DEFAULT_RECORD_OPTIONS.prefix;
   const worker =

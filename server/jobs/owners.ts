@@ -8,8 +8,28 @@ export interface JobOwner {
   readonly workspaceId: string;
 }
 
+export interface JobOwnersOptions {
+  /**
+   * How long a user whose last job just ended still counts as busy (activeUsers). A client continuing a chain
+   * sends its next edit a moment after its last one ended; without this, another user alone in that moment may
+   * fill the whole queue, and the returning user waits behind all of it. Default 0 (tests that count exactly).
+   */
+  lingerMs?: number;
+  now?: () => number;
+}
+
 export class JobOwners {
   private readonly owners = new Map<string, JobOwner>();
+  /** users with no job left, and when their last one ended (within lingerMs) */
+  private readonly lastEnded = new Map<string, number>();
+  private readonly lingerMs: number;
+  private readonly now: () => number;
+
+  constructor(options: JobOwnersOptions = {}) {
+    this.lingerMs = options.lingerMs ?? 0;
+    this.now = options.now ?? Date.now;
+  }
+
   private readonly activeByUser = new Map<string, number>();
   /** jobs still waiting in the queue (not started), per user */
   private readonly queuedByUser = new Map<string, number>();
@@ -40,6 +60,7 @@ export class JobOwners {
     if (!owner) return;
     this.owners.delete(jobId);
     decrement(this.activeByUser, owner.userId);
+    if (!this.activeByUser.has(owner.userId) && this.lingerMs > 0) this.lastEnded.set(owner.userId, this.now());
     if (!this.started.delete(jobId)) decrement(this.queuedByUser, owner.userId);
   }
 
@@ -53,9 +74,13 @@ export class JobOwners {
     return this.queuedByUser.get(userId) ?? 0;
   }
 
-  /** Users with jobs queued or running. */
-  activeUsers(): IterableIterator<string> {
-    return this.activeByUser.keys();
+  /** Users with jobs queued or running, and those whose last job ended within lingerMs. */
+  activeUsers(): string[] {
+    const now = this.now();
+    for (const [userId, endedAt] of this.lastEnded) {
+      if (this.activeByUser.has(userId) || now - endedAt > this.lingerMs) this.lastEnded.delete(userId);
+    }
+    return [...this.activeByUser.keys(), ...this.lastEnded.keys()];
   }
 }
 

@@ -94,8 +94,8 @@ export interface PlanDeps {
   defaultSampler: SamplerName;
   /** a seed for a request without one (default: a random one) */
   newSeed?: () => number;
-  /** whether the model reads reference images (FLUX.2 klein); others refuse `references` */
-  readsReferences: boolean;
+  /** the model the edit runs on: whether it reads reference images (FLUX.2 klein); others refuse `references` */
+  model: { family: string; name: string; readsReferences: boolean };
   /** the caller: its user, and whether it may see a document or read a blob (unknown and foreign alike) */
   caller: {
     userId: string;
@@ -121,8 +121,9 @@ export async function prepareEditPlan(deps: PlanDeps, input: EditRequest): Promi
   }
   const owner = { userId: caller.userId, workspaceId: document.workspaceId };
   const { start, image } = await resolveStart(deps, input);
-  if (input.references.length > 0 && !deps.readsReferences) {
-    throw new PlanError('bad_request', 'references', `this server's model reads no reference images: send the edit without references`);
+  const { model } = deps;
+  if (input.references.length > 0 && !model.readsReferences) {
+    throw new PlanError('bad_request', 'references', `the ${model.family} model ${model.name} reads no reference images: send the edit without references`);
   }
   for (const [i, sha] of input.references.entries()) await blobImage(deps, sha, `references[${i}]`);
   const regions: ResolvedEditRegion[] = [];

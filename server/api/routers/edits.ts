@@ -26,7 +26,7 @@ async function plan(services: Services, principal: Principal, input: EditRequest
         edits: store.edits,
         images,
         defaultSampler: engine.info.defaultSampler,
-        readsReferences: engine.info.readsReferences,
+        model: engine.info,
         caller: {
           userId: principal.user.id,
           seesDocument: (document) => inWorkspaces(principal, document.workspaceId),

@@ -19,6 +19,24 @@ describe('JobOwners', () => {
     expect([...owners.activeUsers()]).toEqual(['u2']);
   });
 
+  test('a user whose last job just ended counts as busy for lingerMs (its next edit is on its way)', () => {
+    const clock = { t: 1000 };
+    const owners = new JobOwners({ lingerMs: 500, now: () => clock.t });
+    owners.assign('a1', { userId: 'light', workspaceId: 'w1' });
+    owners.assign('h1', { userId: 'heavy', workspaceId: 'w2' });
+    owners.release('a1');
+    expect(owners.activeUsers()).toEqual(['heavy', 'light']);
+    expect(queueShare(64, [...owners.activeUsers(), 'heavy'])).toBe(1); // heavy may not fill the queue meanwhile
+    clock.t += 499;
+    expect(owners.activeUsers()).toEqual(['heavy', 'light']);
+    owners.assign('a2', { userId: 'light', workspaceId: 'w1' }); // it came back: busy as usual
+    expect(owners.activeUsers()).toEqual(['heavy', 'light']);
+    owners.release('a2');
+    clock.t += 501;
+    expect(owners.activeUsers()).toEqual(['heavy']);
+    expect(queueShare(64, [...owners.activeUsers(), 'heavy'])).toBe(64);
+  });
+
   test('queueShare: alone, a user may fill the queue; with others busy, one waiting job each', () => {
     expect(queueShare(64, ['local', 'local'])).toBe(64); // alone: the whole queue, as without users
     expect(queueShare(8, [])).toBe(8);
