@@ -35,6 +35,8 @@ const LISTENING = /^layerloop (?:listening|worker) on http:\/\/[^\s]+:(\d+) /m;
 
 const args = benchArgs({ clients: 16, duration: 60, steps: 8, chain: 3, threads: 1, batch: 4, rounds: 1, model: '' });
 const say = (line: string) => process.stderr.write(`${line}\n`);
+if (!Number.isInteger(args.batch) || args.batch < 2) throw new Error(`--batch must be a whole number of 2 or more (it is compared with --batch 1), got ${args.batch}`);
+if (!Number.isInteger(args.rounds) || args.rounds < 1) throw new Error(`--rounds must be a whole number of 1 or more, got ${args.rounds}`);
 
 interface Proc {
   url: string;
@@ -175,13 +177,12 @@ async function main(): Promise<void> {
       await fetchFlush(redis.url);
       return phase(workers, batch, common, storeUrl);
     };
-    const solo = [];
-    const batched = [];
-    for (let r = 0; r < args.rounds; r++) {
-      solo.push(await run(1, 1));
-      batched.push(await run(1, args.batch));
-    }
+    const results = []; // in the order they ran
+    for (let r = 0; r < args.rounds; r++) results.push(await run(1, 1), await run(1, args.batch));
     const two = await run(2, 1);
+    results.push(two);
+    const solo = results.filter((p) => p.workers === 1 && p.batch === 1);
+    const batched = results.filter((p) => p.workers === 1 && p.batch === args.batch);
     const editsPerMin = (phases: { edits: number; seconds: number }[]) => phases.reduce((n, p) => n + p.edits, 0) / (phases.reduce((s, p) => s + p.seconds, 0) / 60);
     process.stdout.write(
       `${JSON.stringify(
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
           batch: args.batch,
           rounds: args.rounds,
           cpus: os.cpus().length,
-          results: [...solo, ...batched, two],
+          results,
           // 2 workers against 1, both with --batch 1
           scaling: round(two.editsPerMin / editsPerMin(solo), 2),
           // 1 worker with --batch B against 1 with --batch 1, over the alternating rounds
