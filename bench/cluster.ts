@@ -1,14 +1,19 @@
 /**
  * A team server under clients, on loopback: Redis + PostgreSQL (started here, as the tests start them), blobs in
- * one shared directory, 2 API nodes (`serve`) and 1, then 2, workers (`worker --engine-threads T`, so two workers
- * split the machine's cores instead of fighting over them). --clients clients, spread over both API nodes, each
- * its own document, run --chain-edit chains (upload, edit it, continue from the result) for --duration s.
+ * one shared directory, 2 API nodes (`serve`) and workers (`worker --engine-threads T`, so two workers split the
+ * machine's cores instead of fighting over them). --clients clients, spread over both API nodes, each its own
+ * document, run --chain-edit chains (upload, edit it, continue from the result) for --duration s per phase.
  *
- * Per worker count: edits/min, p50/p95 seconds per edit (edits.create to succeeded), errors (429s are retried after
+ * Phases: 1 worker with --batch 1 and 1 worker with --batch B, alternating --rounds times (the batching gain:
+ * their edits/min, summed over the rounds, so a load that drifts during the run weighs on both alike), then
+ * 2 workers with --batch 1 (the scaling against 1 worker with --batch 1).
+ *
+ * Per phase: edits/min, p50/p95 seconds per edit (edits.create to succeeded), errors (429s are retried after
  * Retry-After and counted apart), lost edits (acknowledged jobs the store does not hold as succeeded with their
- * edits at the end) and duplicate commits (a job with more edit nodes than variations), read from PostgreSQL.
+ * edits at the end) and duplicate commits (a job with more edit nodes than variations), read from PostgreSQL; and
+ * the load average before and after (the machine may be shared).
  *
- *   npm run bench:cluster [-- --clients 16 --duration 60 --steps 8 --chain 3 --threads 1 --model DIR]
+ *   npm run bench:cluster [-- --clients 16 --duration 60 --steps 8 --chain 3 --threads 1 --batch 4 --rounds 1 --model DIR]
  *
  * Prints one JSON object on stdout; progress on stderr.
  */
@@ -28,16 +33,18 @@ const MAIN = path.join(REPO, 'dist', 'server', 'main.js');
 const SOURCE = path.join(REPO, 'test', 'fixtures', 'shapes-128.png');
 const LISTENING = /^layerloop (?:listening|worker) on http:\/\/[^\s]+:(\d+) /m;
 
-const args = benchArgs({ clients: 16, duration: 60, steps: 8, chain: 3, threads: 1, model: '' });
+const args = benchArgs({ clients: 16, duration: 60, steps: 8, chain: 3, threads: 1, batch: 4, rounds: 1, model: '' });
 const say = (line: string) => process.stderr.write(`${line}\n`);
+if (!Number.isInteger(args.batch) || args.batch < 2) throw new Error(`--batch must be a whole number of 2 or more (it is compared with --batch 1), got ${args.batch}`);
+if (!Number.isInteger(args.rounds) || args.rounds < 1) throw new Error(`--rounds must be a whole number of 1 or more, got ${args.rounds}`);
 
 interface Proc {
   url: string;
   proc: ChildProcessWithoutNullStreams;
 }
 
-function start(role: 'serve' | 'worker', common: string[]): Promise<Proc> {
-  const extra = role === 'worker' ? ['--engine-threads', String(args.threads), ...(args.model ? ['--model-dir', args.model] : [])] : ['--queue-wait', '60'];
+function start(role: 'serve' | 'worker', common: string[], batch = 1): Promise<Proc> {
+  const extra = role === 'worker' ? ['--engine-threads', String(args.threads), '--batch', String(batch), ...(args.model ? ['--model-dir', args.model] : [])] : ['--queue-wait', '60'];
   const proc = spawn(process.execPath, [MAIN, role, '--port', '0', '--device', 'cpu', ...common, ...extra], { cwd: REPO, env: { ...process.env, LAYERLOOP_TOKEN: '' } });
   let out = '';
   let err = '';
@@ -111,14 +118,17 @@ async function runClient(url: string, index: number, until: number, tally: { lat
   }
 }
 
-async function phase(workerCount: number, common: string[], storeUrl: string) {
+const loadAverage = () => os.loadavg().map((v) => round(v, 2));
+
+async function phase(workerCount: number, batch: number, common: string[], storeUrl: string) {
   const procs: Proc[] = [];
   try {
     const apis = [await start('serve', common), await start('serve', common)];
     procs.push(...apis);
-    for (let i = 0; i < workerCount; i++) procs.push(await start('worker', common));
+    for (let i = 0; i < workerCount; i++) procs.push(await start('worker', common, batch));
     for (const api of apis) while ((await fetch(`${api.url}/trpc/health`)).status !== 200) await sleep(200);
-    say(`${workerCount} worker(s): ${args.clients} clients for ${args.duration} s`);
+    say(`${workerCount} worker(s) with --batch ${batch}: ${args.clients} clients for ${args.duration} s (load average ${loadAverage().join(' ')})`);
+    const loadAvgBefore = loadAverage();
     const tally = { latencies: [] as number[], errors: [] as string[], refused: 0, jobs: [] as string[] };
     const began = Date.now();
     const until = began + args.duration * 1000;
@@ -137,6 +147,10 @@ async function phase(workerCount: number, common: string[], storeUrl: string) {
     const duplicates = rows.filter((r) => Number(r.nodes) > 1).length;
     return {
       workers: workerCount,
+      batch,
+      loadAvgBefore,
+      loadAvgAfter: loadAverage(),
+      seconds: round(minutes * 60, 1),
       edits: tally.latencies.length,
       editsPerMin: round(tally.latencies.length / minutes, 1),
       p50Seconds: round(percentile(tally.latencies, 50) ?? NaN, 2),
@@ -157,16 +171,39 @@ async function main(): Promise<void> {
   const [redis, postgres] = [await startService('redis'), await startService('postgres')];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-bench-cluster-'));
   try {
-    const results = [];
-    for (const workers of [1, 2]) {
+    const run = async (workers: number, batch: number) => {
       const storeUrl = await postgres.createDatabase();
       const common = ['--queue', redis.url, '--store', storeUrl, '--data-dir', dataDir, '--max-queue', '64'];
       await fetchFlush(redis.url);
-      results.push(await phase(workers, common, storeUrl));
-    }
-    const [one, two] = results;
+      return phase(workers, batch, common, storeUrl);
+    };
+    const results = []; // in the order they ran
+    for (let r = 0; r < args.rounds; r++) results.push(await run(1, 1), await run(1, args.batch));
+    const two = await run(2, 1);
+    results.push(two);
+    const solo = results.filter((p) => p.workers === 1 && p.batch === 1);
+    const batched = results.filter((p) => p.workers === 1 && p.batch === args.batch);
+    const editsPerMin = (phases: { edits: number; seconds: number }[]) => phases.reduce((n, p) => n + p.edits, 0) / (phases.reduce((s, p) => s + p.seconds, 0) / 60);
     process.stdout.write(
-      `${JSON.stringify({ clients: args.clients, durationS: args.duration, steps: args.steps, chain: args.chain, engineThreads: args.threads, cpus: os.cpus().length, results, scaling: round(two.editsPerMin / one.editsPerMin, 2), batchingGain: null }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          clients: args.clients,
+          durationS: args.duration,
+          steps: args.steps,
+          chain: args.chain,
+          engineThreads: args.threads,
+          batch: args.batch,
+          rounds: args.rounds,
+          cpus: os.cpus().length,
+          results,
+          // 2 workers against 1, both with --batch 1
+          scaling: round(two.editsPerMin / editsPerMin(solo), 2),
+          // 1 worker with --batch B against 1 with --batch 1, over the alternating rounds
+          batchingGain: round(editsPerMin(batched) / editsPerMin(solo), 2),
+        },
+        null,
+        2,
+      )}\n`,
     );
   } finally {
     await redis.stop();

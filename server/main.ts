@@ -142,6 +142,7 @@ async function main(): Promise<void> {
       ? await RedisJobWorker.start({
           redis,
           ledger,
+          concurrency: config.batch, // as many jobs as the engine computes at once, sharing the UNet's runs
           lockMs: config.jobLeaseSeconds * 1000,
           onStateChange: (jobId, state, info) => {
             metrics.onJobState(jobId, state, info);
@@ -192,7 +193,7 @@ async function main(): Promise<void> {
     });
     const { port } = server.address() as AddressInfo;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-    log.info('worker pulling edits', { queue: queueUrl });
+    log.info('worker pulling edits', { queue: queueUrl, batch: config.batch });
     process.stdout.write(`layerloop worker on http://${host}:${port} (model ${engine.info.name} on ${engine.info.provider})\n`);
     return;
   }

@@ -1,8 +1,9 @@
 /**
  * The Redis queue (server/jobs/redis/) against a real redis-server (test/support/services.ts): the JobQueue and
  * JobEvents contracts every implementation passes, then what is Redis's own: several API nodes sharing jobs,
- * cancellation reaching the worker that runs the job, a worker that dies mid-job (its job runs again elsewhere
- * and is committed once; after maxTries it fails as interrupted), and start-up errors.
+ * cancellation reaching the worker that runs the job, a worker running up to its concurrency (--batch) at once,
+ * a worker that dies mid-job (its job runs again elsewhere and is committed once; after maxTries it fails as
+ * interrupted), and start-up errors.
  *
  * The store the ledger records to is the embedded SQLite one: the queue is what is under test here
  * (test/backends/team-server.test.ts runs the server on PostgreSQL + S3).
@@ -103,8 +104,8 @@ describeWithServices('Redis queue', ['redis'], (services) => {
       cleanups.push(() => queue.close());
       return queue;
     };
-    const worker = async (run: RunJob, options: { lockMs?: number; maxTries?: number; ledger?: JobLedger } = {}) => {
-      const w = await RedisJobWorker.start({ redis: await connect(), prefix, ledger: options.ledger ?? ledger, run, lockMs: options.lockMs ?? 1000, stalledCheckMs: 300, maxTries: options.maxTries, log: () => {} });
+    const worker = async (run: RunJob, options: { lockMs?: number; maxTries?: number; ledger?: JobLedger; concurrency?: number } = {}) => {
+      const w = await RedisJobWorker.start({ redis: await connect(), prefix, ledger: options.ledger ?? ledger, run, concurrency: options.concurrency, lockMs: options.lockMs ?? 1000, stalledCheckMs: 300, maxTries: options.maxTries, log: () => {} });
       cleanups.push(() => w.close({ timeoutMs: 0, graceMs: 100 }));
       return w;
     };
@@ -153,6 +154,29 @@ describeWithServices('Redis queue', ['redis'], (services) => {
     ]);
     expect(await one.get(jobId)).toMatchObject({ state: 'cancelled', cancelRequested: true });
     expect((await c.store.edits.getJob(jobId))?.state).toBe('cancelled');
+  });
+
+  test('a worker with concurrency 2 (--batch 2) runs two jobs at once, never a third, and takes the next when one ends', async () => {
+    const c = await cluster();
+    const api = await c.apiNode();
+    const { run, calls } = controlledRun();
+    const worker = await c.worker(run, { concurrency: 2 });
+    const ids: string[] = [];
+    for (const text of ['make it blue', 'make it red', 'make it green']) ids.push((await api.enqueue(planFor(c.documentId, text, c.image))).jobId);
+    await until('two runs at once', () => (calls.length === 2 ? true : undefined));
+    expect(worker.active).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // room for a wrong third start
+    expect(calls).toHaveLength(2);
+    expect((await api.get(ids[2]))?.state).toBe('queued');
+
+    const first = calls[0];
+    first.resolve(await first.ctx.commit(await c.nodes(first.job)));
+    await until('the third job to start', () => calls[2]);
+    expect(calls.map((call) => call.job.jobId).sort()).toEqual([...ids].sort());
+    for (const call of calls.slice(1)) call.resolve(await call.ctx.commit(await c.nodes(call.job)));
+    for (const jobId of ids) await until(`${jobId} to succeed`, async () => ((await api.get(jobId))?.state === 'succeeded' ? true : undefined));
+    const history = await c.store.edits.history(c.documentId);
+    expect(history?.nodes.filter((n) => n.kind === 'edit')).toHaveLength(3);
   });
 
   test('a worker that dies mid-job: another runs it again from its plan and it is committed once, even when the dead one comes back', async () => {

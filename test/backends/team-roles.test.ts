@@ -2,12 +2,13 @@
  * The team-server roles as an operator runs them (dist/server/main.js): `layerloop serve` nodes (API only) and a
  * `layerloop worker` (the model) sharing Redis (--queue) and PostgreSQL (--store); the blobs are files in one
  * shared directory, as on a shared disk. An edit queued on one API node runs on the worker and is followed,
- * continued and read on the other; each role answers its own health; bad configuration fails at start.
+ * continued and read on the other; a worker with --batch N runs N edits at once with their one-at-a-time results;
+ * each role answers its own health; bad configuration fails at start.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { EditRequestInput } from '../../shared/protocol';
-import { FIXTURES, instruction, makeClient, runEdit, startServer, tempDataDir, upload, waitForJob, type ServerProcess } from '../support/server';
+import { FIXTURES, instruction, logLines, makeClient, runEdit, startServer, tempDataDir, upload, waitForJob, type ServerProcess } from '../support/server';
 import { describeWithServices } from '../support/services';
 
 describeWithServices('team server roles: serve and worker on Redis and PostgreSQL', ['postgres', 'redis'], (services) => {
@@ -70,6 +71,36 @@ describeWithServices('team server roles: serve and worker on Redis and PostgreSQ
     expect(await (await fetch(`${worker.url}/metrics`)).text()).toMatch(/^layerloop_jobs_total\{state="succeeded"\} 2$/m);
     const apiHealth = await clientB.health.query();
     expect(apiHealth).toMatchObject({ status: 'ok', model: { name: health.model && (health.model as { name: string }).name } });
+  }, 180_000);
+
+  test('a worker with --batch 2 runs two edits at once, with the results they get one at a time', async () => {
+    const api = await start('serve');
+    await start('worker', ['--batch', '2']);
+    const client = makeClient(api.url);
+    const source = await upload(api.url, fs.readFileSync(path.join(FIXTURES, 'shapes-128.png')));
+    const requests: EditRequestInput[] = await Promise.all(
+      (
+        [
+          ['make the circle blue', 1],
+          ['make the square red', 2],
+        ] as const
+      ).map(async ([text, seed]) => ({
+        documentId: (await client.documents.open.mutate({ host: 'figma', hostDocumentKey: `team-roles:batch-${seed}` })).documentId,
+        parent: { kind: 'source' as const, imageSha256: source.sha256 },
+        regions: instruction(text),
+        options: { steps: 12, seed, previewEvery: 4 },
+      })),
+    );
+    const created = await until(() => Promise.all(requests.map((r) => client.edits.create.mutate(r))));
+    const together = await Promise.all(created.map((c) => waitForJob(client, c.jobId)));
+    for (const snap of together) expect(snap).toMatchObject({ state: 'succeeded', progress: { step: 12, totalSteps: 12 }, previewStep: 8 });
+    // they overlapped on the one worker: each started before the other finished
+    expect(Math.max(...together.map((s) => s.startedAt!))).toBeLessThan(Math.min(...together.map((s) => s.finishedAt!)));
+    const alone = [];
+    for (const r of requests) alone.push((await runEdit(client, r)).snap);
+    expect(together.map((s) => s.result!.resultSha256s)).toEqual(alone.map((s) => s.result!.resultSha256s));
+    // the worker said what it was started with
+    expect(logLines(running[1].stderr()).find((l) => l.msg === 'worker pulling edits')).toMatchObject({ batch: 2 });
   }, 180_000);
 
   test('both roles in one process on the Redis queue (npm start -- --queue …): an edit runs, its events stream over SSE', async () => {

@@ -1,6 +1,7 @@
 /**
  * The worker side of the Redis queue (`layerloop worker`, or the worker half of a process that is both): a
- * BullMQ Worker that runs one job at a time with the injected RunJob, records each step through JobLedger and
+ * BullMQ Worker that runs up to `concurrency` jobs at once (the engine's --batch: their denoiser calls share
+ * batched runs, server/engine/batching.ts) with the injected RunJob, records each step through JobLedger and
  * the job's Redis record, and publishes progress and previews to the job's event stream.
  *
  * - Cancellation: the API flags the job and publishes its id on the cancel channel; the worker running it
@@ -35,6 +36,11 @@ export interface RedisJobWorkerOptions extends Partial<RecordOptions> {
   redis: Redis;
   ledger: JobLedger;
   run: RunJob;
+  /**
+   * jobs this worker runs at once (default 1). Set it to the engine's batch: more would only wait inside the
+   * engine while holding their locks; fewer leaves the shared runs short of edits.
+   */
+  concurrency?: number;
   /** how many workers may start a job before it fails as interrupted (default 2) */
   maxTries?: number;
   /** a worker holds a job's lock this long and renews it at half of it; a dead worker's job is retried after (default 30 s) */
@@ -75,7 +81,7 @@ export class RedisJobWorker {
     this.worker = new Worker(BULLMQ_QUEUE_NAME, (job) => this.process(job), {
       connection: options.redis,
       prefix: `${records.prefix}:bull`,
-      concurrency: 1,
+      concurrency: options.concurrency ?? 1,
       autorun: false,
       lockDuration: lockMs,
       stalledInterval: options.stalledCheckMs ?? lockMs,
@@ -104,12 +110,12 @@ export class RedisJobWorker {
   }
 
   /**
-   * Stop pulling jobs; let the running one finish within `timeoutMs`, then abort it (it fails with
+   * Stop pulling jobs; let the running ones finish within `timeoutMs`, then abort them (they fail with
    * SHUTDOWN_RUNNING_MESSAGE) and wait `graceMs` more. Idempotent.
    */
   close(opts: { timeoutMs?: number; graceMs?: number } = {}): Promise<void> {
     this.closing ??= (async () => {
-      await this.worker.pause(true); // no new jobs; the running one goes on
+      await this.worker.pause(true); // no new jobs; the running ones go on
       const finished = () => Promise.all([...this.running.values()].map((r) => r.done));
       if (!(await within(finished(), opts.timeoutMs ?? 30_000))) {
         for (const jobId of this.running.keys()) this.stop(jobId, 'shutdown');
@@ -122,8 +128,8 @@ export class RedisJobWorker {
   }
 
   /**
-   * Stops as a crashed process would, for tests: no more lock renewals and no more work, the running job left
-   * as it is (another worker takes it over once its lock expires).
+   * Stops as a crashed process would, for tests: no more lock renewals and no more work, the running jobs left
+   * as they are (other workers take them over once their locks expire).
    */
   async crash(): Promise<void> {
     this.closing ??= (async () => {
