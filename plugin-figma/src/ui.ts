@@ -3,7 +3,7 @@
  * Renders UiState (ui-state.ts), turns clicks into actions, talks to the server through LayerloopApi and
  * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
  */
-import { createClient, isActive, progressFraction, signedInLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
+import { createClient, isActive, progressFraction, signedInLabel, authorLabel, modelLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
 import { LOCALITIES, controlAttributes } from '../../shared/protocol';
 import { Bridge } from './bridge';
 import { DEFAULT_FORM, EditRun, FORM_CONTROLS, failureMessage, formProblem, type EditForm } from './edit-flow';
@@ -105,7 +105,7 @@ async function connectNow(settings: Settings, documentKey: string): Promise<void
     // the file's history in the signed-in user's workspace (another workspace's history of the same file stays its own)
     const opened = await client.openDocument('figma', documentKey);
     if (api !== client) return; // settings changed meanwhile
-    const model = `${health.model.name} on ${health.model.provider}`;
+    const model = modelLabel(health.model);
     dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, ...(user ? { user } : {}) } });
     bridge.send({ type: 'document-opened', documentId: opened });
     void loadHistory();
@@ -306,6 +306,13 @@ function renderHistory(): void {
       text.className = 'history-text';
       const when = new Date(entry.createdAt);
       text.textContent = `${entry.instruction ?? '(source)'}`;
+      const author = authorLabel(entry);
+      if (author) {
+        const by = document.createElement('span');
+        by.className = 'history-author';
+        by.textContent = author;
+        text.append(document.createElement('br'), by);
+      }
       text.title = `${when.toLocaleString()} · seed ${entry.seed ?? '?'}${entry.variation ? ` · variation ${entry.variation + 1}` : ''}`;
       const place = document.createElement('button');
       place.textContent = 'Place';
