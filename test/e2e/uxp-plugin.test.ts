@@ -328,5 +328,5 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
       expect((await klein.stop()).code).toBe(0);
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, 300_000); // packaging for its server and a klein edit: ~100 s on 2 shared cores
 });
