@@ -12,7 +12,7 @@ export type Connection =
   | { status: 'connecting' }
   | {
       status: 'connected';
-      /** "tiny-klein (FLUX.2 klein) on cpu" */
+      /** "tiny-klein-distilled (FLUX.2 [klein]) on cpu" */
       model: string;
       documentId: string;
       /** the model reads reference images: the panel offers "Use selection as reference" */

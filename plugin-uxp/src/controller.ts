@@ -134,7 +134,7 @@ export interface PanelState {
   history: HistoryItem[];
   historyTitle: string | null;
   historyStatus: string | null;
-  /** "flux2-klein (FLUX.2 klein) on cpu": the model the server runs, once a connection was made */
+  /** "tiny-klein-distilled (FLUX.2 [klein]) on cpu": the model the server runs, once a connection was made */
   model: string | null;
   /** the server's model reads reference images: the panel offers "Use layer as reference" */
   referencesOffered: boolean;

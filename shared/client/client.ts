@@ -113,7 +113,7 @@ export interface HistoryEntry {
   variation: number | null;
   /** ISO time */
   createdAt: string;
-  /** who added the node: the user's name, null from servers before accounts or for a former member */
+  /** who added the node: the user's name; null for the server's default user, or from a server before accounts */
   authorName: string | null;
 }
 
@@ -122,7 +122,7 @@ export function authorLabel(entry: Pick<HistoryEntry, 'authorName'>): string {
   return entry.authorName ? `by ${entry.authorName}` : '';
 }
 
-/** "flux2-klein (FLUX.2 klein) on cpu": the model a server runs, with its family when the server says it. */
+/** "tiny-klein-distilled (FLUX.2 [klein]) on cpu": the model a server runs, with its family when the server says it. */
 export function modelLabel(model: ServerHealth['model']): string {
   return `${model.name}${model.family ? ` (${model.family})` : ''} on ${model.provider}`;
 }
