@@ -22,6 +22,9 @@ export class MainRequestError extends Error {
 
 export type EditInputs = Omit<MainToUiOf<'edit-inputs'>, 'type' | 'requestId'>;
 
+/** A layer's pixels kept as the reference image of the next Apply. */
+export type ReferenceImage = Omit<MainToUiOf<'reference-captured'>, 'type' | 'requestId'>;
+
 export interface PlaceResultsRequest {
   target: PlacementTarget;
   instruction: string;
@@ -36,10 +39,11 @@ export interface PlaceResultsRequest {
 export interface MainBridge {
   send(message: UiToMain): void;
   prepareEdit(continueFrom: { editId: string } | null): Promise<EditInputs>;
+  captureReference(): Promise<ReferenceImage>;
   placeResults(request: PlaceResultsRequest): Promise<string[]>;
 }
 
-type Reply = MainToUiOf<'edit-inputs'> | MainToUiOf<'placed'> | MainToUiOf<'request-failed'>;
+type Reply = MainToUiOf<'edit-inputs'> | MainToUiOf<'reference-captured'> | MainToUiOf<'placed'> | MainToUiOf<'request-failed'>;
 
 export class Bridge implements MainBridge {
   private nextId = 0;
@@ -64,7 +68,7 @@ export class Bridge implements MainBridge {
       return;
     }
     const message = parsed.message;
-    if (message.type === 'edit-inputs' || message.type === 'placed' || message.type === 'request-failed') {
+    if (message.type === 'edit-inputs' || message.type === 'reference-captured' || message.type === 'placed' || message.type === 'request-failed') {
       const resolve = this.pending.get(message.requestId);
       if (!resolve) return this.onInvalid(`ignored a reply to an unknown request ${message.requestId}`);
       this.pending.delete(message.requestId);
@@ -92,6 +96,14 @@ export class Bridge implements MainBridge {
     if (reply.type !== 'edit-inputs') throw new MainRequestError(`the main thread answered ${reply.type} to prepare-edit`);
     const { type: _type, requestId: _id, ...inputs } = reply;
     return inputs;
+  }
+
+  async captureReference(): Promise<ReferenceImage> {
+    const reply = await this.request((requestId) => ({ type: 'capture-reference', requestId }));
+    if (reply.type === 'request-failed') throw new MainRequestError(reply.message);
+    if (reply.type !== 'reference-captured') throw new MainRequestError(`the main thread answered ${reply.type} to capture-reference`);
+    const { type: _type, requestId: _id, ...reference } = reply;
+    return reference;
   }
 
   /** One place-result message per variation; if a PNG cannot be had, the layers placed so far are removed. */

@@ -19,7 +19,7 @@ import {
   type UiToMainOf,
 } from './messages';
 import { abandonPlacement, beginPlacement, finishPlacement, placeOne, type Placement } from './place';
-import { planSelection, summarize, type SelectedNode, type SelectionPlan } from './selection';
+import { planSelection, sourceProblem, summarize, type SelectedNode, type SelectionPlan } from './selection';
 
 export const UI_SIZE = { width: 340, height: 640, title: 'layerloop' } as const;
 
@@ -29,6 +29,11 @@ export function userMessage(err: unknown, context: string): string {
   const detail = err instanceof Error ? err.message : String(err);
   return `${context}: ${detail}`;
 }
+
+export const REFERENCE_MESSAGES = {
+  none: 'Select the layer to use as the reference image, then press "Use selection as reference".',
+  several: (n: number) => `${n} layers are selected: select only the layer to use as the reference image.`,
+} as const;
 
 export class MainController {
   private started = false;
@@ -74,6 +79,8 @@ export class MainController {
         return this.onPrepareEdit(message);
       case 'place-result':
         return this.onPlaceResult(message);
+      case 'capture-reference':
+        return this.onCaptureReference(message);
       case 'place-abandon': {
         const placement = this.placements.get(message.placementId);
         this.placements.delete(message.placementId);
@@ -197,6 +204,22 @@ export class MainController {
       this.post({ type: 'edit-inputs', requestId, sourceNodeId: plan.source.id, sourceName: plan.source.name, parent, image, mask });
     } catch (err) {
       this.post({ type: 'request-failed', requestId, message: userMessage(err, 'Could not prepare the edit') });
+    }
+  }
+
+  /** The one selected layer's pixels, as the reference image of the next Apply. */
+  private async onCaptureReference(message: UiToMainOf<'capture-reference'>): Promise<void> {
+    const { requestId } = message;
+    try {
+      const nodes = this.host.selection();
+      if (nodes.length !== 1) throw new PluginError(nodes.length === 0 ? REFERENCE_MESSAGES.none : REFERENCE_MESSAGES.several(nodes.length));
+      const node = nodes[0];
+      const problem = sourceProblem(node);
+      if (problem) throw new PluginError(problem);
+      const image = await this.exportSource(node);
+      this.post({ type: 'reference-captured', requestId, nodeId: node.id, name: node.name, image });
+    } catch (err) {
+      this.post({ type: 'request-failed', requestId, message: userMessage(err, 'Could not use the selection as the reference') });
     }
   }
 

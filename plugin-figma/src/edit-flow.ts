@@ -88,7 +88,7 @@ function optionsOf(form: EditForm): EditRequestInput['options'] {
  * The edits.create input; throws with the protocol's own message if something is out of range. Words in the
  * form (maskText) name the region instead of the mask shape: the server derives the mask from them.
  */
-export function buildEditRequest(form: EditForm, documentId: string, parent: EditParent, maskSha256: string | null): EditRequestInput {
+export function buildEditRequest(form: EditForm, documentId: string, parent: EditParent, maskSha256: string | null, references: string[] = []): EditRequestInput {
   const instruction = form.instruction.trim();
   const maskText = form.maskText.trim();
   const request: EditRequestInput = {
@@ -96,6 +96,7 @@ export function buildEditRequest(form: EditForm, documentId: string, parent: Edi
     parent,
     regions: [maskText === '' ? { instruction, maskSha256 } : { instruction, maskText }],
     options: optionsOf(form),
+    ...(references.length ? { references } : {}),
   };
   const checked = editRequestSchema.safeParse(request);
   if (!checked.success) throw new ClientError('bad-request', formatIssues(checked.error));
@@ -179,7 +180,8 @@ export class EditRun {
     return { png: await this.deps.api.getBlob(preview.maskSha256, this.abort.signal), coverage: preview.coverage };
   }
 
-  async run(form: EditForm, documentId: string, pinned: PinnedEdit | null): Promise<void> {
+  /** `reference`: the reference image's PNG (the server's model reads them), uploaded with the edit */
+  async run(form: EditForm, documentId: string, pinned: PinnedEdit | null, reference: PngImage | null = null): Promise<void> {
     const { api, main, dispatch } = this.deps;
     const signal = this.abort.signal;
     dispatch({ type: 'start' });
@@ -196,7 +198,8 @@ export class EditRun {
         maskSha256 = await this.upload(await this.maskAt(inputs.mask, size));
       }
 
-      const request = buildEditRequest(form, documentId, parent, maskSha256);
+      const references = reference ? [await this.upload(reference.png)] : [];
+      const request = buildEditRequest(form, documentId, parent, maskSha256, references);
       // not aborted once sent: a job the server accepted is cancelled by id, never orphaned
       const { created, warning } = await submitEdit(api, request);
       if (warning) dispatch({ type: 'warning', message: warning });

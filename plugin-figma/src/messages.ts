@@ -115,6 +115,8 @@ export const uiToMainSchema = z.discriminatedUnion('type', [
   }),
   /** a placement cannot go on (a download failed): remove the layers it made */
   z.object({ type: z.literal('place-abandon'), placementId: z.string().min(1).max(64) }),
+  /** export the one selected layer as the reference image of the next Apply (models that read references) */
+  z.object({ type: z.literal('capture-reference'), requestId }),
   /** a toast in Figma (100 characters are shown) */
   z.object({ type: z.literal('notify'), message: z.string().max(500), error: z.boolean() }),
 ]);
@@ -144,6 +146,8 @@ export const mainToUiSchema = z.discriminatedUnion('type', [
     /** white = edit, gray = partly, black = keep; same bounds as the source; null = global edit */
     mask: pngImage.nullable(),
   }),
+  /** the reference image: the selected layer's PNG export (1x, its absolute bounds) */
+  z.object({ type: z.literal('reference-captured'), requestId, nodeId, name: z.string(), image: pngImage }),
   z.object({ type: z.literal('placed'), requestId, nodeIds: z.array(z.string()).min(1) }),
   z.object({ type: z.literal('request-failed'), requestId, message: z.string() }),
   /** something went wrong outside a request (a malformed message, storage failure) */

@@ -4,12 +4,22 @@
  * the history, "continue from"), in one pure reducer (no DOM), so ui.ts only renders.
  */
 import { newSession, phaseText as sessionPhaseText, reduceSession, type EditPhase, type EditSession, type HistoryEntry, type SessionAction } from '../../shared/client';
+import type { ReferenceImage } from './bridge';
 import type { SelectionSummary, Settings } from './messages';
 
 export type Connection =
   | { status: 'unknown' }
   | { status: 'connecting' }
-  | { status: 'connected'; model: string; documentId: string; /** "ben (studio-a)"; absent on a server without accounts */ user?: string }
+  | {
+      status: 'connected';
+      /** "tiny-klein-distilled (FLUX.2 [klein]) on cpu" */
+      model: string;
+      documentId: string;
+      /** the model reads reference images: the panel offers "Use selection as reference" */
+      readsReferences: boolean;
+      /** "ben (studio-a)"; absent on a server without accounts */
+      user?: string;
+    }
   | { status: 'error'; message: string };
 
 export interface UiState {
@@ -18,6 +28,8 @@ export interface UiState {
   documentKey: string | null;
   connection: Connection;
   selection: SelectionSummary | null;
+  /** the layer chosen as the reference image of the next Apply (kept until an Apply used it or Remove) */
+  reference: ReferenceImage | null;
   /** Figma places every variation at once (the first visible): no picking */
   session: EditSession;
 }
@@ -27,6 +39,7 @@ export const INITIAL_STATE: UiState = {
   documentKey: null,
   connection: { status: 'unknown' },
   selection: null,
+  reference: null,
   session: newSession('place-all'),
 };
 
@@ -35,7 +48,13 @@ export type UiAction =
   | { type: 'settings'; settings: Settings }
   | { type: 'selection'; selection: SelectionSummary }
   | { type: 'connection'; connection: Connection }
+  | { type: 'reference'; reference: ReferenceImage | null }
   | { type: 'session'; action: SessionAction };
+
+/** The reference image the next Apply sends: none unless the connected server's model reads references. */
+export function referenceToSend(state: Pick<UiState, 'connection' | 'reference'>): ReferenceImage | null {
+  return state.connection.status === 'connected' && state.connection.readsReferences ? state.reference : null;
+}
 
 /** Edits of the history, newest first (source nodes are the uploaded originals, not worth listing). */
 export function editEntries(entries: readonly HistoryEntry[]): HistoryEntry[] {
@@ -62,6 +81,8 @@ export function reduce(state: UiState, action: UiAction): UiState {
       return { ...state, selection: action.selection };
     case 'connection':
       return { ...state, connection: action.connection };
+    case 'reference':
+      return { ...state, reference: action.reference };
     case 'session':
       return { ...state, session: reduceSession(state.session, action.action) };
   }

@@ -3,12 +3,12 @@
  * Renders UiState (ui-state.ts), turns clicks into actions, talks to the server through LayerloopApi and
  * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
  */
-import { createClient, isActive, progressFraction, signedInLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
+import { createClient, isActive, progressFraction, signedInLabel, authorLabel, modelLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
 import { LOCALITIES, controlAttributes } from '../../shared/protocol';
 import { Bridge } from './bridge';
 import { DEFAULT_FORM, EditRun, FORM_CONTROLS, failureMessage, formProblem, type EditForm } from './edit-flow';
 import { settingsSchema, type MainToUi, type Settings, type UiToMain } from './messages';
-import { editEntries, INITIAL_STATE, phaseText, reduce, type UiAction, type UiState } from './ui-state';
+import { editEntries, INITIAL_STATE, phaseText, reduce, referenceToSend, type UiAction, type UiState } from './ui-state';
 
 /** What to check when the server gets no answer, from Figma's frame (research/host_audit.md F2). */
 const FIGMA_NETWORK_HINT =
@@ -105,8 +105,8 @@ async function connectNow(settings: Settings, documentKey: string): Promise<void
     // the file's history in the signed-in user's workspace (another workspace's history of the same file stays its own)
     const opened = await client.openDocument('figma', documentKey);
     if (api !== client) return; // settings changed meanwhile
-    const model = `${health.model.name} on ${health.model.provider}`;
-    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, ...(user ? { user } : {}) } });
+    const model = modelLabel(health.model);
+    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, readsReferences: health.model.readsReferences === true, ...(user ? { user } : {}) } });
     bridge.send({ type: 'document-opened', documentId: opened });
     void loadHistory();
   } catch (err) {
@@ -167,13 +167,16 @@ async function apply(): Promise<void> {
     return showMessage(state.connection.status === 'error' ? state.connection.message : 'Not connected to a server: open Settings.');
   }
   const pinned = state.session.continueFrom;
+  const reference = referenceToSend(state);
   const current = new EditRun({ api, main: bridge, dispatch: session, resizePng });
   run = current;
-  await current.run(form, id, pinned);
+  await current.run(form, id, pinned, reference?.image ?? null);
   if (run === current) run = null;
   const edit = state.session.edit;
   if (edit.name === 'done') {
     if (pinned) session({ type: 'continue-from', entry: null });
+    // the reference went with this edit; the next one takes its own
+    if (reference && state.reference === reference) dispatch({ type: 'reference', reference: null });
     notify(edit.layers === 1 ? 'layerloop: result placed above the layer' : `layerloop: ${edit.layers} variations placed`);
     void loadHistory();
   }
@@ -201,6 +204,18 @@ async function previewMaskWords(): Promise<void> {
     showMessage(failureMessage(err));
   } finally {
     button.disabled = false;
+  }
+}
+
+/** "Use selection as reference": the selected layer's pixels become the reference image of the next Apply. */
+async function useSelectionAsReference(): Promise<void> {
+  showMessage('');
+  try {
+    const reference = await bridge.captureReference();
+    dispatch({ type: 'reference', reference });
+    showMessage(`"${reference.name}" is the reference image of the next Apply: now select the layer to edit.`, 'info');
+  } catch (err) {
+    showMessage(failureMessage(err));
   }
 }
 
@@ -306,6 +321,13 @@ function renderHistory(): void {
       text.className = 'history-text';
       const when = new Date(entry.createdAt);
       text.textContent = `${entry.instruction ?? '(source)'}`;
+      const author = authorLabel(entry);
+      if (author) {
+        const by = document.createElement('span');
+        by.className = 'history-author';
+        by.textContent = author;
+        text.append(document.createElement('br'), by);
+      }
       text.title = `${when.toLocaleString()} · seed ${entry.seed ?? '?'}${entry.variation ? ` · variation ${entry.variation + 1}` : ''}`;
       const place = document.createElement('button');
       place.textContent = 'Place';
@@ -343,6 +365,13 @@ function render(): void {
 
   const pin = state.session.continueFrom;
   $('continue-chip').hidden = pin === null;
+  const offered = state.connection.status === 'connected' && state.connection.readsReferences;
+  $('reference-row').hidden = !offered;
+  const ref = state.reference;
+  $('reference-text').textContent = ref ? `Reference: "${ref.name}" (${ref.image.width}×${ref.image.height})` : 'No reference image (optional)';
+  $('reference-remove').hidden = ref === null;
+  $<HTMLButtonElement>('reference-use').disabled = isActive(state.session.edit);
+
   $('continue-text').textContent = pin ? `Continues from the history edit "${pin.instruction}"; the result goes over the selected layer.` : '';
 
   // words in "Where" are a mask too (the server derives it)
@@ -414,6 +443,8 @@ function wire(): void {
   $('settings-save').addEventListener('click', saveSettings);
   $('retry').addEventListener('click', () => void connect());
   $('history-refresh').addEventListener('click', () => void loadHistory());
+  $('reference-use').addEventListener('click', () => void useSelectionAsReference());
+  $('reference-remove').addEventListener('click', () => dispatch({ type: 'reference', reference: null }));
   $('continue-clear').addEventListener('click', () => session({ type: 'continue-from', entry: null }));
   $('dismiss').addEventListener('click', () => session({ type: 'dismiss' }));
 

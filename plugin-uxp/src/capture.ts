@@ -79,8 +79,11 @@ export function requireEditableLayer(host: PhotoshopHost): { document: HostDocum
   return { document, layer };
 }
 
-/** Reads the active layer and selection. Throws UserError for anything the user can fix. */
-export async function captureActiveLayer(host: PhotoshopHost): Promise<LayerCapture> {
+/**
+ * Reads the active layer and selection (a reference image reads the layer only: `selection: false`). Throws
+ * UserError for anything the user can fix.
+ */
+export async function captureActiveLayer(host: PhotoshopHost, read: { selection: boolean } = { selection: true }): Promise<LayerCapture> {
   const { document, layer } = requireEditableLayer(host);
   const canvas: Bounds = { left: 0, top: 0, right: document.width, bottom: document.height };
   const region = intersectBounds(layer.bounds, canvas);
@@ -111,7 +114,7 @@ export async function captureActiveLayer(host: PhotoshopHost): Promise<LayerCapt
     } finally {
       pixels.imageData.dispose();
     }
-    const mask = await captureMask(host, document.id, bounds);
+    const mask = read.selection ? await captureMask(host, document.id, bounds) : null;
     const layerMask = masks.user ? await captureLayerMask(host, document.id, layer.id, bounds) : null;
     return { document, layer, bounds, width: boundsWidth(bounds), height: boundsHeight(bounds), rgba, colorProfile, mask, layerMask, look: layer.look };
   });

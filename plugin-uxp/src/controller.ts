@@ -28,6 +28,8 @@ import {
   phaseText,
   reduceSession,
   signedInLabel,
+  authorLabel,
+  modelLabel,
   submitEdit,
   type EditPhase,
   type EditSession,
@@ -103,6 +105,8 @@ export interface HistoryItem {
   seed: number | null;
   variation: number | null;
   createdAt: string;
+  /** "by ben" ('' when the server names no author) */
+  author: string;
   /** 0 for roots, parent's depth + 1 otherwise */
   depth: number;
   /** the active layer shows this edit */
@@ -130,6 +134,20 @@ export interface PanelState {
   history: HistoryItem[];
   historyTitle: string | null;
   historyStatus: string | null;
+  /** "tiny-klein-distilled (FLUX.2 [klein]) on cpu": the model the server runs, once a connection was made */
+  model: string | null;
+  /** the server's model reads reference images: the panel offers "Use layer as reference" */
+  referencesOffered: boolean;
+  /** the layer whose pixels the next Apply sends as a reference image (cleared once an edit used it) */
+  reference: { layerName: string; width: number; height: number } | null;
+}
+
+/** A layer's pixels taken as the reference image of the next Apply. */
+interface ReferenceCapture {
+  layerName: string;
+  width: number;
+  height: number;
+  rgba: Uint8Array;
 }
 
 export const IDLE_STATUS = 'Select a pixel layer, optionally make a selection, type an instruction and press Apply.';
@@ -192,6 +210,9 @@ export class PanelController {
   private historyNodes: HistoryEntry[] = [];
   private historyDocumentId: number | null = null;
   private maskPreview: PanelState['maskPreview'] = null;
+  private model: string | null = null;
+  private referencesOffered = false;
+  private reference: ReferenceCapture | null = null;
 
   constructor(private readonly deps: ControllerDeps) {
     this.state = this.view();
@@ -218,18 +239,51 @@ export class PanelController {
     this.historyItems = [];
     this.historyTitle = null;
     this.historyStatus = null;
+    this.model = null;
+    this.referencesOffered = false;
     this.dispatch({ type: 'history-cleared' });
+  }
+
+  /** Which model the server runs, and whether it reads reference images (the panel's server line). */
+  async loadServerInfo(): Promise<void> {
+    const health = await this.client().health();
+    this.model = modelLabel(health.model);
+    this.referencesOffered = health.model.readsReferences === true;
+    this.publish();
   }
 
   async testConnection(): Promise<void> {
     try {
       const client = this.client();
-      await client.health();
+      await this.loadServerInfo();
       const user = signedInLabel(await client.me());
       this.dispatch({ type: 'error', message: null }, user ? `Connected to the layerloop server, signed in as ${user}.` : 'Connected to the layerloop server.');
     } catch (err) {
       this.dispatch({ type: 'error', message: errorMessage(err) });
     }
+  }
+
+  // ------------------------------------------------------------------------------------ reference image
+
+  /**
+   * "Use layer as reference": the active layer's pixels (the selection plays no part) become the reference image
+   * of the next Apply; the user then selects the layer to edit. Read now, uploaded with the edit.
+   */
+  async useLayerAsReference(): Promise<void> {
+    if (this.state.busy) return;
+    try {
+      const capture = await captureActiveLayer(this.deps.host, { selection: false });
+      this.reference = { layerName: capture.layer.name, width: capture.width, height: capture.height, rgba: capture.rgba };
+      this.dispatch({ type: 'error', message: null }, `"${capture.layer.name}" is the reference image of the next Apply: now select the layer to edit.`);
+    } catch (err) {
+      this.dispatch({ type: 'error', message: errorMessage(err) });
+    }
+  }
+
+  removeReference(): void {
+    if (this.reference === null) return;
+    this.reference = null;
+    this.publish();
   }
 
   // ------------------------------------------------------------------------------------ masks from words
@@ -298,7 +352,10 @@ export class PanelController {
       if (stopped()) return;
       const parent: EditParent = parentEditId ? { kind: 'edit', editId: parentEditId, pixelsSha256 } : { kind: 'source', imageSha256: pixelsSha256 };
       const region = maskText === '' ? { instruction, maskSha256 } : { instruction, maskText };
-      const request: EditRequestInput = { documentId, parent, regions: [region], options };
+      const reference = this.referencesOffered ? this.reference : null;
+      const references = reference ? [(await client.putImage(reference.rgba, { rgba: { width: reference.width, height: reference.height } })).sha256] : [];
+      if (stopped()) return;
+      const request: EditRequestInput = { documentId, parent, regions: [region], options, ...(references.length ? { references } : {}) };
       // not abandoned once sent: a job the server accepted is cancelled by id, never orphaned
       const { created, warning } = await submitEdit(client, request);
       if (stopped()) {
@@ -306,6 +363,8 @@ export class PanelController {
         return;
       }
       if (warning) this.dispatch({ type: 'warning', message: warning });
+      // the reference went with this edit; the next one takes its own
+      if (reference && this.reference === reference) this.reference = null;
       this.dispatch({ type: 'job-created', jobId: created.jobId, seed: created.seed, position: created.position });
       for await (const event of client.follow(created.jobId)) {
         this.dispatch({ type: 'job-event', event });
@@ -591,6 +650,9 @@ export class PanelController {
       history: this.historyItems,
       historyTitle: this.historyTitle,
       historyStatus: this.historyStatus,
+      model: this.model,
+      referencesOffered: this.referencesOffered,
+      reference: this.reference && { layerName: this.reference.layerName, width: this.reference.width, height: this.reference.height },
     };
   }
 
@@ -633,6 +695,7 @@ export function historyItems(nodes: readonly HistoryEntry[], currentEditId: stri
       seed: n.seed,
       variation: n.variation,
       createdAt: n.createdAt,
+      author: authorLabel(n),
       depth: d,
       current: n.id === currentEditId,
     });

@@ -67,6 +67,11 @@ export const PANEL_IDS = [
   'mask-preview',
   'mask-preview-image',
   'mask-preview-caption',
+  'reference-row',
+  'reference-use',
+  'reference-name',
+  'reference-remove',
+  'server-line',
 ] as const;
 export type PanelId = (typeof PANEL_IDS)[number];
 
@@ -164,6 +169,8 @@ export function mountPanel(o: MountOptions): void {
   el['place-all'].addEventListener('click', () => void controller.placeVariations('all'));
   el['dismiss-variations'].addEventListener('click', () => controller.dismissVariations());
   el['history-refresh'].addEventListener('click', () => void controller.refreshHistory());
+  el['reference-use'].addEventListener('click', () => void controller.useLayerAsReference());
+  el['reference-remove'].addEventListener('click', () => controller.removeReference());
 
   // ---------------------------------------------------------------------------------- settings
 
@@ -189,6 +196,8 @@ export function mountPanel(o: MountOptions): void {
       token = s.token;
       o.onSettings(s);
       void controller.refreshHistory();
+      // the model line and the reference controls; an unreachable server says so at Apply
+      controller.loadServerInfo().catch(() => undefined);
     },
     (err: unknown) => {
       el.error.textContent = `Could not load the settings: ${errorMessage(err)}`;
@@ -244,6 +253,11 @@ export function mountPanel(o: MountOptions): void {
     show(el['mask-preview-image'], s.maskPreview !== null);
     el['mask-preview-caption'].textContent = s.maskPreview?.caption ?? '';
     show(el['mask-preview-caption'], s.maskPreview !== null);
+    show(el['reference-row'], s.referencesOffered);
+    el['reference-use'].disabled = s.busy;
+    el['reference-name'].textContent = s.reference ? `Reference: ${s.reference.layerName} (${s.reference.width}×${s.reference.height})` : 'No reference image';
+    show(el['reference-remove'], s.reference !== null);
+    el['server-line'].textContent = s.model ? `Model: ${s.model}` : '';
 
     show(el.picker, s.variations.length > 0);
     el['place-all'].disabled = s.busy;
@@ -286,7 +300,7 @@ export function mountPanel(o: MountOptions): void {
       row.style.paddingLeft = `${Math.min(h.depth, 8) * 10}px`;
       const label = o.document.createElement('span');
       label.className = 'history-label';
-      const meta = [h.variation !== null && h.kind === 'edit' ? `#${h.variation + 1}` : '', h.seed !== null ? `seed ${h.seed}` : ''].filter(Boolean).join(', ');
+      const meta = [h.variation !== null && h.kind === 'edit' ? `#${h.variation + 1}` : '', h.seed !== null ? `seed ${h.seed}` : '', h.author].filter(Boolean).join(', ');
       label.textContent = `${h.current ? '● ' : ''}${h.label}${meta ? ` (${meta})` : ''}`;
       const button = o.document.createElement('button');
       button.textContent = 'Continue from here';

@@ -8,7 +8,7 @@
  */
 import { DEFAULT_EDIT_OPTIONS, controlAttributes, type EditOptionsInput, type EditParent, type JobEvent, type JobResult } from '../../shared/protocol';
 import { createApi, errorMessage, type Api, type Health, type HistoryNode } from './api';
-import { signedInLabel, type SignedIn } from '../../shared/client';
+import { authorLabel, modelLabel, signedInLabel, type SignedIn } from '../../shared/client';
 import { FORM_CONTROLS } from './form';
 import { beginStroke, clearMask, createMask, fullRect, invertMask, isMaskEmpty, strokeTo, writeGrayscale, writeOverlay, type Mask, type Rect, type Stroke } from './mask';
 
@@ -256,7 +256,7 @@ class Playground {
     if (!health.model.readsReferences) this.setReference(null);
     const user = signedInLabel(me);
     const who = user ? ` · signed in as ${user}` : '';
-    this.setStatus(state, `${label}${who} · ${health.model.name}${health.model.family ? ` (${health.model.family})` : ''} on ${health.model.provider} · ${busy}`);
+    this.setStatus(state, `${label}${who} · ${modelLabel(health.model)} · ${busy}`);
   }
 
   private bindSettings(): void {
@@ -334,7 +334,9 @@ class Playground {
     const thumb = el('img', { alt: '', loading: 'lazy' });
     this.setImage(thumb, node.resultImageSha256);
     const label = node.kind === 'edit' ? (node.instruction ?? '') : node.parentId ? 'Painted pixels' : 'Source image';
-    const meta = node.kind === 'edit' ? `seed ${node.seed ?? '?'}${node.variation ? ` · variation ${node.variation + 1}` : ''} · ${new Date(node.createdAt).toLocaleTimeString()}` : new Date(node.createdAt).toLocaleString();
+    const when = node.kind === 'edit' ? `seed ${node.seed ?? '?'}${node.variation ? ` · variation ${node.variation + 1}` : ''} · ${new Date(node.createdAt).toLocaleTimeString()}` : new Date(node.createdAt).toLocaleString();
+    const author = authorLabel(node);
+    const meta = author ? `${when} · ${author}` : when;
     const button = el(
       'button',
       { type: 'button', title: `Continue from this ${node.kind === 'edit' ? 'edit' : 'image'}` },

@@ -113,6 +113,18 @@ export interface HistoryEntry {
   variation: number | null;
   /** ISO time */
   createdAt: string;
+  /** who added the node: the user's name; null for the server's default user, or from a server before accounts */
+  authorName: string | null;
+}
+
+/** "by ben": an entry's author as the history lists show it ('' when the server names none). */
+export function authorLabel(entry: Pick<HistoryEntry, 'authorName'>): string {
+  return entry.authorName ? `by ${entry.authorName}` : '';
+}
+
+/** "tiny-klein-distilled (FLUX.2 [klein]) on cpu": the model a server runs, with its family when the server says it. */
+export function modelLabel(model: ServerHealth['model']): string {
+  return `${model.name}${model.family ? ` (${model.family})` : ''} on ${model.provider}`;
 }
 
 export interface BlobInfo {
@@ -383,6 +395,7 @@ export function createClient(options: ClientOptions): LayerloopClient {
         seed: typeof n.seed === 'number' ? n.seed : null,
         variation: typeof n.variation === 'number' ? n.variation : null,
         createdAt: String(n.createdAt),
+        authorName: typeof n.authorName === 'string' ? n.authorName : null,
       }));
     },
 

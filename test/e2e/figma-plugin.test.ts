@@ -21,7 +21,8 @@ import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { decodeImage, type RgbaImage } from '../../server/imaging/image';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
-import { makeClient, ROOT, startServer, type Client, type ServerProcess } from '../support/server';
+import { usersCli } from '../support/isolation';
+import { makeClient, ROOT, startServer, tempDataDir, type Client, type ServerProcess } from '../support/server';
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
 const CODE_JS = path.join(ROOT, 'plugin-figma', 'dist', 'code.js');
@@ -62,11 +63,11 @@ const GLUE = `(async () => {
 })();`;
 
 /** The harness: the page, the fake figma global, the built plugin. */
-function startHarness(serverUrl: string): Promise<{ url: string; close: () => Promise<void> }> {
+function startHarness(serverUrl: string, token = ''): Promise<{ url: string; close: () => Promise<void> }> {
   const globals = [
     `window.__SOURCE_PNG_B64 = ${JSON.stringify(fs.readFileSync(FIXTURE).toString('base64'))};`,
     // what the user saved in the panel's settings on this machine: the test server
-    `window.__CLIENT_STORAGE = ${JSON.stringify({ settings: { serverUrl, token: '' } })};`,
+    `window.__CLIENT_STORAGE = ${JSON.stringify({ settings: { serverUrl, token } })};`,
     // Figma defines __html__ as the manifest's ui file
     `window.__html__ = ${JSON.stringify(fs.readFileSync(UI_HTML, 'utf8'))};`,
   ].join('\n');
@@ -285,4 +286,60 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     expect(edit.regions[0]).toMatchObject({ instruction: 'make the circle green', maskText: 'the circle' });
     expect(edit.regions[0].maskSha256).toMatch(/^[0-9a-f]{64}$/);
   });
+  it('on a FLUX.2 klein server: the family in the connection line, a selected layer as the reference, the author in History', async () => {
+    const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
+    const dataDir = tempDataDir();
+    const token = (await usersCli(['add', 'ines', '--workspace', 'studio-i', '--data-dir', dataDir])).last;
+    const klein = await startServer({ dataDir, args: ['--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
+    const kleinHarness = await startHarness(klein.url, token);
+    const tab = await browser.context.newPage();
+    tab.on('pageerror', (err) => pageErrors.push(err.message));
+    const sent: string[] = [];
+    tab.on('request', (req) => {
+      if (req.url().includes('/trpc/edits.create')) sent.push(req.postData() ?? '');
+    });
+    try {
+      await tab.goto(kleinHarness.url);
+      await tab.locator('#plugin-ui').waitFor();
+      const ui = (await (await tab.locator('#plugin-ui').elementHandle())!.contentFrame())!;
+      await ui.getByText(/^Connected: tiny-klein-distilled \(FLUX\.2 \[klein\]\) on cpu · signed in as ines \(studio-i\)$/).waitFor();
+      await ui.locator('#reference-row').waitFor();
+      // a second image layer on the page, selected alone and taken as the reference
+      const refB64 = fs.readFileSync(path.join(KLEIN, 'reference.png')).toString('base64');
+      const styleId = await read<string>(
+        tab,
+        `(() => { const bytes = Uint8Array.from(atob(${JSON.stringify(refB64)}), (c) => c.charCodeAt(0)); const hash = figma.createImage(bytes).hash; return window.__figma.add('RECTANGLE', 'Style', { x: 300, y: 50, width: 80, height: 64 }, { fills: [{ type: 'IMAGE', imageHash: hash, scaleMode: 'FILL', visible: true, opacity: 1 }] }).id; })()`,
+      );
+      await read(tab, `window.__figma.select([${JSON.stringify(styleId)}])`);
+      await ui.locator('#reference-use').click();
+      await ui.getByText('Reference: "Style" (80×64)').waitFor();
+      // the source alone: a global edit with the reference
+      await read(tab, "window.__figma.select(['1:2'])");
+      await ui.getByText('Edits all of "Shapes"', { exact: false }).waitFor();
+      await ui.locator('#instruction').fill('make it look like this');
+      await ui.locator('#advanced summary').click();
+      await ui.locator('#steps').fill('4');
+      await ui.locator('#apply').click();
+      await waitUntil(ui, "document.getElementById('progress-text').textContent.startsWith('Done: a new layer above the source.')");
+      expect(sent).toHaveLength(1);
+      const request = JSON.parse(sent[0]) as { references?: string[] };
+      expect(request.references).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
+      // the server holds the layer's pixels: reference.png's (the fake exports an image layer 1:1)
+      const stored = await fetch(`${klein.url}/v1/blobs/${request.references![0]}?format=rgba`, { headers: { Authorization: `Bearer ${token}` } });
+      const expected = await decodeImage(new Uint8Array(fs.readFileSync(path.join(KLEIN, 'reference.png'))));
+      expect([stored.headers.get('x-image-width'), stored.headers.get('x-image-height')]).toEqual(['80', '64']);
+      expect(Buffer.from(await stored.arrayBuffer()).equals(Buffer.from(expected.data))).toBe(true);
+      // used once: cleared after the Apply
+      await ui.getByText('No reference image (optional)').waitFor();
+      expect(await ui.locator('#reference-remove').isHidden()).toBe(true);
+      // History names who made the edit
+      await ui.locator('#history-list li .history-author').first().waitFor();
+      expect(await ui.locator('#history-list li .history-author').first().textContent()).toBe('by ines');
+    } finally {
+      await tab.close();
+      await kleinHarness.close();
+      expect((await klein.stop()).code).toBe(0);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

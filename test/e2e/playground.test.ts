@@ -15,7 +15,8 @@ import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { MAX_INSTRUCTION_LENGTH, MAX_SEED, MAX_STEPS, MAX_VARIATIONS } from '../../shared/protocol';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
-import { ROOT, makeClient, startServer, type Client, type ServerProcess } from '../support/server';
+import { usersCli } from '../support/isolation';
+import { ROOT, makeClient, startServer, tempDataDir, type Client, type ServerProcess } from '../support/server';
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
 /** centres of shapes-128.png's circle and square, in image pixels */
@@ -273,9 +274,11 @@ describeInBrowser('playground page in Chromium', () => {
     }
   });
 
-  it('offers a reference image on a FLUX.2 klein server and sends it with the edit', async () => {
+  it('offers a reference image on a FLUX.2 klein server and sends it with the edit; history names the author', async () => {
     const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
-    const klein = await startServer({ args: ['--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
+    const dataDir = tempDataDir();
+    const personal = (await usersCli(['add', 'ines', '--workspace', 'studio-i', '--data-dir', dataDir])).last;
+    const klein = await startServer({ dataDir, token: 'klein-shared-token-0123456789', args: ['--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
     const tab = await browser.context.newPage();
     tab.on('pageerror', (err) => pageErrors.push(err.message));
     const sent: string[] = [];
@@ -284,7 +287,10 @@ describeInBrowser('playground page in Chromium', () => {
     });
     try {
       await tab.goto(klein.url);
-      await tab.getByText(/Connected · tiny-klein-distilled \(FLUX\.2 \[klein\]\) on cpu/).waitFor();
+      await tab.getByText(/needs an access token: enter it under Settings/).waitFor();
+      await tab.getByLabel('Access token').fill(personal); // a personal token: the history names its user
+      await tab.getByRole('button', { name: 'Save' }).click();
+      await tab.getByText(/Connected · signed in as ines \(studio-i\) · tiny-klein-distilled \(FLUX\.2 \[klein\]\) on cpu/).waitFor();
       await tab.locator('#reference-row').waitFor();
       await tab.locator('#file').setInputFiles(path.join(KLEIN, 'source.png'));
       await tab.locator('#canvas-wrap').waitFor();
@@ -296,6 +302,7 @@ describeInBrowser('playground page in Chromium', () => {
       await tab.getByRole('button', { name: 'Apply' }).click();
       await tab.getByText(/^Done in /).waitFor();
       await tab.locator('#history button[data-kind="edit"]').waitFor();
+      expect(await tab.locator('#history button[data-kind="edit"] .meta').textContent()).toMatch(/ · by ines$/);
       expect(sent).toHaveLength(1);
       expect(JSON.parse(sent[0]).references).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
       await tab.getByRole('button', { name: 'Remove' }).click();
@@ -303,7 +310,7 @@ describeInBrowser('playground page in Chromium', () => {
     } finally {
       await tab.close();
       expect((await klein.stop()).code).toBe(0);
-      fs.rmSync(klein.dataDir, { recursive: true, force: true });
+      fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
 

@@ -21,7 +21,8 @@ import type { AddressInfo } from 'node:net';
 import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
-import { ROOT, makeClient, startServer, type ServerProcess } from '../support/server';
+import { usersCli } from '../support/isolation';
+import { ROOT, makeClient, startServer, tempDataDir, type ServerProcess } from '../support/server';
 
 const FAKE = path.join(ROOT, 'test', 'e2e', 'uxp-harness', 'fake-photoshop.js');
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
@@ -269,4 +270,63 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
     expect(await read<string>(page, "document.getElementById('mask-preview-image').style.display")).toBe('none');
     expect(pageErrors).toEqual([expect.stringMatching(/^400 from POST .*\/trpc\/masks\.preview$/)]); // the browser logs the refusal itself
   }, 60_000);
+  it('on a FLUX.2 klein server: the family in the panel, a chosen layer as the reference, the author in History', async () => {
+    const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-uxp-klein-'));
+    const kleinFiles = await serveDir(path.join(out, 'package', 'photoshop'));
+    const dataDir = tempDataDir();
+    const token = (await usersCli(['add', 'ines', '--workspace', 'studio-i', '--data-dir', dataDir])).last;
+    const klein = await startServer({ dataDir, args: ['--allow-origin', kleinFiles.url, '--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
+    const tab = await browser.context.newPage();
+    tab.on('pageerror', (err) => pageErrors.push(err.message));
+    const sent: string[] = [];
+    tab.on('request', (req) => {
+      if (req.url().includes('/trpc/edits.create')) sent.push(req.postData() ?? '');
+    });
+    try {
+      execFileSync(process.execPath, ['tools/plugins/package.mjs', '--server', klein.url, '--out', out], { cwd: ROOT, stdio: 'pipe' });
+      await tab.goto(`${kleinFiles.url}/index.html`);
+      await waitUntil(tab, "document.getElementById('history-title').textContent === 'History of shapes.psd'");
+      await tab.locator('#settings-toggle').click();
+      await tab.locator('#server-url').fill(klein.url);
+      await tab.locator('#token').fill(token);
+      await tab.locator('#settings-save').click();
+      await tab.getByText('Connected to the layerloop server, signed in as ines (studio-i).').waitFor();
+      expect(await tab.locator('#server-line').textContent()).toBe('Model: tiny-klein-distilled (FLUX.2 [klein]) on cpu');
+      await tab.locator('#reference-row').waitFor();
+
+      // a 20x16 orange layer, chosen as the reference; then the shapes layer is the one edited
+      const block = Array.from({ length: 20 * 16 }, () => [240, 120, 20, 255]).flat();
+      const styleId = await read<number>(tab, `window.__fakePs.addLayer('style', 2, 2, 20, 16, ${JSON.stringify(block)})`);
+      await read(tab, `window.__fakePs.select(${styleId})`);
+      await tab.locator('#reference-use').click();
+      await tab.getByText('Reference: style (20×16)').waitFor();
+      await read(tab, 'window.__fakePs.select(1)');
+      await tab.locator('#instruction').fill('make it look like this');
+      await tab.locator('#advanced-toggle').click();
+      await tab.locator('#steps').fill('4');
+      await tab.locator('#apply').click();
+      await waitUntil(tab, "document.getElementById('status').textContent.startsWith('Placed \"make it look like this\" above the source layer')");
+
+      expect(sent).toHaveLength(1);
+      const request = JSON.parse(sent[0]) as { references?: string[] };
+      expect(request.references).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
+      const stored = await fetch(`${klein.url}/v1/blobs/${request.references![0]}?format=rgba`, { headers: { Authorization: `Bearer ${token}` } });
+      expect([stored.headers.get('x-image-width'), stored.headers.get('x-image-height')]).toEqual(['20', '16']);
+      expect(Array.from(new Uint8Array(await stored.arrayBuffer()))).toEqual(block);
+      // used once, then forgotten
+      await tab.getByText('No reference image').waitFor();
+      // History names who made each entry
+      await waitUntil(tab, "document.querySelectorAll('#history-list .history-item').length === 2");
+      const labels = await read<string[]>(tab, "Array.from(document.querySelectorAll('#history-list .history-label')).map((e) => e.textContent)");
+      expect(labels).toEqual([expect.stringMatching(/^● make it look like this \(#1, seed \d+, by ines\)$/), 'Original layer (by ines)']);
+      expect(await read<string[]>(tab, 'window.__fakePs.problems')).toEqual([]);
+    } finally {
+      await tab.close();
+      await kleinFiles.close();
+      fs.rmSync(out, { recursive: true, force: true });
+      expect((await klein.stop()).code).toBe(0);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 300_000); // packaging for its server and a klein edit: ~100 s on 2 shared cores
 });

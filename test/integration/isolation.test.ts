@@ -124,6 +124,24 @@ describe('isolation between workspaces (embedded store)', () => {
     expect((await fetch(`${server.url}/v1/blobs/${a.resultSha}`, { headers: { Authorization: `Bearer ${bob}` } })).status).toBe(404);
   });
 
+  test('history names its authors: two members of a workspace on one document, nothing for the other workspace', async () => {
+    const dana = (await usersCli(['add', 'dana', '--workspace', 'studio-a', '--data-dir', dataDir])).last;
+    // the same file in the same workspace: dana continues alice's document
+    const danas = await work(server.url, dana, a.hostKey, 3);
+    expect(danas.documentId).toBe(a.documentId);
+    const history = data<{ nodes: { id: string; authorId: string; authorName: string | null }[] }>((await call(server.url, dana, 'query', 'documents.history', { documentId: a.documentId })).text);
+    const byEdit = (id: string) => history.nodes.find((n) => n.id === id)?.authorName;
+    expect(byEdit(a.editId)).toBe('alice');
+    expect(byEdit(danas.editId)).toBe('dana');
+    expect(new Set(history.nodes.map((n) => n.authorName))).toEqual(new Set(['alice', 'dana']));
+    // bob's own history names only bob; alice's is not his to read
+    const bobs = data<{ nodes: { authorName: string | null }[] }>((await call(server.url, bob, 'query', 'documents.history', { documentId: b.documentId })).text);
+    expect(new Set(bobs.nodes.map((n) => n.authorName))).toEqual(new Set(['bob']));
+    const refused = await call(server.url, bob, 'query', 'documents.history', { documentId: a.documentId });
+    expect(refused.status).toBe(404);
+    expect(refused.text).not.toMatch(/alice|dana/);
+  }, 120_000);
+
   test('models.list answers both alike; /metrics is for admins, and counts per workspace', async () => {
     const models = (token: string) => call(server.url, token, 'query', 'models.list', undefined).then((r) => r.text);
     expect(await models(bob)).toBe(await models(alice));
@@ -244,7 +262,12 @@ describe('the shared-token and token-less modes act as the default user; persona
     expect((await fetch(`${server.url}/v1/blobs/${upload.sha256}`, { headers: { Authorization: `Bearer ${dana}` } })).status).toBe(404);
     expect((await call(server.url, 'wrong-token', 'query', 'me', undefined)).status).toBe(401);
     expect((await fetch(`${server.url}/trpc/me`)).status).toBe(401);
-  });
+    // the default user is the server, not a person: its history entries name no author
+    const mine = await work(server.url, 'shared-secret-1', 'shared-file', 1);
+    const history = data<{ nodes: { authorName: string | null }[] }>((await call(server.url, 'shared-secret-1', 'query', 'documents.history', { documentId: mine.documentId })).text);
+    expect(history.nodes.length).toBeGreaterThanOrEqual(2);
+    expect(history.nodes.every((n) => n.authorName === null)).toBe(true);
+  }, 60_000);
 
   test('no token on loopback: requests without one are the default user; a revoked personal token is still refused', async () => {
     dataDir = tempDataDir();

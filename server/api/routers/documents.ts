@@ -2,10 +2,28 @@
 import { TRPCError } from '@trpc/server';
 import { documentHistoryInputSchema, openDocumentSchema } from '../../../shared/protocol';
 import { inWorkspaces, visibleDocument } from '../access';
+import type { AccountStore } from '../../store/accounts';
+import { DEFAULT_USER_ID } from '../../store/store';
 import { authedProcedure, router } from '../trpc';
 
 export function noDocument(documentId: string): TRPCError {
   return new TRPCError({ code: 'NOT_FOUND', message: `no document ${documentId}: get a documentId from documents.open` });
+}
+
+/**
+ * The names of a document's authors (one lookup per distinct user). Only a member of the document's workspace
+ * can have added a node to it (edits and uploads are made in the caller's view), and memberships are never
+ * removed, so these are names the workspace already shares; disabled users keep theirs on what they made.
+ * The server's default user (shared token, no token) is no person: it gets none.
+ */
+async function authorNames(accounts: AccountStore, userIds: readonly string[]): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const userId of new Set(userIds)) {
+    if (userId === DEFAULT_USER_ID) continue;
+    const user = await accounts.getUser(userId);
+    if (user) names.set(userId, user.name);
+  }
+  return names;
 }
 
 export const documentsRouter = router({
@@ -34,12 +52,13 @@ export const documentsRouter = router({
   /**
    * Every node of the document in creation order (a parent always before its children); build the tree from
    * `parentId` (null for roots). Source nodes hold uploaded or re-synced pixels; edit nodes one variation each.
-   * `authorId` is who added each node.
+   * `authorId` is who added each node; `authorName` their user name (null for the server's default user).
    */
   history: authedProcedure.input(documentHistoryInputSchema).query(async ({ ctx, input }) => {
     const document = await visibleDocument(ctx.services, ctx.principal, input.documentId);
     const history = document ? await ctx.services.store.edits.history(document.id) : null;
-    if (!history) throw noDocument(input.documentId);
-    return history;
+    if (!document || !history) throw noDocument(input.documentId);
+    const names = await authorNames(ctx.services.store.edits.accounts, history.nodes.map((n) => n.authorId));
+    return { ...history, nodes: history.nodes.map((n) => ({ ...n, authorName: names.get(n.authorId) ?? null })) };
   }),
 });

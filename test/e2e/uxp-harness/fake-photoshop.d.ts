@@ -40,6 +40,7 @@ export interface FakePhotoshopHooks {
   setEllipseSelection(cx: number, cy: number, rx: number, ry: number, feather: number): void;
   setSourceMask(mask: Uint8Array): void;
   select(layerID: number): void;
+  addLayer(name: string, left: number, top: number, width: number, height: number, rgba: ArrayLike<number>): number;
   xmp(): string;
   dump(): FakeDump;
 }

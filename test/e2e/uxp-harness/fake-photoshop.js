@@ -584,6 +584,16 @@
         doc.__active = [findLayer(doc, layerID)];
         redraw();
       },
+      /** another pixel layer at the top of the first document: `rgba` (width*height*4) at (left, top); its id */
+      addLayer(name, left, top, width, height, rgba) {
+        const layer = makeLayer(doc, name);
+        for (let y = 0; y < height; y++)
+          for (let x = 0; x < width; x++)
+            for (let k = 0; k < 4; k++) layer.__rgba[((y + top) * W + x + left) * 4 + k] = rgba[(y * width + x) * 4 + k];
+        doc.__layers.unshift(layer);
+        redraw();
+        return layer.id;
+      },
       xmp: () => doc.__xmp,
       /** the state of the first document, as plain arrays (document-sized buffers) */
       dump() {

@@ -4,7 +4,7 @@
  * the one behaviour for a parent edit the server no longer knows. (test/integration/client.test.ts runs it
  * against the real server.)
  */
-import { ClientError, createClient, errorForStatus, signedInLabel, PARENT_UNKNOWN_WARNING, snapshotToEvents, submitEdit, type FetchInit, type FetchLike, type ResponseLike } from '../../../shared/client';
+import { authorLabel, ClientError, createClient, errorForStatus, modelLabel, signedInLabel, PARENT_UNKNOWN_WARNING, snapshotToEvents, submitEdit, type FetchInit, type FetchLike, type ResponseLike } from '../../../shared/client';
 import type { EditRequestInput, JobEvent, JobSnapshot } from '../../../shared/protocol';
 import { jobSnapshot } from '../../support/job-snapshot';
 
@@ -194,5 +194,19 @@ describe('who is signed in (me)', () => {
 
     const refused = createClient({ serverUrl: URL_, token: 'll_old', fetch: scripted(() => response(401, JSON.stringify({ error: { message: 'this token is not valid on this server', code: -32001, data: { code: 'UNAUTHORIZED', httpStatus: 401 } } }))).fetch, transport: 'poll' });
     await expect(refused.me()).rejects.toMatchObject({ kind: 'auth' });
+  });
+
+  it('reads history authors (null from a server that names none) and labels them; the model line carries the family', async () => {
+    const node = { id: 'n1', parentId: null, kind: 'source', instruction: null, resultImageSha256: 'a'.repeat(64), seed: null, variation: null, createdAt: '2026-01-01T00:00:00.000Z' };
+    const named = createClient({ serverUrl: URL_, token: '', fetch: scripted(() => trpcData({ documentId: DOC, nodes: [{ ...node, authorId: JOB, authorName: 'ben' }] })).fetch, transport: 'poll' });
+    const [entry] = await named.history(DOC);
+    expect(entry.authorName).toBe('ben');
+    expect(authorLabel(entry)).toBe('by ben');
+    const older = createClient({ serverUrl: URL_, token: '', fetch: scripted(() => trpcData({ documentId: DOC, nodes: [node] })).fetch, transport: 'poll' });
+    const [bare] = await older.history(DOC);
+    expect(bare.authorName).toBeNull();
+    expect(authorLabel(bare)).toBe('');
+    expect(modelLabel({ name: 'tiny-klein', provider: 'cpu', family: 'FLUX.2 [klein]', readsReferences: true })).toBe('tiny-klein (FLUX.2 [klein]) on cpu');
+    expect(modelLabel({ name: 'tiny-pix2pix', provider: 'cuda' })).toBe('tiny-pix2pix on cuda'); // a server from before families
   });
 });

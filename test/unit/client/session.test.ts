@@ -187,8 +187,8 @@ describe('variations to pick from (the Photoshop panel’s policy)', () => {
 
 describe('the session around the edit', () => {
   const entries = [
-    { id: 's', parentId: null, kind: 'source' as const, instruction: null, resultImageSha256: 'a', seed: null, variation: null, createdAt: '2026-01-01' },
-    { id: 'e1', parentId: 's', kind: 'edit' as const, instruction: 'one', resultImageSha256: 'b', seed: 1, variation: 0, createdAt: '2026-01-02' },
+    { id: 's', parentId: null, kind: 'source' as const, instruction: null, resultImageSha256: 'a', seed: null, variation: null, createdAt: '2026-01-01', authorName: null },
+    { id: 'e1', parentId: 's', kind: 'edit' as const, instruction: 'one', resultImageSha256: 'b', seed: 1, variation: 0, createdAt: '2026-01-02', authorName: null },
   ];
 
   it('history loads, fails, clears with the pinned edit; a warning and an error last until the next Apply', () => {

@@ -25,7 +25,7 @@ import { MainController } from '../../../plugin-figma/src/controller';
 import { buildEditRequest, DEFAULT_FORM, EditRun, formProblem, NO_INSTRUCTION, type EditForm } from '../../../plugin-figma/src/edit-flow';
 import { pngSize } from '../../../plugin-figma/src/geometry';
 import type { UiToMain } from '../../../plugin-figma/src/messages';
-import { FakeFigma, fakePng } from './fake-figma';
+import { decodeFakePng, FakeFigma, fakePng } from './fake-figma';
 
 const DOC = '11111111-1111-4111-8111-111111111111';
 const KEY = '44444444-4444-4444-8444-444444444444';
@@ -165,7 +165,7 @@ async function setup() {
   const edit = new EditRun({ api, main: bridge, dispatch, resizePng });
   await main.handle({ type: 'ready', freshDocumentKey: KEY });
   await main.handle({ type: 'document-opened', documentId: DOC });
-  return { figma, api, edit, phases, resized, last: () => session.edit, warning: () => session.warning };
+  return { figma, api, edit, bridge, phases, resized, last: () => session.edit, warning: () => session.warning };
 }
 
 const form: EditForm = { ...DEFAULT_FORM, instruction: ' make the circle blue ' };
@@ -341,5 +341,45 @@ describe('the form', () => {
     expect(formProblem({ ...form, steps: 0 })).toBe('steps must be an integer between 1 and 100, got 0');
     expect(formProblem({ ...form, variations: 9 })).toBe('variations must be an integer between 1 and 8, got 9');
     expect(() => buildEditRequest(form, 'not-a-uuid', { kind: 'source', imageSha256: sha(1) }, null)).toThrow(/documentId must be a UUID/);
+  });
+});
+
+describe('a reference image', () => {
+  it('the selected layer is exported as the reference, then uploaded and named in edits.create', async () => {
+    const { figma, api, edit, bridge, last } = await setup();
+    const style = figma.photo({ name: 'Style', x: 400, y: 0, width: 64, height: 48 });
+    const photo = figma.photo({ name: 'Photo', x: 10, y: 10, width: 200, height: 100 });
+    figma.setSelection(style);
+    const reference = await bridge.captureReference();
+    expect(reference).toMatchObject({ nodeId: style.id, name: 'Style', image: { width: 64, height: 48 } });
+    expect(decodeFakePng(reference.image.png).scene.name).toBe('Style');
+
+    figma.setSelection(photo);
+    api.succeed();
+    await edit.run(form, DOC, null, reference.image);
+    expect(last().name).toBe('done');
+    // the layer first, then the reference
+    expect(api.uploads.map((png) => decodeFakePng(png).scene.name)).toEqual(['Photo', 'Style']);
+    expect(api.created[0]).toMatchObject({ parent: { kind: 'source', imageSha256: sha(1) }, references: [sha(2)] });
+  });
+
+  it('an edit without a reference sends no references field', async () => {
+    const { figma, api, edit } = await setup();
+    figma.setSelection(figma.photo({ name: 'Photo', width: 20, height: 10 }));
+    api.succeed();
+    await edit.run(form, DOC, null, null);
+    expect(api.created[0]).not.toHaveProperty('references');
+  });
+
+  it('says what to select when none, several, or a hidden layer is selected', async () => {
+    const { figma, bridge } = await setup();
+    await expect(bridge.captureReference()).rejects.toThrow('Select the layer to use as the reference image, then press "Use selection as reference".');
+    const a = figma.photo({ name: 'A', width: 20, height: 10 });
+    const b = figma.photo({ name: 'B', width: 20, height: 10 });
+    figma.setSelection(a, b);
+    await expect(bridge.captureReference()).rejects.toThrow('2 layers are selected: select only the layer to use as the reference image.');
+    const hidden = figma.photo({ name: 'Ghost', width: 20, height: 10, visible: false });
+    figma.setSelection(hidden);
+    await expect(bridge.captureReference()).rejects.toThrow('"Ghost" is hidden.');
   });
 });

@@ -365,13 +365,69 @@ describe('history', () => {
   });
 
   it('orders entries newest first with their depth in the tree', () => {
-    const n = (id: string, parentId: string | null, kind: 'source' | 'edit' = 'edit') => ({ id, parentId, kind, instruction: kind === 'edit' ? id : null, seed: 1, variation: 0, resultImageSha256: '', createdAt: '' });
+    const n = (id: string, parentId: string | null, kind: 'source' | 'edit' = 'edit') => ({ id, parentId, kind, instruction: kind === 'edit' ? id : null, seed: 1, variation: 0, resultImageSha256: '', createdAt: '', authorName: null });
     const items = historyItems([n('s', null, 'source'), n('a', 's'), n('b', 'a'), n('c', 's')], 'b');
     expect(items.map((i) => [i.editId, i.depth, i.current])).toEqual([
       ['c', 1, false],
       ['b', 2, true],
       ['a', 1, false],
       ['s', 0, false],
+    ]);
+  });
+});
+
+describe('reference images and authors', () => {
+  const klein = { name: 'tiny-klein', provider: 'cpu', family: 'FLUX.2 klein', readsReferences: true };
+  const twoLayers = { layers: [{ name: 'photo', pixels: pixels8(2, 2, 8, 6, gradient) }, { name: 'style', pixels: pixels8(0, 0, 3, 2, () => [10, 20, 30, 255]) }], active: ['style'] };
+
+  it('sends the chosen layer as the reference of the next Apply on a server whose model reads them, then forgets it', async () => {
+    const { fake, doc, api, controller } = setup(twoLayers);
+    api.model = klein;
+    await controller.loadServerInfo();
+    expect(controller.getState()).toMatchObject({ model: 'tiny-klein (FLUX.2 klein) on cpu', referencesOffered: true, reference: null });
+    await controller.useLayerAsReference();
+    expect(controller.getState().reference).toEqual({ layerName: 'style', width: 3, height: 2 });
+    fake.setActive(doc, ['photo']);
+    await controller.apply(form());
+    expect(controller.getState().error).toBeNull();
+    const req = api.jobs[0].request;
+    expect(req.references).toHaveLength(1);
+    const ref = api.blobs.get(req.references![0])!;
+    expect([ref.width, ref.height]).toEqual([3, 2]);
+    expect(at(ref.rgba, 3, 2, 1)).toEqual([10, 20, 30, 255]);
+    expect(controller.getState().reference).toBeNull();
+    await controller.apply(form());
+    expect(api.jobs[1].request.references).toBeUndefined();
+  });
+
+  it('ignores the selection when reading a reference layer, and Remove clears it', async () => {
+    const sel = selection({ left: 10, top: 8, right: 16, bottom: 12 }, () => 255);
+    const { api, controller } = setup({ ...twoLayers, selection: sel });
+    api.model = klein;
+    await controller.loadServerInfo();
+    await controller.useLayerAsReference();
+    expect(controller.getState()).toMatchObject({ error: null, reference: { layerName: 'style' } });
+    controller.removeReference();
+    expect(controller.getState().reference).toBeNull();
+  });
+
+  it('sends no reference to a server whose model reads none', async () => {
+    const { fake, doc, api, controller } = setup(twoLayers);
+    await controller.loadServerInfo();
+    expect(controller.getState()).toMatchObject({ model: 'fake on cpu', referencesOffered: false });
+    await controller.useLayerAsReference();
+    fake.setActive(doc, ['photo']);
+    await controller.apply(form());
+    expect(api.jobs[0].request.references).toBeUndefined();
+  });
+
+  it('shows who made each history entry', async () => {
+    const { api, controller } = setup();
+    api.authorName = 'ben';
+    await controller.apply(form());
+    expect(controller.getState().history.map((h) => [h.label, h.author])).toEqual([
+      ['make it red', 'by ben'],
+      ['Original layer', 'by ben'],
     ]);
   });
 });

@@ -57,8 +57,13 @@ export class FakeApi implements LayerloopClient {
   /** build each job's snapshots (default: queued 1, queued 0, running with previews, succeeded) */
   script: ((job: FakeJob, result: JobSnapshot['result']) => JobSnapshot[]) | null = null;
 
+  /** the model health reports (a klein server reads reference images) */
+  model: ServerHealth['model'] = { name: 'fake', provider: 'cpu' };
+  /** the author name history gives new nodes (null: a server that names none) */
+  authorName: string | null = null;
+
   async health(): Promise<ServerHealth> {
-    return { status: 'ok', version: '0', model: { name: 'fake', provider: 'cpu' }, queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
+    return { status: 'ok', version: '0', model: this.model, queue: { queued: 0, running: 0 }, store: { writable: true, problems: [] }, authRequired: false };
   }
 
   /** who `me` says the token is; null: a server from before accounts */
@@ -208,7 +213,7 @@ export class FakeApi implements LayerloopClient {
   }
 
   private addNode(documentId: string, parentId: string | null, kind: 'source' | 'edit', instruction: string | null, variation: number | null, sha: string) {
-    const node = { id: randomUUID(), documentId, parentId, kind, instruction, seed: kind === 'edit' ? 1234 : null, variation, resultImageSha256: sha, createdAt: new Date(0).toISOString() };
+    const node = { id: randomUUID(), documentId, parentId, kind, instruction, seed: kind === 'edit' ? 1234 : null, variation, resultImageSha256: sha, createdAt: new Date(0).toISOString(), authorName: this.authorName };
     this.nodes.push(node);
     return node;
   }

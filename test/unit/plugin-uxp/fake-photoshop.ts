@@ -198,6 +198,11 @@ export class FakePhotoshop implements PhotoshopHost {
     return this.images.filter((i) => !i.disposed).length;
   }
 
+  /** the user selects other layers in the Layers panel */
+  setActive(doc: FakeDocument, names: string[]): void {
+    doc.activeLayerIds = names.map((n) => this.layerByName(doc, n).id);
+  }
+
   /** the user switches to another open document */
   switchTo(doc: FakeDocument): void {
     this.activeDocumentId = doc.id;
