@@ -3,6 +3,8 @@
  * what does not exist (same status, same message, the same lookups on the way), so no route is an oracle for
  * what other teams hold.
  */
+import { TRPCError } from '@trpc/server';
+import { PlanError, type PlanDeps } from '../jobs/plan';
 import type { Document, Principal } from '../store';
 import type { Services } from './trpc';
 
@@ -33,4 +35,23 @@ export async function jobDocumentId(services: Services, jobId: string): Promise<
   const live = await services.queue.get(jobId);
   if (live) return live.documentId;
   return (await services.store.edits.getJob(jobId))?.documentId ?? null;
+}
+
+/** The caller as a plan sees it (jobs/plan.ts): its user, and what of the store it may see. */
+export function callerOf(services: Services, principal: Principal): PlanDeps['caller'] {
+  return {
+    userId: principal.user.id,
+    seesDocument: (document) => inWorkspaces(principal, document.workspaceId),
+    readsBlob: (sha256) => visibleBlob(services, principal, sha256),
+  };
+}
+
+/** Runs a planning step; what it refuses (PlanError) becomes the 404/400 that says what to fix. */
+export async function asHttpError<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (err instanceof PlanError) throw new TRPCError({ code: err.code === 'not_found' ? 'NOT_FOUND' : 'BAD_REQUEST', message: err.message });
+    throw err;
+  }
 }

@@ -151,7 +151,19 @@ export async function prepareEditPlan(deps: PlanDeps, input: EditRequest): Promi
   return { request, owner, start, width: image.width, height: image.height };
 }
 
-async function resolveStart(deps: PlanDeps, request: EditRequest): Promise<{ start: EditStart; image: RgbaImage }> {
+/**
+ * The image an edit of `request` would apply to, as the caller may see it (masks.preview shows a mask on it
+ * before the edit is made); PlanError as for a plan.
+ */
+export async function planStartImage(deps: Pick<PlanDeps, 'edits' | 'images' | 'caller'>, request: Pick<EditRequest, 'documentId' | 'parent'>): Promise<RgbaImage> {
+  const document = await deps.edits.getDocument(request.documentId);
+  if (!document || !deps.caller.seesDocument(document)) {
+    throw new PlanError('not_found', 'documentId', `no document ${request.documentId}: get one from documents.open`);
+  }
+  return (await resolveStart(deps, request)).image;
+}
+
+async function resolveStart(deps: Pick<PlanDeps, 'edits' | 'images' | 'caller'>, request: Pick<EditRequest, 'documentId' | 'parent'>): Promise<{ start: EditStart; image: RgbaImage }> {
   const { parent, documentId } = request;
   if (parent.kind === 'source') {
     return { start: { kind: 'source', imageSha256: parent.imageSha256 }, image: await blobImage(deps, parent.imageSha256, 'parent.imageSha256') };
@@ -171,7 +183,7 @@ async function resolveStart(deps: PlanDeps, request: EditRequest): Promise<{ sta
 }
 
 /** An uploaded image's pixels; PlanError when absent, not readable by the caller (the same answer), or not an image. */
-async function blobImage({ images, caller }: PlanDeps, sha256: string, field: string): Promise<RgbaImage> {
+async function blobImage({ images, caller }: Pick<PlanDeps, 'images' | 'caller'>, sha256: string, field: string): Promise<RgbaImage> {
   let image: RgbaImage | null;
   try {
     image = (await caller.readsBlob(sha256)) ? await images.get(sha256) : null;

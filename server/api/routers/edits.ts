@@ -9,37 +9,30 @@
 import { randomUUID } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import { createEditResultSchema, editRequestSchema, type EditRequest } from '../../../shared/protocol';
-import { PlanError, prepareEditPlan, type EditPlan } from '../../jobs/plan';
+import { prepareEditPlan, type EditPlan } from '../../jobs/plan';
 import { StoreError, type Principal } from '../../store';
-import { inWorkspaces, visibleBlob } from '../access';
+import { asHttpError, callerOf } from '../access';
 import { queuedLimitError } from '../limits';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 import { deriveMask } from './masks';
 
 /** The request's plan as the caller may make it, or the 4xx that says what to fix. */
-async function plan(services: Services, principal: Principal, input: EditRequest): Promise<EditPlan> {
+function plan(services: Services, principal: Principal, input: EditRequest): Promise<EditPlan> {
   const { store, images, engine } = services;
-  try {
-    return await prepareEditPlan(
+  return asHttpError(() =>
+    prepareEditPlan(
       {
         edits: store.edits,
         images,
         defaultSampler: engine.info.defaultSampler,
         model: engine.info,
-        caller: {
-          userId: principal.user.id,
-          seesDocument: (document) => inWorkspaces(principal, document.workspaceId),
-          readsBlob: (sha256) => visibleBlob(services, principal, sha256),
-        },
+        caller: callerOf(services, principal),
         maskFromWords: async (image, maskText, field, owner) => (await deriveMask(services, owner, image, maskText, field)).maskSha256,
       },
       input,
-    );
-  } catch (err) {
-    if (err instanceof PlanError) throw new TRPCError({ code: err.code === 'not_found' ? 'NOT_FOUND' : 'BAD_REQUEST', message: err.message });
-    throw err;
-  }
+    ),
+  );
 }
 
 export const editsRouter = router({

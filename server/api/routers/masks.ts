@@ -12,8 +12,8 @@ import { SegmenterInputError, maskIsEmpty } from '../../engine/segmenter';
 import { maskToImage, type RgbaImage } from '../../imaging/image';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
-import { visibleDocument } from '../access';
-import { startImage } from '../start-image';
+import { planStartImage } from '../../jobs/plan';
+import { asHttpError, callerOf, visibleDocument } from '../access';
 
 /** The share of the mask at or above one half. */
 export function coverage(mask: Float32Array): number {
@@ -57,11 +57,10 @@ export const masksRouter = router({
     .input(maskPreviewInputSchema)
     .output(maskPreviewResultSchema)
     .mutation(async ({ ctx, input }) => {
-      const document = await visibleDocument(ctx.services, ctx.principal, input.documentId);
-      if (!document) {
-        throw new TRPCError({ code: 'NOT_FOUND', message: `documentId: no document ${input.documentId}: get one from documents.open` });
-      }
-      const image = await startImage(ctx.services, ctx.principal, input);
+      const { store, images } = ctx.services;
+      const image = await asHttpError(() => planStartImage({ edits: store.edits, images, caller: callerOf(ctx.services, ctx.principal) }, input));
+      // the plan found the document visible
+      const document = (await visibleDocument(ctx.services, ctx.principal, input.documentId))!;
       return deriveMask(ctx.services, { workspaceId: document.workspaceId, userId: ctx.principal.user.id }, image, input.maskText, 'maskText');
     }),
 });
