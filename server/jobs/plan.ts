@@ -111,11 +111,8 @@ export interface PlanDeps {
 
 /** Resolve a parsed request into a plan, or throw PlanError saying what to fix. */
 export async function prepareEditPlan(deps: PlanDeps, input: EditRequest): Promise<EditPlan> {
-  const { edits, caller } = deps;
-  const document = await edits.getDocument(input.documentId);
-  if (!document || !caller.seesDocument(document)) {
-    throw new PlanError('not_found', 'documentId', `no document ${input.documentId}: get one from documents.open`);
-  }
+  const { caller } = deps;
+  const document = await visibleDocument(deps, input.documentId);
   if (input.regions.every((r) => r.instruction === '')) {
     throw new PlanError('bad_request', 'regions', 'every instruction is empty: say what to change in at least one region');
   }
@@ -152,15 +149,22 @@ export async function prepareEditPlan(deps: PlanDeps, input: EditRequest): Promi
 }
 
 /**
- * The image an edit of `request` would apply to, as the caller may see it (masks.preview shows a mask on it
- * before the edit is made); PlanError as for a plan.
+ * The document and the image an edit of `request` would apply to, as the caller may see them (masks.preview
+ * shows a mask on it before the edit is made); PlanError as for a plan.
  */
-export async function planStartImage(deps: Pick<PlanDeps, 'edits' | 'images' | 'caller'>, request: Pick<EditRequest, 'documentId' | 'parent'>): Promise<RgbaImage> {
-  const document = await deps.edits.getDocument(request.documentId);
-  if (!document || !deps.caller.seesDocument(document)) {
-    throw new PlanError('not_found', 'documentId', `no document ${request.documentId}: get one from documents.open`);
-  }
-  return (await resolveStart(deps, request)).image;
+export async function planStartImage(
+  deps: Pick<PlanDeps, 'edits' | 'images' | 'caller'>,
+  request: Pick<EditRequest, 'documentId' | 'parent'>,
+): Promise<{ document: Document; image: RgbaImage }> {
+  const document = await visibleDocument(deps, request.documentId);
+  return { document, image: (await resolveStart(deps, request)).image };
+}
+
+/** The document when the caller may see it; not found otherwise (unknown and foreign alike). */
+async function visibleDocument({ edits, caller }: Pick<PlanDeps, 'edits' | 'caller'>, documentId: string): Promise<Document> {
+  const document = await edits.getDocument(documentId);
+  if (!document || !caller.seesDocument(document)) throw new PlanError('not_found', 'documentId', `no document ${documentId}: get one from documents.open`);
+  return document;
 }
 
 async function resolveStart(deps: Pick<PlanDeps, 'edits' | 'images' | 'caller'>, request: Pick<EditRequest, 'documentId' | 'parent'>): Promise<{ start: EditStart; image: RgbaImage }> {

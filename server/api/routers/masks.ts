@@ -13,7 +13,7 @@ import { maskToImage, type RgbaImage } from '../../imaging/image';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 import { planStartImage } from '../../jobs/plan';
-import { asHttpError, callerOf, visibleDocument } from '../access';
+import { asHttpError, callerOf } from '../access';
 
 /** The share of the mask at or above one half. */
 export function coverage(mask: Float32Array): number {
@@ -58,9 +58,7 @@ export const masksRouter = router({
     .output(maskPreviewResultSchema)
     .mutation(async ({ ctx, input }) => {
       const { store, images } = ctx.services;
-      const image = await asHttpError(() => planStartImage({ edits: store.edits, images, caller: callerOf(ctx.services, ctx.principal) }, input));
-      // the plan found the document visible
-      const document = (await visibleDocument(ctx.services, ctx.principal, input.documentId))!;
+      const { document, image } = await asHttpError(() => planStartImage({ edits: store.edits, images, caller: callerOf(ctx.services, ctx.principal) }, input));
       return deriveMask(ctx.services, { workspaceId: document.workspaceId, userId: ctx.principal.user.id }, image, input.maskText, 'maskText');
     }),
 });
