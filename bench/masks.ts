@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { editImage } from '../server/edit/edit-image';
 import { loadModel } from '../server/engine/families';
 import { localEngine } from '../server/engine/local';
-import { Segmenter, maskIsEmpty } from '../server/engine/segmenter';
+import { Segmenter, maskIoU, maskIsEmpty } from '../server/engine/segmenter';
 import type { RgbaImage } from '../server/imaging/image';
 import { benchArgs, round } from './lib/args';
 import { loadHeldout, meanColour, nearestColour, type HeldoutCase } from './lib/heldout';
@@ -37,18 +37,6 @@ function succeeded(c: HeldoutCase, out: RgbaImage, palette: Palette): boolean {
   return now === c.colour;
 }
 
-function iou(a: Float32Array, b: Float32Array): number {
-  let inter = 0;
-  let union = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] >= 0.5;
-    const y = b[i] >= 0.5;
-    if (x && y) inter++;
-    if (x || y) union++;
-  }
-  return union === 0 ? 1 : inter / union;
-}
-
 async function main(): Promise<void> {
   const args = benchArgs({ soft: false, seeds: 3, steps: 20, segmenter: path.join(ROOT, 'models', 'tiny-clipseg'), model: path.join(ROOT, 'models', 'tiny-pix2pix') });
   const timer = { onnxMs: 0, calls: 0 };
@@ -65,7 +53,7 @@ async function main(): Promise<void> {
     // --soft: the segmenter's probabilities as blend weights, instead of its region (what the server uses)
     const derived = args.soft ? await segmenter.segment(c.source, phraseFor(c)) : await segmenter.region(c.source, phraseFor(c));
     const empty = maskIsEmpty(derived);
-    t.iou.push(iou(derived, c.mask));
+    t.iou.push(maskIoU(derived, c.mask));
     if (empty) t.emptyMasks++;
     for (let s = 0; s < args.seeds; s++) {
       const seed = 1000 * s + edits.indexOf(c);

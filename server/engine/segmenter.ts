@@ -165,11 +165,29 @@ export function regionMask(probabilities: Float32Array): Float32Array {
   return out;
 }
 
-/** True when fewer than EMPTY_MASK_FRACTION of the pixels are at or above 0.5: the phrase named nothing here. */
-export function maskIsEmpty(mask: Float32Array): boolean {
+/** The share of the mask at or above one half, 0..1. */
+export function maskCoverage(mask: Float32Array): number {
   let on = 0;
   for (const v of mask) if (v >= 0.5) on++;
-  return on < EMPTY_MASK_FRACTION * mask.length;
+  return mask.length === 0 ? 0 : on / mask.length;
+}
+
+/** True when fewer than EMPTY_MASK_FRACTION of the pixels are at or above 0.5: the phrase named nothing here. */
+export function maskIsEmpty(mask: Float32Array): boolean {
+  return maskCoverage(mask) < EMPTY_MASK_FRACTION;
+}
+
+/** Intersection over union of two masks thresholded at one half (1 when both are empty). */
+export function maskIoU(a: Float32Array, b: Float32Array): number {
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] >= 0.5;
+    const y = b[i] >= 0.5;
+    if (x && y) inter++;
+    if (x || y) union++;
+  }
+  return union === 0 ? 1 : inter / union;
 }
 
 /** The token ids up to and including the first EOS (what CLIPSegProcessor sends unpadded). */

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeImage, maskFromImage } from '../../server/imaging/image';
+import { maskIoU } from '../../server/engine/segmenter';
 import { FIXTURES, makeClient, runEdit, startServer, upload, type Client, type ServerProcess } from '../support/server';
 
 let server: ServerProcess;
@@ -32,19 +33,6 @@ async function rgba(sha256: string): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** Intersection over union of two masks thresholded at one half. */
-function iou(a: Float32Array, b: Float32Array): number {
-  let inter = 0;
-  let union = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] >= 0.5;
-    const y = b[i] >= 0.5;
-    if (x && y) inter++;
-    if (x || y) union++;
-  }
-  return union === 0 ? 1 : inter / union;
-}
-
 const badRequest = async (call: Promise<unknown>): Promise<string> => {
   try {
     await call;
@@ -67,7 +55,7 @@ describe('masks from words', () => {
       expect(bytes[i * 4 + 1]).toBe(bytes[i * 4]); // grayscale
       derived[i] = bytes[i * 4] / 255;
     }
-    expect(iou(derived, drawn)).toBeGreaterThanOrEqual(0.8);
+    expect(maskIoU(derived, drawn)).toBeGreaterThanOrEqual(0.8);
     expect(preview.coverage).toBeCloseTo(derived.filter((v) => v >= 0.5).length / derived.length, 2);
   });
 

@@ -8,19 +8,12 @@
  */
 import { TRPCError } from '@trpc/server';
 import { maskPreviewInputSchema, maskPreviewResultSchema, type MaskPreviewResult } from '../../../shared/protocol';
-import { SegmenterInputError, maskIsEmpty } from '../../engine/segmenter';
+import { SegmenterInputError, maskCoverage, maskIsEmpty } from '../../engine/segmenter';
 import { maskToImage, type RgbaImage } from '../../imaging/image';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 import { planStartImage } from '../../jobs/plan';
 import { asHttpError, callerOf } from '../access';
-
-/** The share of the mask at or above one half. */
-export function coverage(mask: Float32Array): number {
-  let on = 0;
-  for (const v of mask) if (v >= 0.5) on++;
-  return mask.length === 0 ? 0 : on / mask.length;
-}
 
 /**
  * The mask `maskText` names in `image`, stored as a blob the owner's workspace may read (so the preview can be
@@ -48,7 +41,7 @@ export async function deriveMask(
   }
   const stored = await images.put(maskToImage(mask, image.width, image.height));
   await store.edits.accounts.grantBlob({ workspaceId: owner.workspaceId, sha256: stored.sha256, size: stored.size, userId: owner.userId });
-  return { maskSha256: stored.sha256, width: image.width, height: image.height, coverage: coverage(mask), segmenter: segmenter.info.name };
+  return { maskSha256: stored.sha256, width: image.width, height: image.height, coverage: maskCoverage(mask), segmenter: segmenter.info.name };
 }
 
 export const masksRouter = router({

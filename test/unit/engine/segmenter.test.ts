@@ -11,6 +11,8 @@ import {
   Segmenter,
   SegmenterInputError,
   logitsToMask,
+  maskCoverage,
+  maskIoU,
   maskIsEmpty,
   phraseIds,
   pilBilinearResize,
@@ -100,6 +102,15 @@ describe('segmenter maths', () => {
     expect(maskIsEmpty(mask)).toBe(true);
     mask[limit - 1] = 0.5;
     expect(maskIsEmpty(mask)).toBe(false);
+  });
+
+  test('coverage and IoU count pixels at or above one half', () => {
+    const a = Float32Array.from([0.5, 0.9, 0.49, 0, 1, 0]);
+    const b = Float32Array.from([1, 0, 0.7, 0, 0.5, 0]);
+    expect(maskCoverage(a)).toBeCloseTo(3 / 6, 10);
+    expect(maskIoU(a, b)).toBeCloseTo(2 / 4, 10); // both at 0 and 4; either at 0, 1, 2, 4
+    expect(maskIoU(new Float32Array(4), new Float32Array(4))).toBe(1);
+    expect(maskCoverage(new Float32Array(0))).toBe(0);
   });
 
   test('a phrase is sent unpadded: BOS, its words, EOS', () => {
