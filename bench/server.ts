@@ -160,6 +160,19 @@ async function createEdit(url: string, request: EditRequestInput, token?: string
   return body.result.data;
 }
 
+/** edits.create, retrying 429s after their Retry-After; `onRefused` is told of each 429. */
+async function createEditRetrying(url: string, request: EditRequestInput, onRefused: (err: HttpError) => void, token?: string): Promise<CreateEditResult> {
+  for (;;) {
+    try {
+      return await createEdit(url, request, token);
+    } catch (err) {
+      if (!(err instanceof HttpError) || err.status !== 429) throw err;
+      onRefused(err);
+      await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
+    }
+  }
+}
+
 /** Follow the job over SSE until its terminal event (with `startedAt`: resolves with when 'started' arrived). */
 function waitForResult(client: Client, jobId: string): Promise<{ editId: string; resultSha256: string }>;
 function waitForResult(client: Client, jobId: string, startedAt: true): Promise<number>;
@@ -206,17 +219,7 @@ interface EditOutcome {
 /** create -> wait -> download, retrying 429s after Retry-After. */
 async function oneEdit(url: string, client: Client, request: EditRequestInput, counters: { rateLimited: number }): Promise<EditOutcome> {
   const t0 = performance.now();
-  let created: CreateEditResult;
-  for (;;) {
-    try {
-      created = await createEdit(url, request);
-      break;
-    } catch (err) {
-      if (!(err instanceof HttpError) || err.status !== 429) throw err;
-      counters.rateLimited++;
-      await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
-    }
-  }
+  const created = await createEditRetrying(url, request, () => counters.rateLimited++);
   const t1 = performance.now();
   const result = await waitForResult(client, created.jobId);
   const t2 = performance.now();
@@ -361,18 +364,11 @@ async function fairness(server: Server, args: { fairClients: number; fairDuratio
       while (performance.now() < deadline) {
         try {
           const t0 = performance.now();
-          let created: CreateEditResult;
-          for (;;) {
-            try {
-              created = await createEdit(server.url, { documentId, parent: { kind: 'source', imageSha256: sha }, regions: [{ instruction: 'make the circle blue', maskSha256: null }], options: { steps: args.steps, previewEvery: 0 } });
-              break;
-            } catch (err) {
-              if (!(err instanceof HttpError) || err.status !== 429) throw err;
-              counters.rateLimited++;
-              if (refusals.length < 5) refusals.push(`${err.message} (Retry-After ${err.retryAfterS})`);
-              await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
-            }
-          }
+          const request: EditRequestInput = { documentId, parent: { kind: 'source', imageSha256: sha }, regions: [{ instruction: 'make the circle blue', maskSha256: null }], options: { steps: args.steps, previewEvery: 0 } };
+          const created = await createEditRetrying(server.url, request, (err) => {
+            counters.rateLimited++;
+            if (refusals.length < 5) refusals.push(`${err.message} (Retry-After ${err.retryAfterS})`);
+          });
           const startedAt = await waitForResult(me, created.jobId, true);
           waits.push(startedAt - t0);
           perClient[c]++;
@@ -441,17 +437,8 @@ async function usersFairness(server: Server, tokens: string[], args: { usersClie
         while (performance.now() < deadline) {
           try {
             const t0 = performance.now();
-            let created: CreateEditResult;
-            for (;;) {
-              try {
-                created = await createEdit(server.url, { documentId, parent: { kind: 'source', imageSha256: sha }, regions: [{ instruction: 'make the circle blue', maskSha256: null }], options: { steps: args.steps, previewEvery: 0 } }, token);
-                break;
-              } catch (err) {
-                if (!(err instanceof HttpError) || err.status !== 429) throw err;
-                rateLimited++;
-                await new Promise((r) => setTimeout(r, (err.retryAfterS ?? 1) * 1000));
-              }
-            }
+            const request: EditRequestInput = { documentId, parent: { kind: 'source', imageSha256: sha }, regions: [{ instruction: 'make the circle blue', maskSha256: null }], options: { steps: args.steps, previewEvery: 0 } };
+            const created = await createEditRetrying(server.url, request, () => rateLimited++, token);
             const startedAt = await waitForResult(me, created.jobId, true);
             if (performance.now() > deadline) break; // finished after the window: not counted
             waits.push({ user: u, ms: startedAt - t0 });
