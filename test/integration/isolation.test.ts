@@ -104,6 +104,15 @@ describe('isolation between workspaces (embedded store)', () => {
   }, 180_000);
 
   test("documents.open with the other's host key opens a history of one's own: a new id, nothing of A's", async () => {
+    // create: false (what a plugin sends when the file's marker names another workspace): 404, no document made
+    const open = (token: string, extra: object) => call(server.url, token, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: a.hostKey, ...extra });
+    const refused = await open(bob, { create: false });
+    expect(refused.status).toBe(404);
+    expect((JSON.parse(refused.text) as { error: { message: string } }).error.message).toBe('no history for this file in your workspace: open it with create: true to start one');
+    expect(data<{ documentId: string; created: boolean }>((await open(alice, { create: false })).text)).toEqual({ documentId: a.documentId, created: false });
+    const bad = await open(bob, { create: 'no' });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('create must be true or false, got \\"no\\"');
     const opened = data<{ documentId: string; created: boolean }>((await call(server.url, bob, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: a.hostKey })).text);
     expect(opened.created).toBe(true);
     expect(opened.documentId).not.toBe(a.documentId);

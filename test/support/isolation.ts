@@ -180,6 +180,8 @@ export function probeCases(url: string, a: Tenant, b: Tenant, running: { jobId: 
   byId('documents.get of the document', a.documentId, (id) => q('documents.get', { documentId: id }));
   byId('documents.history of a node id', a.editId, (id) => q('documents.history', { documentId: id }));
   byId('documents.open in the other workspace', a.workspaceId, (id) => m('documents.open', { host: 'figma', hostDocumentKey: a.hostKey, workspaceId: id }));
+  // what a plugin sends when its file's marker names another workspace: the same 404 as for a key nobody knows
+  byId('documents.open with create: false and its host key', a.hostKey, (key) => m('documents.open', { host: 'figma', hostDocumentKey: key, create: false }));
   byId('jobs.get of a finished job', a.jobId, (id) => q('jobs.get', { jobId: id }));
   byId('jobs.get with previewAfterStep', a.jobId, (id) => q('jobs.get', { jobId: id, previewAfterStep: 1 }));
   byId('jobs.get of the running job', running.jobId, (id) => q('jobs.get', { jobId: id }));
