@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
+import { createClient, encodeHistoryMarker, openHistory, parseHistoryMarker, type FetchLike, type HistoryMarker } from '../../shared/client';
 import { FIXTURES, logLines, startServer, tempDataDir, type ServerProcess } from '../support/server';
 import { type Tenant, call, probeCases, putBlob, runProbe, usersCli, work } from '../support/isolation';
 
@@ -119,6 +120,39 @@ describe('isolation between workspaces (embedded store)', () => {
     expect(data<{ nodes: unknown[] }>((await call(server.url, bob, 'query', 'documents.history', { documentId: opened.documentId })).text).nodes).toEqual([]);
     // and A still gets its own
     expect(data<{ documentId: string }>((await call(server.url, alice, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: a.hostKey })).text).documentId).toBe(a.documentId);
+  });
+
+  test("a file whose marker names another workspace: the plugins' openHistory asks, creates only on Start, and the owner still opens its own", async () => {
+    const nodeFetch: FetchLike = (u, init) => fetch(u, { method: init.method, headers: init.headers, body: init.body });
+    const as = (token: string) => createClient({ serverUrl: server.url, token, fetch: nodeFetch, transport: 'poll' });
+    const key = 'figma-file-with-marker:page-1';
+    const [alices, bobs] = [as(alice), as(bob)];
+    const [aliceMe, bobMe] = [(await alices.me())!, (await bobs.me())!];
+    // alice opens the file first: her workspace's history, and the marker her plugin writes into the file
+    const first = await openHistory(alices, 'figma', key, null, aliceMe);
+    expect(first).toMatchObject({ kind: 'opened', workspace: { name: 'studio-a' } });
+    const inFile = encodeHistoryMarker((first as { marker: HistoryMarker }).marker);
+    // bob opens the file she sent him: the marker (not the server) says whose it is; nothing is created
+    const asked = await openHistory(bobs, 'figma', key, parseHistoryMarker(inFile), bobMe);
+    expect(asked).toEqual({
+      kind: 'elsewhere',
+      recorded: { id: a.workspaceId, name: 'studio-a' },
+      yours: { id: b.workspaceId, name: 'studio-b' },
+      question: "This file's layerloop history belongs to workspace «studio-a» (recorded in the file), which you are not a member of. Start a new history in «studio-b»?",
+    });
+    expect((await call(server.url, bob, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: key, create: false })).status).toBe(404);
+    // Start: a new, empty history in bob's workspace, and the marker rewritten to it
+    const started = await openHistory(bobs, 'figma', key, parseHistoryMarker(inFile), bobMe, { startNew: true });
+    expect(started).toMatchObject({ kind: 'opened', workspace: { id: b.workspaceId, name: 'studio-b' } });
+    const bobsDoc = (started as { documentId: string }).documentId;
+    expect(bobsDoc).not.toBe((first as { documentId: string }).documentId);
+    expect(await bobs.history(bobsDoc)).toEqual([]);
+    const rewritten = encodeHistoryMarker((started as { marker: HistoryMarker }).marker);
+    expect(parseHistoryMarker(rewritten)).toEqual({ workspace: { id: b.workspaceId, name: 'studio-b' }, documentId: bobsDoc });
+    // with bob's marker in the file, alice is not asked: her workspace has its history, and it opens
+    expect(await openHistory(alices, 'figma', key, parseHistoryMarker(rewritten), aliceMe)).toMatchObject({ kind: 'opened', documentId: (first as { documentId: string }).documentId });
+    // and bob, with the file marked as his, opens his own without a question
+    expect(await openHistory(bobs, 'figma', key, parseHistoryMarker(rewritten), bobMe)).toMatchObject({ kind: 'opened', documentId: bobsDoc });
   });
 
   test('each sees its own: history with authors, its blobs, its jobs; an upload of the same bytes grants them', async () => {
