@@ -3,9 +3,10 @@
  *
  * - One job runs at a time (one queue per device), or up to `concurrency` when the engine batches edits together
  *   (the server's --batch: they share the denoiser's runs step by step, server/engine/batching.ts).
- * - Fair across documents: the next job comes from the document served least recently (a document with
- *   nothing served yet goes first), FIFO within a document. So a document with 10 queued jobs delays
- *   another document's single job by at most one job.
+ * - Fair across users, then documents (fair-order.ts, the same order as the Redis queue): the next job comes from
+ *   the user served least recently, and of that user's jobs from the document served least recently (nothing
+ *   served yet goes first), FIFO within a document. So a document with 10 queued jobs delays another document's
+ *   single job by at most one job, and a user with many documents another user by at most one job.
  * - Cancellation is an AbortSignal handed to `run`; a queued job is removed at once.
  * - Every job has an explicit state (queued -> running -> succeeded | failed | cancelled) and an event log
  *   (see events.ts) that `events()` replays and streams. Finished jobs are kept for a while, then pruned.
@@ -26,6 +27,7 @@ import { QueueClosedError, QueueFullError, SHUTDOWN_QUEUED_MESSAGE, SHUTDOWN_RUN
 import { DEFAULT_BACKLOG_SIZE, MemoryJobEvents, type JobEventBody, type JobEventLog } from './events';
 import type { JobLedger, Recorded } from './ledger';
 import { errorMessage, finalState, previewProblem, type Outcome } from './outcome';
+import { fairOrder } from './fair-order';
 import type { EditPlan } from './plan';
 import type { Enqueued, JobInput, JobQueue as JobQueuePort, QueueStats, RunContext, RunJob, RunUpdate } from './port';
 
@@ -124,6 +126,8 @@ export class JobQueue implements JobQueuePort {
   private readonly waiting = new Map<string, Job[]>();
   /** serve counter of each document's latest started job, while it has jobs waiting or running */
   private readonly lastServed = new Map<string, number>();
+  /** serve counter of each user's latest started job, while it has jobs waiting or running */
+  private readonly lastServedUser = new Map<string, number>();
   /** finished jobs in the order they finished, for pruning */
   private readonly finished = new Map<string, Job>();
   private readonly durations: number[] = [];
@@ -355,20 +359,14 @@ export class JobQueue implements JobQueuePort {
     return n;
   }
 
-  /**
-   * The order the waiting jobs will start in, if nothing else arrives: documents by least recently served
-   * (never served first, then by their oldest job), one job per document per round.
-   */
+  /** The order the waiting jobs will start in, if nothing else arrives: users, then their documents (fair-order.ts). */
   private plannedOrder(): Job[] {
-    const docs = [...this.waiting.entries()].sort(
-      ([a, ja], [b, jb]) => (this.lastServed.get(a) ?? 0) - (this.lastServed.get(b) ?? 0) || ja[0].order - jb[0].order,
-    );
-    const order: Job[] = [];
-    const total = this.waitingCount();
-    for (let round = 0; order.length < total; round++) {
-      for (const [, jobs] of docs) if (round < jobs.length) order.push(jobs[round]);
-    }
-    return order;
+    const waiting = [...this.waiting.values()].flat().map((job) => ({ job, userId: job.input.plan.owner.userId, documentId: job.input.documentId, order: job.order }));
+    return fairOrder(
+      waiting,
+      (userId) => this.lastServedUser.get(userId) ?? 0,
+      (documentId) => this.lastServed.get(documentId) ?? 0,
+    ).map((w) => w.job);
   }
 
   /** Recompute positions and tell each waiting job whose position changed. */
@@ -396,7 +394,9 @@ export class JobQueue implements JobQueuePort {
       const next = this.plannedOrder().find((job) => job.recorded && !job.cancelRequested);
       if (!next) break;
       this.removeWaiting(next);
-      this.lastServed.set(next.input.documentId, ++this.served);
+      this.served += 1;
+      this.lastServed.set(next.input.documentId, this.served);
+      this.lastServedUser.set(next.input.plan.owner.userId, this.served);
       this.start(next);
       started = true;
     }
@@ -415,9 +415,11 @@ export class JobQueue implements JobQueuePort {
     this.forgetIdleDocument(documentId);
   }
 
-  /** A document with nothing waiting or running counts as new when it comes back. */
+  /** A document (and a user) with nothing waiting or running counts as new when it comes back. */
   private forgetIdleDocument(documentId: string): void {
     if (!this.waiting.has(documentId) && ![...this.running.keys()].some((j) => j.input.documentId === documentId)) this.lastServed.delete(documentId);
+    const busy = new Set([...this.running.keys(), ...[...this.waiting.values()].flat()].map((j) => j.input.plan.owner.userId));
+    for (const userId of this.lastServedUser.keys()) if (!busy.has(userId)) this.lastServedUser.delete(userId);
   }
 
   /** A job the ledger could not record: nobody has its id, so it leaves no trace. */

@@ -256,15 +256,10 @@ describeInBrowser('playground page in Chromium', () => {
     const tab = await browser.context.newPage(); // another port, another origin: its own local storage
     tab.on('pageerror', (err) => pageErrors.push(err.message));
     // alice worked in this browser before; now bob's token is in the settings
-    await tab.addInitScript(
-      ([k, m, t]) => {
-        if (localStorage.getItem('layerloop.playground.token') !== null) return;
-        localStorage.setItem('layerloop.playground.documentKey', k);
-        localStorage.setItem('layerloop.playground.historyMarker', m);
-        localStorage.setItem('layerloop.playground.token', t);
-      },
-      [key, theirs, bob],
-    );
+    const seed = { 'layerloop.playground.documentKey': key, 'layerloop.playground.historyMarker': theirs, 'layerloop.playground.token': bob };
+    await tab.addInitScript({
+      content: `if (localStorage.getItem('layerloop.playground.token') === null) for (const [k, v] of Object.entries(${JSON.stringify(seed)})) localStorage.setItem(k, v);`,
+    });
     const questions: string[] = [];
     let accept = false;
     tab.on('dialog', (d) => {
