@@ -8,10 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import sharp from 'sharp';
 import { createClient, encodeHistoryMarker, openHistory, parseHistoryMarker, type FetchLike, type HistoryMarker } from '../../shared/client';
 import { FIXTURES, logLines, startServer, tempDataDir, type ServerProcess } from '../support/server';
-import { type Tenant, call, probeCases, putBlob, runProbe, usersCli, work } from '../support/isolation';
+import { type Tenant, call, editPastQuota, expectQuotaRefusal, probeCases, putBlob, runProbe, usersCli, work } from '../support/isolation';
 
 const PNG = fs.readFileSync(path.join(FIXTURES, 'shapes-128.png'));
 type Data<T> = { result: { data: T } };
@@ -362,43 +361,7 @@ describe('the shared-token and token-less modes act as the default user; persona
     dataDir = tempDataDir();
     const gil = (await usersCli(['add', 'gil', '--workspace', 'studio-g', '--data-dir', dataDir])).last;
     server = await startServer({ dataDir, args: ['--max-stored-mib-per-user', '1'] });
-    // 500 x 500 of seeded noise (1,000,000 raw bytes fit the 1 MiB quota; stored as a PNG of about 0.72 MiB),
-    // and a small square to edit: outside it the result keeps the noise, so it stores about as much again
-    const side = 500;
-    const noise = new Uint8Array(side * side * 4);
-    let state = 12345;
-    for (let i = 0; i < noise.length; i++) {
-      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-      noise[i] = i % 4 === 3 ? 255 : state >>> 24;
-    }
-    const square = new Uint8Array(side * side * 4);
-    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) square.set(x >= 200 && x < 264 && y >= 200 && y < 264 ? [255, 255, 255, 255] : [0, 0, 0, 255], (y * side + x) * 4);
-    const raw = `?width=${side}&height=${side}`;
-    const source = await putBlob(server.url, gil, noise, raw, 'application/octet-stream');
-    const mask = await putBlob(server.url, gil, await sharp(square, { raw: { width: side, height: side, channels: 4 } }).png().toBuffer()); // a few KiB as a PNG
-    expect([source.status, mask.status]).toEqual([201, 201]);
-    const documentId = data<{ documentId: string }>((await call(server.url, gil, 'mutation', 'documents.open', { host: 'web', hostDocumentKey: 'g' })).text).documentId;
-    const edit = () =>
-      call(server.url, gil, 'mutation', 'edits.create', {
-        documentId,
-        parent: { kind: 'source', imageSha256: source.sha256 },
-        regions: [{ instruction: 'make it blue', maskSha256: mask.sha256 }],
-        options: { steps: 2, seed: 3 },
-      });
-    const first = await edit();
-    expect(first.status).toBe(200); // under the quota (about 0.72 MiB stored)
-    const jobId = data<{ jobId: string }>(first.text).jobId;
-    for (let i = 0; ; i++) {
-      const state = data<{ state: string }>((await call(server.url, gil, 'query', 'jobs.get', { jobId })).text).state;
-      if (state === 'succeeded') break;
-      if (state === 'failed' || state === 'cancelled' || i > 600) throw new Error(`the first edit ended ${state}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const refused = await edit();
-    expect(refused.status).toBe(507);
-    const body = JSON.parse(refused.text) as { error: { message: string; data: { httpStatus: number } } };
-    expect(body.error.message).toMatch(/^your storage quota is used up: you store 1\.[3-9] MiB of 1 MiB, and an edit stores its results and latents\. Ask an admin to raise --max-stored-mib-per-user$/);
-    expect(body.error.data.httpStatus).toBe(507);
+    expectQuotaRefusal(await editPastQuota(server.url, gil));
     // nothing was queued: the workspace still holds one job
     expect((await usersCli(['workspaces', 'list', '--data-dir', dataDir])).stdout).toMatch(/studio-g\s+[0-9a-f-]{36}\s+1\s+1\s+1\s+/);
   }, 60_000);
