@@ -141,6 +141,8 @@ return {'ok', position, seq}
 export const CLAIM = `${PLAN}
 local had = redis.call('GET', KEYS[2])
 if had then return had end
+-- in order even if a job left the line some other way (a waiting job that failed to reach BullMQ)
+plan(KEYS[1], ARGV[2], KEYS[4], KEYS[5])
 local first = redis.call('ZRANGE', KEYS[1], 0, 0)
 if #first == 0 then return false end
 local id = first[1]
@@ -151,7 +153,7 @@ redis.call('HSET', KEYS[4], f[1] or '', served)
 redis.call('HSET', KEYS[5], f[2] or '', served)
 redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
 redis.call('HSET', ARGV[2] .. id, 'token', ARGV[1])
--- bounded: past 10,000 users or documents, those with nothing waiting count as new again
+-- bounded: past 10,000 users or documents remembered, all count as new again (as after an idle queue)
 for _, key in ipairs({KEYS[4], KEYS[5]}) do
   if redis.call('HLEN', key) > 10000 then redis.call('DEL', key) end
 end

@@ -209,6 +209,25 @@ export function jobQueueContract(factory: QueueFactory): void {
     expect(started()).toEqual(['a1', 'b1', 'a2', 'b2', 'a3', 'a4', 'a5', 'a6']);
   });
 
+  test('a user whose one edit just ended and who sends the next at once takes its turn, not the first place', async () => {
+    await open();
+    const [alice, bob, carol] = [await user('alice'), await user('bob'), await user('carol')];
+    const [a, b, c] = [await document(), await document(), await document()];
+    await enqueue(a.documentId, 'a1', a.image, alice);
+    await callNumber(0);
+    for (const name of ['b1', 'b2']) await enqueue(b.documentId, name, b.image, bob);
+    for (const name of ['c1', 'c2']) await enqueue(c.documentId, name, c.image, carol);
+    (await callNumber(0)).reject(new Error('done'));
+    await callNumber(1); // b1 runs; nothing of alice's waits or runs
+    await enqueue(a.documentId, 'a2', a.image, alice); // alice's client, the moment it got its result
+    for (let i = 1; i <= 3; i++) (await callNumber(i)).reject(new Error('done'));
+    await callNumber(4); // again: a2 ended, the next job runs, alice has nothing in the queue
+    await enqueue(a.documentId, 'a3', a.image, alice);
+    for (let i = 4; i <= 6; i++) (await callNumber(i)).reject(new Error('done'));
+    // carol was served before alice's a2, so her c2 goes before a3 (a user idle for a moment is not a new user)
+    expect(started()).toEqual(['a1', 'b1', 'c1', 'a2', 'b2', 'c2', 'a3']);
+  });
+
   test('limits: a document over its share is refused with QueueFullError; others still get in', async () => {
     await open({ maxLength: 8, maxPerDocument: 2 });
     const a = await document();
