@@ -349,8 +349,19 @@ export const openDocumentSchema = z.strictObject({
     .refine(hasNoNul, { error: 'hostDocumentKey must not contain NUL characters (U+0000)' }),
   /** the workspace to open it in (one the caller is a member of); default the caller's default workspace */
   workspaceId: uuidField('workspaceId', '(from me)').optional(),
+  /**
+   * false: only open a history the workspace already has for this key (404 NO_HISTORY_MESSAGE otherwise), so a
+   * plugin whose file names another workspace can ask the user before starting one. Default true: start one.
+   */
+  create: z.boolean({ error: (iss) => `create must be true or false, got ${show(iss.input)}` }).default(true),
 });
-export type OpenDocumentInput = z.infer<typeof openDocumentSchema>;
+export type OpenDocumentInput = z.input<typeof openDocumentSchema>;
+
+/**
+ * documents.open's 404 with create: false. The same for a key no workspace knows and for one only another
+ * workspace knows: the server never says which (no existence oracle); the file's own marker says whose it was.
+ */
+export const NO_HISTORY_MESSAGE = 'no history for this file in your workspace: open it with create: true to start one';
 
 export const jobIdSchema = uuidField('jobId', '(from edits.create)');
 export const documentIdSchema = uuidField('documentId', '(from documents.open)');

@@ -40,6 +40,8 @@ export class MainController {
   /** this file's hostDocumentKey: from figma.root, or the UI's fresh uuid until the first write */
   private documentKey: string | null = null;
   private documentId: string | null = null;
+  /** the history marker to keep in the file (what it holds, or what the UI opened since) */
+  private historyMarker: string | null = null;
   private selectionSeq = 0;
   /** results being placed one message at a time, by placementId */
   private readonly placements = new Map<string, Placement>();
@@ -74,6 +76,9 @@ export class MainController {
         return this.onSaveSettings(message);
       case 'document-opened':
         this.documentId = message.documentId;
+        if (message.historyMarker !== null) this.historyMarker = message.historyMarker;
+        // the user chose to start a new history in their workspace: the file says so from now on
+        if (message.record) this.persistDocumentData();
         return this.pushSelection();
       case 'prepare-edit':
         return this.onPrepareEdit(message);
@@ -103,10 +108,11 @@ export class MainController {
   private async onReady(message: UiToMainOf<'ready'>): Promise<void> {
     this.documentKey = this.host.getDocumentData(DOCUMENT_KEYS.hostDocumentKey) || this.documentKey || message.freshDocumentKey;
     this.documentId = this.host.getDocumentData(DOCUMENT_KEYS.documentId) || this.documentId;
+    this.historyMarker = this.host.getDocumentData(DOCUMENT_KEYS.historyMarker) || this.historyMarker;
     const settings = await this.loadSettings();
     const plan = await this.plan();
     this.started = true;
-    this.post({ type: 'init', settings, documentKey: this.documentKey, documentId: this.documentId, selection: summarize(plan) });
+    this.post({ type: 'init', settings, documentKey: this.documentKey, documentId: this.documentId, historyMarker: this.historyMarker, selection: summarize(plan) });
   }
 
   private async loadSettings(): Promise<Settings> {
@@ -127,9 +133,10 @@ export class MainController {
   }
 
   /**
-   * The key and document id go into figma.root only when the plugin writes to the file anyway (placing a
-   * result), so opening the panel never adds an undo step or marks the file changed. Undoing a placement
-   * can undo these writes too; they are written again with the next one.
+   * The key, document id and history marker go into figma.root only when the plugin writes to the file anyway
+   * (placing a result) or the user chose to start a new history in it, so opening the panel never adds an undo
+   * step or marks the file changed. Undoing a placement can undo these writes too; they are written again with
+   * the next one.
    */
   private persistDocumentData(): void {
     const write = (key: string, value: string | null) => {
@@ -137,6 +144,7 @@ export class MainController {
     };
     write(DOCUMENT_KEYS.hostDocumentKey, this.documentKey);
     write(DOCUMENT_KEYS.documentId, this.documentId);
+    write(DOCUMENT_KEYS.historyMarker, this.historyMarker);
   }
 
   private async zPath(node: HostNode): Promise<number[]> {

@@ -152,8 +152,11 @@ export interface FigmaHost {
 
 /** Plugin data keys on result layers. */
 export const RESULT_KEYS = { documentId: 'documentId', editId: 'editId' } as const;
-/** Plugin data keys on figma.root. */
-export const DOCUMENT_KEYS = { hostDocumentKey: 'hostDocumentKey', documentId: 'documentId' } as const;
+/**
+ * Plugin data keys on figma.root. `historyMarker`: the workspace and document of the file's history
+ * (shared/client/history-marker.ts), so a user of another workspace is told whose it is.
+ */
+export const DOCUMENT_KEYS = { hostDocumentKey: 'hostDocumentKey', documentId: 'documentId', historyMarker: 'historyMarker' } as const;
 /** clientStorage key of the settings. */
 export const SETTINGS_KEY = 'settings';
 

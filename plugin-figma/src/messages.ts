@@ -19,6 +19,9 @@ const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array || Object.prot
 const requestId = z.string().min(1).max(64);
 const nodeId = z.string().min(1).max(200);
 
+/** longest history marker text kept (a workspace name, two ids) */
+export const MAX_MARKER_LENGTH = 1000;
+
 export const DEFAULT_SERVER_URL = 'http://localhost:7860';
 
 /** Hosts a page served over https may still reach over plain http (browsers treat them as secure). */
@@ -92,8 +95,12 @@ export const uiToMainSchema = z.discriminatedUnion('type', [
   /** the UI is listening; `freshDocumentKey` (crypto.randomUUID in the iframe) names this file if it has no key yet */
   z.object({ type: z.literal('ready'), freshDocumentKey: z.uuid() }),
   z.object({ type: z.literal('save-settings'), settings: settingsSchema }),
-  /** documents.open answered: remember the id in the file, so result layers can be recognised */
-  z.object({ type: z.literal('document-opened'), documentId: z.uuid() }),
+  /**
+   * documents.open answered: remember the id in the file, so result layers can be recognised, and the history
+   * marker (whose history this is; null: a server without accounts). Written with the next result, or at once
+   * with `record` (the user chose to start a new history here).
+   */
+  z.object({ type: z.literal('document-opened'), documentId: z.uuid(), historyMarker: z.string().max(MAX_MARKER_LENGTH).nullable().default(null), record: z.boolean().default(false) }),
   /** export what the current selection needs for an edit; continueFrom pins a history edit as the parent */
   z.object({ type: z.literal('prepare-edit'), requestId, continueFrom: z.object({ editId: z.string().min(1) }).nullable() }),
   /**
@@ -132,6 +139,8 @@ export const mainToUiSchema = z.discriminatedUnion('type', [
     documentKey: z.string().min(1),
     /** the documentId last opened for this file, if any */
     documentId: z.string().nullable(),
+    /** the file's history marker as stored (read by shared/client's parseHistoryMarker), if any */
+    historyMarker: z.string().nullable(),
     selection: selectionSummarySchema,
   }),
   z.object({ type: z.literal('selection'), selection: selectionSummarySchema }),

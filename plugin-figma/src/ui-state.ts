@@ -19,13 +19,22 @@ export type Connection =
       readsReferences: boolean;
       /** "ben (studio-a)"; absent on a server without accounts */
       user?: string;
+      /** the workspace the file's history is in, when it is not the user's default one */
+      workspace?: string;
     }
+  /**
+   * the file's marker names a workspace the user is not in, and the user's own has no history for the file:
+   * nothing is opened until the user answers `question` (Start opens a new history in their workspace)
+   */
+  | { status: 'elsewhere'; question: string }
   | { status: 'error'; message: string };
 
 export interface UiState {
   /** null until the main thread's init */
   settings: Settings | null;
   documentKey: string | null;
+  /** the file's history marker (as figma.root holds it, or as last opened) */
+  historyMarker: string | null;
   connection: Connection;
   selection: SelectionSummary | null;
   /** the layer chosen as the reference image of the next Apply (kept until an Apply used it or Remove) */
@@ -37,6 +46,7 @@ export interface UiState {
 export const INITIAL_STATE: UiState = {
   settings: null,
   documentKey: null,
+  historyMarker: null,
   connection: { status: 'unknown' },
   selection: null,
   reference: null,
@@ -44,7 +54,8 @@ export const INITIAL_STATE: UiState = {
 };
 
 export type UiAction =
-  | { type: 'init'; settings: Settings; documentKey: string; selection: SelectionSummary }
+  | { type: 'init'; settings: Settings; documentKey: string; historyMarker: string | null; selection: SelectionSummary }
+  | { type: 'history-marker'; historyMarker: string }
   | { type: 'settings'; settings: Settings }
   | { type: 'selection'; selection: SelectionSummary }
   | { type: 'connection'; connection: Connection }
@@ -73,7 +84,9 @@ export function phaseText(phase: EditPhase): string {
 export function reduce(state: UiState, action: UiAction): UiState {
   switch (action.type) {
     case 'init':
-      return { ...state, settings: action.settings, documentKey: action.documentKey, selection: action.selection };
+      return { ...state, settings: action.settings, documentKey: action.documentKey, historyMarker: action.historyMarker, selection: action.selection };
+    case 'history-marker':
+      return { ...state, historyMarker: action.historyMarker };
     case 'settings':
       // another server: its documents and history are not this one's
       return { ...state, settings: action.settings, connection: { status: 'unknown' }, session: reduceSession(state.session, { type: 'history-cleared' }) };

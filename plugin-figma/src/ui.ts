@@ -3,7 +3,7 @@
  * Renders UiState (ui-state.ts), turns clicks into actions, talks to the server through LayerloopApi and
  * to the main thread through the Bridge (parent.postMessage({pluginMessage}, '*') both ways, as Figma does).
  */
-import { createClient, isActive, progressFraction, signedInLabel, authorLabel, modelLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
+import { createClient, encodeHistoryMarker, isActive, openHistory, parseHistoryMarker, progressFraction, signedInLabel, authorLabel, modelLabel, type FetchLike, type HistoryEntry, type LayerloopClient, type SessionAction } from '../../shared/client';
 import { LOCALITIES, controlAttributes } from '../../shared/protocol';
 import { Bridge } from './bridge';
 import { DEFAULT_FORM, EditRun, FORM_CONTROLS, failureMessage, formProblem, type EditForm } from './edit-flow';
@@ -95,32 +95,51 @@ function documentId(): string | null {
   return state.connection.status === 'connected' ? state.connection.documentId : null;
 }
 
-async function connectNow(settings: Settings, documentKey: string): Promise<void> {
+/**
+ * Connects and opens the file's history (shared/client's openHistory reads the file's marker against `me`).
+ * `startNew`: the user answered Start to the question about another workspace's history.
+ */
+async function connectNow(settings: Settings, documentKey: string, startNew = false): Promise<void> {
   const client = createClient({ serverUrl: settings.serverUrl, token: settings.token, fetch: browserFetch, transport: 'sse', networkHint: FIGMA_NETWORK_HINT });
   api = client;
   dispatch({ type: 'connection', connection: { status: 'connecting' } });
   try {
     const health = await client.health();
-    const user = signedInLabel(await client.me());
-    // the file's history in the signed-in user's workspace (another workspace's history of the same file stays its own)
-    const opened = await client.openDocument('figma', documentKey);
+    const me = await client.me();
+    const user = signedInLabel(me);
+    const opened = await openHistory(client, 'figma', documentKey, parseHistoryMarker(state.historyMarker), me, { startNew });
     if (api !== client) return; // settings changed meanwhile
+    if (opened.kind === 'elsewhere') return dispatch({ type: 'connection', connection: { status: 'elsewhere', question: opened.question } });
     const model = modelLabel(health.model);
-    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened, readsReferences: health.model.readsReferences === true, ...(user ? { user } : {}) } });
-    bridge.send({ type: 'document-opened', documentId: opened });
+    // the user's label names their default workspace; another one (the file's, which they are a member of) is said
+    const workspace = opened.workspace && me && opened.workspace.id !== me.defaultWorkspaceId ? opened.workspace.name : undefined;
+    dispatch({ type: 'connection', connection: { status: 'connected', model, documentId: opened.documentId, readsReferences: health.model.readsReferences === true, ...(user ? { user } : {}), ...(workspace ? { workspace } : {}) } });
+    const historyMarker = opened.marker ? encodeHistoryMarker(opened.marker) : null;
+    if (historyMarker) dispatch({ type: 'history-marker', historyMarker });
+    bridge.send({ type: 'document-opened', documentId: opened.documentId, historyMarker, record: startNew });
     void loadHistory();
   } catch (err) {
     if (api === client) dispatch({ type: 'connection', connection: { status: 'error', message: failureMessage(err) } });
   }
 }
 
-function connect(): Promise<void> {
+function connect(startNew = false): Promise<void> {
   if (!state.settings || !state.documentKey) return Promise.resolve();
-  const attempt = connectNow(state.settings, state.documentKey).finally(() => {
+  const attempt = connectNow(state.settings, state.documentKey, startNew).finally(() => {
     if (connecting === attempt) connecting = null;
   });
   connecting = attempt;
   return attempt;
+}
+
+/** Connects if need be: the client and the file's document, or null (the reason shown) when there is no history to edit in yet. */
+async function connectedDocument(): Promise<{ client: LayerloopClient; id: string } | null> {
+  // a pending question about another workspace's history is answered with its buttons, not by connecting again
+  if (state.connection.status !== 'connected' && state.connection.status !== 'elsewhere') await (connecting ?? connect());
+  const c = state.connection;
+  if (api && c.status === 'connected') return { client: api, id: c.documentId };
+  showMessage(c.status === 'error' ? c.message : c.status === 'elsewhere' ? 'Answer the question above first: Start a new history, or Cancel.' : 'Not connected to a server: open Settings.');
+  return null;
 }
 
 async function loadHistory(): Promise<void> {
@@ -161,14 +180,12 @@ async function apply(): Promise<void> {
   const form = readForm();
   const problem = formProblem(form);
   if (problem) return showMessage(problem);
-  if (state.connection.status !== 'connected') await (connecting ?? connect());
-  const id = documentId();
-  if (!api || !id) {
-    return showMessage(state.connection.status === 'error' ? state.connection.message : 'Not connected to a server: open Settings.');
-  }
+  const target = await connectedDocument();
+  if (!target) return;
+  const { client, id } = target;
   const pinned = state.session.continueFrom;
   const reference = referenceToSend(state);
-  const current = new EditRun({ api, main: bridge, dispatch: session, resizePng });
+  const current = new EditRun({ api: client, main: bridge, dispatch: session, resizePng });
   run = current;
   await current.run(form, id, pinned, reference?.image ?? null);
   if (run === current) run = null;
@@ -187,14 +204,14 @@ async function previewMaskWords(): Promise<void> {
   const words = $<HTMLInputElement>('mask-text').value.trim();
   const image = $<HTMLImageElement>('mask-preview-image');
   if (words === '') return showMessage('Type where to edit in words first, e.g. "the circle".');
-  if (state.connection.status !== 'connected') await (connecting ?? connect());
-  const id = documentId();
-  if (!api || !id) return showMessage('Not connected to a server: open Settings.');
+  const target = await connectedDocument();
+  if (!target) return;
+  const { client, id } = target;
   showMessage('');
   const button = $<HTMLButtonElement>('mask-preview');
   button.disabled = true;
   try {
-    const preview = await new EditRun({ api, main: bridge, dispatch: session, resizePng }).previewMask(words, id, state.session.continueFrom);
+    const preview = await new EditRun({ api: client, main: bridge, dispatch: session, resizePng }).previewMask(words, id, state.session.continueFrom);
     if (image.src.startsWith('blob:')) URL.revokeObjectURL(image.src);
     image.src = URL.createObjectURL(new Blob([preview.png as Uint8Array<ArrayBuffer>], { type: 'image/png' }));
     image.hidden = false;
@@ -252,7 +269,7 @@ function saveSettings(): void {
 function onMainMessage(message: Extract<MainToUi, { type: 'init' | 'selection' | 'error' }>): void {
   switch (message.type) {
     case 'init':
-      dispatch({ type: 'init', settings: message.settings, documentKey: message.documentKey, selection: message.selection });
+      dispatch({ type: 'init', settings: message.settings, documentKey: message.documentKey, historyMarker: message.historyMarker, selection: message.selection });
       $<HTMLInputElement>('server-url').value = message.settings.serverUrl;
       $<HTMLInputElement>('token').value = message.settings.token;
       void connect();
@@ -281,14 +298,18 @@ function renderConnection(): void {
   const url = state.settings?.serverUrl ?? '';
   $('conn-text').textContent =
     c.status === 'connected'
-      ? `Connected: ${c.model}${c.user ? ` · signed in as ${c.user}` : ''}`
+      ? `Connected: ${c.model}${c.user ? ` · signed in as ${c.user}` : ''}${c.workspace ? ` · history in ${c.workspace}` : ''}`
       : c.status === 'connecting'
         ? `Connecting to ${url}…`
         : c.status === 'error'
           ? c.message
-          : 'Not connected';
+          : c.status === 'elsewhere'
+            ? 'Not connected to a history yet'
+            : 'Not connected';
   $('conn-text').title = url;
-  $('retry').hidden = c.status === 'connected' || c.status === 'connecting';
+  $('retry').hidden = c.status === 'connected' || c.status === 'connecting' || c.status === 'elsewhere';
+  $('elsewhere').hidden = c.status !== 'elsewhere';
+  $('elsewhere-text').textContent = c.status === 'elsewhere' ? c.question : '';
 }
 
 let renderedHistory: { history: UiState['session']['history']; pin: UiState['session']['continueFrom'] } | null = null;
@@ -442,6 +463,10 @@ function wire(): void {
   $('settings-toggle').addEventListener('click', () => ($('settings').hidden = !$('settings').hidden));
   $('settings-save').addEventListener('click', saveSettings);
   $('retry').addEventListener('click', () => void connect());
+  $('elsewhere-start').addEventListener('click', () => void connect(true));
+  $('elsewhere-cancel').addEventListener('click', () =>
+    dispatch({ type: 'connection', connection: { status: 'error', message: 'No history was started: this file’s layerloop history is in another workspace. Retry asks again.' } }),
+  );
   $('history-refresh').addEventListener('click', () => void loadHistory());
   $('reference-use').addEventListener('click', () => void useSelectionAsReference());
   $('reference-remove').addEventListener('click', () => dispatch({ type: 'reference', reference: null }));

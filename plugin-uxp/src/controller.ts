@@ -23,8 +23,11 @@ import {
 } from '../../shared/protocol';
 import {
   canCancel,
+  encodeHistoryMarker,
   isActive,
   newSession,
+  openHistory,
+  parseHistoryMarker,
   phaseText,
   reduceSession,
   signedInLabel,
@@ -36,6 +39,7 @@ import {
   type HistoryEntry,
   type LayerloopClient,
   type SessionAction,
+  type SignedIn,
   type Variation,
 } from '../../shared/client';
 import { captureActiveLayer, resultMask, type LayerCapture } from './capture';
@@ -140,6 +144,13 @@ export interface PanelState {
   referencesOffered: boolean;
   /** the layer whose pixels the next Apply sends as a reference image (cleared once an edit used it) */
   reference: { layerName: string; width: number; height: number } | null;
+  /**
+   * the question to ask when the document's marker names a workspace the user is not in and theirs has no
+   * history for it (Start / Cancel); null otherwise
+   */
+  elsewhere: string | null;
+  /** the workspace the shown history is in; null on a server without accounts */
+  historyWorkspace: string | null;
 }
 
 /** A layer's pixels taken as the reference image of the next Apply. */
@@ -201,6 +212,7 @@ export class PanelController {
   private restoring = false;
   private historyItems: HistoryItem[] = [];
   private historyTitle: string | null = null;
+  private historyWorkspace: string | null = null;
   private historyStatus: string | null = null;
   private state: PanelState;
   private readonly listeners = new Set<(s: PanelState) => void>();
@@ -213,6 +225,12 @@ export class PanelController {
   private model: string | null = null;
   private referencesOffered = false;
   private reference: ReferenceCapture | null = null;
+  /** who `me` said the token is, asked once per server (undefined: not asked yet; null: a server without accounts) */
+  private signedIn: SignedIn | null | undefined = undefined;
+  /** the open question about a document whose history is in another workspace */
+  private elsewhere: { documentId: number; question: string } | null = null;
+  /** hostDocumentKey -> the workspace its history was opened in */
+  private readonly workspaces = new Map<string, string | null>();
 
   constructor(private readonly deps: ControllerDeps) {
     this.state = this.view();
@@ -235,9 +253,13 @@ export class PanelController {
   /** The server URL or token changed: forget server-side ids. */
   serverChanged(): void {
     this.documentIds.clear();
+    this.workspaces.clear();
+    this.signedIn = undefined;
+    this.elsewhere = null;
     this.historyNodes = [];
     this.historyItems = [];
     this.historyTitle = null;
+    this.historyWorkspace = null;
     this.historyStatus = null;
     this.model = null;
     this.referencesOffered = false;
@@ -499,6 +521,44 @@ export class PanelController {
     }
   }
 
+  // ------------------------------------------------------------------------------------ another workspace's history
+
+  /** Start: a new history for the document in the user's workspace, and its XMP marker rewritten at once. */
+  async startNewHistory(): Promise<void> {
+    const ask = this.elsewhere;
+    if (!ask || this.state.busy) return;
+    const document = this.deps.host.activeDocument();
+    this.elsewhere = null;
+    this.session = reduceSession(this.session, { type: 'dismiss' }); // the Apply that asked failed with the question
+    if (!document || document.id !== ask.documentId) {
+      this.dispatch({ type: 'error', message: null }, 'The document that question was about is no longer active: press Apply in it to be asked again.');
+      return;
+    }
+    try {
+      await this.serverDocumentId(document, true);
+      // one named undo step (a bare metadata write would show as "File Info")
+      const step = 'layerloop: start a new history';
+      const warning = await this.deps.host.executeAsModal(step, async (ctx) => {
+        const suspension = await ctx.suspendHistory(document.id, step);
+        const problem = await this.deps.records.recordHistory(document);
+        await ctx.resumeHistory(suspension, true);
+        return problem;
+      });
+      this.dispatch({ type: 'warning', message: warning }, 'Started a new layerloop history for this document in your workspace: press Apply to edit.');
+    } catch (err) {
+      this.dispatch({ type: 'error', message: errorMessage(err) });
+    }
+    await this.refreshHistory();
+  }
+
+  /** Cancel: nothing is started; the next Apply asks again. */
+  cancelNewHistory(): void {
+    if (!this.elsewhere) return;
+    this.elsewhere = null;
+    this.session = reduceSession(this.session, { type: 'dismiss' });
+    this.dispatch({ type: 'error', message: null }, "No history was started: this document's layerloop history is in another workspace. Apply asks again.");
+  }
+
   // ------------------------------------------------------------------------------------ history
 
   /** Loads the active document's history from the server. */
@@ -520,6 +580,7 @@ export class PanelController {
       }
       const documentId = known ?? (await this.serverDocumentId(document));
       const nodes = await this.client().history(documentId);
+      this.historyWorkspace = this.workspaces.get(identity.key) ?? null;
       const current = await this.currentEditId(document);
       this.historyNodes = nodes;
       this.historyDocumentId = document.id;
@@ -527,6 +588,12 @@ export class PanelController {
       const items = historyItems(nodes, current);
       this.setHistory(items, document.title, items.length ? null : 'No layerloop edits in this document yet.');
     } catch (err) {
+      if (this.elsewhere?.documentId === document.id) {
+        // the question in the panel says whose history it is; nothing of it is shown here
+        this.historyNodes = [];
+        this.historyWorkspace = null;
+        return this.setHistory([], document.title, 'This document’s layerloop history is in another workspace.');
+      }
       this.setHistory(this.historyItems, document.title, `Could not load the history: ${errorMessage(err)}`);
     }
   }
@@ -595,13 +662,29 @@ export class PanelController {
     return layers.length === 1 ? this.deps.records.editForLayer(document.id, layers[0].id) : null;
   }
 
-  private async serverDocumentId(document: HostDocument): Promise<string> {
+  /**
+   * The server's document for this Photoshop document (shared/client's openHistory reads its XMP marker against
+   * `me`). When the marker names a workspace the user is not in and theirs has no history for it, nothing is
+   * created: the panel asks (`elsewhere`) and this throws. `startNew`: the user answered Start.
+   */
+  private async serverDocumentId(document: HostDocument, startNew = false): Promise<string> {
     const identity = await this.deps.records.identify(document);
     const known = this.documentIds.get(identity.key);
-    if (known) return known;
-    const id = await this.client().openDocument('photoshop', identity.key);
-    this.documentIds.set(identity.key, id);
-    return id;
+    if (known && !startNew) return known;
+    const client = this.client();
+    if (this.signedIn === undefined) this.signedIn = await client.me();
+    const recorded = parseHistoryMarker(await this.deps.records.historyMarker(document));
+    const opened = await openHistory(client, 'photoshop', identity.key, recorded, this.signedIn, { startNew });
+    if (opened.kind === 'elsewhere') {
+      this.elsewhere = { documentId: document.id, question: opened.question };
+      this.publish();
+      throw new UserError(MESSAGES.historyElsewhere);
+    }
+    if (this.elsewhere?.documentId === document.id) this.elsewhere = null;
+    this.documentIds.set(identity.key, opened.documentId);
+    this.workspaces.set(identity.key, opened.workspace?.name ?? null);
+    if (opened.marker) this.deps.records.openedHistory(document.id, encodeHistoryMarker(opened.marker));
+    return opened.documentId;
   }
 
   private setHistory(items: HistoryItem[], title: string | null, status: string | null): void {
@@ -653,6 +736,8 @@ export class PanelController {
       model: this.model,
       referencesOffered: this.referencesOffered,
       reference: this.reference && { layerName: this.reference.layerName, width: this.reference.width, height: this.reference.height },
+      elsewhere: this.elsewhere?.question ?? null,
+      historyWorkspace: this.historyWorkspace,
     };
   }
 

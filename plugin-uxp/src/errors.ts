@@ -21,6 +21,7 @@ export function errorMessage(err: unknown): string {
 
 export const MESSAGES = {
   noDocument: 'No document is open: open an image in Photoshop first.',
+  historyElsewhere: "This document's layerloop history is in another workspace: answer the question in the panel first (Start a new history, or Cancel).",
   noLayer: 'No layer is selected: select a pixel layer in the Layers panel.',
   severalLayers: 'Several layers are selected: select exactly one pixel layer.',
   emptyLayer: 'The selected layer is empty: paint on it or select a layer with pixels.',

@@ -15,12 +15,17 @@
  *   history list at the right place). Layer ids are stable in a PSD. Entries for deleted layers are dropped
  *   when the record is next written.
  *
+ * - `historyMarker`: the workspace and document of the history the document belongs to
+ *   (shared/client/history-marker.ts), so a user of another workspace is told whose it is. Written with the
+ *   next result, or at once when the user starts a new history in their own workspace.
+ *
  * When XMP cannot be written, records are kept in memory for this session and the caller gets a warning.
  */
 import { HostUnsupportedError, type HostDocument, type PhotoshopHost } from './host';
 
 export const XMP_DOCUMENT_KEY = 'documentKey';
 export const XMP_LAYER_EDITS = 'layerEdits';
+export const XMP_HISTORY_MARKER = 'historyMarker';
 /** the most places kept (oldest dropped first): bounds the XMP packet */
 export const MAX_RECORDED_PLACES = 2000;
 
@@ -77,6 +82,8 @@ export class DocumentRecords {
   private readonly keys = new Map<number, string>();
   /** doc.id -> records kept in memory (always written through; the only copy when XMP is unavailable) */
   private readonly memory = new Map<number, EditRecords>();
+  /** doc.id -> the history marker this session opened (written to XMP with the next record) */
+  private readonly markers = new Map<number, string>();
 
   constructor(
     private readonly host: PhotoshopHost,
@@ -103,6 +110,31 @@ export class DocumentRecords {
       this.keys.set(document.id, key);
     }
     return { key, persistent: true, stored: false };
+  }
+
+  /** The document's history marker: the one this session opened, else the one in its XMP; null without either. */
+  async historyMarker(document: HostDocument): Promise<string | null> {
+    const opened = this.markers.get(document.id);
+    if (opened) return opened;
+    try {
+      return await this.host.readXmpProperty(document.id, XMP_HISTORY_MARKER);
+    } catch (err) {
+      if (!(err instanceof HostUnsupportedError)) throw err;
+      return null;
+    }
+  }
+
+  /** The history this session opened for the document: written to XMP with the next record(). */
+  openedHistory(documentId: number, marker: string): void {
+    this.markers.set(documentId, marker);
+  }
+
+  /**
+   * Writes the document key and history marker now (the user started a new history in their workspace). Call
+   * inside a modal scope. Returns a warning for the user when XMP cannot hold them.
+   */
+  async recordHistory(document: HostDocument): Promise<string | null> {
+    return this.record(document, []);
   }
 
   /** The stored edit a layer shows, or null (not a result layer, or placed elsewhere). */
@@ -157,6 +189,8 @@ export class DocumentRecords {
     for (let i = 0; i < placeKeys.length - MAX_RECORDED_PLACES; i++) delete current.places[placeKeys[i]];
 
     const properties: Record<string, string> = { [XMP_LAYER_EDITS]: JSON.stringify(current) };
+    const marker = this.markers.get(document.id);
+    if (marker) properties[XMP_HISTORY_MARKER] = marker;
     if (!storedKey || !UUID.test(storedKey)) {
       const key = this.keys.get(document.id) ?? this.newUuid();
       this.keys.set(document.id, key);

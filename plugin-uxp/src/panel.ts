@@ -72,6 +72,10 @@ export const PANEL_IDS = [
   'reference-name',
   'reference-remove',
   'server-line',
+  'elsewhere',
+  'elsewhere-text',
+  'elsewhere-start',
+  'elsewhere-cancel',
 ] as const;
 export type PanelId = (typeof PANEL_IDS)[number];
 
@@ -169,6 +173,8 @@ export function mountPanel(o: MountOptions): void {
   el['place-all'].addEventListener('click', () => void controller.placeVariations('all'));
   el['dismiss-variations'].addEventListener('click', () => controller.dismissVariations());
   el['history-refresh'].addEventListener('click', () => void controller.refreshHistory());
+  el['elsewhere-start'].addEventListener('click', () => void controller.startNewHistory());
+  el['elsewhere-cancel'].addEventListener('click', () => controller.cancelNewHistory());
   el['reference-use'].addEventListener('click', () => void controller.useLayerAsReference());
   el['reference-remove'].addEventListener('click', () => controller.removeReference());
 
@@ -265,7 +271,10 @@ export function mountPanel(o: MountOptions): void {
     if (s.variations !== shownVariations || shownHistoryBusy !== s.busy) renderVariations(s);
     if (s.history !== shownHistory || shownHistoryBusy !== s.busy) renderHistory(s);
     shownHistoryBusy = s.busy;
-    el['history-title'].textContent = s.historyTitle ? `History of ${s.historyTitle}` : 'History';
+    el['history-title'].textContent = s.historyTitle ? `History of ${s.historyTitle}${s.historyWorkspace ? ` in ${s.historyWorkspace}` : ''}` : 'History';
+    el['elsewhere-text'].textContent = s.elsewhere ?? '';
+    show(el.elsewhere, s.elsewhere !== null);
+    el['elsewhere-start'].disabled = s.busy;
     el['history-status'].textContent = s.historyStatus ?? '';
     show(el['history-status'], s.historyStatus !== null);
   };

@@ -30,8 +30,11 @@ export function uploadsLimitError(limit: number): UserLimitError {
 
 const mib = (bytes: number) => `${Math.round((bytes / 1048576) * 10) / 10} MiB`;
 
-export function quotaError(storedBytes: number, incomingBytes: number, limitBytes: number): QuotaExceededError {
-  return new QuotaExceededError(
-    `your storage quota is used up: you store ${mib(storedBytes)} of ${mib(limitBytes)}, and this needs ${mib(incomingBytes)} more. Ask an admin to raise --max-stored-mib-per-user`,
-  );
+/**
+ * `incomingBytes`: what the refused request would store (an upload's size); null for an edit, whose results and
+ * latents are not known before it runs (it is refused once the user is at or over the quota).
+ */
+export function quotaError(storedBytes: number, incomingBytes: number | null, limitBytes: number): QuotaExceededError {
+  const needs = incomingBytes === null ? 'and an edit stores its results and latents' : `and this needs ${mib(incomingBytes)} more`;
+  return new QuotaExceededError(`your storage quota is used up: you store ${mib(storedBytes)} of ${mib(limitBytes)}, ${needs}. Ask an admin to raise --max-stored-mib-per-user`);
 }

@@ -29,7 +29,7 @@ import type { JobQueue } from '../jobs/port';
 import type { Logger } from '../log';
 import type { ServerMetrics } from '../metrics';
 import { StoreError, type Principal, type Store } from '../store';
-import { UserLimitError } from './limits';
+import { QuotaExceededError, UserLimitError } from './limits';
 
 /** Everything the procedures use, built once in main.ts (no globals). */
 export interface Services {
@@ -129,7 +129,7 @@ const t = initTRPC.context<Context>().create({
     return {
       message: clientMessage(error, shape.message),
       code: shape.code,
-      data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path: shape.data.path ?? null },
+      data: { code: shape.data.code, httpStatus: error.cause instanceof QuotaExceededError ? 507 : shape.data.httpStatus, path: shape.data.path ?? null },
     };
   },
 });
@@ -139,6 +139,8 @@ function toTRPCError(error: TRPCError): TRPCError | null {
   const cause = error.cause;
   if (cause instanceof QueueFullError) return new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
   if (cause instanceof UserLimitError) return new TRPCError({ code: 'TOO_MANY_REQUESTS', message: cause.message, cause });
+  // answered 507 by the HTTP layer, as an upload over the quota is (tRPC has no such code)
+  if (cause instanceof QuotaExceededError) return new TRPCError({ code: 'PRECONDITION_FAILED', message: cause.message, cause });
   if (cause instanceof QueueClosedError) return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: cause.message, cause });
   if (cause instanceof UnknownJobError) return new TRPCError({ code: 'NOT_FOUND', message: cause.message, cause });
   if (cause instanceof StoreError) {

@@ -357,8 +357,8 @@ export function createRequestHandler(services: Services): http.RequestListener {
       const causes = errors.map((e) => e.cause);
       const full = causes.find((c): c is QueueFullError | UserLimitError => c instanceof QueueFullError || c instanceof UserLimitError);
       if (full) return { headers: { 'Retry-After': String(full.retryAfterSeconds) } };
-      const diskFull = causes.find((c) => c instanceof StoreError && c.code === 'full');
-      return diskFull ? { status: 507 } : {};
+      const noRoom = causes.find((c) => (c instanceof StoreError && c.code === 'full') || c instanceof QuotaExceededError);
+      return noRoom ? { status: 507 } : {};
     },
   });
 

@@ -294,6 +294,14 @@ export class PostgresEditStore implements EditStore {
     return { documentId: toDocument(row).id, created: false };
   }
 
+  async findDocument(host: Host, hostDocumentKey: string, workspaceId: string = DEFAULT_WORKSPACE_ID): Promise<string | null> {
+    const h = parseOrThrow(Host, host, 'findDocument host');
+    const key = parseOrThrow(HostDocumentKey, hostDocumentKey, 'findDocument hostDocumentKey');
+    const workspace = parseOrThrow(Id, workspaceId, 'findDocument workspaceId');
+    const row = await this.one(this.db, 'SELECT * FROM documents WHERE workspace_id = $1 AND host = $2 AND host_key = $3', [workspace, h, key]);
+    return row === undefined ? null : toDocument(row).id;
+  }
+
   async getDocument(id: string): Promise<Document | null> {
     const row = await this.one(this.db, 'SELECT * FROM documents WHERE id = $1', [parseOrThrow(Id, id, 'getDocument id')]);
     return row === undefined ? null : toDocument(row);

@@ -188,6 +188,14 @@ export class SqliteEditStore implements EditStore {
     return { documentId: toDocument(row).id, created: info.changes === 1 };
   }
 
+  async findDocument(host: Host, hostDocumentKey: string, workspaceId: string = DEFAULT_WORKSPACE_ID): Promise<string | null> {
+    const h = parseOrThrow(Host, host, 'findDocument host');
+    const key = parseOrThrow(HostDocumentKey, hostDocumentKey, 'findDocument hostDocumentKey');
+    const workspace = parseOrThrow(Id, workspaceId, 'findDocument workspaceId');
+    const row = this.sql.documentByKey.get({ workspace, host: h, key });
+    return row === undefined ? null : toDocument(row).id;
+  }
+
   async getDocument(id: string): Promise<Document | null> {
     const row = this.sql.document.get(parseOrThrow(Id, id, 'getDocument id'));
     return row === undefined ? null : toDocument(row);

@@ -364,6 +364,8 @@ export interface EditStore {
    * document of its own (and learns nothing of the first).
    */
   openDocument(host: Host, hostDocumentKey: string, workspaceId?: string): Promise<{ documentId: string; created: boolean }>;
+  /** The id openDocument would answer for (workspace, host, key), without making one: null when there is none. */
+  findDocument(host: Host, hostDocumentKey: string, workspaceId?: string): Promise<string | null>;
   getDocument(id: string): Promise<Document | null>;
 
   /**

@@ -8,7 +8,7 @@
  */
 import { DEFAULT_EDIT_OPTIONS, controlAttributes, type EditOptionsInput, type EditParent, type JobEvent, type JobResult } from '../../shared/protocol';
 import { createApi, errorMessage, type Api, type Health, type HistoryNode } from './api';
-import { authorLabel, modelLabel, signedInLabel, type SignedIn } from '../../shared/client';
+import { authorLabel, encodeHistoryMarker, modelLabel, openHistory, parseHistoryMarker, signedInLabel, type SignedIn } from '../../shared/client';
 import { FORM_CONTROLS } from './form';
 import { beginStroke, clearMask, createMask, fullRect, invertMask, isMaskEmpty, strokeTo, writeGrayscale, writeOverlay, type Mask, type Rect, type Stroke } from './mask';
 
@@ -16,6 +16,8 @@ const STORAGE_KEYS = {
   documentKey: 'layerloop.playground.documentKey',
   token: 'layerloop.playground.token',
   current: 'layerloop.playground.current',
+  /** whose history the key opened (shared/client/history-marker.ts): another user in this browser is asked */
+  historyMarker: 'layerloop.playground.historyMarker',
 } as const;
 
 const HEALTH_INTERVAL_MS = 5000;
@@ -279,11 +281,28 @@ class Playground {
     return this.opening;
   }
 
-  private async doOpenDocument(): Promise<void> {
+  /**
+   * The browser's document, as the plugins open a file: a history marker naming a workspace the signed-in user
+   * is not in (another person's token was used in this browser before) opens with create: false, and a new
+   * history is started only if the user says so.
+   */
+  private async doOpenDocument(startNew = false): Promise<void> {
     try {
-      const documentId = await this.api.client().openDocument('web', this.documentKey);
+      const client = this.api.client();
+      const me = await client.me();
+      const opened = await openHistory(client, 'web', this.documentKey, parseHistoryMarker(stored(STORAGE_KEYS.historyMarker)), me, { startNew });
+      if (opened.kind === 'elsewhere') {
+        if (window.confirm(opened.question)) return await this.doOpenDocument(true);
+        this.showError(`No history was started: this browser's layerloop history belongs to workspace «${opened.recorded.name}». Reload to be asked again, or press New document.`);
+        this.updateControls();
+        return;
+      }
+      if (opened.marker) store(STORAGE_KEYS.historyMarker, encodeHistoryMarker(opened.marker));
+      const documentId = opened.documentId;
       this.documentId = documentId;
-      this.ui.docLabel.textContent = `Document ${documentId.slice(0, 8)}`;
+      // the status line names the user's default workspace; another one (the marked one, a member's) is said here
+      const elsewhere = opened.workspace && me && opened.workspace.id !== me.defaultWorkspaceId ? ` · ${opened.workspace.name}` : '';
+      this.ui.docLabel.textContent = `Document ${documentId.slice(0, 8)}${elsewhere}`;
       this.ui.docLabel.title = `documentId ${documentId} (host 'web', key ${this.documentKey})`;
       await this.refreshHistory();
       if (!this.current) await this.restoreCurrent();
@@ -362,6 +381,7 @@ class Playground {
       this.documentKey = newDocumentKey();
       store(STORAGE_KEYS.documentKey, this.documentKey);
       store(STORAGE_KEYS.current, null);
+      store(STORAGE_KEYS.historyMarker, null); // a new key: a history of the signed-in user's own
       this.documentId = null;
       this.nodes = [];
       this.current = null;

@@ -154,8 +154,12 @@ export interface LayerloopClient {
   health(): Promise<ServerHealth>;
   /** who the token signs in as; null from a server without accounts (older than `me`) */
   me(): Promise<SignedIn | null>;
-  /** documents.open: the server's document id for the host's key (the same key gives the same id) */
-  openDocument(host: Host, hostDocumentKey: string): Promise<string>;
+  /**
+   * documents.open: the server's document id for the host's key (the same key gives the same id) in the caller's
+   * default workspace or `workspaceId`; with `create: false` a ClientError 'not-found' when that workspace has no
+   * history for the key (openHistory in history-marker.ts decides when to ask for that)
+   */
+  openDocument(host: Host, hostDocumentKey: string, options?: { workspaceId?: string; create?: boolean }): Promise<string>;
   history(documentId: string): Promise<HistoryEntry[]>;
   createEdit(request: EditRequestInput, signal?: SignalLike): Promise<CreateEditResult>;
   /** masks.preview: the mask a region's maskText would get (a grayscale PNG blob), before Apply */
@@ -377,8 +381,8 @@ export function createClient(options: ClientOptions): LayerloopClient {
       return out as unknown as SignedIn;
     },
 
-    async openDocument(host, hostDocumentKey) {
-      const out = await call('mutation', 'documents.open', { host, hostDocumentKey });
+    async openDocument(host, hostDocumentKey, options = {}) {
+      const out = await call('mutation', 'documents.open', { host, hostDocumentKey, ...options });
       if (isObject(out) && typeof out.documentId === 'string') return out.documentId;
       throw unexpected('documents.open');
     },

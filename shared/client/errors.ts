@@ -61,6 +61,8 @@ export function errorForStatus(serverUrl: string, status: number | null, code: s
   if (status === 413) return new ClientError('bad-request', `The image is too large for the server${said}. Edit a smaller layer.`, status, code);
   if (status === 429) return new ClientError('busy', `The server's queue is full${said}. Wait for running edits to finish, then Apply again.`, status, code);
   if (status === 503) return new ClientError('busy', `The server is not taking edits right now${said}. Try again in a moment.`, status, code);
+  // the server's disk, or the user's storage quota, is full: its message says which and what to do
+  if (status === 507) return new ClientError('bad-request', serverMessage ?? `The server has no room to store this (HTTP 507).`, status, code);
   if (status >= 400 && status < 500) return new ClientError('bad-request', serverMessage ?? `The server refused the request (HTTP ${status}).`, status, code);
   return new ClientError('server', `The server failed (HTTP ${status})${said}. Its log says more; try again.`, status, code);
 }

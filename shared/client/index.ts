@@ -3,4 +3,5 @@ export * from './client';
 export * from './edit';
 export * from './errors';
 export * from './follow';
+export * from './history-marker';
 export * from './session';

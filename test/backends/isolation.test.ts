@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { Client as PgClient } from 'pg';
-import { call, probeCases, runProbe, usersCli, work } from '../support/isolation';
+import { call, editPastQuota, expectQuotaRefusal, probeCases, runProbe, usersCli, work } from '../support/isolation';
 import { startServer, tempDataDir, type ServerProcess } from '../support/server';
 import { describeWithServices } from '../support/services';
 
@@ -60,4 +60,13 @@ describeWithServices('isolation between workspaces on PostgreSQL and S3', ['post
     expect((await call(server.url, bob, 'query', 'me', undefined)).status).toBe(401);
     expect((await call(server.url, alice, 'query', 'me', undefined)).status).toBe(200);
   }, 240_000);
+
+  test('the storage quota at edits.create counts results and latents stored in PostgreSQL and S3', async () => {
+    await server?.stop();
+    const quotaStore = await services().postgres.createDatabase();
+    const gil = (await usersCli(['add', 'gil', '--workspace', 'studio-g', '--store', quotaStore])).last;
+    const blobsUrl = services().s3.blobsUrl(await services().s3.createBucket(), 'layerloop/');
+    server = await startServer({ dataDir, args: ['--store', quotaStore, '--blobs', blobsUrl, '--max-stored-mib-per-user', '1'], env: services().s3.env() });
+    expectQuotaRefusal(await editPastQuota(server.url, gil));
+  }, 120_000);
 });

@@ -156,6 +156,37 @@ describeWithServices('Redis queue', ['redis'], (services) => {
     expect((await c.store.edits.getJob(jobId))?.state).toBe('cancelled');
   });
 
+  test('two API nodes admitting for the same users: the worker starts users in turn; a cancelled waiting job leaves no work behind', async () => {
+    const c = await cluster();
+    const [one, two] = [await c.apiNode(), await c.apiNode()];
+    const { run, calls } = controlledRun();
+    await c.worker(run);
+    const owner = async (name: string) => {
+      const workspace = await c.store.edits.accounts.createWorkspace(`studio-${name}`);
+      return { userId: (await c.store.edits.accounts.createUser({ name, workspaceId: workspace.id })).id, workspaceId: workspace.id };
+    };
+    const [alice, bob] = [await owner('alice'), await owner('bob')];
+    const ids = new Map<string, string>();
+    const enqueue = async (node: RedisJobQueue, name: string, who: typeof alice) => ids.set(name, (await node.enqueue(planFor(c.documentId, name, c.image, who))).jobId);
+    await enqueue(one, 'a1', alice);
+    await until('a1 to start', () => calls[0]);
+    for (const name of ['a2', 'a3', 'a4']) await enqueue(one, name, alice);
+    for (const name of ['b1', 'b2']) await enqueue(two, name, bob);
+    const finish = async (i: number) => (await until(`run ${i + 1}`, () => calls[i])).resolve(await calls[i].ctx.commit(await c.nodes(calls[i].job)));
+    await finish(0);
+    await until('b1 to start', () => calls[1]);
+    // a2 waits; BullMQ handed the worker a2's own job as the turn that started b1, so it cannot be removed
+    // from BullMQ now: the left-over turn must start nothing
+    expect(await two.cancel(ids.get('a2')!)).toBe(true);
+    expect(await one.get(ids.get('a2')!)).toMatchObject({ state: 'cancelled' });
+    for (let i = 1; i <= 4; i++) await finish(i);
+    expect(calls.map((call) => call.job.request.regions[0].instruction)).toEqual(['a1', 'b1', 'a3', 'b2', 'a4']);
+    await until('the queue to be idle', async () => ((await one.stats()).queued + (await one.stats()).running === 0 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 300)); // a left-over turn, if the worker took one, found nothing to start
+    expect(calls).toHaveLength(5);
+    expect((await c.store.edits.getJob(ids.get('a2')!))?.state).toBe('cancelled');
+  });
+
   test('a worker with concurrency 2 (--batch 2) runs two jobs at once, never a third, and takes the next when one ends', async () => {
     const c = await cluster();
     const api = await c.apiNode();

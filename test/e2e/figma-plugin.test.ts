@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { decodeImage, type RgbaImage } from '../../server/imaging/image';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
+import { encodeHistoryMarker, parseHistoryMarker } from '../../shared/client';
 import { usersCli } from '../support/isolation';
 import { makeClient, ROOT, startServer, tempDataDir, type Client, type ServerProcess } from '../support/server';
 
@@ -58,13 +59,16 @@ const GLUE = `(async () => {
     document,
     encodePng,
   });
+  // what the file already holds (figma.root's shared plugin data), e.g. another workspace's history marker
+  for (const [key, value] of Object.entries(window.__ROOT_DATA || {})) figma.root.setSharedPluginData('layerloop', key, value);
   window.figma = figma;
   window.__figma = { ...hooks, imageBase64: (hash) => toBase64(hooks.imageBytes(hash)), maskExportsBase64: () => hooks.maskExports.map(toBase64) };
 })();`;
 
 /** The harness: the page, the fake figma global, the built plugin. */
-function startHarness(serverUrl: string, token = ''): Promise<{ url: string; close: () => Promise<void> }> {
+function startHarness(serverUrl: string, token = '', rootData: Record<string, string> = {}): Promise<{ url: string; close: () => Promise<void> }> {
   const globals = [
+    `window.__ROOT_DATA = ${JSON.stringify(rootData)};`,
     `window.__SOURCE_PNG_B64 = ${JSON.stringify(fs.readFileSync(FIXTURE).toString('base64'))};`,
     // what the user saved in the panel's settings on this machine: the test server
     `window.__CLIENT_STORAGE = ${JSON.stringify({ settings: { serverUrl, token } })};`,
@@ -286,6 +290,47 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     expect(edit.regions[0]).toMatchObject({ instruction: 'make the circle green', maskText: 'the circle' });
     expect(edit.regions[0].maskSha256).toMatch(/^[0-9a-f]{64}$/);
   });
+  it("a file whose marker names another workspace: the panel asks, starts nothing until Start, then rewrites the marker", async () => {
+    const dataDir = tempDataDir();
+    await usersCli(['add', 'alice', '--workspace', 'studio-a', '--data-dir', dataDir]);
+    const bob = (await usersCli(['add', 'bob', '--workspace', 'studio-b', '--data-dir', dataDir])).last;
+    const studioA = (await usersCli(['workspaces', 'list', '--data-dir', dataDir])).stdout.match(/studio-a\s+([0-9a-f-]{36})/)![1];
+    const teamServer = await startServer({ dataDir });
+    const key = 'e0e0e0e0-e0e0-4e0e-8e0e-e0e0e0e0e0e0';
+    const theirs = encodeHistoryMarker({ workspace: { id: studioA, name: 'studio-a' }, documentId: 'f1f1f1f1-f1f1-4f1f-8f1f-f1f1f1f1f1f1' });
+    const bobsHarness = await startHarness(teamServer.url, bob, { hostDocumentKey: key, historyMarker: theirs });
+    const tab = await browser.context.newPage();
+    tab.on('pageerror', (err) => pageErrors.push(err.message));
+    const openBobs = () => fetch(`${teamServer.url}/trpc/documents.open`, { method: 'POST', headers: { Authorization: `Bearer ${bob}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ host: 'figma', hostDocumentKey: key, create: false }) });
+    try {
+      await tab.goto(bobsHarness.url);
+      await tab.locator('#plugin-ui').waitFor();
+      const ui = (await (await tab.locator('#plugin-ui').elementHandle())!.contentFrame())!;
+      await ui.getByText("This file's layerloop history belongs to workspace «studio-a» (recorded in the file), which you are not a member of. Start a new history in «studio-b»?").waitFor();
+      expect(await ui.locator('#conn-text').textContent()).toBe('Not connected to a history yet');
+      expect((await openBobs()).status).toBe(404); // asking made nothing
+      // Apply before answering says so, and sends nothing
+      await ui.locator('#instruction').fill('make it blue');
+      await ui.locator('#apply').click();
+      await ui.getByText('Answer the question above first: Start a new history, or Cancel.').waitFor();
+      await ui.locator('#elsewhere-start').click();
+      await ui.locator('#conn-dot[data-status="connected"]').waitFor();
+      expect(await ui.locator('#elsewhere').isHidden()).toBe(true);
+      const opened = await openBobs();
+      expect(opened.status).toBe(200);
+      const documentId = ((await opened.json()) as { result: { data: { documentId: string } } }).result.data.documentId;
+      // the file names bob's new history at once (the user chose it), with the key and id
+      const marker = await read<string>(tab, "figma.root.getSharedPluginData('layerloop', 'historyMarker')");
+      expect(parseHistoryMarker(marker)).toEqual({ workspace: { id: expect.any(String), name: 'studio-b' }, documentId });
+      expect(await read<string>(tab, "figma.root.getSharedPluginData('layerloop', 'documentId')")).toBe(documentId);
+    } finally {
+      await tab.close();
+      await bobsHarness.close();
+      expect((await teamServer.stop()).code).toBe(0);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('on a FLUX.2 klein server: the family in the connection line, a selected layer as the reference, the author in History', async () => {
     const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
     const dataDir = tempDataDir();

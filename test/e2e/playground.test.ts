@@ -15,6 +15,7 @@ import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { MAX_INSTRUCTION_LENGTH, MAX_SEED, MAX_STEPS, MAX_VARIATIONS } from '../../shared/protocol';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
+import { encodeHistoryMarker, parseHistoryMarker } from '../../shared/client';
 import { usersCli } from '../support/isolation';
 import { ROOT, makeClient, startServer, tempDataDir, type Client, type ServerProcess } from '../support/server';
 
@@ -242,6 +243,48 @@ describeInBrowser('playground page in Chromium', () => {
     expect(await cancel.isDisabled()).toBe(true);
     expect(await page.getByRole('button', { name: 'Apply' }).isDisabled()).toBe(false);
     expect(await page.locator('#history button[data-node-id]').count()).toBe(3);
+  });
+
+  it("a history marker of another workspace in this browser: asks, and starts a new history only when the user accepts", async () => {
+    const dataDir = tempDataDir();
+    await usersCli(['add', 'alice', '--workspace', 'studio-a', '--data-dir', dataDir]);
+    const bob = (await usersCli(['add', 'bob', '--workspace', 'studio-b', '--data-dir', dataDir])).last;
+    const studioA = (await usersCli(['workspaces', 'list', '--data-dir', dataDir])).stdout.match(/studio-a\s+([0-9a-f-]{36})/)![1];
+    const team = await startServer({ dataDir });
+    const key = 'd0d0d0d0-d0d0-4d0d-8d0d-d0d0d0d0d0d0';
+    const theirs = encodeHistoryMarker({ workspace: { id: studioA, name: 'studio-a' }, documentId: 'f1f1f1f1-f1f1-4f1f-8f1f-f1f1f1f1f1f1' });
+    const tab = await browser.context.newPage(); // another port, another origin: its own local storage
+    tab.on('pageerror', (err) => pageErrors.push(err.message));
+    // alice worked in this browser before; now bob's token is in the settings
+    const seed = { 'layerloop.playground.documentKey': key, 'layerloop.playground.historyMarker': theirs, 'layerloop.playground.token': bob };
+    await tab.addInitScript({
+      content: `if (localStorage.getItem('layerloop.playground.token') === null) for (const [k, v] of Object.entries(${JSON.stringify(seed)})) localStorage.setItem(k, v);`,
+    });
+    const questions: string[] = [];
+    let accept = false;
+    tab.on('dialog', (d) => {
+      questions.push(d.message());
+      void (accept ? d.accept() : d.dismiss());
+    });
+    const openBobs = () => fetch(`${team.url}/trpc/documents.open`, { method: 'POST', headers: { Authorization: `Bearer ${bob}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ host: 'web', hostDocumentKey: key, create: false }) });
+    try {
+      await tab.goto(team.url);
+      await tab.getByText(/No history was started: this browser's layerloop history belongs to workspace «studio-a»/).waitFor();
+      expect(questions[0]).toBe("This file's layerloop history belongs to workspace «studio-a» (recorded in the file), which you are not a member of. Start a new history in «studio-b»?");
+      expect((await openBobs()).status).toBe(404); // declined: nothing made
+      accept = true;
+      await tab.reload();
+      await tab.getByText(/^Document [0-9a-f]{8}$/).waitFor();
+      const opened = await openBobs();
+      expect(opened.status).toBe(200);
+      const documentId = ((await opened.json()) as { result: { data: { documentId: string } } }).result.data.documentId;
+      expect(parseHistoryMarker(await read<string>(tab, "localStorage.getItem('layerloop.playground.historyMarker')"))).toEqual({ workspace: { id: expect.any(String), name: 'studio-b' }, documentId });
+      expect(questions).toHaveLength(2);
+    } finally {
+      await tab.close();
+      expect((await team.stop()).code).toBe(0);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('works with a server that needs a token, once it is entered in the settings', async () => {

@@ -8,8 +8,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { createClient, encodeHistoryMarker, openHistory, parseHistoryMarker, type FetchLike, type HistoryMarker } from '../../shared/client';
 import { FIXTURES, logLines, startServer, tempDataDir, type ServerProcess } from '../support/server';
-import { type Tenant, call, probeCases, putBlob, runProbe, usersCli, work } from '../support/isolation';
+import { type Tenant, call, editPastQuota, expectQuotaRefusal, probeCases, putBlob, runProbe, usersCli, work } from '../support/isolation';
 
 const PNG = fs.readFileSync(path.join(FIXTURES, 'shapes-128.png'));
 type Data<T> = { result: { data: T } };
@@ -103,12 +104,54 @@ describe('isolation between workspaces (embedded store)', () => {
   }, 180_000);
 
   test("documents.open with the other's host key opens a history of one's own: a new id, nothing of A's", async () => {
+    // create: false (what a plugin sends when the file's marker names another workspace): 404, no document made
+    const open = (token: string, extra: object) => call(server.url, token, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: a.hostKey, ...extra });
+    const refused = await open(bob, { create: false });
+    expect(refused.status).toBe(404);
+    expect((JSON.parse(refused.text) as { error: { message: string } }).error.message).toBe('no history for this file in your workspace: open it with create: true to start one');
+    expect(data<{ documentId: string; created: boolean }>((await open(alice, { create: false })).text)).toEqual({ documentId: a.documentId, created: false });
+    const bad = await open(bob, { create: 'no' });
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('create must be true or false, got \\"no\\"');
     const opened = data<{ documentId: string; created: boolean }>((await call(server.url, bob, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: a.hostKey })).text);
     expect(opened.created).toBe(true);
     expect(opened.documentId).not.toBe(a.documentId);
     expect(data<{ nodes: unknown[] }>((await call(server.url, bob, 'query', 'documents.history', { documentId: opened.documentId })).text).nodes).toEqual([]);
     // and A still gets its own
     expect(data<{ documentId: string }>((await call(server.url, alice, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: a.hostKey })).text).documentId).toBe(a.documentId);
+  });
+
+  test("a file whose marker names another workspace: the plugins' openHistory asks, creates only on Start, and the owner still opens its own", async () => {
+    const nodeFetch: FetchLike = (u, init) => fetch(u, { method: init.method, headers: init.headers, body: init.body });
+    const as = (token: string) => createClient({ serverUrl: server.url, token, fetch: nodeFetch, transport: 'poll' });
+    const key = 'figma-file-with-marker:page-1';
+    const [alices, bobs] = [as(alice), as(bob)];
+    const [aliceMe, bobMe] = [(await alices.me())!, (await bobs.me())!];
+    // alice opens the file first: her workspace's history, and the marker her plugin writes into the file
+    const first = await openHistory(alices, 'figma', key, null, aliceMe);
+    expect(first).toMatchObject({ kind: 'opened', workspace: { name: 'studio-a' } });
+    const inFile = encodeHistoryMarker((first as { marker: HistoryMarker }).marker);
+    // bob opens the file she sent him: the marker (not the server) says whose it is; nothing is created
+    const asked = await openHistory(bobs, 'figma', key, parseHistoryMarker(inFile), bobMe);
+    expect(asked).toEqual({
+      kind: 'elsewhere',
+      recorded: { id: a.workspaceId, name: 'studio-a' },
+      yours: { id: b.workspaceId, name: 'studio-b' },
+      question: "This file's layerloop history belongs to workspace «studio-a» (recorded in the file), which you are not a member of. Start a new history in «studio-b»?",
+    });
+    expect((await call(server.url, bob, 'mutation', 'documents.open', { host: 'figma', hostDocumentKey: key, create: false })).status).toBe(404);
+    // Start: a new, empty history in bob's workspace, and the marker rewritten to it
+    const started = await openHistory(bobs, 'figma', key, parseHistoryMarker(inFile), bobMe, { startNew: true });
+    expect(started).toMatchObject({ kind: 'opened', workspace: { id: b.workspaceId, name: 'studio-b' } });
+    const bobsDoc = (started as { documentId: string }).documentId;
+    expect(bobsDoc).not.toBe((first as { documentId: string }).documentId);
+    expect(await bobs.history(bobsDoc)).toEqual([]);
+    const rewritten = encodeHistoryMarker((started as { marker: HistoryMarker }).marker);
+    expect(parseHistoryMarker(rewritten)).toEqual({ workspace: { id: b.workspaceId, name: 'studio-b' }, documentId: bobsDoc });
+    // with bob's marker in the file, alice is not asked: her workspace has its history, and it opens
+    expect(await openHistory(alices, 'figma', key, parseHistoryMarker(rewritten), aliceMe)).toMatchObject({ kind: 'opened', documentId: (first as { documentId: string }).documentId });
+    // and bob, with the file marked as his, opens his own without a question
+    expect(await openHistory(bobs, 'figma', key, parseHistoryMarker(rewritten), bobMe)).toMatchObject({ kind: 'opened', documentId: bobsDoc });
   });
 
   test('each sees its own: history with authors, its blobs, its jobs; an upload of the same bytes grants them', async () => {
@@ -312,5 +355,14 @@ describe('the shared-token and token-less modes act as the default user; persona
     const big = await fetch(`${server.url}/v1/blobs?width=640&height=512`, { method: 'PUT', headers: { Authorization: `Bearer ${fay}`, 'Content-Type': 'application/octet-stream' }, body: raw });
     expect(big.status).toBe(507);
     expect(((await big.json()) as { error: string }).error).toMatch(/your storage quota is used up: you store 0 MiB of 1 MiB, and this needs 1\.3 MiB more/);
+  }, 60_000);
+
+  test('the storage quota holds at edits.create too: results and latents count, and a user over it gets the same 507', async () => {
+    dataDir = tempDataDir();
+    const gil = (await usersCli(['add', 'gil', '--workspace', 'studio-g', '--data-dir', dataDir])).last;
+    server = await startServer({ dataDir, args: ['--max-stored-mib-per-user', '1'] });
+    expectQuotaRefusal(await editPastQuota(server.url, gil));
+    // nothing was queued: the workspace still holds one job
+    expect((await usersCli(['workspaces', 'list', '--data-dir', dataDir])).stdout).toMatch(/studio-g\s+[0-9a-f-]{36}\s+1\s+1\s+1\s+/);
   }, 60_000);
 });

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import sharp from 'sharp';
 import { FIXTURES, ROOT } from './server';
 
 const run = promisify(execFile);
@@ -148,6 +149,48 @@ export async function work(url: string, token: string, hostKey: string, seed: nu
   }
 }
 
+/**
+ * For a server started with --max-stored-mib-per-user 1: the user uploads 500 x 500 of seeded noise (1,000,000 raw
+ * bytes fit the quota; stored as a PNG of about 0.72 MiB) and edits a small square of it (outside the square the
+ * result keeps the noise, so it stores about as much again), which takes the user past the quota; then asks for a
+ * second edit. Returns that answer.
+ */
+export async function editPastQuota(url: string, token: string): Promise<Answer> {
+  const side = 500;
+  const noise = new Uint8Array(side * side * 4);
+  let state = 12345;
+  for (let i = 0; i < noise.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    noise[i] = i % 4 === 3 ? 255 : state >>> 24;
+  }
+  const square = new Uint8Array(side * side * 4);
+  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) square.set(x >= 200 && x < 264 && y >= 200 && y < 264 ? [255, 255, 255, 255] : [0, 0, 0, 255], (y * side + x) * 4);
+  const source = await putBlob(url, token, noise, `?width=${side}&height=${side}`, 'application/octet-stream');
+  const mask = await putBlob(url, token, await sharp(square, { raw: { width: side, height: side, channels: 4 } }).png().toBuffer()); // a few KiB as a PNG
+  if (!source.sha256 || !mask.sha256) throw new Error(`upload failed: ${source.text} ${mask.text}`);
+  const documentId = (JSON.parse((await call(url, token, 'mutation', 'documents.open', { host: 'web', hostDocumentKey: 'quota' })).text) as { result: { data: { documentId: string } } }).result.data.documentId;
+  const edit = () =>
+    call(url, token, 'mutation', 'edits.create', { documentId, parent: { kind: 'source', imageSha256: source.sha256 }, regions: [{ instruction: 'make it blue', maskSha256: mask.sha256 }], options: { steps: 2, seed: 3 } });
+  const first = await edit();
+  if (first.status !== 200) throw new Error(`the first edit (under the quota) was refused: ${first.text}`);
+  const jobId = (JSON.parse(first.text) as { result: { data: { jobId: string } } }).result.data.jobId;
+  for (let i = 0; ; i++) {
+    const snap = (JSON.parse((await call(url, token, 'query', 'jobs.get', { jobId })).text) as { result: { data: { state: string; error: string | null } } }).result.data;
+    if (snap.state === 'succeeded') break;
+    if (snap.state === 'failed' || snap.state === 'cancelled' || i > 600) throw new Error(`the first edit ended ${snap.state}: ${snap.error}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return edit();
+}
+
+/** editPastQuota's second edit: refused with the upload's 507 and message, before anything was queued. */
+export function expectQuotaRefusal(answer: Answer): void {
+  expect(answer.status).toBe(507);
+  const body = JSON.parse(answer.text) as { error: { message: string; data: { httpStatus: number } } };
+  expect(body.error.message).toMatch(/^your storage quota is used up: you store 1\.[3-9] MiB of 1 MiB, and an edit stores its results and latents\. Ask an admin to raise --max-stored-mib-per-user$/);
+  expect(body.error.data.httpStatus).toBe(507);
+}
+
 export interface ProbeCase {
   name: string;
   /** B asks for A's thing */
@@ -180,6 +223,8 @@ export function probeCases(url: string, a: Tenant, b: Tenant, running: { jobId: 
   byId('documents.get of the document', a.documentId, (id) => q('documents.get', { documentId: id }));
   byId('documents.history of a node id', a.editId, (id) => q('documents.history', { documentId: id }));
   byId('documents.open in the other workspace', a.workspaceId, (id) => m('documents.open', { host: 'figma', hostDocumentKey: a.hostKey, workspaceId: id }));
+  // what a plugin sends when its file's marker names another workspace: the same 404 as for a key nobody knows
+  byId('documents.open with create: false and its host key', a.hostKey, (key) => m('documents.open', { host: 'figma', hostDocumentKey: key, create: false }));
   byId('jobs.get of a finished job', a.jobId, (id) => q('jobs.get', { jobId: id }));
   byId('jobs.get with previewAfterStep', a.jobId, (id) => q('jobs.get', { jobId: id, previewAfterStep: 1 }));
   byId('jobs.get of the running job', running.jobId, (id) => q('jobs.get', { jobId: id }));

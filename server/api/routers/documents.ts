@@ -1,6 +1,6 @@
 /** documents: a host document <-> documentId, and its history (the tree of edit nodes). */
 import { TRPCError } from '@trpc/server';
-import { documentHistoryInputSchema, openDocumentSchema } from '../../../shared/protocol';
+import { NO_HISTORY_MESSAGE, documentHistoryInputSchema, openDocumentSchema } from '../../../shared/protocol';
 import { inWorkspaces, visibleDocument } from '../access';
 import type { AccountStore } from '../../store/accounts';
 import { DEFAULT_USER_ID } from '../../store/store';
@@ -30,12 +30,18 @@ export const documentsRouter = router({
   /**
    * Same (workspace, host, hostDocumentKey) -> same documentId, also across restarts. The workspace is the one
    * named (the caller must be a member) or the caller's default one; another workspace opening the same file gets
-   * a history of its own.
+   * a history of its own. With create: false only an existing history opens; none in this workspace is a 404
+   * that is the same whoever else knows the key.
    */
   open: authedProcedure.input(openDocumentSchema).mutation(async ({ ctx, input }) => {
     const workspaceId = input.workspaceId ?? ctx.principal.user.defaultWorkspaceId;
     if (!inWorkspaces(ctx.principal, workspaceId)) {
       throw new TRPCError({ code: 'NOT_FOUND', message: `no workspace ${workspaceId}: use one of the workspaces that \`me\` lists` });
+    }
+    if (!input.create) {
+      const documentId = await ctx.services.store.edits.findDocument(input.host, input.hostDocumentKey, workspaceId);
+      if (documentId === null) throw new TRPCError({ code: 'NOT_FOUND', message: NO_HISTORY_MESSAGE });
+      return { documentId, created: false };
     }
     const { documentId, created } = await ctx.services.store.edits.openDocument(input.host, input.hostDocumentKey, workspaceId);
     return { documentId, created };

@@ -12,7 +12,7 @@ import { createEditResultSchema, editRequestSchema, type EditRequest } from '../
 import { prepareEditPlan, type EditPlan } from '../../jobs/plan';
 import { StoreError, type Principal } from '../../store';
 import { asHttpError, callerOf } from '../access';
-import { queuedLimitError } from '../limits';
+import { queuedLimitError, quotaError } from '../limits';
 import type { Services } from '../trpc';
 import { authedProcedure, router } from '../trpc';
 import { deriveMask } from './masks';
@@ -35,6 +35,18 @@ function plan(services: Services, principal: Principal, input: EditRequest): Pro
   );
 }
 
+/**
+ * An edit stores results and latents that count toward its user's bytes (the store grants them to the author):
+ * a user at or over --max-stored-mib-per-user gets the upload's 507 here, before anything is queued. An edit
+ * accepted just under the quota may still take the user past it; the next one is refused.
+ */
+async function checkStorageQuota(services: Services, userId: string): Promise<void> {
+  const limit = services.config.maxStoredBytesPerUser;
+  if (limit === null) return;
+  const stored = await services.store.edits.accounts.storedBytes(userId);
+  if (stored >= limit) throw quotaError(stored, null, limit);
+}
+
 export const editsRouter = router({
   /**
    * Queue an edit. Returns at once with the job id (follow it with jobs.watch or jobs.get) and the seed it runs
@@ -50,6 +62,7 @@ export const editsRouter = router({
       const { seed } = edit.request.options;
       const { userId, workspaceId } = edit.owner;
       if (owners.active(userId) >= config.maxQueuedPerUser) throw queuedLimitError(config.maxQueuedPerUser);
+      await checkStorageQuota(ctx.services, userId);
       // The queue answers once the job is recorded (the client may then rely on its id). When the queue is full
       // the request waits its turn in the admission room (round-robin over users, then documents); a wait too
       // long, or a closing queue, throws here, before anything is recorded.

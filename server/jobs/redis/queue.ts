@@ -4,12 +4,18 @@
  * and workers (worker.ts) share it; a job's state, progress, previews and events reach every node.
  *
  * - enqueue: the plan's uploads are made durable first (an upload is answered once this process can read it,
- *   but a worker elsewhere reads the disk or bucket), then a place in line (RESERVE: the limits and the
- *   round-robin priority, atomically), then the store records the job (JobLedger), then BullMQ gets it with
- *   that priority. A job the store cannot record leaves no
- *   trace; the promise resolves only once it is recorded and queued.
- * - cancel: a waiting job is taken out of BullMQ and recorded cancelled here; a running one is flagged and the
- *   worker running it is told on the cancel channel (BullMQ's own cancelJob only reaches its local worker).
+ *   but a worker elsewhere reads the disk or bucket), then a place in line (RESERVE: the limits, the plan, and
+ *   the line put in its fair order, atomically), then the store records the job (JobLedger), then BullMQ gets a
+ *   job of the same id. A job the store cannot record leaves no trace; the promise resolves only once it is
+ *   recorded and queued.
+ * - dispatch: BullMQ's jobs are the workers' turns, not their work. A worker that gets one starts the first job
+ *   of the line (CLAIM), whatever BullMQ job it came with: the line is ordered users first, then each user's
+ *   documents (fair-order.ts, as the in-process queue), at the moment a worker is free, so API nodes admitting
+ *   for the same users still share the workers fairly. There are as many BullMQ jobs as jobs queued or running.
+ * - cancel: a waiting job is taken out of line (WITHDRAW: no worker can start it after that), its BullMQ job
+ *   removed if no worker holds it (one left over finds nothing to start), and it is recorded cancelled here; a
+ *   running one is flagged and the worker running it is told on the cancel channel (BullMQ's own cancelJob only
+ *   reaches its local worker).
  * - hasRoom and estimatedWaitMs answer from a view refreshed every `refreshMs` (the admission room asks them
  *   synchronously); enqueue's RESERVE is what decides.
  * - close() stops accepting here only: queued jobs stay in Redis for the workers.
@@ -83,7 +89,7 @@ export class RedisJobQueue implements JobQueue {
     const jobId = opts.jobId ?? this.newId();
     const { maxLength, maxPerDocument, ledger, blobs } = this.options;
     await Promise.all(planBlobs(plan).map((sha) => blobs.whenDurable(sha)));
-    const place = await this.records.reserve(jobId, documentId, { maxLength, maxPerDocument }, this.now());
+    const place = await this.records.reserve(jobId, plan, { maxLength, maxPerDocument }, this.now());
     if (place.kind === 'duplicate') throw new Error(`RedisJobQueue: duplicate job id ${jobId}`);
     if (place.kind !== 'ok') {
       throw place.kind === 'full-queue' ? new QueueFullError('queue', maxLength, this.retrySeconds(place.waiting)) : new QueueFullError('document', maxPerDocument, this.retrySeconds(0));
@@ -95,7 +101,8 @@ export class RedisJobQueue implements JobQueue {
       throw err;
     }
     try {
-      await this.bull.add('edit', { plan }, { jobId, priority: place.priority, removeOnComplete: true, removeOnFail: true });
+      // a turn for a worker: which job it starts, the line decides then (CLAIM)
+      await this.bull.add('edit', {}, { jobId, removeOnComplete: true, removeOnFail: true });
     } catch (err) {
       // recorded but not queued: say so in the record (nobody has the id yet, but the store keeps the row)
       const error = `the edit could not be queued (${(err as Error).message}): submit it again`;
@@ -126,8 +133,9 @@ export class RedisJobQueue implements JobQueue {
     if (documentId === null) return false;
     const flagged = await this.records.transition(jobId, documentId, { from: ['queued', 'running'], to: null, fields: { cancelRequested: 1 } });
     if (flagged.kind !== 'ok') return false;
-    // not yet taken by a worker: out of BullMQ, cancelled here (remove() is 0 when a worker holds its lock)
-    if ((await this.bull.remove(jobId)) === 1) {
+    // not yet started by a worker: out of line, its turn out of BullMQ if no worker holds it, cancelled here
+    if (await this.records.withdraw(jobId, documentId)) {
+      await this.bull.remove(jobId).catch((err: Error) => this.log(`job ${jobId}: its BullMQ job stays (${err.message}); a worker that gets it finds nothing to start`));
       const recorded: Recorded = await this.options.ledger.end(jobId, { state: 'cancelled' });
       await finishRecord(this.records, jobId, documentId, recorded, this.now());
       return true;

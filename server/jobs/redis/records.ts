@@ -6,13 +6,12 @@ import type { Redis } from 'ioredis';
 import { isTerminalJobState, type JobResult, type JobSnapshot, type JobState } from '../../../shared/protocol';
 import type { JobEventBody } from '../events';
 import type { Recorded } from '../ledger';
-import { APPEND_EVENT, RELEASE, RESERVE, TRANSITION } from './scripts';
+import { parseEditPlan, type EditPlan } from '../plan';
+import { APPEND_EVENT, CLAIM, RELEASE, RESERVE, TRANSITION, WITHDRAW } from './scripts';
 
 /** The BullMQ queue's name (under the prefix `PREFIX:bull`). */
 export const BULLMQ_QUEUE_NAME = 'edits';
 
-/** BullMQ's largest priority (2^21 - 1). */
-export const MAX_PRIORITY = 2_097_151;
 
 export interface RecordOptions {
   /** key prefix of this queue (several queues, or tests, share one Redis) */
@@ -38,7 +37,7 @@ export function recordOptions(options: Partial<RecordOptions>): RecordOptions {
 }
 
 export type Reservation =
-  | { kind: 'ok'; priority: number; position: number }
+  | { kind: 'ok'; position: number }
   | { kind: 'full-queue' | 'full-document'; waiting: number }
   | { kind: 'duplicate' };
 
@@ -48,6 +47,8 @@ interface ScriptedRedis extends Redis {
   llReserve(...args: (string | number)[]): Promise<(string | number)[]>;
   llRelease(...args: (string | number)[]): Promise<number>;
   llTransition(...args: (string | number)[]): Promise<(string | number)[]>;
+  llClaim(...args: (string | number)[]): Promise<string | null>;
+  llWithdraw(...args: (string | number)[]): Promise<number>;
   llAppend(...args: (string | number)[]): Promise<number>;
 }
 
@@ -56,8 +57,10 @@ export function withScripts(redis: Redis): ScriptedRedis {
   const r = redis as ScriptedRedis;
   if (typeof r.llReserve !== 'function') {
     redis.defineCommand('llReserve', { numberOfKeys: 10, lua: RESERVE });
-    redis.defineCommand('llRelease', { numberOfKeys: 6, lua: RELEASE });
-    redis.defineCommand('llTransition', { numberOfKeys: 8, lua: TRANSITION });
+    redis.defineCommand('llRelease', { numberOfKeys: 8, lua: RELEASE });
+    redis.defineCommand('llTransition', { numberOfKeys: 7, lua: TRANSITION });
+    redis.defineCommand('llClaim', { numberOfKeys: 5, lua: CLAIM });
+    redis.defineCommand('llWithdraw', { numberOfKeys: 4, lua: WITHDRAW });
     redis.defineCommand('llAppend', { numberOfKeys: 3, lua: APPEND_EVENT });
   }
   return r;
@@ -81,18 +84,43 @@ export class JobRecords {
     return [this.key('ev', jobId), this.key('evseq', jobId), this.key('evend', jobId)];
   }
 
-  async reserve(jobId: string, documentId: string, limits: { maxLength: number; maxPerDocument: number }, now: number): Promise<Reservation> {
-    const keys = [this.key('job', jobId), this.key('line'), this.key('doc', documentId), this.key('vtime'), this.key('doclast'), this.key('order'), ...this.eventKeys(jobId), this.key('running')];
+  /** A place in line for the plan's job (the plan is kept with it: whichever worker starts it reads it here). */
+  async reserve(jobId: string, plan: EditPlan, limits: { maxLength: number; maxPerDocument: number }, now: number): Promise<Reservation> {
+    const documentId = plan.request.documentId;
+    const keys = [this.key('job', jobId), this.key('line'), this.key('doc', documentId), this.key('userlast'), this.key('doclast'), this.key('order'), ...this.eventKeys(jobId), this.key('running')];
     const o = this.options;
-    const reply = await this.redis.llReserve(...keys, jobId, documentId, limits.maxLength, limits.maxPerDocument, now, o.backlogSize, o.activeTtlSeconds, MAX_PRIORITY);
+    const reply = await this.redis.llReserve(...keys, jobId, documentId, limits.maxLength, limits.maxPerDocument, now, o.backlogSize, o.activeTtlSeconds, plan.owner.userId, JSON.stringify(plan), this.key('job', ''));
     const kind = String(reply[0]);
-    if (kind === 'ok') return { kind, priority: Number(reply[1]), position: Number(reply[2]) };
+    if (kind === 'ok') return { kind, position: Number(reply[1]) };
     if (kind === 'full-queue' || kind === 'full-document') return { kind, waiting: Number(reply[1]) };
     return { kind: 'duplicate' };
   }
 
+  /**
+   * The job a worker's BullMQ job (`tokenId`) runs: the first of the fair line, or the one it had before BullMQ
+   * retried it; null when nothing waits. Its plan and enqueue time come with it.
+   */
+  async claim(tokenId: string): Promise<{ jobId: string; plan: EditPlan; enqueuedAt: number } | null> {
+    const keys = [this.key('line'), this.key('claim', tokenId), this.key('served'), this.key('userlast'), this.key('doclast')];
+    const jobId = await this.redis.llClaim(...keys, tokenId, this.key('job', ''), this.options.activeTtlSeconds);
+    if (!jobId) return null;
+    const [plan, enqueuedAt] = await this.redis.hmget(this.key('job', jobId), 'plan', 'enqueuedAt');
+    if (!plan) throw new Error(`job ${jobId} has no plan in Redis (its record expired)`);
+    return { jobId, plan: parseEditPlan(JSON.parse(plan)), enqueuedAt: Number(enqueuedAt ?? 0) };
+  }
+
+  /** The job a worker's BullMQ job started, if any. */
+  async claimOf(tokenId: string): Promise<string | null> {
+    return this.redis.get(this.key('claim', tokenId));
+  }
+
+  /** Takes a waiting job out of line so no worker starts it; false when a worker has it already. */
+  async withdraw(jobId: string, documentId: string): Promise<boolean> {
+    return (await this.redis.llWithdraw(this.key('line'), this.key('doc', documentId), this.key('userlast'), this.key('doclast'), jobId, this.key('job', ''))) === 1;
+  }
+
   async release(jobId: string, documentId: string): Promise<void> {
-    await this.redis.llRelease(this.key('job', jobId), this.key('line'), this.key('doc', documentId), ...this.eventKeys(jobId), jobId);
+    await this.redis.llRelease(this.key('job', jobId), this.key('line'), this.key('doc', documentId), ...this.eventKeys(jobId), this.key('userlast'), this.key('doclast'), jobId, this.key('job', ''));
   }
 
   /** Move the job from one of `from` to `to` (null: same state) with `fields` and `event`; see TRANSITION. */
@@ -102,7 +130,7 @@ export class JobRecords {
     change: { from: readonly JobState[]; to: JobState | null; fields?: Record<string, string | number>; event?: JobEventBody },
   ): Promise<TransitionResult> {
     const terminal = change.to !== null && isTerminalJobState(change.to);
-    const keys = [this.key('job', jobId), this.key('line'), this.key('doc', documentId), this.key('running'), this.key('vtime'), ...this.eventKeys(jobId)];
+    const keys = [this.key('job', jobId), this.key('line'), this.key('doc', documentId), this.key('running'), ...this.eventKeys(jobId)];
     const fields: Record<string, string> = {};
     for (const [k, v] of Object.entries(change.fields ?? {})) fields[k] = String(v);
     const o = this.options;

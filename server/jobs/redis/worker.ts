@@ -10,16 +10,17 @@
  *   job back; another worker runs it again from its plan (seeded: the same result) and the commit is idempotent
  *   (JobLedger.commit). After `maxTries` starts that all died, BullMQ fails it and the job ends failed as
  *   interrupted.
- * - Fairness across documents comes from the priorities RESERVE gave the jobs (queue.ts): BullMQ starts the
- *   lowest first.
+ * - Fairness: a BullMQ job is a turn. The worker starts the first job of the fair line (CLAIM: users first, then
+ *   their documents; queue.ts), not necessarily the one BullMQ handed it; a BullMQ job BullMQ retries after its
+ *   worker died gets the same job again.
  */
-import { Worker, type Job as BullJob } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { Queue, Worker, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { JobResult, JobState } from '../../../shared/protocol';
 import type { JobLedger, Recorded } from '../ledger';
 import type { JobStateInfo } from '../queue';
 import { errorMessage, finalState, previewProblem, type Outcome } from '../outcome';
-import { parseEditPlan } from '../plan';
 import type { JobInput, RunContext, RunJob, RunUpdate } from '../port';
 import { BULLMQ_QUEUE_NAME, JobRecords, finishRecord, recordOptions, type RecordOptions } from './records';
 
@@ -69,6 +70,8 @@ export class RedisJobWorker {
   private readonly now: () => number;
   private readonly log: (message: string) => void;
   private closing: Promise<void> | null = null;
+  /** for a turn lost before it started a job (see interrupted) */
+  private turns: Queue | null = null;
 
   private constructor(private readonly options: RedisJobWorkerOptions) {
     const records = recordOptions(options);
@@ -122,6 +125,7 @@ export class RedisJobWorker {
         if (!(await within(finished(), opts.graceMs ?? 5_000))) this.log('the running edit ignored its abort signal during shutdown; leaving it to another worker');
       }
       await this.worker.close(true); // whatever still runs keeps its lock until it expires: then another worker takes it
+      await this.turns?.close();
       this.subscriber.disconnect();
     })();
     return this.closing;
@@ -147,9 +151,10 @@ export class RedisJobWorker {
   }
 
   private async process(bullJob: BullJob): Promise<void> {
-    const jobId = bullJob.id;
-    if (!jobId) throw new Error('a BullMQ job without an id');
-    const plan = parseEditPlan((bullJob.data as { plan: unknown }).plan);
+    if (!bullJob.id) throw new Error('a BullMQ job without an id');
+    const claimed = await this.records.claim(bullJob.id);
+    if (!claimed) return; // nothing waits: the turn of a job cancelled while it waited
+    const { jobId, plan, enqueuedAt } = claimed;
     const documentId = plan.request.documentId;
     let markDone!: () => void;
     const run: Running = { abort: new AbortController(), stopped: null, done: new Promise<void>((resolve) => (markDone = resolve)) };
@@ -158,7 +163,7 @@ export class RedisJobWorker {
       const startedAt = this.now();
       const started = await this.records.transition(jobId, documentId, { from: ['queued', 'running'], to: 'running', fields: { startedAt }, event: { type: 'started' } });
       if (started.kind !== 'ok') return; // cancelled before it started, or already finished
-      this.observe(jobId, 'queued', { documentId, at: bullJob.timestamp });
+      this.observe(jobId, 'queued', { documentId, at: enqueuedAt });
       this.observe(jobId, 'running', { documentId, at: startedAt });
       const already = await this.options.ledger.start(jobId);
       if (already) {
@@ -181,7 +186,7 @@ export class RedisJobWorker {
           return committed;
         },
       };
-      const input: JobInput = { jobId, documentId, plan, request: plan.request, enqueuedAt: bullJob.timestamp };
+      const input: JobInput = { jobId, documentId, plan, request: plan.request, enqueuedAt };
       let outcome: Outcome;
       try {
         outcome = { ok: true, result: await this.options.run(input, ctx) };
@@ -256,13 +261,22 @@ export class RedisJobWorker {
     await this.records.redis.multi().lpush(key, Math.round(ms)).ltrim(key, 0, 19).exec();
   }
 
-  /** A job whose workers all died: failed as interrupted, in the store and here. */
+  /**
+   * A turn whose workers all died: the job it started fails as interrupted, in the store and here. One that died
+   * before starting any leaves a job without a turn: a new turn takes its place.
+   */
   private async interrupted(bullJob: BullJob): Promise<void> {
     try {
-      const jobId = bullJob.id as string;
-      const plan = parseEditPlan((bullJob.data as { plan: unknown }).plan);
+      const jobId = await this.records.claimOf(bullJob.id as string);
+      if (jobId === null) {
+        this.turns ??= new Queue(BULLMQ_QUEUE_NAME, { connection: this.options.redis, prefix: `${this.records.options.prefix}:bull` });
+        await this.turns.add('edit', {}, { jobId: randomUUID(), removeOnComplete: true, removeOnFail: true });
+        return;
+      }
+      const documentId = await this.records.documentOf(jobId);
+      if (documentId === null) return; // its record expired: nothing left to end
       const recorded = await this.options.ledger.end(jobId, { state: 'failed', error: interruptedMessage(this.maxTries) });
-      await this.finish(jobId, plan.request.documentId, recorded);
+      await this.finish(jobId, documentId, recorded);
       this.log(`job ${jobId}: failed as interrupted after ${this.maxTries} tries`);
     } catch (err) {
       this.log(`job ${bullJob.id}: could not record it as interrupted: ${errorMessage(err)}`);

@@ -150,6 +150,8 @@ describe('errors that say what to do', () => {
     expect(errorForStatus(URL_, 429, null, 'queue full', '').message).toBe("The server's queue is full: queue full. Wait for running edits to finish, then Apply again.");
     expect(errorForStatus(URL_, 404, null, null, '').message).toBe('http://gpu:7860 answered 404: is it a layerloop server? Check the URL in Settings.');
     expect(errorForStatus(URL_, 500, null, 'disk full', '')).toMatchObject({ kind: 'server', message: 'The server failed (HTTP 500): disk full. Its log says more; try again.' });
+    // 507: the server's own message says whose room ran out (the disk, or the user's storage quota) and what to do
+    expect(errorForStatus(URL_, 507, 'PRECONDITION_FAILED', 'your storage quota is used up: ask an admin', '')).toMatchObject({ kind: 'bad-request', message: 'your storage quota is used up: ask an admin' });
   });
 });
 

@@ -51,9 +51,9 @@ export async function collect(events: AsyncIterable<JobEvent>): Promise<JobEvent
   return out;
 }
 
-export function planFor(documentId: string, instruction: string, imageSha256: string): EditPlan {
+export function planFor(documentId: string, instruction: string, imageSha256: string, owner = { userId: DEFAULT_USER_ID, workspaceId: DEFAULT_WORKSPACE_ID }): EditPlan {
   const request = editRequestSchema.parse({ documentId, parent: { kind: 'source', imageSha256 }, regions: [{ instruction, maskSha256: null }] });
-  return { request: { ...request, regions: [{ instruction, maskSha256: null }], options: { ...request.options, seed: 7, sampler: 'euler' } }, owner: { userId: DEFAULT_USER_ID, workspaceId: DEFAULT_WORKSPACE_ID }, start: { kind: 'source', imageSha256 }, width: 8, height: 8 };
+  return { request: { ...request, regions: [{ instruction, maskSha256: null }], options: { ...request.options, seed: 7, sampler: 'euler' } }, owner, start: { kind: 'source', imageSha256 }, width: 8, height: 8 };
 }
 
 export function jobQueueContract(factory: QueueFactory): void {
@@ -112,7 +112,14 @@ export function jobQueueContract(factory: QueueFactory): void {
       const s = await h.queue.get(jobId);
       return s?.state === state ? s : undefined;
     });
-  const enqueue = async (documentId: string, instruction: string, image: string) => (await h.queue.enqueue(planFor(documentId, instruction, image))).jobId;
+  const enqueue = async (documentId: string, instruction: string, image: string, owner?: EditPlan['owner']) => (await h.queue.enqueue(planFor(documentId, instruction, image, owner))).jobId;
+
+  /** A user of its own workspace, as the admin CLI makes one. */
+  async function user(name: string): Promise<EditPlan['owner']> {
+    const workspace = await h.store.edits.accounts.createWorkspace(`studio-${name}`);
+    const made = await h.store.edits.accounts.createUser({ name, workspaceId: workspace.id });
+    return { userId: made.id, workspaceId: workspace.id };
+  }
 
   test('a job runs with its plan, reports progress, commits, succeeds: snapshot, events 1..n in order, store record', async () => {
     await open();
@@ -185,6 +192,40 @@ export function jobQueueContract(factory: QueueFactory): void {
     blocker.reject(new Error('done'));
     for (let i = 1; i <= 4; i++) (await callNumber(i)).reject(new Error('done'));
     expect(started()).toEqual(['x1', 'a1', 'b1', 'a2', 'a3']);
+  });
+
+  test('users first at dispatch: A queues 6 jobs, then B 2; they start A B A B A A A A, whatever the documents', async () => {
+    await open();
+    const [alice, bob] = [await user('alice'), await user('bob')];
+    const docs = await Promise.all([document(), document(), document()]);
+    // A's six spread over two documents (a document of its own per job would not buy A more turns)
+    for (let i = 1; i <= 6; i++) await enqueue(docs[i % 2].documentId, `a${i}`, docs[0].image, alice);
+    await callNumber(0); // a1 started at once
+    const bs: string[] = [];
+    for (let i = 1; i <= 2; i++) bs.push(await enqueue(docs[2].documentId, `b${i}`, docs[0].image, bob));
+    // the positions they are told are that order too: b1 next, b2 behind one of A's, not behind all five
+    expect(await Promise.all(bs.map(async (id) => (await h.queue.get(id))?.position))).toEqual([0, 2]);
+    for (let i = 0; i < 8; i++) (await callNumber(i)).reject(new Error('done'));
+    expect(started()).toEqual(['a1', 'b1', 'a2', 'b2', 'a3', 'a4', 'a5', 'a6']);
+  });
+
+  test('a user whose one edit just ended and who sends the next at once takes its turn, not the first place', async () => {
+    await open();
+    const [alice, bob, carol] = [await user('alice'), await user('bob'), await user('carol')];
+    const [a, b, c] = [await document(), await document(), await document()];
+    await enqueue(a.documentId, 'a1', a.image, alice);
+    await callNumber(0);
+    for (const name of ['b1', 'b2']) await enqueue(b.documentId, name, b.image, bob);
+    for (const name of ['c1', 'c2']) await enqueue(c.documentId, name, c.image, carol);
+    (await callNumber(0)).reject(new Error('done'));
+    await callNumber(1); // b1 runs; nothing of alice's waits or runs
+    await enqueue(a.documentId, 'a2', a.image, alice); // alice's client, the moment it got its result
+    for (let i = 1; i <= 3; i++) (await callNumber(i)).reject(new Error('done'));
+    await callNumber(4); // again: a2 ended, the next job runs, alice has nothing in the queue
+    await enqueue(a.documentId, 'a3', a.image, alice);
+    for (let i = 4; i <= 6; i++) (await callNumber(i)).reject(new Error('done'));
+    // carol was served before alice's a2, so her c2 goes before a3 (a user idle for a moment is not a new user)
+    expect(started()).toEqual(['a1', 'b1', 'c1', 'a2', 'b2', 'c2', 'a3']);
   });
 
   test('limits: a document over its share is refused with QueueFullError; others still get in', async () => {

@@ -1,3 +1,4 @@
+import { encodeHistoryMarker, parseHistoryMarker } from '../../../shared/client';
 import { MainController, UI_SIZE } from '../../../plugin-figma/src/controller';
 import { MASK_FRAME_NAME } from '../../../plugin-figma/src/mask';
 import type { MainToUi, MainToUiOf } from '../../../plugin-figma/src/messages';
@@ -6,6 +7,7 @@ import { decodeFakePng, FakeFigma, fakePng } from './fake-figma';
 const KEY = '44444444-4444-4444-8444-444444444444';
 const DOC = '11111111-1111-4111-8111-111111111111';
 const EDIT = '33333333-3333-4333-8333-333333333333';
+const DOC2 = '22222222-2222-4222-8222-222222222222';
 
 function setup() {
   const figma = new FakeFigma();
@@ -38,6 +40,7 @@ describe('the main thread', () => {
         settings: { serverUrl: 'http://localhost:7860', token: '' },
         documentKey: KEY,
         documentId: null,
+        historyMarker: null,
         selection: {
           ready: false,
           text: 'Select a layer to edit. To change only part of it, also select a shape drawn over that part.',
@@ -60,6 +63,23 @@ describe('the main thread', () => {
     expect(figma.storage.get('settings')).toEqual({ serverUrl: 'https://gpu.example.com', token: 'secret' });
     await main.handle({ type: 'ready', freshDocumentKey: KEY });
     expect(last(figma, 'init')).toMatchObject({ documentKey: 'existing-key', documentId: DOC, settings: { serverUrl: 'https://gpu.example.com', token: 'secret' } });
+  });
+
+  it('the file’s history marker: read at ready, kept until a result is placed, written at once when the user started a new history', async () => {
+    const { figma, main } = setup();
+    const theirs = encodeHistoryMarker({ workspace: { id: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', name: 'studio-a' }, documentId: DOC });
+    figma.rootData.set('historyMarker', theirs);
+    await main.handle({ type: 'ready', freshDocumentKey: KEY });
+    expect(last(figma, 'init').historyMarker).toBe(theirs);
+    const ours = encodeHistoryMarker({ workspace: { id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', name: 'studio-b' }, documentId: DOC2 });
+    // opened without a question (e.g. the user's workspace had a history already): nothing written yet
+    await main.handle({ type: 'document-opened', documentId: DOC2, historyMarker: ours });
+    expect(figma.rootData.get('historyMarker')).toBe(theirs);
+    expect(figma.log).toEqual([]);
+    // Start: the file names the new history at once, with its key and id
+    await main.handle({ type: 'document-opened', documentId: DOC2, historyMarker: ours, record: true });
+    expect(Object.fromEntries(figma.rootData)).toEqual({ historyMarker: ours, hostDocumentKey: KEY, documentId: DOC2 });
+    expect(parseHistoryMarker(figma.rootData.get('historyMarker'))?.workspace.name).toBe('studio-b');
   });
 
   it('falls back to default settings when the stored ones are unreadable', async () => {
@@ -174,7 +194,8 @@ describe('the main thread', () => {
     it('places each as it comes, answers with its id, then with all; the file’s key and document id go with it', async () => {
       const { figma, main } = setup();
       await main.handle({ type: 'ready', freshDocumentKey: KEY });
-      await main.handle({ type: 'document-opened', documentId: DOC });
+      const marker = encodeHistoryMarker({ workspace: { id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', name: 'studio-b' }, documentId: DOC });
+      await main.handle({ type: 'document-opened', documentId: DOC, historyMarker: marker });
       expect(figma.rootData.size).toBe(0);
       const photo = figma.photo({ width: 200, height: 100 });
       await main.handle(message(photo.id, 0, 2));
@@ -187,7 +208,7 @@ describe('the main thread', () => {
       expect(all.requestId).toBe('p1');
       expect(all.nodeIds).toEqual([first.nodeIds[0], expect.any(String)]);
       expect(figma.log.filter((l) => l === 'commit').length).toBe(commitsBefore + 1);
-      expect(Object.fromEntries(figma.rootData)).toEqual({ hostDocumentKey: KEY, documentId: DOC });
+      expect(Object.fromEntries(figma.rootData)).toEqual({ hostDocumentKey: KEY, documentId: DOC, historyMarker: marker });
       // the file writes are part of the result's undo step
       expect(figma.log.indexOf('rootData:hostDocumentKey')).toBeLessThan(figma.log.lastIndexOf('commit'));
     });

@@ -1,7 +1,7 @@
 import sharp from 'sharp';
-import { ClientError } from '../../../shared/client';
+import { ClientError, encodeHistoryMarker, parseHistoryMarker, type SignedIn } from '../../../shared/client';
 import { DEFAULT_FORM, PanelController, historyItems, optionsFromForm, type EditForm, type PanelState } from '../../../plugin-uxp/src/controller';
-import { DocumentRecords, XMP_DOCUMENT_KEY, XMP_LAYER_EDITS, parseEditRecords } from '../../../plugin-uxp/src/identity';
+import { DocumentRecords, XMP_DOCUMENT_KEY, XMP_HISTORY_MARKER, XMP_LAYER_EDITS, parseEditRecords } from '../../../plugin-uxp/src/identity';
 import { FakeApi, PREVIEW, fakeEdit, snapshot } from './fake-api';
 import { FakePhotoshop, type FakeDocumentSpec } from './fake-photoshop';
 import { at, gradient, pixels8, selection } from './fixtures';
@@ -429,6 +429,81 @@ describe('reference images and authors', () => {
       ['make it red', 'by ben'],
       ['Original layer', 'by ben'],
     ]);
+  });
+});
+
+describe("a document whose history is in another workspace (its XMP marker says so)", () => {
+  const STUDIO_A = { id: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', name: 'studio-a' };
+  const STUDIO_B = { id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', name: 'studio-b' };
+  const ben: SignedIn = { user: { id: 'u-ben', name: 'ben', role: 'member' }, workspaces: [STUDIO_B], defaultWorkspaceId: STUDIO_B.id, via: 'token' };
+  const KEY = '99999999-9999-4999-8999-999999999999';
+  const QUESTION = "This file's layerloop history belongs to workspace «studio-a» (recorded in the file), which you are not a member of. Start a new history in «studio-b»?";
+
+  function fromStudioA() {
+    const h = setup();
+    h.api.signedIn = ben;
+    const theirs = encodeHistoryMarker({ workspace: STUDIO_A, documentId: '12121212-1212-4121-8121-121212121212' });
+    h.doc.xmp.set(XMP_DOCUMENT_KEY, KEY);
+    h.doc.xmp.set(XMP_HISTORY_MARKER, theirs);
+    return { ...h, theirs };
+  }
+
+  it('Apply asks instead of starting a history; nothing is created on the server or written to the document', async () => {
+    const { api, doc, controller, theirs } = fromStudioA();
+    await controller.apply(form());
+    const s = controller.getState();
+    expect(s.elsewhere).toBe(QUESTION);
+    expect(s.error).toBe("This document's layerloop history is in another workspace: answer the question in the panel first (Start a new history, or Cancel).");
+    expect(s.historyStatus).toBe('This document’s layerloop history is in another workspace.');
+    expect(api.documents.size).toBe(0);
+    expect(api.jobs).toEqual([]);
+    expect(api.uploads).toEqual([]);
+    expect(api.openOptions.every((o) => o.create === false)).toBe(true);
+    expect(doc.xmp.get(XMP_HISTORY_MARKER)).toBe(theirs);
+  });
+
+  it('Start opens a new history in the user’s workspace and rewrites the marker at once; Apply then edits there', async () => {
+    const { api, doc, controller } = fromStudioA();
+    await controller.apply(form());
+    await controller.startNewHistory();
+    const documentId = api.documents.get(`${STUDIO_B.id}|${KEY}`);
+    expect(documentId).toBeDefined();
+    expect(parseHistoryMarker(doc.xmp.get(XMP_HISTORY_MARKER))).toEqual({ workspace: STUDIO_B, documentId });
+    expect(doc.history).toEqual(['Open', 'layerloop: start a new history']); // one named undo step
+    expect(controller.getState()).toMatchObject({ elsewhere: null, error: null, historyWorkspace: 'studio-b', status: 'Started a new layerloop history for this document in your workspace: press Apply to edit.' });
+    await controller.apply(form());
+    expect(controller.getState().phase).toBe('done');
+    expect(api.jobs[0].request.documentId).toBe(documentId);
+    expect(api.documents.size).toBe(1);
+  });
+
+  it('Cancel starts nothing and leaves the marker; the next Apply asks again', async () => {
+    const { api, doc, controller, theirs } = fromStudioA();
+    await controller.apply(form());
+    controller.cancelNewHistory();
+    expect(controller.getState()).toMatchObject({ elsewhere: null, error: null, status: "No history was started: this document's layerloop history is in another workspace. Apply asks again." });
+    await controller.apply(form());
+    expect(controller.getState().elsewhere).toBe(QUESTION);
+    expect(api.documents.size).toBe(0);
+    expect(doc.xmp.get(XMP_HISTORY_MARKER)).toBe(theirs);
+  });
+
+  it('a member of the marked workspace continues its history without a question; the first result records the marker', async () => {
+    const { api, doc, controller } = fromStudioA();
+    api.signedIn = { ...ben, workspaces: [STUDIO_B, STUDIO_A] };
+    api.documents.set(`${STUDIO_A.id}|${KEY}`, '12121212-1212-4121-8121-121212121212');
+    await controller.apply(form());
+    expect(controller.getState()).toMatchObject({ phase: 'done', elsewhere: null, historyWorkspace: 'studio-a' });
+    expect(api.jobs[0].request.documentId).toBe('12121212-1212-4121-8121-121212121212');
+    expect(api.openOptions).toEqual([{ workspaceId: STUDIO_A.id }]);
+    expect(parseHistoryMarker(doc.xmp.get(XMP_HISTORY_MARKER))?.workspace).toEqual(STUDIO_A);
+  });
+
+  it('a document without a marker gets one with its first result', async () => {
+    const { api, doc, controller } = setup();
+    api.signedIn = ben;
+    await controller.apply(form());
+    expect(parseHistoryMarker(doc.xmp.get(XMP_HISTORY_MARKER))).toEqual({ workspace: STUDIO_B, documentId: api.jobs[0].request.documentId });
   });
 });
 

@@ -16,7 +16,7 @@ import {
   type ServerHealth,
   type SignedIn,
 } from '../../../shared/client';
-import { isTerminalJobEvent, type CreateEditResult, type EditRequestInput, type Host, type JobEvent, type JobSnapshot, type MaskPreviewInput, type MaskPreviewResult } from '../../../shared/protocol';
+import { NO_HISTORY_MESSAGE, isTerminalJobEvent, type CreateEditResult, type EditRequestInput, type Host, type JobEvent, type JobSnapshot, type MaskPreviewInput, type MaskPreviewResult } from '../../../shared/protocol';
 import { encodePngStored } from '../../../plugin-uxp/src/thumbnail';
 import { jobSnapshot } from '../../support/job-snapshot';
 
@@ -73,12 +73,19 @@ export class FakeApi implements LayerloopClient {
     return this.signedIn;
   }
 
-  async openDocument(host: Host, hostDocumentKey: string): Promise<string> {
+  /** documents.open's inputs beyond host and key, as sent */
+  readonly openOptions: { workspaceId?: string; create?: boolean }[] = [];
+
+  /** Documents by key; signed in, by `workspace|key` (each workspace its own), as the server keeps them. */
+  async openDocument(host: Host, hostDocumentKey: string, options: { workspaceId?: string; create?: boolean } = {}): Promise<string> {
     this.hosts.push(host);
-    let id = this.documents.get(hostDocumentKey);
+    this.openOptions.push(options);
+    const key = this.signedIn ? `${options.workspaceId ?? this.signedIn.defaultWorkspaceId}|${hostDocumentKey}` : hostDocumentKey;
+    let id = this.documents.get(key);
+    if (!id && options.create === false) throw new ClientError('not-found', NO_HISTORY_MESSAGE, 404, 'NOT_FOUND');
     if (!id) {
       id = randomUUID();
-      this.documents.set(hostDocumentKey, id);
+      this.documents.set(key, id);
     }
     return id;
   }

@@ -264,7 +264,9 @@ describe('editRequestSchema', () => {
 
 describe('other inputs', () => {
   test('openDocumentSchema', () => {
-    expect(openDocumentSchema.parse({ host: 'figma', hostDocumentKey: 'file:page' })).toEqual({ host: 'figma', hostDocumentKey: 'file:page' });
+    expect(openDocumentSchema.parse({ host: 'figma', hostDocumentKey: 'file:page' })).toEqual({ host: 'figma', hostDocumentKey: 'file:page', create: true });
+    expect(openDocumentSchema.parse({ host: 'figma', hostDocumentKey: 'file:page', create: false }).create).toBe(false);
+    expect(formatIssues(openDocumentSchema.safeParse({ host: 'figma', hostDocumentKey: 'k', create: 'no' }).error!)).toBe('create must be true or false, got "no"');
     const bad = openDocumentSchema.safeParse({ host: 'krita', hostDocumentKey: '' });
     expect(bad.success).toBe(false);
     expect(formatIssues(bad.error!)).toBe('host must be one of figma, photoshop, web, cli, got "krita"\nhostDocumentKey must not be empty');

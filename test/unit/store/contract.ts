@@ -378,6 +378,16 @@ export function editStoreContract(makeHarness: (options?: { blobs?: BlobStore })
       expect(await edits.getDocument(a.documentId)).toEqual({ id: a.documentId, workspaceId: DEFAULT_WORKSPACE_ID, host: 'figma', hostDocumentKey: 'abc', createdAt: t });
     });
 
+    test('findDocument answers what openDocument would, without making a document', async () => {
+      expect(await edits.findDocument('figma', 'not-yet')).toBeNull();
+      expect(await edits.findDocument('figma', 'not-yet')).toBeNull(); // asking made nothing
+      const { documentId } = await edits.openDocument('figma', 'not-yet');
+      expect(await edits.findDocument('figma', 'not-yet')).toBe(documentId);
+      expect(await edits.findDocument('photoshop', 'not-yet')).toBeNull();
+      expect(await edits.findDocument('figma', 'not-yet', '7d444840-9dc0-41c4-8ab3-6e6b2c1e5a11')).toBeNull();
+      await expectStoreError(edits.findDocument('web', ''), 'invalid_input', /findDocument hostDocumentKey/);
+    });
+
     test('unknown documents read as null; bad hosts, keys and ids are rejected', async () => {
       expect(await edits.getDocument('7d444840-9dc0-41c4-8ab3-6e6b2c1e5a11')).toBeNull();
       expect(await edits.history('7d444840-9dc0-41c4-8ab3-6e6b2c1e5a11')).toBeNull();
