@@ -96,6 +96,8 @@ def make_cases(n: int, seed: int, size: int) -> list[world.Case]:
 
 
 def train_vae(vae: AutoencoderKLFlux2, images: np.ndarray, steps: int, full_steps: int, batch: int, g: torch.Generator) -> None:
+    with torch.no_grad():  # start with a small posterior std: at std 1 the latent is mostly noise and AdamW's
+        vae.quant_conv.bias[vae.config.latent_channels:].fill_(-6.0)  # small steps take ages to shrink it
     params = list(vae.parameters())
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.0)
     total = steps + full_steps

@@ -52,6 +52,8 @@ const schedulerSchema = z.looseObject({
 
 /** Reference images above this area are resized to it by the pipeline (Flux2KleinPipeline, 1024 x 1024). */
 export const KLEIN_MAX_REFERENCE_AREA = 1024 * 1024;
+/** Flux2KleinPipeline's guidance_scale default (a distilled model ignores it) */
+export const KLEIN_TEXT_SCALE = 4;
 
 export interface KleinConfig {
   distilled: boolean;
@@ -128,6 +130,7 @@ export class KleinAdapter implements ModelAdapter {
       sizeMultiple: latentFactor,
       samplers: ['euler'],
       defaultSampler: 'euler',
+      defaultTextScale: KLEIN_TEXT_SCALE,
       readsReferences: true,
       scheduleSummary: `flow-matching Euler, sigmas linspace(1, 1/N, N) ${config.shift.dynamic ? `with ${config.shift.timeShiftType} resolution shift` : `shifted by ${config.shift.shift}`}; ${distilled ? 'distilled (no guidance)' : 'base (CFG with the empty prompt)'}`,
       precision: sessions.precision,
