@@ -4,6 +4,7 @@
         --stop-at 16:05                       # full run (VAE, then the transformer + text encoder)
     ... train.py --work /tmp/klein-smoke --quick                     # smoke run (a minute or two)
     ... train.py --work /tmp/klein-train --resume [--flow-steps N]   # continue from <work>/state.pt
+    ... train.py --work /tmp/klein-train --resume --decoder-steps N  # then: fine-tune the VAE decoder only
 
 Phases (one thread, `torch.set_num_threads(1)`):
   1. VAE (AutoencoderKLFlux2): reconstruction (MSE + 0.1 L1) and a small KL on 64 px crops, then full images;
@@ -17,6 +18,9 @@ Phases (one thread, `torch.set_num_threads(1)`):
      Sigmas are drawn half uniformly, half through the exponential shift the scheduler applies at sampling time,
      so the few high-noise steps a 4-step sampler takes are well trained. The loss is weighted up on the tokens
      the edit touches (1 + 4 x the edit mask pooled to the token grid): edits cover a few percent of the image.
+  3. (optional, --decoder-steps with --resume) the VAE decoder alone, the encoder frozen: the latents, their
+     batch-norm statistics and so the transformer's whole world stay exactly as trained; only the pixels a latent
+     decodes to get sharper. Updates <work>/state.pt and the vae/ of both diffusers folders.
   Checkpoints (EMA weights, optimiser state) land in <work>/state.pt every --checkpoint-every steps, with a
   diffusers `save_pretrained` folder in <work>/diffusers (latest) and <work>/diffusers-best (best quick
   evaluation: 48 validation cases sampled with 4 steps, decoded, scored as evaluate.py scores them).
@@ -126,6 +130,37 @@ def train_vae(vae: AutoencoderKLFlux2, images: np.ndarray, steps: int, full_step
                 psnr = 10 * math.log10(4.0 / max(F.mse_loss(vae.decode(dist.mean).sample, x).item(), 1e-10))
             log(f"vae step {step}/{total} loss {loss.item():.5f} psnr(mean) {psnr:.2f} dB  {time.time() - t0:.0f}s")
     vae.eval()
+
+
+def finetune_decoder(vae: AutoencoderKLFlux2, images: np.ndarray, steps: int, batch: int, g: torch.Generator, stop_at: float) -> int:
+    """Decoder + post_quant_conv on the encoder's means (frozen), 64 px crops then full images; returns steps run."""
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.05)
+    n, size = images.shape[0], images.shape[1]
+    t0 = time.time()
+    step = 0
+    for step in range(steps):
+        if time.time() >= stop_at:
+            break
+        c = 64 if step < steps * 0.8 else size
+        b = batch if c == 64 else max(batch // 4, 2)
+        idx = torch.randint(0, n, (b,), generator=g).numpy()
+        y0, x0 = (int(torch.randint(0, size - c + 1, (1,), generator=g)) // 16 * 16 for _ in range(2))
+        x = to_unit(images[idx, y0:y0 + c, x0:x0 + c])
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode()
+        rec = vae.decode(z).sample
+        loss = F.mse_loss(rec, x) + 0.1 * F.l1_loss(rec, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0:
+            log(f"decoder step {step}/{steps} loss {loss.item():.5f} psnr {10 * math.log10(4.0 / max(F.mse_loss(rec.detach(), x).item(), 1e-10)):.2f} dB  {time.time() - t0:.0f}s")
+    vae.eval()
+    return step + 1
 
 
 @torch.no_grad()
@@ -271,6 +306,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--edit-weight", type=float, default=4.0, help="extra loss weight on tokens the edit touches")
+    ap.add_argument("--decoder-steps", type=int, default=0, help="with --resume: fine-tune the VAE decoder alone, then stop")
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--stop-at", help="HH:MM UTC: checkpoint and stop at this time whatever the step")
     ap.add_argument("--resume", action="store_true", help="continue from <work>/state.pt")
@@ -308,6 +344,26 @@ def main() -> None:
         images = np.concatenate([np.stack([c.source for c in cases]), np.stack([c.target for c in cases])])
         log("phase 1: VAE")
         train_vae(vae, images, args.vae_steps, args.vae_full_steps, args.vae_batch, g)
+    if state is not None and args.decoder_steps:
+        images = np.concatenate([np.stack([c.source for c in cases]), np.stack([c.target for c in cases])])
+        vae.train()
+        ran = finetune_decoder(vae, images, args.decoder_steps, args.vae_batch, g, stop_at)
+        with torch.no_grad():
+            x = to_unit(np.stack([c.source for c in val_cases]))
+            rt = from_unit(vae.decode(vae.encode(x).latent_dist.mode()).sample)
+            vae_psnr = float(np.mean([world.psnr(o, c.source) for o, c in zip(rt, val_cases)]))
+        log(f"decoder fine-tuned for {ran} steps: VAE round trip on validation images {vae_psnr:.2f} dB")
+        state["vae"] = vae.state_dict()
+        state["vae_psnr"] = vae_psnr
+        state["history"].append({"decoder_finetune": {"steps": ran, "vae_psnr": vae_psnr, "args": vars(args)}})
+        torch.save(state, state_path + ".tmp")
+        os.replace(state_path + ".tmp", state_path)
+        for folder in ("diffusers", "diffusers-best"):
+            if os.path.isdir(os.path.join(args.work, folder)):
+                vae.save_pretrained(os.path.join(args.work, folder, "vae"))
+        with open(os.path.join(args.work, "history.json"), "w") as f:
+            json.dump({"vae_roundtrip_psnr_validation": vae_psnr, "best": state.get("best"), "history": state["history"]}, f, indent=2, default=str)
+        return
     log("encoding the dataset")
     src = patchified_means(vae, np.stack([c.source for c in cases]))
     tgt = patchified_means(vae, np.stack([c.target for c in cases]))
