@@ -72,7 +72,10 @@ def corpus() -> list[str]:
     return [f"<|im_start|>user\n{w}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n" for w in words + [""]]
 
 
-def build_modules(vocab: int, pad_id: int) -> tuple[AutoencoderKLFlux2, Qwen3ForCausalLM, Flux2Transformer2DModel]:
+def build_modules(vocab: int, pad_id: int, rope_theta: float = 16.0) -> tuple[AutoencoderKLFlux2, Qwen3ForCausalLM, Flux2Transformer2DModel]:
+    """rope_theta: with 16-wide heads each position axis gets 2 rotary frequencies, 1 and theta^-1/2 per position;
+    at klein's 2000 the second is ~0.02 and rows 6 apart look alike (cos 6 = 0.96) to a 1-rad frequency alone,
+    so a target token cannot find its own source token; at 16 the pair (1, 0.25) tells 16 positions apart."""
     vae = AutoencoderKLFlux2(block_out_channels=(16, 32, 32, 32), layers_per_block=1, latent_channels=32,
                              norm_num_groups=8, mid_block_add_attention=False, sample_size=128)
     text = Qwen3ForCausalLM(Qwen3Config(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -81,7 +84,7 @@ def build_modules(vocab: int, pad_id: int) -> tuple[AutoencoderKLFlux2, Qwen3For
     transformer = Flux2Transformer2DModel(
         patch_size=1, in_channels=128, num_layers=2, num_single_layers=2, attention_head_dim=16, num_attention_heads=6,
         joint_attention_dim=len(OUT_LAYERS) * 64, timestep_guidance_channels=64, mlp_ratio=3.0,
-        axes_dims_rope=(4, 4, 4, 4), rope_theta=2000, guidance_embeds=False)
+        axes_dims_rope=(4, 4, 4, 4), rope_theta=rope_theta, guidance_embeds=False)
     return vae, text, transformer
 
 
@@ -306,6 +309,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--edit-weight", type=float, default=4.0, help="extra loss weight on tokens the edit touches")
+    ap.add_argument("--rope-theta", type=float, default=16.0, help="the transformer's rotary base (see build_modules)")
     ap.add_argument("--decoder-steps", type=int, default=0, help="with --resume: fine-tune the VAE decoder alone, then stop")
     ap.add_argument("--checkpoint-every", type=int, default=500)
     ap.add_argument("--stop-at", help="HH:MM UTC: checkpoint and stop at this time whatever the step")
@@ -323,7 +327,7 @@ def main() -> None:
 
     tokenizer = train_tokenizer(384, corpus())
     tokenizer.model_max_length = MAX_LEN
-    vae, text, transformer = build_modules(len(tokenizer), tokenizer.pad_token_id)
+    vae, text, transformer = build_modules(len(tokenizer), tokenizer.pad_token_id, args.rope_theta)
     log(f"params: vae {sum(p.numel() for p in vae.parameters()) / 1e6:.3f} M, text encoder "
         f"{sum(p.numel() for p in text.parameters()) / 1e6:.3f} M, transformer {sum(p.numel() for p in transformer.parameters()) / 1e6:.3f} M")
 
