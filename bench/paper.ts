@@ -12,7 +12,9 @@
  *     outlines left behind by removals, for the naive upsampling, plain detail transfer and the guided transfer
  *     the product uses (server/edit/detail.ts).
  *
- *   npm run bench:paper [-- --write] [--sections 1,2,3,4]   (--write rewrites bench/RESULTS.md's paper section)
+ *   npm run bench:paper [-- --write] [--sections 1,2,3,4] [--model DIR] [--steps N]
+ *   (--write rewrites the model's paper section of bench/RESULTS.md; tiny-pix2pix by default; text guidance is
+ *   the model family's default)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -213,7 +215,7 @@ async function largeLayers(engine: TensorEngine, cases: HeldoutCase[], palette: 
 async function main(): Promise<void> {
   const args = benchArgs({ model: path.resolve(__dirname, '..', '..', 'models', 'tiny-pix2pix'), steps: 20, write: false, iterationImages: 8, sections: '1,2,3,4', factor: 4 });
   const sections = new Set(String(args.sections).split(',').map(Number));
-  if (args.write && sections.size < 4) throw new Error('--write needs every section (leave out --sections)');
+  if (args.write && (!sections.has(1) || !sections.has(2))) throw new Error('--write needs sections 1 and 2 at least');
   const timer = { onnxMs: 0, calls: 0 };
   const model = await loadModel(args.model, { device: 'cpu', timer, log: (l) => process.stderr.write(l + '\n') });
   const engine = localEngine(model, timer);
@@ -263,8 +265,12 @@ async function main(): Promise<void> {
   const report = {
     benchmark: 'paper-table',
     model: model.info.name,
+    family: model.info.family,
+    sampler: model.info.defaultSampler,
+    distilled: /distilled/.test(model.info.scheduleSummary),
     steps: args.steps,
-    guidance: { text: 7.5, image: 1.5 },
+    // the requests leave the text scale out: the family's default applies
+    guidance: { text: model.info.defaultTextScale, image: 1.5 },
     seconds: round((performance.now() - started) / 1000, 1),
     iteration: iteration && { images: sources.length, rounds: ROUNDS, perRound: iteration },
     locality,
@@ -276,6 +282,11 @@ async function main(): Promise<void> {
 }
 
 type Report = {
+  model: string;
+  family: string;
+  sampler: string;
+  distilled: boolean;
+  guidance: { text: number; image: number };
   iteration: { images: number; perRound: { round: number; imageIterationPsnr: number; latentIterationPsnr: number }[] } | null;
   locality: { mode: string; cases: number; outsidePsnrBeforeCompositing: number; successInside: number }[];
   thinMask: Awaited<ReturnType<typeof thinMasks>>;
@@ -284,15 +295,26 @@ type Report = {
   steps: number;
 };
 
+/**
+ * Rewrites this model's part of bench/RESULTS.md: between `<!-- paper:start -->` and `<!-- paper:end -->` for the
+ * default tiny-pix2pix, between `<!-- paper:NAME:start -->` and `<!-- paper:NAME:end -->` for any other model
+ * (placed after the default's table and its notes the first time); sections not run are left out.
+ */
 function writeResults(r: Report): void {
   const file = path.resolve(__dirname, '..', '..', 'bench', 'RESULTS.md');
   const pct = (v: unknown) => (typeof v === 'number' ? `${(100 * v).toFixed(1)} %` : '');
-  const large = r.largeLayers!;
+  const large = r.largeLayers;
+  const isDefault = r.model === 'tiny-pix2pix';
+  const [start, end] = isDefault ? ['<!-- paper:start -->', '<!-- paper:end -->'] : [`<!-- paper:${r.model}:start -->`, `<!-- paper:${r.model}:end -->`];
+  const guidance = r.distilled
+    ? 'distilled (one transformer call per step, no classifier-free guidance)'
+    : r.family === 'InstructPix2Pix' ? `guidance ${r.guidance.text} / ${r.guidance.image}` : `guidance ${r.guidance.text}`;
+  const sampler = r.sampler === 'euler_ancestral' ? 'Euler ancestral' : r.sampler === 'euler' ? 'Euler (flow matching)' : r.sampler;
   const lines = [
-    '<!-- paper:start -->',
-    '## Paper table (`npm run bench:paper -- --write`)',
+    start,
+    isDefault ? '## Paper table (`npm run bench:paper -- --write`)' : `## Paper table, ${r.model} (${r.family}) (\`npm run bench:paper -- --model models/${r.model} --write --sections ${[1, 2, r.thinMask.length ? 3 : 0, large ? 4 : 0].filter(Boolean).join(',')}\`)`,
     '',
-    `Tiny model, CPU, ${r.steps} Euler ancestral steps, guidance 7.5 / 1.5, held-out cases from \`test/fixtures/heldout\`; took ${r.seconds} s.`,
+    `${isDefault ? 'Tiny model' : r.model}, CPU, ${r.steps} ${sampler} steps, ${guidance}, held-out cases from \`test/fixtures/heldout\`; took ${r.seconds} s.`,
     '',
     `### 1. Ten successive empty-instruction edits (EMILIE's latent iteration), mean PSNR to the original over ${r.iteration!.images} images`,
     '',
@@ -307,26 +329,42 @@ function writeResults(r: Report): void {
     ...r.locality.map((x) => `| ${x.mode === 'none' ? 'no mask (global)' : x.mode} | ${x.outsidePsnrBeforeCompositing} dB | ${pct(x.successInside)} |`),
     '',
     'After compositing, pixels outside the mask are bit-identical in every mode (tested in `test/integration/engine.test.ts`).',
-    '',
-    `### 3. Thin masks (Blended Latent Diffusion's claim; blend mode, ${r.thinMask[0]?.cases} recolour cases)`,
-    '',
-    '| working size | latent masks | mask | latent cells in the mask (mean) | progressive shrinking | took the named colour | PSNR of the mask area to the source |',
-    '|---|---|---|---|---|---|---|',
-    ...r.thinMask.map((x) => `| ${x.workingSize} px | ${x.latentMasks} | ${x.mask} | ${x.meanLatentCellsInMask} | ${x.progressiveShrink ? 'on (7, 5, 3, mask)' : 'off'} | ${pct(x.success)} | ${x.maskPsnrToSource} dB |`),
-    '',
-    `### 4. Large layers (${large.size}, ${large.factor}x the native side, with a +-12-level texture; held-out cases scaled up)`,
-    '',
-    '| edit | back to full size | sharpness in the shape (Laplacian variance, / source or / target) | PSNR (where nothing should change, or to the target) | recolour took | removed outline left |',
-    '|---|---|---|---|---|---|',
-    ...large.rows.map((x) => `| ${x.edit} | ${x.method} | ${x.sharpness} | ${x.psnr === null ? 'exact outside the mask' : `${x.psnr} dB`} | ${x.recolourTook === null ? '' : pct(x.recolourTook)} | ${x.outlineLeft ?? ''} |`),
-    '',
-    `Compositing with the guided detail took ${large.composeMsPerEdit} ms per ${large.size} edit on top of the engine (in the image workers, off the main thread).`,
-    '<!-- paper:end -->',
+    ...(r.thinMask.length
+      ? [
+          '',
+          `### 3. Thin masks (Blended Latent Diffusion's claim; blend mode, ${r.thinMask[0]?.cases} recolour cases)`,
+          '',
+          '| working size | latent masks | mask | latent cells in the mask (mean) | progressive shrinking | took the named colour | PSNR of the mask area to the source |',
+          '|---|---|---|---|---|---|---|',
+          ...r.thinMask.map((x) => `| ${x.workingSize} px | ${x.latentMasks} | ${x.mask} | ${x.meanLatentCellsInMask} | ${x.progressiveShrink ? 'on (7, 5, 3, mask)' : 'off'} | ${pct(x.success)} | ${x.maskPsnrToSource} dB |`),
+        ]
+      : []),
+    ...(large
+      ? [
+          '',
+          `### 4. Large layers (${large.size}, ${large.factor}x the native side, with a +-12-level texture; held-out cases scaled up)`,
+          '',
+          '| edit | back to full size | sharpness in the shape (Laplacian variance, / source or / target) | PSNR (where nothing should change, or to the target) | recolour took | removed outline left |',
+          '|---|---|---|---|---|---|',
+          ...large.rows.map((x) => `| ${x.edit} | ${x.method} | ${x.sharpness} | ${x.psnr === null ? 'exact outside the mask' : `${x.psnr} dB`} | ${x.recolourTook === null ? '' : pct(x.recolourTook)} | ${x.outlineLeft ?? ''} |`),
+          '',
+          `Compositing with the guided detail took ${large.composeMsPerEdit} ms per ${large.size} edit on top of the engine (in the image workers, off the main thread).`,
+        ]
+      : []),
+    end,
   ].join('\n');
   const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmark results\n\n';
-  const next = /<!-- paper:start -->[\s\S]*<!-- paper:end -->/.test(existing)
-    ? existing.replace(/<!-- paper:start -->[\s\S]*<!-- paper:end -->/, lines)
-    : existing.trimEnd() + '\n\n' + lines + '\n';
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const block = new RegExp(`${escape(start)}[\\s\\S]*${escape(end)}`);
+  let next: string;
+  if (block.test(existing)) next = existing.replace(block, () => lines);
+  else if (!isDefault && existing.includes('<!-- paper:end -->')) {
+    // after the default table and the notes under it: before the next section heading
+    const after = existing.indexOf('\n## ', existing.indexOf('<!-- paper:end -->'));
+    const at = after < 0 ? existing.length : after + 1;
+    next = `${existing.slice(0, at).trimEnd()}\n\n${lines}\n\n${existing.slice(at)}`;
+  }
+  else next = existing.trimEnd() + '\n\n' + lines + '\n';
   fs.writeFileSync(file, next);
   process.stderr.write(`updated ${file}\n`);
 }

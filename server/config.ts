@@ -6,7 +6,8 @@
  *   --port        LAYERLOOP_PORT        7860 (0 = any free port)
  *   --token       LAYERLOOP_TOKEN       none (required when --host is not a loopback address)
  *   --data-dir    LAYERLOOP_DATA_DIR    <repo>/data
- *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix
+ *   --model       LAYERLOOP_MODEL       none: a shipped model by name (a folder of <repo>/models, e.g. tiny-flux2-klein)
+ *   --model-dir   LAYERLOOP_MODEL_DIR   <repo>/models/tiny-pix2pix (any model folder; one of --model / --model-dir)
  *   --device      LAYERLOOP_DEVICE      auto (auto | cuda | cpu)
  *   --batch       LAYERLOOP_BATCH       DEFAULT_BATCH (edits run at once, sharing the UNet's runs; 1 = one at a time)
  *   --max-queue   LAYERLOOP_MAX_QUEUE   MAX_QUEUE_LENGTH
@@ -109,7 +110,9 @@ export const USAGE = `usage: npm start -- [serve | worker] [options]      (flags
   --port N           LAYERLOOP_PORT       port, 0 = any free port (default 7860)
   --token SECRET     LAYERLOOP_TOKEN      require 'Authorization: Bearer SECRET' (required off loopback)
   --data-dir DIR     LAYERLOOP_DATA_DIR   documents, edits and blobs (default <repo>/data)
-  --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder (default <repo>/models/tiny-pix2pix)
+  --model NAME       LAYERLOOP_MODEL      a shipped model by name: tiny-pix2pix (InstructPix2Pix, the default),
+                                          tiny-flux2-klein (FLUX.2 [klein]), or any folder of <repo>/models
+  --model-dir DIR    LAYERLOOP_MODEL_DIR  model folder anywhere (default <repo>/models/tiny-pix2pix)
   --segmenter DIR    LAYERLOOP_SEGMENTER  segmenter for masks from words: a CLIPSeg ONNX export
                                           (default <repo>/models/tiny-clipseg)
   --device D         LAYERLOOP_DEVICE     auto | cuda | cpu (default auto)
@@ -154,6 +157,35 @@ function defaults(repoRoot: string) {
     maxQueuedPerUser: '16',
     maxUploadsPerUser: '32',
   } as const;
+}
+
+/** The model folders of `root` (those holding a model_index.json), by name. */
+export function shippedModels(root: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(root);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => !n.startsWith('.') && fs.existsSync(path.join(root, n, 'model_index.json'))).sort();
+}
+
+/**
+ * The model folder from --model NAME (a folder of `modelsRoot`) or --model-dir DIR, flags over environment; null
+ * when neither is set. Naming both at one level is refused, as is a name that is not a shipped model.
+ */
+export function chooseModelDir(nameFlag: string | undefined, dirFlag: string | undefined, nameEnv: string | undefined, dirEnv: string | undefined, modelsRoot: string): string | null {
+  if (nameFlag !== undefined && dirFlag !== undefined) throw new ConfigError('pass --model NAME (a shipped model) or --model-dir DIR (a folder), not both');
+  if (nameFlag === undefined && dirFlag === undefined && nameEnv !== undefined && dirEnv !== undefined) {
+    throw new ConfigError('set LAYERLOOP_MODEL (a shipped model) or LAYERLOOP_MODEL_DIR (a folder), not both');
+  }
+  const name = nameFlag ?? (dirFlag === undefined ? nameEnv : undefined);
+  if (name === undefined) return dirFlag ?? dirEnv ?? null;
+  const shipped = shippedModels(modelsRoot);
+  if (!shipped.includes(name)) {
+    throw new ConfigError(`--model ${JSON.stringify(name)} is not a shipped model; the models in ${modelsRoot} are: ${shipped.join(', ') || 'none'} (use --model-dir for a folder elsewhere)`);
+  }
+  return path.join(modelsRoot, name);
 }
 
 /** The repository root: the nearest folder above `start` holding package.json (works from sources and dist/). */
@@ -274,6 +306,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
         port: { type: 'string' },
         token: { type: 'string' },
         'data-dir': { type: 'string' },
+        model: { type: 'string' },
         'model-dir': { type: 'string' },
         segmenter: { type: 'string' },
         device: { type: 'string' },
@@ -312,7 +345,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv, rep
     port: flag('port') ?? envValue('LAYERLOOP_PORT') ?? d.port,
     token: flag('token') ?? envValue('LAYERLOOP_TOKEN') ?? null,
     dataDir: path.resolve(flag('data-dir') ?? envValue('LAYERLOOP_DATA_DIR') ?? d.dataDir),
-    modelDir: path.resolve(flag('model-dir') ?? envValue('LAYERLOOP_MODEL_DIR') ?? d.modelDir),
+    modelDir: path.resolve(chooseModelDir(flag('model'), flag('model-dir'), envValue('LAYERLOOP_MODEL'), envValue('LAYERLOOP_MODEL_DIR'), d.modelsRoot) ?? d.modelDir),
     segmenterDir: path.resolve(flag('segmenter') ?? envValue('LAYERLOOP_SEGMENTER') ?? d.segmenterDir),
     modelsRoot: d.modelsRoot,
     device: flag('device') ?? envValue('LAYERLOOP_DEVICE') ?? d.device,

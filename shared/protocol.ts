@@ -159,8 +159,9 @@ function zeroStepProblem(steps: number, strength: number): string | null {
  */
 export const editOptionsSchema = z.strictObject({
   steps: bounded('steps').default(20),
-  /** s_T: how strongly to follow the instruction */
-  textScale: bounded('textScale').default(7.5),
+  /** s_T: how strongly to follow the instruction; omitted: the model family's default (ModelInfo.defaultTextScale:
+   *  InstructPix2Pix 7.5, FLUX.2 [klein] 4, as diffusers' pipelines default) */
+  textScale: bounded('textScale').optional(),
   /** s_I: how strongly to stay close to the source image */
   imageScale: bounded('imageScale').default(1.5),
   /** omitted: the model's own scheduler (its scheduler_config.json) */

@@ -45,7 +45,7 @@ const storedLatentSchema = z.object({
 /** One flag per edit option; `satisfies` makes a new schema option a compile error here until it has a flag. */
 const OPTION_FLAGS = {
   steps: { flag: 'steps', kind: 'number', help: 'denoising steps' },
-  textScale: { flag: 'text-scale', kind: 'number', help: 'instruction guidance' },
+  textScale: { flag: 'text-scale', kind: 'number', help: "instruction guidance (default: the model family's, InstructPix2Pix 7.5, FLUX.2 [klein] 4)" },
   imageScale: { flag: 'image-scale', kind: 'number', help: 'image guidance' },
   sampler: { flag: 'sampler', kind: 'string', help: `${SAMPLERS.join(' | ')} (default: the model's scheduler)` },
   locality: { flag: 'locality', kind: 'string', help: LOCALITIES.join(' | ') },

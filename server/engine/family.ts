@@ -51,6 +51,8 @@ export interface ModelInfo {
   samplers: readonly SamplerName[];
   /** what a request without a sampler gets (the model's scheduler config) */
   defaultSampler: SamplerName;
+  /** the text guidance an edit without `textScale` gets: the family's diffusers pipeline default */
+  defaultTextScale: number;
   /** whether edits may carry reference images (read as extra conditioning, e.g. klein's reference tokens) */
   readsReferences: boolean;
   /** one line on the schedule (`models verify`) */

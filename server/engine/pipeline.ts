@@ -92,7 +92,7 @@ export async function edit(model: ModelAdapter, input: EngineInput, hooks: Engin
   const start = model.strengthStart?.(o.steps, o.strength) ?? strengthStartIndex(o.steps, o.strength);
   const schedule = fromStep(model.schedule(sampler, o.steps, grid, limits.spacing), start);
   const masks = localityMasks(input.regions.map((r) => r.mask), input.width, input.height, model.info.latentFactor, { ...o, binaryMasks: limits.binaryMasks });
-  const guidance = model.guidance(input.regions.length, { textScale: o.textScale, imageScale: o.imageScale, masks: masks.guidance });
+  const guidance = model.guidance(input.regions.length, { textScale: o.textScale ?? model.info.defaultTextScale, imageScale: o.imageScale, masks: masks.guidance });
   const cond = await model.condition(input.start, input.regions.map((r) => r.instruction), grid, schedule, input.references ?? []);
   const denoise = withGuidance(cond.denoiser, guidance, n);
   const perChunk = Math.max(1, Math.floor(limits.maxBatch / guidance.slots.length));

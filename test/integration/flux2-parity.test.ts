@@ -140,4 +140,19 @@ describe('FLUX.2 [klein]: TypeScript engine vs diffusers pipelines', () => {
     expect(relativeError(second, model.reference.fromLatent(alone.variations[0].latent.data, grid))).toBeLessThan(1e-5);
     expect(relativeError(model.reference.fromLatent(result.variations[0].latent.data, grid), second)).toBeGreaterThan(1e-2);
   });
+
+  it("an edit without textScale gets the family's default, the pipeline's guidance_scale 4 (base-edit ran at 4)", async () => {
+    const model = models.get('tiny-klein-base')!;
+    expect(model.info.defaultTextScale).toBe(4);
+    const grid = { channels: 128, height: 4, width: 4 };
+    const noise = model.reference.toNoise(readF32(path.join(FIXTURES, 'base-edit.noise.f32')), grid);
+    const run = async (options: { textScale?: number }) => {
+      const r = await editImage(localEngine(model, timer), { kind: 'pixels', image: await image('source.png') }, [{ instruction: 'make the circle blue', mask: null }], { steps: 6, ...options }, { noise: () => injectedNoise([noise]) }, { workSide: 64 });
+      return model.reference.fromLatent(r.variations[0].latent.data, grid);
+    };
+    const byDefault = await run({});
+    expect(relativeError(byDefault, readF32(path.join(FIXTURES, 'base-edit.expected.f32')))).toBeLessThan(1e-3);
+    // 7.5 (the old global default) would miss the fixture by more than the parity tolerance
+    expect(relativeError(await run({ textScale: 7.5 }), byDefault)).toBeGreaterThan(3e-3);
+  });
 });

@@ -93,8 +93,22 @@ def export_dynamo(module: nn.Module, args: tuple, path: str, inputs: list[str], 
     program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=inputs, output_names=outputs,
                                 dynamic_shapes=shapes, optimize=True, verbose=False)
     program.save(path, external_data=_too_big_for_protobuf(module))
+    strip_debug_info(path)
     print(f"  {path}", flush=True)
     check_export(module, args, path, inputs)
+
+
+def strip_debug_info(path: str) -> None:
+    """Drop the exporter's per-node metadata (Python stack traces, FX node names): ONNX Runtime never reads it, and
+    on a small model it outweighs the weights (a 0.9 M-parameter transformer: 3.7 MB of weights, 1 MB of traces)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)  # external tensors keep their locations
+    for graph_nodes in [model.graph.node, *(f.node for f in model.functions)]:
+        for node in graph_nodes:
+            del node.metadata_props[:]
+            node.doc_string = ""
+    onnx.save(model, path)
 
 
 def _too_big_for_protobuf(module: nn.Module) -> bool:

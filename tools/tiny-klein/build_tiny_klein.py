@@ -47,7 +47,8 @@ CORPUS = [
 ]
 
 
-def train_tokenizer(vocab_size: int) -> Qwen2TokenizerFast:
+def train_tokenizer(vocab_size: int, corpus: list[str] | None = None) -> Qwen2TokenizerFast:
+    """A Qwen2-style byte-level BPE trained on `corpus` (default: the parity fixtures' mixed-script sentences)."""
     bpe = Tokenizer(models.BPE())
     bpe.normalizer = normalizers.NFC()
     bpe.pre_tokenizer = pre_tokenizers.Sequence([
@@ -57,7 +58,7 @@ def train_tokenizer(vocab_size: int) -> Qwen2TokenizerFast:
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(CORPUS * 20, trainer)
+    bpe.train_from_iterator((CORPUS if corpus is None else corpus) * 20, trainer)
     model = bpe.model
     vocab = bpe.get_vocab()
     # the merges, in rank order, from the trained model's own serialisation

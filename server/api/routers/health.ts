@@ -10,7 +10,7 @@ export const healthProcedure = publicProcedure.query(async ({ ctx }) => {
   return {
     status: !stats.accepting ? ('shutting-down' as const) : storage.writable ? ('ok' as const) : ('degraded' as const),
     version,
-    model: { name: engine.info.name, family: engine.info.family, readsReferences: engine.info.readsReferences, provider: engine.info.provider, precision: engine.info.precision, nativeSize: engine.info.nativeSize },
+    model: { name: engine.info.name, family: engine.info.family, readsReferences: engine.info.readsReferences, defaultTextScale: engine.info.defaultTextScale, provider: engine.info.provider, precision: engine.info.precision, nativeSize: engine.info.nativeSize },
     /** what was asked for (auto | cuda | cpu); model.provider is what runs */
     device: config.device,
     queue: { queued: stats.queued, running: stats.running, maxQueued: config.maxQueue, maxQueuedPerDocument: config.maxQueuePerDocument, averageJobMs: stats.averageDurationMs },

@@ -64,7 +64,7 @@ export const modelsRouter = router({
     if (!folders.some((f) => path.resolve(f.dir) === loadedDir)) folders.unshift({ dir: loadedDir, name: engine.info.name });
     const models = await Promise.all(folders.map((f) => describe(f.dir, f.name, path.resolve(f.dir) === loadedDir)));
     return {
-      loaded: { name: engine.info.name, family: engine.info.family, readsReferences: engine.info.readsReferences, provider: engine.info.provider, precision: engine.info.precision, nativeSize: engine.info.nativeSize },
+      loaded: { name: engine.info.name, family: engine.info.family, readsReferences: engine.info.readsReferences, defaultTextScale: engine.info.defaultTextScale, provider: engine.info.provider, precision: engine.info.precision, nativeSize: engine.info.nativeSize },
       models,
     };
   }),

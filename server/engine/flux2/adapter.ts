@@ -19,7 +19,7 @@ import { classifierFreeGuidance, type BatchSlot, type Guidance, type GuidanceOpt
 import type { Log, TensorSpec } from '../ort';
 import type { Sampler } from '../samplers';
 import { timestepLookup, type Schedule } from '../schedules';
-import { denormalise, flowSchedule, flowStrengthStart, imageIds, pack, referenceTime, textIds, unpack, unpatchify, type FlowShift, type LatentNorm } from './latents';
+import { denormalise, flowSchedule, flowStrengthStart, imageIds, latentToRgb, pack, referenceTime, textIds, unpack, unpatchify, type FlowShift, type LatentNorm, type LatentRgbMap } from './latents';
 import { KleinSessions } from './sessions';
 import { loadChatTokenizer, type ChatTokenizer } from './tokenizer';
 
@@ -34,6 +34,8 @@ const vaeConfigSchema = z.looseObject({
   latent_channels: z.number().int().positive().optional(),
   latents_bn_mean: z.array(z.number()),
   latents_bn_std: z.array(z.number().positive()),
+  latent_rgb_factors: z.array(z.tuple([z.number(), z.number(), z.number()])).optional(),
+  latent_rgb_bias: z.tuple([z.number(), z.number(), z.number()]).optional(),
 });
 const schedulerSchema = z.looseObject({
   _class_name: z.literal('FlowMatchEulerDiscreteScheduler', { error: 'must be FlowMatchEulerDiscreteScheduler for a klein model' }),
@@ -52,11 +54,15 @@ const schedulerSchema = z.looseObject({
 
 /** Reference images above this area are resized to it by the pipeline (Flux2KleinPipeline, 1024 x 1024). */
 export const KLEIN_MAX_REFERENCE_AREA = 1024 * 1024;
+/** Flux2KleinPipeline's guidance_scale default (a distilled model ignores it) */
+export const KLEIN_TEXT_SCALE = 4;
 
 export interface KleinConfig {
   distilled: boolean;
   shift: FlowShift;
   norm: LatentNorm;
+  /** previews through this map instead of a VAE decode, when the folder has one */
+  preview: LatentRgbMap | null;
 }
 
 /** diffusers returns the latent denormalised and unpatchified; its `latents=` is the sampler's own layout. */
@@ -68,6 +74,15 @@ function kleinReference(norm: LatentNorm): ReferenceLayout {
     fromLatent: (latent, grid) => unpatchify(denormalise(latent, norm, grid.height * grid.width), grid.channels, grid.height, grid.width),
     latentShape: (grid) => [grid.channels / 4, 2 * grid.height, 2 * grid.width],
   };
+}
+
+/** The folder's latent->RGB preview map, null when it has none; one of the two keys alone or a wrong size is refused. */
+function previewMap(file: string, vae: z.infer<typeof vaeConfigSchema>, channels: number): LatentRgbMap | null {
+  const { latent_rgb_factors: factors, latent_rgb_bias: bias } = vae;
+  if (!factors && !bias) return null;
+  if (!factors || !bias) throw new Error(`${file}: latent_rgb_factors and latent_rgb_bias go together (the preview map); it has only one`);
+  if (factors.length !== channels) throw new Error(`${file}: latent_rgb_factors needs ${channels} rows (one per latent channel), got ${factors.length}`);
+  return { factors, bias };
 }
 
 export class KleinAdapter implements ModelAdapter {
@@ -115,6 +130,7 @@ export class KleinAdapter implements ModelAdapter {
         shift: sched.shift ?? 1,
       },
       norm: { mean: Float32Array.from(vae.latents_bn_mean), std: Float32Array.from(vae.latents_bn_std) },
+      preview: previewMap(vaeFile, vae, channels / 4),
     };
     const info: ModelInfo = {
       dir,
@@ -128,6 +144,7 @@ export class KleinAdapter implements ModelAdapter {
       sizeMultiple: latentFactor,
       samplers: ['euler'],
       defaultSampler: 'euler',
+      defaultTextScale: KLEIN_TEXT_SCALE,
       readsReferences: true,
       scheduleSummary: `flow-matching Euler, sigmas linspace(1, 1/N, N) ${config.shift.dynamic ? `with ${config.shift.timeShiftType} resolution shift` : `shifted by ${config.shift.shift}`}; ${distilled ? 'distilled (no guidance)' : 'base (CFG with the empty prompt)'}`,
       precision: sessions.precision,
@@ -242,8 +259,12 @@ export class KleinAdapter implements ModelAdapter {
     return { data: img.data, width: img.dims[3], height: img.dims[2] };
   }
 
+  /** With a fitted latent->RGB map: the VAE latent through it, at 1/8 of the working size, no network run. */
   async preview(x0: Float32Array, grid: LatentGrid): Promise<ImageTensor> {
-    return this.decode(x0, grid);
+    const map = this.config.preview;
+    if (!map) return this.decode(x0, grid);
+    const [, h, w] = this.reference.latentShape(grid);
+    return { data: latentToRgb(this.reference.fromLatent(x0, grid), map, h, w), width: w, height: h };
   }
 
   describe(): Record<string, { inputs: TensorSpec[]; outputs: TensorSpec[] }> {

@@ -48,6 +48,33 @@ export function unpatchify(z: Float32Array, channels4: number, h: number, w: num
   return out;
 }
 
+/**
+ * A fitted linear map from the VAE latent (one pixel's channels) to RGB in [-1, 1], for cheap previews: what the
+ * model folder's vae_decoder/config.json holds as latent_rgb_factors ([C][3]) and latent_rgb_bias ([3])
+ * (tools/tiny-klein/fit_preview.py fits them by least squares on the model's own VAE).
+ */
+export interface LatentRgbMap {
+  factors: readonly (readonly [number, number, number])[];
+  bias: readonly [number, number, number];
+}
+
+/** The VAE latent [C, h, w] through a LatentRgbMap: an image [3, h, w] (1/8 of the decoded size). */
+export function latentToRgb(z: Float32Array, map: LatentRgbMap, h: number, w: number): Float32Array {
+  const C = map.factors.length;
+  checkSize('the latent to preview', z, C * h * w);
+  const n = h * w;
+  const out = new Float32Array(3 * n);
+  for (let k = 0; k < 3; k++) {
+    const plane = out.subarray(k * n, (k + 1) * n);
+    plane.fill(map.bias[k]);
+    for (let c = 0; c < C; c++) {
+      const f = map.factors[c][k];
+      for (let i = 0; i < n; i++) plane[i] += f * z[c * n + i];
+    }
+  }
+  return out;
+}
+
 /** Per-channel batch-norm statistics of the patchified latent (the VAE's bn.running_mean, sqrt(running_var + eps)). */
 export interface LatentNorm {
   mean: Float32Array;

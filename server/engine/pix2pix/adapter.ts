@@ -21,6 +21,9 @@ import { SD_TRAINING_SCHEDULE, samplingSchedule, timestepLookup, type Schedule, 
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
 import { Pix2PixSessions } from './sessions';
 
+/** diffusers' StableDiffusionInstructPix2PixPipeline guidance_scale default */
+export const PIX2PIX_TEXT_SCALE = 7.5;
+
 const vaeConfigSchema = z.looseObject({
   scaling_factor: z.number().positive().optional(),
   block_out_channels: z.array(z.number().int().positive()).min(1).optional(),
@@ -119,6 +122,7 @@ export class Pix2PixAdapter implements ModelAdapter {
       sizeMultiple: latentFactor * unetDownsampling,
       samplers: Object.values(SAMPLERS).map((s) => s.name),
       defaultSampler: scheduler.name,
+      defaultTextScale: PIX2PIX_TEXT_SCALE,
       readsReferences: false,
       scheduleSummary: `${scheduler.name}, ${config.spacing} spacing, ${config.training.numTrainTimesteps} training steps, ${config.prediction} prediction`,
       precision: sessions.precision,

@@ -1,5 +1,7 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, DEFAULT_BATCH, isLoopbackHost, parseConfig } from '../../../server/config';
+import { ConfigError, DEFAULT_BATCH, isLoopbackHost, parseConfig, shippedModels } from '../../../server/config';
 import { MAX_QUEUE_LENGTH } from '../../../shared/protocol';
 
 const REPO = path.resolve('/repo');
@@ -53,6 +55,31 @@ describe('server config', () => {
     const env = { LAYERLOOP_PORT: '9000', LAYERLOOP_DEVICE: 'cpu', LAYERLOOP_TOKEN: '', LAYERLOOP_DATA_DIR: '/var/ll' };
     expect(parse([], env)).toMatchObject({ port: 9000, device: 'cpu', token: null, dataDir: '/var/ll' });
     expect(parse(['--port', '0', '--device', 'cuda', '--max-queue', '3'], env)).toMatchObject({ port: 0, device: 'cuda', maxQueue: 3 });
+  });
+
+  test('--model names a shipped model (a folder of <repo>/models with model_index.json); --model-dir any folder', () => {
+    const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'll-config-'));
+    try {
+      for (const name of ['tiny-pix2pix', 'tiny-flux2-klein']) {
+        fs.mkdirSync(path.join(repo, 'models', name), { recursive: true });
+        fs.writeFileSync(path.join(repo, 'models', name, 'model_index.json'), '{}');
+      }
+      fs.mkdirSync(path.join(repo, 'models', 'not-a-model'));
+      const at = (argv: string[], env: Record<string, string> = {}) => parseConfig(argv, env, repo).config.modelDir;
+      expect(at(['--model', 'tiny-flux2-klein'])).toBe(path.join(repo, 'models', 'tiny-flux2-klein'));
+      expect(at([], { LAYERLOOP_MODEL: 'tiny-flux2-klein' })).toBe(path.join(repo, 'models', 'tiny-flux2-klein'));
+      // flags over environment, whichever of the two each names
+      expect(at(['--model-dir', '/opt/m'], { LAYERLOOP_MODEL: 'tiny-flux2-klein' })).toBe('/opt/m');
+      expect(at(['--model', 'tiny-pix2pix'], { LAYERLOOP_MODEL_DIR: '/opt/m' })).toBe(path.join(repo, 'models', 'tiny-pix2pix'));
+      expect(shippedModels(path.join(repo, 'models'))).toEqual(['tiny-flux2-klein', 'tiny-pix2pix']);
+      expect(() => at(['--model', 'tiny-klein'])).toThrow(`--model "tiny-klein" is not a shipped model; the models in ${path.join(repo, 'models')} are: tiny-flux2-klein, tiny-pix2pix (use --model-dir for a folder elsewhere)`);
+      expect(() => at(['--model', 'not-a-model'])).toThrow(/is not a shipped model/);
+      expect(() => at(['--model', '../models/tiny-pix2pix'])).toThrow(/is not a shipped model/);
+      expect(() => at(['--model', 'tiny-pix2pix', '--model-dir', '/opt/m'])).toThrow('pass --model NAME (a shipped model) or --model-dir DIR (a folder), not both');
+      expect(() => at([], { LAYERLOOP_MODEL: 'tiny-pix2pix', LAYERLOOP_MODEL_DIR: '/opt/m' })).toThrow(/not both/);
+    } finally {
+      fs.rmSync(repo, { recursive: true, force: true });
+    }
   });
 
   test('--segmenter names the masks-from-words model (flag over LAYERLOOP_SEGMENTER), resolved to an absolute path', () => {

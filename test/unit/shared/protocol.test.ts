@@ -89,11 +89,10 @@ describe('limits', () => {
 });
 
 describe('editOptionsSchema', () => {
-  test('fills the defaults (DEFAULT_EDIT_OPTIONS); seed and sampler stay open for the server and the model', () => {
+  test('fills the defaults (DEFAULT_EDIT_OPTIONS); seed, sampler and text scale stay open for the server and the model', () => {
     const o = editOptionsSchema.parse({});
     expect(o).toEqual({
       steps: 20,
-      textScale: 7.5,
       imageScale: 1.5,
       locality: 'both',
       spread: 0,
@@ -104,6 +103,7 @@ describe('editOptionsSchema', () => {
     });
     expect(o.seed).toBeUndefined();
     expect(o.sampler).toBeUndefined();
+    expect(o.textScale).toBeUndefined(); // the model family's default (ModelInfo.defaultTextScale)
     expect(DEFAULT_EDIT_OPTIONS).toEqual(o);
   });
 

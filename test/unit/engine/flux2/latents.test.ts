@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { denormalise, empiricalMu, flowSchedule, flowStrengthStart, imageIds, normalise, pack, patchify, referenceTime, textIds, unpack, unpatchify } from '../../../../server/engine/flux2/latents';
+import { denormalise, empiricalMu, flowSchedule, flowStrengthStart, imageIds, latentToRgb, normalise, pack, patchify, referenceTime, textIds, unpack, unpatchify } from '../../../../server/engine/flux2/latents';
 
 const values = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'fixtures', 'flux2', 'python-values.json'), 'utf8')) as {
   schedules: { steps: number; imageSeqLen: number; mu: number; sigmas: number[]; timesteps: number[] }[];
@@ -75,5 +75,21 @@ describe('klein strength', () => {
     expect(flowStrengthStart(4, 1)).toBe(0);
     expect(flowStrengthStart(10, 0.05)).toBe(9);
     expect(() => flowStrengthStart(4, 1.5)).toThrow(/strength must be in \[0, 1\]/);
+  });
+});
+
+describe('preview map (latent_rgb_factors / latent_rgb_bias)', () => {
+  it('maps each latent pixel to bias + factors^T z, planes [3, h, w]', () => {
+    // 2 channels, a 1x2 latent: pixel 0 = (1, 2), pixel 1 = (-1, 0.5)
+    const z = Float32Array.from([1, -1, 2, 0.5]);
+    const map = { factors: [[1, 0, 0.5], [0, 2, -1]] as [number, number, number][], bias: [0.1, -0.2, 0] as [number, number, number] };
+    const rgb = latentToRgb(z, map, 1, 2);
+    const want = [0.1 + 1, 0.1 - 1, -0.2 + 4, -0.2 + 1, 0.5 - 2, -0.5 - 0.5];
+    want.forEach((v, i) => expect(rgb[i]).toBeCloseTo(v, 6));
+  });
+
+  it('refuses a latent of the wrong size', () => {
+    const map = { factors: [[1, 1, 1]] as [number, number, number][], bias: [0, 0, 0] as [number, number, number] };
+    expect(() => latentToRgb(new Float32Array(5), map, 2, 2)).toThrow('the latent to preview has 5 values, expected 4');
   });
 });
