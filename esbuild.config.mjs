@@ -22,7 +22,7 @@ await Promise.all([
   build({ ...node, entryPoints: ['server/engine/worker.ts'], outfile: 'dist/engine-worker.js' }),
   build({ ...node, entryPoints: ['server/edit/image-worker.ts'], outfile: 'dist/image-worker.js' }),
   build({ ...node, entryPoints: ['server/main.ts'], outfile: 'dist/server/main.js' }),
-  build({ ...node, entryPoints: ['bench/overhead.ts', 'bench/paper.ts', 'bench/gpu.ts', 'bench/server.ts', 'bench/compose.ts', 'bench/batching.ts', 'bench/isolation.ts', 'bench/masks.ts', 'bench/cluster.ts'], outdir: 'dist/bench' }),
+  build({ ...node, entryPoints: ['bench/overhead.ts', 'bench/paper.ts', 'bench/gpu.ts', 'bench/server.ts', 'bench/compose.ts', 'bench/batching.ts', 'bench/isolation.ts', 'bench/masks.ts', 'bench/cluster.ts', 'bench/eval.ts'], outdir: 'dist/bench' }),
 ]);
 
 // The plugins, as loaded in development from plugin-figma/manifest.json and plugin-uxp/manifest.json
