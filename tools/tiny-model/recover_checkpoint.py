@@ -57,20 +57,25 @@ def _locate(probe: dict[str, np.ndarray], params: dict[str, torch.Tensor]) -> di
 
 
 def recover(module: torch.nn.Module, wrapper: torch.nn.Module, shipped_path: str, args: tuple, inputs: list[str],
-            outputs: list[str], axes: dict) -> None:
-    """Fill `module` (wrapped by `wrapper` for export) with the weights of the shipped ONNX file at shipped_path."""
+            outputs: list[str], axes: dict) -> bool:
+    """Fill `module` (wrapped by `wrapper` for export) with the weights of the shipped ONNX file at shipped_path.
+    False (nothing filled) when the shipped file holds other weights than this layout exports."""
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=g))
     params = dict(module.named_parameters())
-    where = _locate(_initializers(_export_bytes(wrapper, args, inputs, outputs, axes)), params)
+    probe = _initializers(_export_bytes(wrapper, args, inputs, outputs, axes))
     shipped = _initializers(onnx.load(shipped_path))
+    if {k: v.shape for k, v in probe.items()} != {k: v.shape for k, v in shipped.items()}:
+        return False
+    where = _locate(probe, params)
     with torch.no_grad():
         for pname, (iname, how) in where.items():
             arr = torch.from_numpy(np.array(shipped[iname], dtype=np.float32))
             p = params[pname]
             p.copy_(arr.reshape(p.T.shape).T if how == "transpose" else arr.reshape(p.shape))
+    return True
 
 
 def check(wrapper: torch.nn.Module, shipped_path: str, feeds: dict[str, np.ndarray]) -> float:
@@ -95,9 +100,9 @@ def main() -> None:
         vae = json.load(f)
     size, scaling = vae["sample_size"], vae["scaling_factor"]
     lat = size // 8
-    enc, dec = nets.Encoder(), nets.Decoder()
+    enc = nets.Encoder()
     unet, text = nets.UNet(context_dim=64), nets.TextEncoder(len(vocab))
-    for net in (enc, dec, unet, text):
+    for net in (enc, unet, text):
         net.eval()
     tok = nets.WordTokenizer([])
     tok.vocab = vocab
@@ -105,17 +110,24 @@ def main() -> None:
     text_w = ex.TextEncoderExport(text, vocab[nets.EOS])
     enc_w = ex.EncoderExport(enc)
 
-    recover(text, text_w, f"{m}/text_encoder/model.onnx", (ids,), ["input_ids"], ["last_hidden_state", "pooler_output"],
+    ok = recover(text, text_w, f"{m}/text_encoder/model.onnx", (ids,), ["input_ids"], ["last_hidden_state", "pooler_output"],
             {"input_ids": {0: "b", 1: "s"}, "last_hidden_state": {0: "b", 1: "s"}, "pooler_output": {0: "b"}})
     hidden = text(ids).detach()
-    recover(unet, unet, f"{m}/unet/model.onnx", (torch.randn(2, 8, lat, lat), torch.tensor([999.0, 999.0]), hidden),
+    ok &= recover(unet, unet, f"{m}/unet/model.onnx", (torch.randn(2, 8, lat, lat), torch.tensor([999.0, 999.0]), hidden),
             ["sample", "timestep", "encoder_hidden_states"], ["out_sample"],
             {"sample": {0: "b", 2: "h", 3: "w"}, "timestep": {0: "t"}, "encoder_hidden_states": {0: "b", 1: "s"},
              "out_sample": {0: "b", 2: "h", 3: "w"}})
-    recover(enc, enc_w, f"{m}/vae_encoder/model.onnx", (torch.randn(1, 3, size, size),), ["sample"], ["latent_parameters"],
+    ok &= recover(enc, enc_w, f"{m}/vae_encoder/model.onnx", (torch.randn(1, 3, size, size),), ["sample"], ["latent_parameters"],
             {"sample": {0: "b", 2: "h", 3: "w"}, "latent_parameters": {0: "b", 2: "h", 3: "w"}})
-    recover(dec, dec, f"{m}/vae_decoder/model.onnx", (torch.randn(1, 4, lat, lat),), ["latent_sample"], ["sample"],
-            {"latent_sample": {0: "b", 2: "h", 3: "w"}, "sample": {0: "b", 2: "h", 3: "w"}})
+    if not ok:
+        raise SystemExit("the shipped files hold other layers than nets.py builds: cannot recover")
+    for full_res_block in (False, True):  # decoders exported before and after the full-resolution ResBlock
+        dec = nets.Decoder(full_res_block=full_res_block).eval()
+        if recover(dec, dec, f"{m}/vae_decoder/model.onnx", (torch.randn(1, 4, lat, lat),), ["latent_sample"], ["sample"],
+                   {"latent_sample": {0: "b", 2: "h", 3: "w"}, "sample": {0: "b", 2: "h", 3: "w"}}):
+            break
+    else:
+        raise SystemExit("the shipped decoder matches no Decoder layout of nets.py: cannot recover")
 
     rng = np.random.default_rng(0)
     hidden_np = text(ids).detach().numpy()
@@ -133,6 +145,7 @@ def main() -> None:
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.save({"encoder": enc.state_dict(), "decoder": dec.state_dict(), "unet": unet.state_dict(),
                 "text_encoder": text.state_dict(), "vocab": vocab, "scaling_factor": scaling, "size": size,
+                "decoder_full_res_block": full_res_block,
                 "args": {"recovered_from": m}, "train_seconds": None,
                 "history": [{"args": {"recovered_from": m}, "train_seconds": None}]}, args.out)
     print(f"wrote {args.out}")

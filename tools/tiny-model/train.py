@@ -54,6 +54,36 @@ def make_dataset(n: int, seed: int, size: int, op_weights: dict[str, float] | No
     }
 
 
+class Budget:
+    """A training phase's length in steps, or in wall-clock seconds when `seconds` is set (whichever ends first),
+    and its learning rate: one-cycle's shape (linear warm-up from lr/25, cosine down to about 0) over the
+    fraction done, so a run given a deadline still ends fully annealed."""
+
+    def __init__(self, steps: int, seconds: float | None, lr: float, warmup: float):
+        self.steps, self.seconds, self.lr, self.warmup = steps, seconds, lr, warmup
+        self.started = time.time()
+
+    def fraction(self, step: int) -> float:
+        f = step / self.steps
+        if self.seconds:
+            f = max(f, (time.time() - self.started) / self.seconds)
+        return min(f, 1.0)
+
+    def rate(self, f: float) -> float:
+        if f < self.warmup:
+            return self.lr / 25 + (self.lr - self.lr / 25) * f / self.warmup
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (f - self.warmup) / (1 - self.warmup)))
+
+    def apply(self, opt: torch.optim.Optimizer, step: int) -> float | None:
+        """Set this step's rate; None when the phase is over."""
+        f = self.fraction(step)
+        if f >= 1.0:
+            return None
+        for group in opt.param_groups:
+            group["lr"] = self.rate(f)
+        return f
+
+
 def to_unit(images: np.ndarray) -> torch.Tensor:
     """uint8 [N,H,W,3] -> float [N,3,H,W] in [-1,1]."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -93,20 +123,25 @@ def train_vae(images: np.ndarray, steps: int, batch: int, crop: int, full_steps:
 
 
 def finetune_decoder(dec: nets.Decoder, latents: torch.Tensor, images: np.ndarray, steps: int, full_steps: int,
-                     lr: float, batch: int = 16, crop: int = 64, seed: int = 3) -> nets.Decoder:
+                     lr: float, batch: int = 16, crop: int = 64, seed: int = 3, seconds: float | None = None) -> nets.Decoder:
     """Train only the decoder, on the frozen encoder's posterior means (`latents`, of `images`): every stored
-    latent keeps its meaning and the UNet stays valid. Mostly aligned crops (cheap), then full images (borders)."""
+    latent keeps its meaning and the UNet stays valid. Mostly aligned crops (cheap), then full images (borders)
+    for the last full_steps / (steps + full_steps) of the phase."""
     params = list(dec.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     total = steps + full_steps
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.05)
+    budget = Budget(total, seconds, lr, 0.05)
     g = torch.Generator().manual_seed(seed)
     n, size = images.shape[0], images.shape[1]
     dec.train()
     t0 = time.time()
     for step in range(total):
-        c = crop if step < steps else size
-        b = batch if step < steps else max(batch // 4, 4)
+        f = budget.apply(opt, step)
+        if f is None:
+            break
+        full = f >= steps / total
+        c = size if full else crop
+        b = max(batch // 4, 4) if full else batch
         idx = torch.randint(0, n, (b,), generator=g)
         y0, x0 = (int(torch.randint(0, (size - c) // 8 + 1, (1,), generator=g)) * 8 for _ in range(2))
         x = to_unit(images[idx.numpy(), y0:y0 + c, x0:x0 + c])
@@ -117,7 +152,6 @@ def finetune_decoder(dec: nets.Decoder, latents: torch.Tensor, images: np.ndarra
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        sched.step()
         if step % 250 == 0 or step == total - 1:
             psnr = 10 * math.log10(4.0 / max(F.mse_loss(rec.detach().clamp(-1, 1), x).item(), 1e-10))
             log(f"decoder step {step}/{total} loss {loss.item():.5f} psnr(batch) {psnr:.2f} dB  {time.time() - t0:.0f}s")
@@ -132,7 +166,7 @@ def encode_means(enc: nets.Encoder, images: np.ndarray, batch: int = 64) -> torc
 def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions: np.ndarray,
                tokenizer: nets.WordTokenizer, scaling: float, steps: int, batch: int, lr: float = 1e-3,
                start: dict | None = None, seed: int = 2, on_checkpoint=None,
-               checkpoint_every: int = 0) -> tuple[nets.UNet, nets.TextEncoder]:
+               checkpoint_every: int = 0, seconds: float | None = None) -> tuple[nets.UNet, nets.TextEncoder]:
     """InstructPix2Pix objective: eps-prediction on the SD schedule, image latent unscaled, noisy latent scaled,
     conditioning dropout (5% text, 5% image, 5% both) so dual classifier-free guidance works. `start`: the
     state dicts of a previous run's (EMA) UNet and text encoder to continue from."""
@@ -145,7 +179,7 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     log(f"unet params {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, "
         f"text encoder {sum(p.numel() for p in text.parameters()) / 1e6:.3f} M")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.03)
+    budget = Budget(steps, seconds, lr, 0.03)
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
     ac = nets.alphas_cumprod()
     ids_all = tokenizer.batch(list(instructions))
@@ -154,6 +188,9 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     n = source_lat.shape[0]
     t0 = time.time()
     for step in range(steps):
+        if budget.apply(opt, step) is None:
+            log(f"unet: time budget spent after {step} steps")
+            break
         idx = torch.randint(0, n, (batch,), generator=g)
         c_img = source_lat[idx]  # unscaled image conditioning
         z0 = target_lat[idx] * scaling  # scaled target latent
@@ -174,7 +211,6 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        sched.step()
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
             for ema, live in ((ema_unet, unet), (ema_text, text)):
@@ -209,6 +245,8 @@ def main() -> None:
     ap.add_argument("--decoder-lr", type=float, default=5e-4)
     ap.add_argument("--full-res-block", action="store_true", help="give the decoder a ResBlock at full resolution "
                     "(added as the identity when resuming a decoder without one)")
+    ap.add_argument("--decoder-minutes", type=float, help="end the decoder phase after this long (annealed to fit)")
+    ap.add_argument("--unet-minutes", type=float, help="end the UNet phase after this long (annealed to fit)")
     ap.add_argument("--checkpoint-every", type=int, default=0, help="also save the EMA UNet every N steps")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--quick", action="store_true", help="tiny smoke run to check the pipeline end to end")
@@ -277,7 +315,8 @@ def main() -> None:
     if args.decoder_steps:
         images = np.concatenate([data["source"], data["target"]])
         dec = finetune_decoder(dec, torch.cat([source_lat, target_lat]), images, args.decoder_steps,
-                               args.decoder_full_steps, args.decoder_lr, seed=args.seed)
+                               args.decoder_full_steps, args.decoder_lr, seed=args.seed,
+                               seconds=args.decoder_minutes and 60 * args.decoder_minutes)
         save(os.path.join(args.work, "decoder-only.pt"), start["unet"], start["text_encoder"], "decoder fine-tuned, UNet as resumed")
 
     def checkpoint(step: int, ema_unet: nets.UNet, ema_text: nets.TextEncoder) -> None:
@@ -286,7 +325,8 @@ def main() -> None:
     if args.unet_steps:
         unet, text = train_unet(source_lat, target_lat, data["instruction"], tokenizer, scaling, args.unet_steps, args.batch,
                                 lr=args.unet_lr, start=start, seed=2 if start is None else args.seed,
-                                on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+                                on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                                seconds=args.unet_minutes and 60 * args.unet_minutes)
         unet_state, text_state = unet.state_dict(), text.state_dict()
     else:
         unet_state, text_state = start["unet"], start["text_encoder"]
