@@ -11,7 +11,7 @@
  * Prints one JSON object; `goals` says which of issue 18's targets the model meets.
  */
 import * as path from 'node:path';
-import { editImage, type EditSource } from '../server/edit/edit-image';
+import { editImage, type EditSource, type EditVariation } from '../server/edit/edit-image';
 import { loadModel } from '../server/engine/families';
 import type { LatentGrid, ModelAdapter } from '../server/engine/family';
 import { SAMPLERS } from '../server/engine/samplers';
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   for (const [k, c] of sources.entries()) {
     let source: EditSource = { kind: 'pixels', image: c.source };
     for (let r = 0; r < ROUNDS; r++) {
-      const v = (await editImage(engine, source, [{ instruction: '', mask: null }], { steps: args.steps, seed: 1000 * k + r })).variations[0];
+      const v: EditVariation = (await editImage(engine, source, [{ instruction: '', mask: null }], { steps: args.steps, seed: 1000 * k + r })).variations[0];
       perRound[r].push(psnr(v.image, c.source));
       source = { kind: 'latent', image: v.image, latent: v.latent };
     }
