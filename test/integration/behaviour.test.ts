@@ -2,9 +2,9 @@
  * Behaviour on held-out shapes images through the TypeScript engine (20 Euler ancestral steps, guidance
  * 7.5 / 1.5): recolour, identity, masked recolour, and a two-region edit in one pass.
  *
- * The floors are the shipped tiny model's measured level with a small margin (the model retrained for issue 18;
- * the previous model's figures in brackets). Of issue 18's targets (85 % recolour, 30 dB identity, 24 dB outside)
- * this model reaches identity only: see models/tiny-pix2pix/EVAL.md and `npm run bench:eval`. That the TypeScript loop computes exactly what the reference loop does is
+ * The floors are the shipped tiny model's measured level with a small margin. Of the foundation issue's
+ * targets (80 % recolour, 24 dB identity, 22 dB outside) this model reaches identity only: see
+ * models/tiny-pix2pix/EVAL.md. That the TypeScript loop computes exactly what the reference loop does is
  * pinned separately, to 1e-3, by parity.test.ts.
  */
 import * as fs from 'node:fs';
@@ -36,7 +36,7 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
   const run = (c: HeldoutCase, seed: number, mask: Float32Array | null = null) =>
     editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask }], { steps: 20, seed });
 
-  it('recolours the named shape to the named colour in most cases (measured 62.5 %), changing the rest little', async () => {
+  it('recolours the named shape to the named colour in most cases (measured 66.7 %), changing the rest little', async () => {
     const recolour = cases.filter((c) => c.op === 'recolour');
     expect(recolour.length).toBeGreaterThanOrEqual(20);
     let hits = 0;
@@ -46,18 +46,18 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
       if (nearestColour(meanColour(out, c.interior), palette) === c.colour) hits++;
       outside.push(psnr(out, c.source, (i) => c.mask[i] === 0));
     }
-    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.58); // measured 15 / 24 (16 / 24)
-    expect(mean(outside)).toBeGreaterThanOrEqual(18); // measured 19.2 dB before compositing (16.1 dB)
+    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.6); // measured 16 / 24
+    expect(mean(outside)).toBeGreaterThanOrEqual(14.5); // measured 16.1 dB before compositing
   });
 
-  it('keeps the input for the empty instruction (measured 30.6 dB on these cases, 31.1 dB in EVAL.md)', async () => {
+  it('keeps the input for the empty instruction (measured 28.8 dB on these cases, 29.5 dB in EVAL.md)', async () => {
     const identity = cases.filter((c) => c.op === 'identity');
     const scores: number[] = [];
     for (const [k, c] of identity.entries()) scores.push(psnr((await run(c, k)).variations[0].decoded, c.source));
-    expect(mean(scores)).toBeGreaterThanOrEqual(29.5); // (28.8 dB)
+    expect(mean(scores)).toBeGreaterThanOrEqual(26);
   });
 
-  it('a masked recolour takes the named colour in nearly every case (measured 91.7 %) and never changes a pixel outside the mask', async () => {
+  it('a masked recolour takes the named colour in nearly every case (measured 95.8 %) and never changes a pixel outside the mask', async () => {
     const recolour = cases.filter((c) => c.op === 'recolour');
     let hits = 0;
     for (const [k, c] of recolour.entries()) {
@@ -67,7 +67,7 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
         if (c.mask[i] === 0 && out.data[i * 4] !== c.source.data[i * 4]) throw new Error(`${c.id}: pixel ${i} outside the mask changed`);
       }
     }
-    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.85); // measured 22 / 24 (23 / 24)
+    expect(hits / recolour.length).toBeGreaterThanOrEqual(0.85); // measured 23 / 24
   });
 
   it('keeps the texture of a layer 4x the native size inside a masked recolour (naive upsampling kept 0.1 %)', async () => {
@@ -91,8 +91,7 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
     const circleInterior = region((x, y) => Math.hypot(x - 40, y - 44) <= 16);
     const square = region((x, y) => Math.abs(x - 92) <= 15.5 && Math.abs(y - 84) <= 15.5);
     const squareInterior = region((x, y) => Math.abs(x - 92) <= 13 && Math.abs(y - 84) <= 13);
-    // two colour pairs, both ways round, four seeds each: both regions right in half the runs (measured 4 of 8;
-    // the previous model 6 of 8: EVAL.md records the regression)
+    // two colour pairs, both ways round, four seeds each: both regions right in most runs (measured 6 of 8)
     let bothRight = 0;
     for (const [circleColour, squareColour] of [['blue', 'green'], ['green', 'blue']]) {
       for (let seed = 0; seed < 4; seed++) {
@@ -112,6 +111,6 @@ describe('tiny model through the TypeScript engine (held-out cases)', () => {
         }
       }
     }
-    expect(bothRight).toBeGreaterThanOrEqual(4);
+    expect(bothRight).toBeGreaterThanOrEqual(5);
   });
 });
