@@ -1,154 +1,136 @@
 /**
- * A model's EVAL.md figures measured through the TypeScript engine (the product's path, the exported ONNX files):
- * the held-out shapes-world cases tools/tiny-model/evaluate.py scores, edited globally (no mask), scored the same
- * way: empty-instruction PSNR, recolour / background / remove success and PSNR outside the edit, VAE round trip.
+ * The model evaluation of tools/tiny-model/evaluate.py, through the TypeScript engine: evaluate.py's 240
+ * held-out cases (test/fixtures/heldout-eval: 60 each of recolour, background, remove and the empty
+ * instruction), global edits (no mask), 20 steps of the family's sampler, its default text guidance (InstructPix2Pix
+ * 7.5 with image guidance 1.5, FLUX.2 klein 4), seed = the case's index.
+ * The figures are EVAL.md's and issue 18's: VAE round trip, empty instruction, recolour / background / remove
+ * success and PSNR outside the edit region (before compositing), and the loss of ten rounds of latent iteration
+ * (bench:paper's section 1: empty instructions continued from the stored latent, round 1 PSNR minus round 10).
  *
- *   python tools/tiny-model/make_heldout_fixtures.py --eval-set --out /tmp/eval-cases    (240 cases, seed 20261124)
- *   npm run bench:eval -- --model models/tiny-flux2-klein --cases /tmp/eval-cases [--steps N] [--text-scale S]
- *       [--write models/tiny-flux2-klein/EVAL.md]
+ *   npm run bench:eval [-- --model models/tiny-pix2pix --steps 20 --cases 240 --iterationImages 8]
  *
- * --steps defaults to the product's (20), --text-scale to the model family's; --write rewrites the file's figures and
- * keeps everything below its notes marker.
+ * Prints one JSON object; `goals` says which of issue 18's targets the model meets.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DEFAULT_EDIT_OPTIONS } from '../shared/protocol';
-import { editImage } from '../server/edit/edit-image';
+import { editImage, type EditSource, type EditVariation } from '../server/edit/edit-image';
 import { loadModel } from '../server/engine/families';
-import { localEngine } from '../server/engine/local';
+import type { LatentGrid, ModelAdapter } from '../server/engine/family';
 import { SAMPLERS } from '../server/engine/samplers';
+import { localEngine } from '../server/engine/local';
 import { fromModelTensor, toModelTensor, type RgbaImage } from '../server/imaging/image';
 import { benchArgs, round } from './lib/args';
-import { loadHeldout, mean, meanColour, nearestColour, psnr } from './lib/heldout';
+import { HELDOUT_DIR, loadHeldout, mean, meanColour, nearestColour, psnr } from './lib/heldout';
 
-const NOTES_MARKER = '<!-- notes: kept by evaluate.py -->';
+const ROOT = path.resolve(__dirname, '..', '..');
+const EVAL_DIR = path.join(ROOT, 'test', 'fixtures', 'heldout-eval');
+const ROUNDS = 10;
 
-interface Row {
-  op: string;
-  psnrInput: number;
-  psnrOutside: number;
-  psnrTargetInside: number | null;
-  success: boolean | null;
+/** Issue 18's targets, measured here. */
+export const GOALS = {
+  vaeRoundTripPsnr: 33,
+  identityPsnr: 30,
+  recolourSuccess: 0.85,
+  recolourOutsidePsnr: 24,
+  backgroundSuccess: 0.9,
+  backgroundOutsidePsnr: 24,
+  removeSuccess: 0.8,
+  removeOutsidePsnr: 24,
+  /** at most this many dB lost over ten rounds of latent iteration */
+  latentIterationLoss: 3,
+} as const;
+
+/** Encode and decode an image through the model's VAE (the pixels a stored latent stands for). */
+async function roundTrip(model: ModelAdapter, image: RgbaImage): Promise<RgbaImage> {
+  const f = model.info.latentFactor;
+  const grid: LatentGrid = { channels: model.info.latentChannels, height: image.height / f, width: image.width / f };
+  const schedule = model.schedule(SAMPLERS.euler_ancestral, 1, grid);
+  const cond = await model.condition({ kind: 'image', image: { data: toModelTensor(image), width: image.width, height: image.height } }, [''], grid, schedule);
+  const out = await model.decode(cond.source, grid);
+  return fromModelTensor(out.data, out.width, out.height);
 }
 
 async function main(): Promise<void> {
-  const args = benchArgs({ model: '', cases: '', steps: 0, textScale: -1, imageScale: 1.5, write: '', limit: 0 });
-  if (!args.model || !args.cases) throw new Error('--model DIR and --cases DIR are required (see the header of bench/eval.ts)');
+  const args = benchArgs({ model: path.join(ROOT, 'models', 'tiny-pix2pix'), steps: 20, cases: 240, iterationImages: 8 });
   const timer = { onnxMs: 0, calls: 0 };
-  const model = await loadModel(path.resolve(args.model), { device: 'cpu', timer, log: (l) => process.stderr.write(l + '\n') });
+  const model = await loadModel(args.model, { device: 'cpu', timer, log: () => {} });
   const engine = localEngine(model, timer);
-  const { info } = model;
-  const steps = args.steps || DEFAULT_EDIT_OPTIONS.steps;
-  // left out of the request unless given: the engine applies the family's default, as for an API client
-  const textScale = args.textScale >= 0 ? args.textScale : undefined;
-  const { palette, cases: all } = await loadHeldout(path.resolve(args.cases));
-  const cases = args.limit ? all.slice(0, args.limit) : all;
+  const { palette, cases: all } = await loadHeldout(EVAL_DIR);
+  const cases = all.slice(0, args.cases);
   const started = performance.now();
-  const rows: Row[] = [];
+
   const vae: number[] = [];
+  const byOp: Record<string, { success: number[]; outside: number[]; inside: number[]; whole: number[] }> = {};
   for (const [k, c] of cases.entries()) {
     vae.push(psnr(await roundTrip(model, c.source), c.source));
-    const v = (await editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask: null }], { steps, ...(textScale !== undefined && { textScale }), imageScale: args.imageScale, seed: k })).variations[0];
-    const out = v.image;
-    const row: Row = {
-      op: c.op,
-      psnrInput: psnr(out, c.source),
-      psnrOutside: psnr(out, c.source, (i) => c.mask[i] === 0),
-      psnrTargetInside: c.op === 'identity' ? null : psnr(out, c.target, c.mask),
-      success: null,
-    };
-    // the same tests as evaluate.py: the interior's mean colour against the palette
-    if (c.op === 'recolour' || c.op === 'background') row.success = nearestColour(meanColour(out, c.interior), palette) === c.colour;
-    if (c.op === 'remove') row.success = nearestColour(meanColour(out, c.interior), palette) !== nearestColour(meanColour(c.source, c.interior), palette);
-    rows.push(row);
-    if ((k + 1) % 20 === 0) process.stderr.write(`${k + 1}/${cases.length} cases, ${round((performance.now() - started) / 1000, 1)} s\n`);
+    const out = (await editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask: null }], { steps: args.steps, seed: k })).variations[0].decoded;
+    const m = (byOp[c.op] ??= { success: [], outside: [], inside: [], whole: [] });
+    m.whole.push(psnr(out, c.source));
+    m.outside.push(psnr(out, c.source, (i) => c.mask[i] === 0));
+    if (c.op !== 'identity') m.inside.push(psnr(out, c.target, c.mask));
+    const now = nearestColour(meanColour(out, c.interior), palette);
+    if (c.op === 'recolour' || c.op === 'background') m.success.push(now === c.colour ? 1 : 0);
+    if (c.op === 'remove') m.success.push(now !== nearestColour(meanColour(c.source, c.interior), palette) ? 1 : 0);
+  }
+
+  // ten rounds of latent iteration on bench:paper's images (the behaviour set's first identity and recolour sources)
+  const { cases: behaviour } = await loadHeldout(HELDOUT_DIR);
+  const sources = behaviour.filter((c) => c.op === 'identity' || c.op === 'recolour').slice(0, args.iterationImages);
+  const perRound: number[][] = Array.from({ length: ROUNDS }, () => []);
+  for (const [k, c] of sources.entries()) {
+    let source: EditSource = { kind: 'pixels', image: c.source };
+    for (let r = 0; r < ROUNDS; r++) {
+      const v: EditVariation = (await editImage(engine, source, [{ instruction: '', mask: null }], { steps: args.steps, seed: 1000 * k + r })).variations[0];
+      perRound[r].push(psnr(v.image, c.source));
+      source = { kind: 'latent', image: v.image, latent: v.latent };
+    }
   }
   await model.release();
-  const of = (op: string) => rows.filter((r) => r.op === op);
-  const rate = (op: string) => of(op).filter((r) => r.success).length / Math.max(1, of(op).length);
-  const avg = (op: string, key: 'psnrInput' | 'psnrOutside' | 'psnrTargetInside') => mean(of(op).map((r) => r[key] ?? NaN));
-  const summary = {
-    benchmark: 'eval',
-    model: info.name,
-    family: info.family,
-    cases: rows.length,
-    steps,
-    textScale: textScale ?? info.defaultTextScale,
-    vae_roundtrip_psnr: mean(vae),
-    identity_psnr: avg('identity', 'psnrInput'),
-    recolour_success: rate('recolour'),
-    recolour_outside_psnr: avg('recolour', 'psnrOutside'),
-    recolour_target_psnr_inside: avg('recolour', 'psnrTargetInside'),
-    background_success: rate('background'),
-    background_outside_psnr: avg('background', 'psnrOutside'),
-    remove_success: rate('remove'),
-    remove_outside_psnr: avg('remove', 'psnrOutside'),
-    remove_target_psnr_inside: avg('remove', 'psnrTargetInside'),
-    seconds: round((performance.now() - started) / 1000, 1),
+
+  const rate = (op: string) => round(mean(byOp[op]?.success ?? []), 3);
+  const dB = (op: string, key: 'outside' | 'inside' | 'whole') => round(mean(byOp[op]?.[key] ?? []), 2);
+  const iteration = perRound.map((p) => round(mean(p), 2));
+  const figures = {
+    vaeRoundTripPsnr: round(mean(vae), 2),
+    identityPsnr: dB('identity', 'whole'),
+    recolourSuccess: rate('recolour'),
+    recolourOutsidePsnr: dB('recolour', 'outside'),
+    recolourTargetPsnrInside: dB('recolour', 'inside'),
+    backgroundSuccess: rate('background'),
+    backgroundOutsidePsnr: dB('background', 'outside'),
+    removeSuccess: rate('remove'),
+    removeOutsidePsnr: dB('remove', 'outside'),
+    removeTargetPsnrInside: dB('remove', 'inside'),
+    latentIterationLoss: round(iteration[0] - iteration[ROUNDS - 1], 2),
   };
-  process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-  if (args.write) writeEval(args.write, summary, `npm run bench:eval -- ${process.argv.slice(2).join(' ')}`);
+  const goals = Object.fromEntries(
+    Object.entries(GOALS).map(([key, goal]) => {
+      const value = figures[key as keyof typeof figures];
+      return [key, { value, goal, met: key === 'latentIterationLoss' ? value <= goal : value >= goal }];
+    }),
+  );
+  process.stdout.write(
+    JSON.stringify(
+      {
+        bench: 'model-eval',
+        model: model.info.name,
+        dir: path.relative(ROOT, args.model) || args.model,
+        cases: cases.length,
+        perOp: Object.fromEntries(Object.entries(byOp).map(([op, m]) => [op, m.whole.length])),
+        steps: args.steps,
+        guidance: { text: model.info.defaultTextScale, image: 1.5 /* read by InstructPix2Pix only */ },
+        figures,
+        latentIteration: { images: sources.length, psnrPerRound: iteration },
+        goals,
+        goalsMet: Object.values(goals).filter((g) => g.met).length + ' / ' + Object.keys(goals).length,
+        seconds: round((performance.now() - started) / 1000, 1),
+      },
+      null,
+      1,
+    ) + '\n',
+  );
 }
 
-/** The model's VAE round trip of one image at its own size: encode (as an edit's conditioning does), decode. */
-async function roundTrip(model: Awaited<ReturnType<typeof loadModel>>, image: RgbaImage): Promise<RgbaImage> {
-  const f = model.info.latentFactor;
-  const grid = { channels: model.info.latentChannels, height: image.height / f, width: image.width / f };
-  const schedule = model.schedule(SAMPLERS[model.info.defaultSampler], 1, grid);
-  const c = await model.condition({ kind: 'image', image: { data: toModelTensor(image), width: image.width, height: image.height } }, [''], grid, schedule);
-  const d = await model.decode(c.source, grid);
-  return fromModelTensor(d.data, d.width, d.height);
-}
-
-function writeEval(file: string, s: Record<string, string | number>, command: string): void {
-  const n = (k: string) => Number(s[k]);
-  const db = (k: string) => `${n(k).toFixed(2)} dB`;
-  const pct = (k: string) => `${(100 * n(k)).toFixed(1)} %`;
-  const targets: [string, string, string, boolean][] = [
-    ['Empty instruction reproduces the input (PSNR)', db('identity_psnr'), '>= 24 dB', n('identity_psnr') >= 24],
-    ["Recolour: shape's colour nearest to the named one", pct('recolour_success'), '>= 80 %', n('recolour_success') >= 0.8],
-    ['Recolour: PSNR outside the edited shape', db('recolour_outside_psnr'), '>= 22 dB', n('recolour_outside_psnr') >= 22],
-    ['VAE round trip (PSNR)', db('vae_roundtrip_psnr'), '>= 28 dB', n('vae_roundtrip_psnr') >= 28],
-  ];
-  const extra: [string, string][] = [
-    ['Recolour: PSNR to the target inside the shape', db('recolour_target_psnr_inside')],
-    ['Background recolour: background colour nearest to the named one', pct('background_success')],
-    ['Background recolour: PSNR of the shapes (outside the edit)', db('background_outside_psnr')],
-    ["Remove: the shape's colour is gone from its area", pct('remove_success')],
-    ['Remove: PSNR to the target inside the removed area', db('remove_target_psnr_inside')],
-    ['Remove: PSNR outside the removed shape', db('remove_outside_psnr')],
-  ];
-  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-  const notes = old.includes(NOTES_MARKER) ? old.slice(old.indexOf(NOTES_MARKER)) : '';
-  const lines = [
-    `# ${s.model} evaluation`,
-    '',
-    `Held-out shapes-world cases: ${s.cases} (recolour, background, remove, empty instruction in turn), the cases and targets of ` +
-      `models/tiny-pix2pix/EVAL.md (tools/tiny-model/evaluate.py, seed 20261124, which no training run uses). Global edits (no mask), ` +
-      `run through the exported ONNX files by the TypeScript engine (onnxruntime-node, CPU): ${s.family}, ${s.steps} steps, text scale ${s.textScale} ` +
-      `(ignored by a distilled model), seed = case index. Took ${s.seconds} s on a 2-core machine shared with training runs.`,
-    '',
-    `Command (after \`python tools/tiny-model/make_heldout_fixtures.py --eval-set --out /tmp/eval-cases\`): \`${command}\``,
-    '',
-    '| target | measured | goal | met |',
-    '|---|---|---|---|',
-    ...targets.map(([name, v, goal, ok]) => `| ${name} | ${v} | ${goal} | ${ok ? 'yes' : 'NO'} |`),
-    '',
-    '| further figures | measured |',
-    '|---|---|',
-    ...extra.map(([name, v]) => `| ${name} | ${v} |`),
-    '',
-    'Raw figures:',
-    '',
-    '```json',
-    JSON.stringify(s, null, 2),
-    '```',
-    '',
-  ];
-  fs.writeFileSync(file, lines.join('\n') + (notes ? '\n' + notes : ''));
-}
-
-main().catch((err) => {
-  process.stderr.write(`${(err as Error).stack ?? err}\n`);
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reproduce models/tiny-pix2pix (and its fp16 twin) from scratch with fixed seeds, evaluate it, and
-# regenerate the engine's parity fixtures. About two hours on a 2-core machine: 5 000 UNet steps from
-# scratch, then 6 000 more on fresh cases (--resume), which is the model that ships.
+# regenerate the engine's parity fixtures. About three hours on a 2-core machine: 5 000 UNet steps from
+# scratch, 6 000 more on fresh cases (--resume), then (issue 18) the VAE decoder alone fine-tuned with a
+# full-resolution ResBlock on the frozen encoder (UNet and text encoder unchanged): the model that ships. That run
+# was time-budgeted (EVAL.md); here it is given its step count, which gives an equivalent, not identical, model.
 #   bash tools/tiny-model/build_model.sh [work-dir]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +12,9 @@ work=${1:-/tmp/tiny-pix2pix-work}
 cd "$here"
 python3 train.py --work "$work"
 python3 train.py --work "$work/resumed" --resume "$work/tiny-pix2pix.pt" --seed 4321 --unet-steps 6000 --unet-lr 4e-4
-python3 export.py --checkpoint "$work/resumed/tiny-pix2pix.pt" --out "$root/models/tiny-pix2pix"
+python3 train.py --work "$work/run3" --resume "$work/resumed/tiny-pix2pix.pt" --seed 5151 --threads 1 --cases 8000 \
+  --full-res-block --decoder-steps 2700 --decoder-full-steps 200 --decoder-lr 8e-4 --unet-steps 0
+python3 export.py --checkpoint "$work/run3/tiny-pix2pix.pt" --out "$root/models/tiny-pix2pix"
 python3 to_fp16.py --model "$root/models/tiny-pix2pix" --out "$root/models/tiny-pix2pix-fp16"
 python3 evaluate.py --model "$root/models/tiny-pix2pix" --out "$root/models/tiny-pix2pix/EVAL.md" --samples "$root/models/tiny-pix2pix/samples.png"
 python3 make_parity_fixtures.py --model "$root/models/tiny-pix2pix" --out "$root/test/fixtures/parity"

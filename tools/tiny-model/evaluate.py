@@ -18,7 +18,7 @@ import numpy as np
 import reference_pipeline as ref
 import shapes_world as world
 
-HELD_OUT_SEED = 20261124  # training used 1234 and 4321 (build_model.sh); scenes are continuous-valued so no case repeats
+HELD_OUT_SEED = world.EVAL_SEED  # training used 1234, 4321 and 5151; scenes are continuous-valued so no case repeats
 NOTES_MARKER = "<!-- notes: kept by evaluate.py -->"
 
 
@@ -92,19 +92,20 @@ def main() -> None:
         from PIL import Image
         Image.fromarray(np.concatenate(grid, axis=1)).save(args.samples)
     if args.out:
+        # issue 18's goals (the foundation issue's were 24 dB, 80 %, 22 dB and 28 dB)
         targets = [
-            ("Empty instruction reproduces the input (PSNR)", f"{summary['identity_psnr']:.2f} dB", ">= 24 dB", summary["identity_psnr"] >= 24),
-            ("Recolour: shape's colour nearest to the named one", f"{100 * summary['recolour_success']:.1f} %", ">= 80 %", summary["recolour_success"] >= 0.8),
-            ("Recolour: PSNR outside the edited shape", f"{summary['recolour_outside_psnr']:.2f} dB", ">= 22 dB", summary["recolour_outside_psnr"] >= 22),
-            ("VAE round trip (PSNR)", f"{summary['vae_roundtrip_psnr']:.2f} dB", ">= 28 dB", summary["vae_roundtrip_psnr"] >= 28),
+            ("VAE round trip (PSNR)", f"{summary['vae_roundtrip_psnr']:.2f} dB", ">= 33 dB", summary["vae_roundtrip_psnr"] >= 33),
+            ("Empty instruction reproduces the input (PSNR)", f"{summary['identity_psnr']:.2f} dB", ">= 30 dB", summary["identity_psnr"] >= 30),
+            ("Recolour: shape's colour nearest to the named one", f"{100 * summary['recolour_success']:.1f} %", ">= 85 %", summary["recolour_success"] >= 0.85),
+            ("Recolour: PSNR outside the edited shape", f"{summary['recolour_outside_psnr']:.2f} dB", ">= 24 dB", summary["recolour_outside_psnr"] >= 24),
+            ("Background recolour: background colour nearest to the named one", f"{100 * summary['background_success']:.1f} %", ">= 90 %", summary["background_success"] >= 0.9),
+            ("Background recolour: PSNR of the shapes (outside the edit)", f"{summary['background_outside_psnr']:.2f} dB", ">= 24 dB", summary["background_outside_psnr"] >= 24),
+            ("Remove: the shape's colour is gone from its area", f"{100 * summary['remove_success']:.1f} %", ">= 80 %", summary["remove_success"] >= 0.8),
+            ("Remove: PSNR outside the removed shape", f"{summary['remove_outside_psnr']:.2f} dB", ">= 24 dB", summary["remove_outside_psnr"] >= 24),
         ]
         extra = [
             ("Recolour: PSNR to the target inside the shape", f"{summary['recolour_target_psnr_inside']:.2f} dB"),
-            ("Background recolour: background colour nearest to the named one", f"{100 * summary['background_success']:.1f} %"),
-            ("Background recolour: PSNR of the shapes (outside the edit)", f"{summary['background_outside_psnr']:.2f} dB"),
-            ("Remove: the shape's colour is gone from its area", f"{100 * summary['remove_success']:.1f} %"),
             ("Remove: PSNR to the target inside the removed area", f"{summary['remove_target_psnr_inside']:.2f} dB"),
-            ("Remove: PSNR outside the removed shape", f"{summary['remove_outside_psnr']:.2f} dB"),
         ]
         # hand-written notes below the marker survive a re-run
         notes = ""

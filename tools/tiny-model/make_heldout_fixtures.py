@@ -1,10 +1,10 @@
 """Write held-out shapes-world cases for the TypeScript behaviour tests and benchmarks.
 
     python tools/tiny-model/make_heldout_fixtures.py --out test/fixtures/heldout
-    python tools/tiny-model/make_heldout_fixtures.py --eval-set --out /tmp/eval-cases   # EVAL.md's 240 cases
+    python tools/tiny-model/make_heldout_fixtures.py --set eval --out test/fixtures/heldout-eval
 
-`--eval-set` writes evaluate.py's held-out cases instead (seed 20261124, 60 per operation in its interleaved
-order), in the same layout, for `npm run bench:eval` (EVAL.md measured through the TypeScript engine).
+`--set eval` writes evaluate.py's 240 cases instead (its seed, its order: recolour, background, remove, identity
+in turn), so `npm run bench:eval` measures the TypeScript engine on exactly the cases EVAL.md's figures use.
 
 Per case: <id>-source.png, <id>-mask.png (edit region, grayscale), <id>-interior.png (fully covered pixels of
 the named shape, or of the background for background edits), <id>-target.png (the intended result) and a line
@@ -28,22 +28,19 @@ COUNTS = {"recolour": 24, "background": 8, "remove": 8, "identity": 8}
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--eval-set", action="store_true", help="evaluate.py's 240 held-out cases (seed 20261124)")
+    ap.add_argument("--set", choices=["behaviour", "eval"], default="behaviour")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    if args.eval_set:
-        from evaluate import HELD_OUT_SEED
-        seed = HELD_OUT_SEED
-        per_op = 240 // len(world.OPS)
-        order = [(world.OPS[k % len(world.OPS)], k // len(world.OPS)) for k in range(per_op * len(world.OPS))]
+    if args.set == "eval":
+        seed = world.EVAL_SEED
+        plan = [(world.OPS[k % len(world.OPS)], f"{k:03d}-{world.OPS[k % len(world.OPS)]}") for k in range(240)]
     else:
         seed = SEED
-        order = [(op, k) for op, count in COUNTS.items() for k in range(count)]
+        plan = [(op, f"{op}-{k:02d}") for op, count in COUNTS.items() for k in range(count)]
     rng = np.random.default_rng(seed)
     cases = []
-    for op, k in order:
+    for op, cid in plan:
         case = world.random_case(rng, 128, op)
-        cid = f"{op}-{k:02d}"
         interior = case.interior if op != "background" else case.mask >= 0.999
         Image.fromarray(case.source).save(os.path.join(args.out, f"{cid}-source.png"))
         Image.fromarray((case.mask * 255).round().astype(np.uint8)).save(os.path.join(args.out, f"{cid}-mask.png"))

@@ -143,9 +143,13 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """[B,4,h,w] (unscaled latent) -> [B,3,8h,8w] in about [-1,1]."""
+    """[B,4,h,w] (unscaled latent) -> [B,3,8h,8w] in about [-1,1].
 
-    def __init__(self, ch=(96, 64, 48, 24)):
+    `full_res_block`: a ResBlock at full resolution too (the first model had none there: shape edges came out
+    soft). Added to a trained decoder it starts as the identity (its last conv zeroed), so fine-tuning starts
+    from the old decoder's output."""
+
+    def __init__(self, ch=(96, 64, 48, 24), full_res_block: bool = False):
         super().__init__()
         self.conv_in = nn.Conv2d(4, ch[0], 3, padding=1)
         self.mid = nn.ModuleList([ResBlock(ch[0], ch[0]), ResBlock(ch[0], ch[0])])
@@ -153,7 +157,7 @@ class Decoder(nn.Module):
         self.blocks = nn.ModuleList()
         for i, (cin, cout) in enumerate(zip(ch[:-1], ch[1:])):
             self.up.append(nn.Conv2d(cin, cout, 3, padding=1))
-            self.blocks.append(ResBlock(cout, cout) if i < len(ch) - 2 else nn.Identity())
+            self.blocks.append(ResBlock(cout, cout) if i < len(ch) - 2 or full_res_block else nn.Identity())
         self.norm_out = group_norm(ch[-1])
         self.conv_out = nn.Conv2d(ch[-1], 3, 3, padding=1)
 

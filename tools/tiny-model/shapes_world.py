@@ -36,8 +36,14 @@ VOCABULARY = sorted(
     | set(COLOUR_NAMES) | set(SHAPES)
 )
 
+# evaluate.py's held-out cases (and test/fixtures/heldout-eval); no training run uses this seed
+EVAL_SEED = 20261124
+
 OPS = ["recolour", "background", "remove", "identity"]
 OP_WEIGHTS = [0.40, 0.20, 0.25, 0.15]
+# Training-only operation (never in the held-out sets): a recolour or remove instruction naming a shape the scene
+# lacks; the right edit is no edit.
+ABSENT = "absent"
 
 
 @dataclasses.dataclass
@@ -133,7 +139,18 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def random_case(rng: np.random.Generator, size: int = 128, op: str | None = None) -> Case:
+def _twin(rng: np.random.Generator, scene: Scene, edited: Scene, i: int) -> None:
+    """Give another shape the colour of shape i (in both scenes): the instruction's shape name, not its colour,
+    must say which one to edit."""
+    others = [j for j in range(len(scene.shapes)) if j != i]
+    if others:
+        j = others[int(rng.integers(len(others)))]
+        scene.shapes[j].colour = edited.shapes[j].colour = scene.shapes[i].colour
+
+
+def random_case(rng: np.random.Generator, size: int = 128, op: str | None = None, twin: bool = False) -> Case:
+    """One case. `twin` (recolour and remove): another shape shares the named shape's colour (a hard negative).
+    With the defaults, the random draws are those of every earlier version, so the held-out sets do not move."""
     scene = random_scene(rng, size)
     op = op or str(rng.choice(OPS, p=OP_WEIGHTS))
     source = render(scene, size)
@@ -142,6 +159,9 @@ def random_case(rng: np.random.Generator, size: int = 128, op: str | None = None
     interior = np.zeros((size, size), bool)
     if op == "recolour":
         i = int(rng.integers(len(edited.shapes)))
+        if twin:
+            _twin(rng, scene, edited, i)
+            source = render(scene, size)
         target_shape = edited.shapes[i]
         others = {scene.background[0], scene.background[1], target_shape.colour}
         colour = str(rng.choice([c for c in COLOUR_NAMES if c not in others]))
@@ -159,6 +179,9 @@ def random_case(rng: np.random.Generator, size: int = 128, op: str | None = None
         mask = _dilate(1.0 - covered, 1)
     elif op == "remove":
         i = int(rng.integers(len(edited.shapes)))
+        if twin:
+            _twin(rng, scene, edited, i)
+            source = render(scene, size)
         removed = edited.shapes.pop(i)
         shape_name = removed.kind
         instruction = str(rng.choice(REMOVE_TEMPLATES)).format(s=shape_name)
@@ -166,6 +189,16 @@ def random_case(rng: np.random.Generator, size: int = 128, op: str | None = None
         interior = shape_coverage(removed, size) >= 0.999
     elif op == "identity":
         instruction = ""
+        mask = np.zeros((size, size), np.float32)
+    elif op == ABSENT:
+        present = {s.kind for s in scene.shapes}
+        missing = [k for k in SHAPES if k not in present]  # scenes hold at most 3 of the 4 kinds
+        shape_name = missing[int(rng.integers(len(missing)))]
+        if rng.random() < 0.5:
+            colour = COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))]
+            instruction = str(rng.choice(RECOLOUR_TEMPLATES)).format(s=shape_name, c=colour)
+        else:
+            instruction = str(rng.choice(REMOVE_TEMPLATES)).format(s=shape_name)
         mask = np.zeros((size, size), np.float32)
     else:
         raise ValueError(f"unknown op {op}")

@@ -4,6 +4,11 @@
     python tools/tiny-model/train.py --work /tmp/w --quick          # smoke run (a minute)
     python tools/tiny-model/train.py --work /tmp/w2 --resume /tmp/tiny-work/tiny-pix2pix.pt \
         --seed 4321 --unet-steps 6000 --unet-lr 4e-4                 # more UNet training on fresh cases
+    python tools/tiny-model/recover_checkpoint.py --model models/tiny-pix2pix --out /tmp/w3/shipped.pt
+    python tools/tiny-model/train.py --work /tmp/w3 --resume /tmp/w3/shipped.pt --seed 5151 --threads 1 \
+        --full-res-block --decoder-steps 3000 --unet-steps 4000 --unet-lr 3e-4 \
+        --op-weights recolour=0.4,background=0.2,remove=0.25,identity=0.05,absent=0.1 --twin 0.35
+                         # a sharper VAE decoder on the frozen encoder, then the UNet on a harder mix
 
 Everything is seeded; the checkpoint lands in <work>/tiny-pix2pix.pt for export.py.
 """
@@ -28,9 +33,20 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def make_dataset(n: int, seed: int, size: int) -> dict[str, np.ndarray]:
+def make_dataset(n: int, seed: int, size: int, op_weights: dict[str, float] | None = None,
+                 twin: float = 0.0) -> dict[str, np.ndarray]:
+    """n cases. op_weights: the operation mix (shapes_world's own when None; may include world.ABSENT);
+    twin: the share of recolour and remove cases where another shape has the named shape's colour."""
     rng = np.random.default_rng(seed)
-    cases = [world.random_case(rng, size) for _ in range(n)]
+    if op_weights is None and twin == 0:
+        cases = [world.random_case(rng, size) for _ in range(n)]
+    else:
+        weights = op_weights or dict(zip(world.OPS, world.OP_WEIGHTS))
+        names, p = list(weights), np.array(list(weights.values()), np.float64)
+        cases = []
+        for _ in range(n):
+            op = str(rng.choice(names, p=p / p.sum()))
+            cases.append(world.random_case(rng, size, op, twin=op in ("recolour", "remove") and rng.random() < twin))
     return {
         "source": np.stack([c.source for c in cases]),
         "target": np.stack([c.target for c in cases]),
@@ -38,13 +54,44 @@ def make_dataset(n: int, seed: int, size: int) -> dict[str, np.ndarray]:
     }
 
 
+class Budget:
+    """A training phase's length in steps, or in wall-clock seconds when `seconds` is set (whichever ends first),
+    and its learning rate: one-cycle's shape (linear warm-up from lr/25, cosine down to about 0) over the
+    fraction done, so a run given a deadline still ends fully annealed."""
+
+    def __init__(self, steps: int, seconds: float | None, lr: float, warmup: float):
+        self.steps, self.seconds, self.lr, self.warmup = steps, seconds, lr, warmup
+        self.started = time.time()
+
+    def fraction(self, step: int) -> float:
+        f = step / self.steps
+        if self.seconds:
+            f = max(f, (time.time() - self.started) / self.seconds)
+        return min(f, 1.0)
+
+    def rate(self, f: float) -> float:
+        if f < self.warmup:
+            return self.lr / 25 + (self.lr - self.lr / 25) * f / self.warmup
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (f - self.warmup) / (1 - self.warmup)))
+
+    def apply(self, opt: torch.optim.Optimizer, step: int) -> float | None:
+        """Set this step's rate; None when the phase is over."""
+        f = self.fraction(step)
+        if f >= 1.0:
+            return None
+        for group in opt.param_groups:
+            group["lr"] = self.rate(f)
+        return f
+
+
 def to_unit(images: np.ndarray) -> torch.Tensor:
     """uint8 [N,H,W,3] -> float [N,3,H,W] in [-1,1]."""
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def train_vae(images: np.ndarray, steps: int, batch: int, crop: int, full_steps: int) -> tuple[nets.Encoder, nets.Decoder]:
-    enc, dec = nets.Encoder(), nets.Decoder()
+def train_vae(images: np.ndarray, steps: int, batch: int, crop: int, full_steps: int,
+              full_res_block: bool = False) -> tuple[nets.Encoder, nets.Decoder]:
+    enc, dec = nets.Encoder(), nets.Decoder(full_res_block=full_res_block)
     params = list(enc.parameters()) + list(dec.parameters())
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=0.0)
     total = steps + full_steps
@@ -75,6 +122,42 @@ def train_vae(images: np.ndarray, steps: int, batch: int, crop: int, full_steps:
     return enc.eval(), dec.eval()
 
 
+def finetune_decoder(dec: nets.Decoder, latents: torch.Tensor, images: np.ndarray, steps: int, full_steps: int,
+                     lr: float, batch: int = 16, crop: int = 64, seed: int = 3, seconds: float | None = None) -> nets.Decoder:
+    """Train only the decoder, on the frozen encoder's posterior means (`latents`, of `images`): every stored
+    latent keeps its meaning and the UNet stays valid. Mostly aligned crops (cheap), then full images (borders)
+    for the last full_steps / (steps + full_steps) of the phase."""
+    params = list(dec.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    total = steps + full_steps
+    budget = Budget(total, seconds, lr, 0.05)
+    g = torch.Generator().manual_seed(seed)
+    n, size = images.shape[0], images.shape[1]
+    dec.train()
+    t0 = time.time()
+    for step in range(total):
+        f = budget.apply(opt, step)
+        if f is None:
+            break
+        full = f >= steps / total
+        c = size if full else crop
+        b = max(batch // 4, 4) if full else batch
+        idx = torch.randint(0, n, (b,), generator=g)
+        y0, x0 = (int(torch.randint(0, (size - c) // 8 + 1, (1,), generator=g)) * 8 for _ in range(2))
+        x = to_unit(images[idx.numpy(), y0:y0 + c, x0:x0 + c])
+        z = latents[idx][:, :, y0 // 8:(y0 + c) // 8, x0 // 8:(x0 + c) // 8]
+        rec = dec(z)
+        loss = F.mse_loss(rec, x) + 0.1 * F.l1_loss(rec, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 250 == 0 or step == total - 1:
+            psnr = 10 * math.log10(4.0 / max(F.mse_loss(rec.detach().clamp(-1, 1), x).item(), 1e-10))
+            log(f"decoder step {step}/{total} loss {loss.item():.5f} psnr(batch) {psnr:.2f} dB  {time.time() - t0:.0f}s")
+    return dec.eval()
+
+
 @torch.no_grad()
 def encode_means(enc: nets.Encoder, images: np.ndarray, batch: int = 64) -> torch.Tensor:
     return torch.cat([enc(to_unit(images[i:i + batch]))[:, :4] for i in range(0, len(images), batch)])
@@ -82,7 +165,8 @@ def encode_means(enc: nets.Encoder, images: np.ndarray, batch: int = 64) -> torc
 
 def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions: np.ndarray,
                tokenizer: nets.WordTokenizer, scaling: float, steps: int, batch: int, lr: float = 1e-3,
-               start: dict | None = None, seed: int = 2) -> tuple[nets.UNet, nets.TextEncoder]:
+               start: dict | None = None, seed: int = 2, on_checkpoint=None,
+               checkpoint_every: int = 0, seconds: float | None = None) -> tuple[nets.UNet, nets.TextEncoder]:
     """InstructPix2Pix objective: eps-prediction on the SD schedule, image latent unscaled, noisy latent scaled,
     conditioning dropout (5% text, 5% image, 5% both) so dual classifier-free guidance works. `start`: the
     state dicts of a previous run's (EMA) UNet and text encoder to continue from."""
@@ -95,7 +179,7 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     log(f"unet params {sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M, "
         f"text encoder {sum(p.numel() for p in text.parameters()) / 1e6:.3f} M")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.03)
+    budget = Budget(steps, seconds, lr, 0.03)
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
     ac = nets.alphas_cumprod()
     ids_all = tokenizer.batch(list(instructions))
@@ -104,6 +188,9 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     n = source_lat.shape[0]
     t0 = time.time()
     for step in range(steps):
+        if budget.apply(opt, step) is None:
+            log(f"unet: time budget spent after {step} steps")
+            break
         idx = torch.randint(0, n, (batch,), generator=g)
         c_img = source_lat[idx]  # unscaled image conditioning
         z0 = target_lat[idx] * scaling  # scaled target latent
@@ -124,7 +211,6 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        sched.step()
         decay = min(0.999, (1 + step) / (10 + step))
         with torch.no_grad():
             for ema, live in ((ema_unet, unet), (ema_text, text)):
@@ -132,6 +218,8 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
                     pe.mul_(decay).add_(pl.detach(), alpha=1 - decay)
         if step % 250 == 0 or step == steps - 1:
             log(f"unet step {step}/{steps} loss {loss.item():.4f}  {time.time() - t0:.0f}s")
+        if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            on_checkpoint(step + 1, ema_unet, ema_text)
     return ema_unet.eval(), ema_text.eval()
 
 
@@ -147,25 +235,57 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--unet-lr", type=float, default=1e-3, help="peak learning rate of the UNet's one-cycle schedule")
     ap.add_argument("--resume", help="checkpoint to continue from: keeps its VAE and scaling, trains its UNet further")
+    ap.add_argument("--op-weights", help="training mix, e.g. recolour=0.4,background=0.2,remove=0.25,identity=0.05,"
+                    "absent=0.1 (absent: an instruction naming a shape the scene lacks; nothing changes)")
+    ap.add_argument("--twin", type=float, default=0.0, help="share of recolour/remove cases where another shape has "
+                    "the named shape's colour (hard negatives)")
+    ap.add_argument("--decoder-steps", type=int, default=0, help="with --resume: first fine-tune the VAE decoder alone "
+                    "on the frozen encoder's latents for this many crop steps (+ --decoder-full-steps full images)")
+    ap.add_argument("--decoder-full-steps", type=int, default=200)
+    ap.add_argument("--decoder-lr", type=float, default=5e-4)
+    ap.add_argument("--full-res-block", action="store_true", help="give the decoder a ResBlock at full resolution "
+                    "(added as the identity when resuming a decoder without one)")
+    ap.add_argument("--decoder-minutes", type=float, help="end the decoder phase after this long (annealed to fit)")
+    ap.add_argument("--unet-minutes", type=float, help="end the UNet phase after this long (annealed to fit)")
+    ap.add_argument("--checkpoint-every", type=int, default=0, help="also save the EMA UNet every N steps")
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--quick", action="store_true", help="tiny smoke run to check the pipeline end to end")
     args = ap.parse_args()
     if args.quick:
         args.cases, args.vae_steps, args.vae_full_steps, args.unet_steps = 256, 20, 4, 20
+        args.decoder_steps, args.decoder_full_steps = min(args.decoder_steps, 10), min(args.decoder_full_steps, 2)
+    if args.decoder_steps and not args.resume:
+        raise SystemExit("--decoder-steps fine-tunes a trained decoder: it needs --resume")
+    op_weights = None
+    if args.op_weights:
+        op_weights = {k: float(v) for k, v in (item.split("=") for item in args.op_weights.split(","))}
+        unknown = set(op_weights) - set(world.OPS) - {world.ABSENT}
+        if unknown:
+            raise SystemExit(f"unknown operations in --op-weights: {sorted(unknown)}")
     os.makedirs(args.work, exist_ok=True)
     torch.manual_seed(args.seed)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     started = time.time()
 
-    log(f"dataset: {args.cases} cases at {args.size}px (seed {args.seed})")
-    data = make_dataset(args.cases, args.seed, args.size)
+    log(f"dataset: {args.cases} cases at {args.size}px (seed {args.seed}, mix {op_weights or 'default'}, twin {args.twin})")
+    data = make_dataset(args.cases, args.seed, args.size, op_weights, args.twin)
     images = np.concatenate([data["source"], data["target"]])
 
     start = None
     if args.resume:
         start = torch.load(args.resume, map_location="cpu")
-        enc, dec = nets.Encoder(), nets.Decoder()
+        enc = nets.Encoder()
         enc.load_state_dict(start["encoder"])
-        dec.load_state_dict(start["decoder"])
+        had_block = bool(start.get("decoder_full_res_block", False))
+        dec = nets.Decoder(full_res_block=had_block or args.full_res_block)
+        if args.full_res_block and not had_block:
+            missing, unexpected = dec.load_state_dict(start["decoder"], strict=False)
+            assert not unexpected and all(k.startswith(f"blocks.{len(dec.blocks) - 1}.") for k in missing), missing
+            with torch.no_grad():  # the new block starts as the identity: skip + conv2(...) = x + 0
+                dec.blocks[-1].conv2.weight.zero_()
+                dec.blocks[-1].conv2.bias.zero_()
+        else:
+            dec.load_state_dict(start["decoder"])
         enc.eval(), dec.eval()
         scaling = float(start["scaling_factor"])  # the VAE is unchanged, so is its scaling
         log(f"resumed from {args.resume}: VAE kept, scaling_factor {scaling:.5f}")
@@ -173,7 +293,7 @@ def main() -> None:
         target_lat = encode_means(enc, data["target"])
     else:
         log("vae")
-        enc, dec = train_vae(images, args.vae_steps, 16, 64, args.vae_full_steps)
+        enc, dec = train_vae(images, args.vae_steps, 16, 64, args.vae_full_steps, args.full_res_block)
         source_lat = encode_means(enc, data["source"])
         target_lat = encode_means(enc, data["target"])
         scaling = float(1.0 / torch.cat([source_lat, target_lat]).std())
@@ -182,15 +302,38 @@ def main() -> None:
     tokenizer = nets.WordTokenizer(world.VOCABULARY)
     if start is not None and start["vocab"] != tokenizer.vocab:
         raise SystemExit("the checkpoint's vocabulary differs from shapes_world.VOCABULARY: cannot resume")
-    unet, text = train_unet(source_lat, target_lat, data["instruction"], tokenizer, scaling, args.unet_steps, args.batch,
-                            lr=args.unet_lr, start=start, seed=2 if start is None else args.seed)
+    previous = [] if start is None else start.get("history", [{"args": start.get("args"), "train_seconds": start.get("train_seconds")}])
+
+    def save(path: str, unet_state: dict, text_state: dict, note: str) -> None:
+        history = previous + [{"args": vars(args), "train_seconds": time.time() - started, "note": note}]
+        torch.save({"encoder": enc.state_dict(), "decoder": dec.state_dict(), "unet": unet_state,
+                    "text_encoder": text_state, "vocab": tokenizer.vocab, "scaling_factor": scaling,
+                    "decoder_full_res_block": not isinstance(dec.blocks[-1], torch.nn.Identity),
+                    "size": args.size, "args": vars(args), "train_seconds": time.time() - started, "history": history}, path)
+        log(f"saved {path} ({note})")
+
+    if args.decoder_steps:
+        images = np.concatenate([data["source"], data["target"]])
+        dec = finetune_decoder(dec, torch.cat([source_lat, target_lat]), images, args.decoder_steps,
+                               args.decoder_full_steps, args.decoder_lr, seed=args.seed,
+                               seconds=args.decoder_minutes and 60 * args.decoder_minutes)
+        save(os.path.join(args.work, "decoder-only.pt"), start["unet"], start["text_encoder"], "decoder fine-tuned, UNet as resumed")
+
+    def checkpoint(step: int, ema_unet: nets.UNet, ema_text: nets.TextEncoder) -> None:
+        save(os.path.join(args.work, f"unet-{step}.pt"), ema_unet.state_dict(), ema_text.state_dict(), f"EMA after {step} UNet steps")
+
+    if args.unet_steps:
+        unet, text = train_unet(source_lat, target_lat, data["instruction"], tokenizer, scaling, args.unet_steps, args.batch,
+                                lr=args.unet_lr, start=start, seed=2 if start is None else args.seed,
+                                on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                                seconds=args.unet_minutes and 60 * args.unet_minutes)
+        unet_state, text_state = unet.state_dict(), text.state_dict()
+    else:
+        unet_state, text_state = start["unet"], start["text_encoder"]
 
     ckpt = os.path.join(args.work, "tiny-pix2pix.pt")
-    previous = [] if start is None else start.get("history", [{"args": start.get("args"), "train_seconds": start.get("train_seconds")}])
+    save(ckpt, unet_state, text_state, "final")
     history = previous + [{"args": vars(args), "train_seconds": time.time() - started}]
-    torch.save({"encoder": enc.state_dict(), "decoder": dec.state_dict(), "unet": unet.state_dict(),
-                "text_encoder": text.state_dict(), "vocab": tokenizer.vocab, "scaling_factor": scaling,
-                "size": args.size, "args": vars(args), "train_seconds": time.time() - started, "history": history}, ckpt)
     with open(os.path.join(args.work, "train_summary.json"), "w") as f:
         json.dump({"seconds": round(time.time() - started), "args": vars(args), "scaling_factor": scaling,
                    "history": history}, f, indent=2, default=str)
