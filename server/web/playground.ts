@@ -182,6 +182,9 @@ class Playground {
   private connected = false;
   /** documents.open in flight (the health check and the settings both ask for it) */
   private opening: Promise<void> | null = null;
+  /** the user answered Cancel to starting a new history here: reconnecting must not ask again (a reload, Save in
+   * the settings or New document do) */
+  private declinedNewHistory = false;
 
   constructor() {
     this.api = createApi(location.origin, () => this.token);
@@ -237,7 +240,7 @@ class Playground {
       const wasConnected = this.connected;
       this.connected = true;
       this.showHealth(health, me);
-      if (!wasConnected && !this.documentId) void this.openDocument();
+      if (!wasConnected && !this.documentId && !this.declinedNewHistory) void this.openDocument();
     } catch (err) {
       this.connected = false;
       this.setStatus('bad', `Server unreachable: ${errorMessage(err)}`);
@@ -293,6 +296,7 @@ class Playground {
       const opened = await openHistory(client, 'web', this.documentKey, parseHistoryMarker(stored(STORAGE_KEYS.historyMarker)), me, { startNew });
       if (opened.kind === 'elsewhere') {
         if (window.confirm(opened.question)) return await this.doOpenDocument(true);
+        this.declinedNewHistory = true;
         this.showError(`No history was started: this browser's layerloop history belongs to workspace «${opened.recorded.name}». Reload to be asked again, or press New document.`);
         this.updateControls();
         return;

@@ -335,7 +335,7 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
     const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
     const dataDir = tempDataDir();
     const token = (await usersCli(['add', 'ines', '--workspace', 'studio-i', '--data-dir', dataDir])).last;
-    const klein = await startServer({ dataDir, args: ['--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
+    const klein = await startServer({ dataDir, args: ['--model', 'tiny-flux2-klein'] });
     const kleinHarness = await startHarness(klein.url, token);
     const tab = await browser.context.newPage();
     tab.on('pageerror', (err) => pageErrors.push(err.message));
@@ -347,7 +347,7 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
       await tab.goto(kleinHarness.url);
       await tab.locator('#plugin-ui').waitFor();
       const ui = (await (await tab.locator('#plugin-ui').elementHandle())!.contentFrame())!;
-      await ui.getByText(/^Connected: tiny-klein-distilled \(FLUX\.2 \[klein\]\) on cpu · signed in as ines \(studio-i\)$/).waitFor();
+      await ui.getByText(/^Connected: tiny-flux2-klein \(FLUX\.2 \[klein\]\) on cpu · signed in as ines \(studio-i\)$/).waitFor();
       await ui.locator('#reference-row').waitFor();
       // a second image layer on the page, selected alone and taken as the reference
       const refB64 = fs.readFileSync(path.join(KLEIN, 'reference.png')).toString('base64');

@@ -276,7 +276,7 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
     const kleinFiles = await serveDir(path.join(out, 'package', 'photoshop'));
     const dataDir = tempDataDir();
     const token = (await usersCli(['add', 'ines', '--workspace', 'studio-i', '--data-dir', dataDir])).last;
-    const klein = await startServer({ dataDir, args: ['--allow-origin', kleinFiles.url, '--model-dir', path.join(KLEIN, 'tiny-klein-distilled')] });
+    const klein = await startServer({ dataDir, args: ['--allow-origin', kleinFiles.url, '--model', 'tiny-flux2-klein'] });
     const tab = await browser.context.newPage();
     tab.on('pageerror', (err) => pageErrors.push(err.message));
     const sent: string[] = [];
@@ -292,7 +292,7 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
       await tab.locator('#token').fill(token);
       await tab.locator('#settings-save').click();
       await tab.getByText('Connected to the layerloop server, signed in as ines (studio-i).').waitFor();
-      expect(await tab.locator('#server-line').textContent()).toBe('Model: tiny-klein-distilled (FLUX.2 [klein]) on cpu');
+      expect(await tab.locator('#server-line').textContent()).toBe('Model: tiny-flux2-klein (FLUX.2 [klein]) on cpu');
       await tab.locator('#reference-row').waitFor();
 
       // a 20x16 orange layer, chosen as the reference; then the shapes layer is the one edited
