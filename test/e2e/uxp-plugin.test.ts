@@ -271,7 +271,6 @@ describeInBrowser('Photoshop UXP panel in Chromium with a fake Photoshop', () =>
     expect(pageErrors).toEqual([expect.stringMatching(/^400 from POST .*\/trpc\/masks\.preview$/)]); // the browser logs the refusal itself
   }, 60_000);
   it('on a FLUX.2 klein server: the family in the panel, a chosen layer as the reference, the author in History', async () => {
-    const KLEIN = path.join(ROOT, 'test', 'fixtures', 'flux2');
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'layerloop-uxp-klein-'));
     const kleinFiles = await serveDir(path.join(out, 'package', 'photoshop'));
     const dataDir = tempDataDir();
