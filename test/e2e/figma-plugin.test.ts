@@ -21,8 +21,8 @@ import * as path from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { decodeImage, type RgbaImage } from '../../server/imaging/image';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
-import { encodeHistoryMarker, parseHistoryMarker } from '../../shared/client';
-import { usersCli } from '../support/isolation';
+import { parseHistoryMarker } from '../../shared/client';
+import { foreignMarkerSetup, usersCli } from '../support/isolation';
 import { makeClient, ROOT, startServer, tempDataDir, type Client, type ServerProcess } from '../support/server';
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
@@ -292,12 +292,9 @@ describeInBrowser('Figma plugin in Chromium (built code.js + ui.html, fake figma
   });
   it("a file whose marker names another workspace: the panel asks, starts nothing until Start, then rewrites the marker", async () => {
     const dataDir = tempDataDir();
-    await usersCli(['add', 'alice', '--workspace', 'studio-a', '--data-dir', dataDir]);
-    const bob = (await usersCli(['add', 'bob', '--workspace', 'studio-b', '--data-dir', dataDir])).last;
-    const studioA = (await usersCli(['workspaces', 'list', '--data-dir', dataDir])).stdout.match(/studio-a\s+([0-9a-f-]{36})/)![1];
+    const { bob, theirs } = await foreignMarkerSetup(dataDir);
     const teamServer = await startServer({ dataDir });
     const key = 'e0e0e0e0-e0e0-4e0e-8e0e-e0e0e0e0e0e0';
-    const theirs = encodeHistoryMarker({ workspace: { id: studioA, name: 'studio-a' }, documentId: 'f1f1f1f1-f1f1-4f1f-8f1f-f1f1f1f1f1f1' });
     const bobsHarness = await startHarness(teamServer.url, bob, { hostDocumentKey: key, historyMarker: theirs });
     const tab = await browser.context.newPage();
     tab.on('pageerror', (err) => pageErrors.push(err.message));

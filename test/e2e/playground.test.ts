@@ -15,8 +15,8 @@ import type { Page } from 'playwright-core';
 import sharp from 'sharp';
 import { MAX_INSTRUCTION_LENGTH, MAX_SEED, MAX_STEPS, MAX_VARIATIONS } from '../../shared/protocol';
 import { ARTIFACTS, describeInBrowser, launchBrowser, read, waitUntil as waitFor, type Browser } from '../support/browser';
-import { encodeHistoryMarker, parseHistoryMarker } from '../../shared/client';
-import { usersCli } from '../support/isolation';
+import { parseHistoryMarker } from '../../shared/client';
+import { foreignMarkerSetup, usersCli } from '../support/isolation';
 import { ROOT, makeClient, startServer, tempDataDir, type Client, type ServerProcess } from '../support/server';
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
@@ -247,12 +247,9 @@ describeInBrowser('playground page in Chromium', () => {
 
   it("a history marker of another workspace in this browser: asks, and starts a new history only when the user accepts", async () => {
     const dataDir = tempDataDir();
-    await usersCli(['add', 'alice', '--workspace', 'studio-a', '--data-dir', dataDir]);
-    const bob = (await usersCli(['add', 'bob', '--workspace', 'studio-b', '--data-dir', dataDir])).last;
-    const studioA = (await usersCli(['workspaces', 'list', '--data-dir', dataDir])).stdout.match(/studio-a\s+([0-9a-f-]{36})/)![1];
+    const { bob, theirs } = await foreignMarkerSetup(dataDir);
     const team = await startServer({ dataDir });
     const key = 'd0d0d0d0-d0d0-4d0d-8d0d-d0d0d0d0d0d0';
-    const theirs = encodeHistoryMarker({ workspace: { id: studioA, name: 'studio-a' }, documentId: 'f1f1f1f1-f1f1-4f1f-8f1f-f1f1f1f1f1f1' });
     const tab = await browser.context.newPage(); // another port, another origin: its own local storage
     tab.on('pageerror', (err) => pageErrors.push(err.message));
     // alice worked in this browser before; now bob's token is in the settings

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { encodeHistoryMarker } from '../../shared/client';
 import { FIXTURES, ROOT } from './server';
 
 const run = promisify(execFile);
@@ -20,6 +21,18 @@ export async function usersCli(args: string[], env: Record<string, string> = {})
   const { stdout, stderr } = await run(process.execPath, [path.join(ROOT, 'dist', 'cli', 'users.js'), ...args], { cwd: ROOT, env: { ...process.env, LAYERLOOP_STORE: '', LAYERLOOP_DATA_DIR: '', ...env } });
   const lines = stdout.trim().split('\n');
   return { stdout, stderr, last: lines[lines.length - 1] };
+}
+
+/**
+ * A data dir where alice is in studio-a and bob in studio-b, and the history marker a file would carry after
+ * alice worked on it (naming studio-a and a document of hers): what a panel sees when bob opens that file.
+ */
+export async function foreignMarkerSetup(dataDir: string): Promise<{ bob: string; theirs: string }> {
+  await usersCli(['add', 'alice', '--workspace', 'studio-a', '--data-dir', dataDir]);
+  const bob = (await usersCli(['add', 'bob', '--workspace', 'studio-b', '--data-dir', dataDir])).last;
+  const studioA = (await usersCli(['workspaces', 'list', '--data-dir', dataDir])).stdout.match(/studio-a\s+([0-9a-f-]{36})/)![1];
+  const theirs = encodeHistoryMarker({ workspace: { id: studioA, name: 'studio-a' }, documentId: 'f1f1f1f1-f1f1-4f1f-8f1f-f1f1f1f1f1f1' });
+  return { bob, theirs };
 }
 
 export interface Answer {
