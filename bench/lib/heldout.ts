@@ -71,6 +71,15 @@ export function psnr(a: RgbaImage, b: RgbaImage, where?: Float32Array | ((i: num
   return se === 0 ? Infinity : 10 * Math.log10((255 * 255 * n) / se);
 }
 
+/** How many pixels where `where(i)` holds differ between two images in any of R, G, B (0: bit-identical there). */
+export function changedPixels(a: RgbaImage, b: RgbaImage, where: (i: number) => boolean): number {
+  let n = 0;
+  for (let i = 0; i < a.width * a.height; i++) {
+    if (where(i) && [0, 1, 2].some((c) => a.data[i * 4 + c] !== b.data[i * 4 + c])) n++;
+  }
+  return n;
+}
+
 export function meanColour(img: RgbaImage, where: Float32Array): [number, number, number] {
   const sum = [0, 0, 0];
   let n = 0;
