@@ -8,6 +8,7 @@
  * (bench:paper's section 1: empty instructions continued from the stored latent, round 1 PSNR minus round 10).
  *
  *   npm run bench:eval [-- --model models/tiny-pix2pix --steps 20 --cases 240 --iterationImages 8]
+ *                      [--sampler euler --textScale 5 --imageScale 2]   (omitted: what a request without them gets)
  *
  * Prints one JSON object; `goals` says which of issue 18's targets the model meets.
  */
@@ -17,6 +18,7 @@ import { loadModel } from '../server/engine/families';
 import type { LatentGrid, ModelAdapter } from '../server/engine/family';
 import { SAMPLERS } from '../server/engine/samplers';
 import { localEngine } from '../server/engine/local';
+import type { EditOptionsInput } from '../shared/protocol';
 import { fromModelTensor, toModelTensor, type RgbaImage } from '../server/imaging/image';
 import { benchArgs, round } from './lib/args';
 import { HELDOUT_DIR, loadHeldout, mean, meanColour, nearestColour, psnr } from './lib/heldout';
@@ -50,7 +52,22 @@ async function roundTrip(model: ModelAdapter, image: RgbaImage): Promise<RgbaIma
 }
 
 async function main(): Promise<void> {
-  const args = benchArgs({ model: path.join(ROOT, 'models', 'tiny-pix2pix'), steps: 20, cases: 240, iterationImages: 8 });
+  const args = benchArgs({
+    model: path.join(ROOT, 'models', 'tiny-pix2pix'),
+    steps: 20,
+    cases: 240,
+    iterationImages: 8,
+    sampler: '',
+    textScale: 0,
+    imageScale: 1.5,
+  });
+  // the guidance and sampler of every edit below; empty/0 = the request defaults (the model's scheduler, the family's scale)
+  const guidance: EditOptionsInput = {
+    steps: args.steps,
+    imageScale: args.imageScale,
+    ...(args.textScale > 0 ? { textScale: args.textScale } : {}),
+    ...(args.sampler ? { sampler: args.sampler as EditOptionsInput['sampler'] } : {}),
+  };
   const timer = { onnxMs: 0, calls: 0 };
   const model = await loadModel(args.model, { device: 'cpu', timer, log: () => {} });
   const engine = localEngine(model, timer);
@@ -62,7 +79,7 @@ async function main(): Promise<void> {
   const byOp: Record<string, { success: number[]; outside: number[]; inside: number[]; whole: number[] }> = {};
   for (const [k, c] of cases.entries()) {
     vae.push(psnr(await roundTrip(model, c.source), c.source));
-    const out = (await editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask: null }], { steps: args.steps, seed: k })).variations[0].decoded;
+    const out = (await editImage(engine, { kind: 'pixels', image: c.source }, [{ instruction: c.instruction, mask: null }], { ...guidance, seed: k })).variations[0].decoded;
     const m = (byOp[c.op] ??= { success: [], outside: [], inside: [], whole: [] });
     m.whole.push(psnr(out, c.source));
     m.outside.push(psnr(out, c.source, (i) => c.mask[i] === 0));
@@ -76,11 +93,13 @@ async function main(): Promise<void> {
   const { cases: behaviour } = await loadHeldout(HELDOUT_DIR);
   const sources = behaviour.filter((c) => c.op === 'identity' || c.op === 'recolour').slice(0, args.iterationImages);
   const perRound: number[][] = Array.from({ length: ROUNDS }, () => []);
+  const perImage: number[][] = sources.map(() => []);
   for (const [k, c] of sources.entries()) {
     let source: EditSource = { kind: 'pixels', image: c.source };
     for (let r = 0; r < ROUNDS; r++) {
-      const v: EditVariation = (await editImage(engine, source, [{ instruction: '', mask: null }], { steps: args.steps, seed: 1000 * k + r })).variations[0];
+      const v: EditVariation = (await editImage(engine, source, [{ instruction: '', mask: null }], { ...guidance, seed: 1000 * k + r })).variations[0];
       perRound[r].push(psnr(v.image, c.source));
+      perImage[k].push(round(psnr(v.image, c.source), 1));
       source = { kind: 'latent', image: v.image, latent: v.latent };
     }
   }
@@ -117,9 +136,11 @@ async function main(): Promise<void> {
         cases: cases.length,
         perOp: Object.fromEntries(Object.entries(byOp).map(([op, m]) => [op, m.whole.length])),
         steps: args.steps,
-        guidance: { text: model.info.defaultTextScale, image: 1.5 /* read by InstructPix2Pix only */ },
+        sampler: args.sampler || model.info.defaultSampler,
+        guidance: { text: args.textScale || model.info.defaultTextScale, image: args.imageScale /* read by InstructPix2Pix only */ },
         figures,
-        latentIteration: { images: sources.length, psnrPerRound: iteration },
+        // per image too: a steady drift and one image that flips a shape's colour look alike in the mean
+        latentIteration: { images: sources.length, psnrPerRound: iteration, psnrPerImage: perImage },
         goals,
         goalsMet: Object.values(goals).filter((g) => g.met).length + ' / ' + Object.keys(goals).length,
         seconds: round((performance.now() - started) / 1000, 1),

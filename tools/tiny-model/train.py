@@ -51,6 +51,7 @@ def make_dataset(n: int, seed: int, size: int, op_weights: dict[str, float] | No
         "source": np.stack([c.source for c in cases]),
         "target": np.stack([c.target for c in cases]),
         "instruction": np.array([c.instruction for c in cases]),
+        "mask": np.stack([c.mask for c in cases]),
     }
 
 
@@ -166,10 +167,21 @@ def encode_means(enc: nets.Encoder, images: np.ndarray, batch: int = 64) -> torc
 def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions: np.ndarray,
                tokenizer: nets.WordTokenizer, scaling: float, steps: int, batch: int, lr: float = 1e-3,
                start: dict | None = None, seed: int = 2, on_checkpoint=None,
-               checkpoint_every: int = 0, seconds: float | None = None) -> tuple[nets.UNet, nets.TextEncoder]:
+               checkpoint_every: int = 0, seconds: float | None = None, edit_masks: np.ndarray | None = None,
+               consistency: float = 0.0, cond_noise: float = 0.0) -> tuple[nets.UNet, nets.TextEncoder]:
     """InstructPix2Pix objective: eps-prediction on the SD schedule, image latent unscaled, noisy latent scaled,
     conditioning dropout (5% text, 5% image, 5% both) so dual classifier-free guidance works. `start`: the
-    state dicts of a previous run's (EMA) UNet and text encoder to continue from."""
+    state dicts of a previous run's (EMA) UNet and text encoder to continue from.
+
+    `consistency` > 0 (needs `edit_masks`): each case with an instruction is also predicted with the empty one, and
+    the two are pulled together outside the edit region. Why: text
+    guidance multiplies their difference by 7.5, so any disagreement outside the region is what an unmasked edit
+    does to the rest of the image.
+
+    `cond_noise` > 0: the image conditioning gets Gaussian noise of up to this fraction of the latents' spread (a
+    uniform share of it per case) while the target stays clean. Why: latent iteration conditions on the sampler's
+    own output, which is never exactly an encoder latent; a model that maps a slightly-off latent back to a clean one
+    corrects that error each round instead of compounding it."""
     text = nets.TextEncoder(len(tokenizer.vocab))
     unet = nets.UNet(context_dim=64)
     if start is not None:
@@ -186,6 +198,13 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     empty_ids = tokenizer.batch([""])
     g = torch.Generator().manual_seed(seed)
     n = source_lat.shape[0]
+    outside = None
+    if consistency:
+        factor = edit_masks.shape[-1] // source_lat.shape[-1]
+        region = F.max_pool2d(torch.from_numpy(edit_masks)[:, None], factor)  # any edited pixel marks its latent
+        region = F.max_pool2d(region, 3, stride=1, padding=1)  # and its neighbours: the decoder reads 3x3
+        outside = (region < 0.5).float()
+        log(f"consistency {consistency}: {outside.mean().item() * 100:.0f} % of latent positions outside the edits")
     t0 = time.time()
     for step in range(steps):
         if budget.apply(opt, step) is None:
@@ -199,6 +218,9 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
         drop_text = (u < 0.05) | (u >= 0.10) & (u < 0.15)
         drop_image = (u >= 0.05) & (u < 0.15)
         ids[drop_text] = empty_ids
+        if cond_noise:
+            spread = cond_noise * torch.rand(batch, generator=g)[:, None, None, None] / scaling
+            c_img = c_img + spread * torch.randn(c_img.shape, generator=g)
         c_img = c_img * (~drop_image).float()[:, None, None, None]
         t = torch.randint(0, 1000, (batch,), generator=g)
         noise = torch.randn(z0.shape, generator=g)
@@ -207,6 +229,15 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
         noisy = a.sqrt() * z0 + (1 - a).sqrt() * noise
         eps = unet(torch.cat([noisy, c_img], dim=1), t.float(), text(ids))
         loss = F.mse_loss(eps, noise)
+        if consistency:
+            keep = ~drop_text
+            k = int(keep.sum())
+            eps_empty = unet(torch.cat([noisy[keep], c_img[keep]], dim=1), t[keep].float(), text(empty_ids.expand(k, -1)))
+            out = outside[idx][keep]
+            agree = ((eps[keep] - eps_empty) ** 2 * out).sum() / (out.sum() * eps.shape[1] + 1e-6)
+            # no noise-prediction loss on eps_empty itself: its target would be the edit, and the empty instruction
+            # must keep meaning "change nothing" (identity cases and text dropout already train it)
+            loss = loss + consistency * agree
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -217,7 +248,8 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
                 for pe, pl in zip(ema.parameters(), live.parameters()):
                     pe.mul_(decay).add_(pl.detach(), alpha=1 - decay)
         if step % 250 == 0 or step == steps - 1:
-            log(f"unet step {step}/{steps} loss {loss.item():.4f}  {time.time() - t0:.0f}s")
+            extra = f" (disagreement outside {agree.item():.5f})" if consistency else ""
+            log(f"unet step {step}/{steps} loss {loss.item():.4f}{extra}  {time.time() - t0:.0f}s")
         if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             on_checkpoint(step + 1, ema_unet, ema_text)
     return ema_unet.eval(), ema_text.eval()
@@ -248,6 +280,10 @@ def main() -> None:
     ap.add_argument("--decoder-minutes", type=float, help="end the decoder phase after this long (annealed to fit)")
     ap.add_argument("--unet-minutes", type=float, help="end the UNet phase after this long (annealed to fit)")
     ap.add_argument("--checkpoint-every", type=int, default=0, help="also save the EMA UNet every N steps")
+    ap.add_argument("--consistency", type=float, default=0.0, help="weight of the loss pulling the prediction with "
+                    "the instruction towards the one with the empty instruction outside the edit region")
+    ap.add_argument("--cond-noise", type=float, default=0.0, help="noise on the image conditioning, as a fraction "
+                    "of the latents' spread (the target stays clean)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--quick", action="store_true", help="tiny smoke run to check the pipeline end to end")
     args = ap.parse_args()
@@ -326,7 +362,8 @@ def main() -> None:
         unet, text = train_unet(source_lat, target_lat, data["instruction"], tokenizer, scaling, args.unet_steps, args.batch,
                                 lr=args.unet_lr, start=start, seed=2 if start is None else args.seed,
                                 on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                                seconds=args.unet_minutes and 60 * args.unet_minutes)
+                                seconds=args.unet_minutes and 60 * args.unet_minutes,
+                                edit_masks=data["mask"], consistency=args.consistency, cond_noise=args.cond_noise)
         unet_state, text_state = unet.state_dict(), text.state_dict()
     else:
         unet_state, text_state = start["unet"], start["text_encoder"]
