@@ -174,9 +174,8 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     state dicts of a previous run's (EMA) UNet and text encoder to continue from.
 
     `consistency` > 0 (needs `edit_masks`): each case with an instruction is also predicted with the empty one, and
-    the two are pulled together outside the edit region. Why: text
-    guidance multiplies their difference by 7.5, so any disagreement outside the region is what an unmasked edit
-    does to the rest of the image.
+    the two are pulled together outside the edit region. Why: text guidance multiplies their difference by 7.5, so
+    any disagreement outside the region is what an unmasked edit does to the rest of the image.
 
     `cond_noise` > 0: the image conditioning gets Gaussian noise of up to this fraction of the latents' spread (a
     uniform share of it per case) while the target stays clean. Why: latent iteration conditions on the sampler's
