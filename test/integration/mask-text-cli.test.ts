@@ -9,21 +9,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeImage, maskFromImage, type RgbaImage } from '../../server/imaging/image';
 import { loadHeldout, meanColour, nearestColour } from '../../bench/lib/heldout';
+import { readmeEditCommands } from '../support/readme';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'edit.js');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
-
-/** The `npm run edit -- ...` commands of README's section, each as its argument list (quotes and `\` continuations handled). */
-function readmeCommands(): string[][] {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Masks from words'));
-  const block = /```bash\n([\s\S]*?)```/.exec(section)![1].replace(/\\\n\s*/g, ' ');
-  return block
-    .split('\n')
-    .filter((line) => line.startsWith('npm run edit -- '))
-    .map((line) => [...line.slice('npm run edit -- '.length).matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]));
-}
 
 let work: string;
 beforeAll(() => {
@@ -41,7 +31,7 @@ function run(args: string[]): { code: number | null; stderr: string } {
 const read = async (file: string): Promise<RgbaImage> => decodeImage(fs.readFileSync(file));
 
 it('README: the mask from "the circle" covers the circle, the circle turns blue, nothing outside the mask changes', async () => {
-  const [first, second] = readmeCommands();
+  const [first, second] = readmeEditCommands('## Masks from words');
   expect(first).toEqual(expect.arrayContaining(['--mask-text', 'the circle', '--mask-out', 'circle-mask.png']));
   const r = run(first);
   expect([r.code, r.stderr]).toEqual([0, expect.stringContaining('wrote')]);

@@ -11,23 +11,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeImage, type RgbaImage } from '../../server/imaging/image';
 import { changedPixels, loadHeldout, meanColour, nearestColour, psnr } from '../../bench/lib/heldout';
+import { readmeEditCommands } from '../support/readme';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'cli', 'edit.js');
 const SOURCE = path.join(ROOT, 'test', 'fixtures', 'shapes-128.png');
 /** PSNR outside the edited shape that an unmasked README example must keep (issue 18's goal for the rest of the image) */
 const REST_PSNR_DB = 24;
-
-/** The `npm run edit -- ...` commands of the README's section, as argument lists (quotes and `\` continuations handled). */
-function readmeCommands(): string[][] {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Editing from the command line'));
-  const block = /```bash\n([\s\S]*?)```/.exec(section)![1].replace(/\\\n\s*/g, ' ');
-  return block
-    .split('\n')
-    .filter((line) => line.startsWith('npm run edit -- '))
-    .map((line) => [...line.slice('npm run edit -- '.length).matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]));
-}
 
 // test/fixtures/shapes-128.png: white background; red circle at (40,44) radius 18; yellow square at (92,84) half-side 14.45
 const region = (inside: (x: number, y: number) => boolean): Float32Array => {
@@ -61,7 +51,7 @@ const colourIn = (img: RgbaImage, where: Float32Array) => nearestColour(meanColo
 const colours = (img: RgbaImage) => ({ circle: colourIn(img, circleInterior), square: colourIn(img, squareInterior), background: colourIn(img, background) });
 
 it('README: the three command-line examples show what they say', async () => {
-  const [global, continued, masked] = readmeCommands();
+  const [global, continued, masked] = readmeEditCommands('## Editing from the command line');
   expect(global).toEqual(['--image', 'test/fixtures/shapes-128.png', '--instruction', 'remove the circle', '--out', 'edit.png']);
   expect(continued).toEqual(['--from', 'edit.png', '--mask', 'test/fixtures/shapes-128-square-mask.png', '--instruction', 'make the square green', '--out', 'edit2.png']);
   expect(masked).toEqual(expect.arrayContaining(['--mask', 'test/fixtures/shapes-128-circle-mask.png', '--instruction', 'make the circle blue', '--out', 'edit-masked.png']));
