@@ -164,11 +164,56 @@ def encode_means(enc: nets.Encoder, images: np.ndarray, batch: int = 64) -> torc
     return torch.cat([enc(to_unit(images[i:i + batch]))[:, :4] for i in range(0, len(images), batch)])
 
 
+@torch.no_grad()
+def rollout_latents(unet: nets.UNet, text: nets.TextEncoder, tokenizer: nets.WordTokenizer, source_lat: torch.Tensor,
+                    scaling: float, rounds: int, steps: int = 20, image_scale: float = 1.5, batch: int = 32,
+                    seed: int = 0) -> torch.Tensor:
+    """What latent iteration feeds the model after 1..`rounds` rounds of the empty instruction: [N, rounds, 4, h, w].
+
+    Each round is the product's default edit (Euler ancestral, `steps` steps, image guidance 1.5; text guidance is a
+    no-op for the empty instruction, so two passes suffice) conditioned on the previous round's output latent, as
+    latent iteration does. Training on these conditionings with the clean target is meant to teach the model to undo
+    its own drift (exposure bias: it never sees its own outputs as input); measured, it did not (EVAL.md, run 5)."""
+    unet.eval(), text.eval()
+    g = torch.Generator().manual_seed(seed)
+    ac = nets.alphas_cumprod()
+    all_sigmas = ((1 - ac) / ac).sqrt().numpy()
+    timesteps = np.linspace(0, len(ac) - 1, steps)[::-1].copy()  # timestep_spacing "linspace"
+    sigmas = np.append(np.interp(timesteps, np.arange(len(ac)), all_sigmas), 0.0)
+    empty = text(tokenizer.batch([""]))
+    out = torch.empty(source_lat.shape[0], rounds, *source_lat.shape[1:])
+    t0 = time.time()
+    for start in range(0, source_lat.shape[0], batch):
+        cond = source_lat[start:start + batch]
+        b = cond.shape[0]
+        ctx = empty.expand(2 * b, -1, -1)
+        for r in range(rounds):
+            x = torch.randn(cond.shape, generator=g) * float(math.sqrt(sigmas[0] ** 2 + 1))
+            for i, t in enumerate(timesteps):
+                s_from, s_to = float(sigmas[i]), float(sigmas[i + 1])
+                scaled = x / math.sqrt(s_from ** 2 + 1)
+                inp = torch.cat([torch.cat([scaled, cond], 1), torch.cat([scaled, torch.zeros_like(cond)], 1)])
+                eps_image, eps_none = unet(inp, torch.full((2 * b,), float(t)), ctx).chunk(2)
+                eps = eps_none + image_scale * (eps_image - eps_none)
+                up = math.sqrt(s_to ** 2 * (s_from ** 2 - s_to ** 2) / s_from ** 2)
+                down = math.sqrt(s_to ** 2 - up ** 2)
+                x = x + eps * (down - s_from)  # (x - x0) / sigma = eps
+                if up:
+                    x = x + torch.randn(x.shape, generator=g) * up
+            cond = x / scaling
+            out[start:start + b, r] = cond
+        drift = ((out[:start + b, -1] - source_lat[:start + b]) ** 2).mean().sqrt() / source_lat.std()
+        log(f"rollout {start + b}/{source_lat.shape[0]}: drift after {rounds} rounds {drift:.3f} of the latents' "
+            f"spread  {time.time() - t0:.0f}s")
+    return out
+
+
 def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions: np.ndarray,
                tokenizer: nets.WordTokenizer, scaling: float, steps: int, batch: int, lr: float = 1e-3,
                start: dict | None = None, seed: int = 2, on_checkpoint=None,
                checkpoint_every: int = 0, seconds: float | None = None, edit_masks: np.ndarray | None = None,
-               consistency: float = 0.0, cond_noise: float = 0.0) -> tuple[nets.UNet, nets.TextEncoder]:
+               consistency: float = 0.0, cond_noise: float = 0.0, rolled: torch.Tensor | None = None,
+               rolled_cases: torch.Tensor | None = None, rollout_share: float = 0.0) -> tuple[nets.UNet, nets.TextEncoder]:
     """InstructPix2Pix objective: eps-prediction on the SD schedule, image latent unscaled, noisy latent scaled,
     conditioning dropout (5% text, 5% image, 5% both) so dual classifier-free guidance works. `start`: the
     state dicts of a previous run's (EMA) UNet and text encoder to continue from.
@@ -180,7 +225,11 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     `cond_noise` > 0: the image conditioning gets Gaussian noise of up to this fraction of the latents' spread (a
     uniform share of it per case) while the target stays clean. Why: latent iteration conditions on the sampler's
     own output, which is never exactly an encoder latent; a model that maps a slightly-off latent back to a clean one
-    corrects that error each round instead of compounding it."""
+    corrects that error each round instead of compounding it.
+
+    `rolled` [M, R, 4, h, w] (`rollout_latents` of the sources of cases `rolled_cases`): a `rollout_share` of each
+    batch is conditioned on one of those cases' rolled-out sources (a random round) with the case's own clean target,
+    the real version of `cond_noise`'s idea."""
     text = nets.TextEncoder(len(tokenizer.vocab))
     unet = nets.UNet(context_dim=64)
     if start is not None:
@@ -211,6 +260,11 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
             break
         idx = torch.randint(0, n, (batch,), generator=g)
         c_img = source_lat[idx]  # unscaled image conditioning
+        if rolled is not None:
+            use = torch.rand(batch, generator=g) < rollout_share
+            j = torch.randint(0, rolled.shape[0], (int(use.sum()),), generator=g)
+            idx[use] = rolled_cases[j]
+            c_img[use] = rolled[j, torch.randint(0, rolled.shape[1], (len(j),), generator=g)]
         z0 = target_lat[idx] * scaling  # scaled target latent
         ids = ids_all[idx].clone()
         u = torch.rand(batch, generator=g)
@@ -283,14 +337,19 @@ def main() -> None:
                     "the instruction towards the one with the empty instruction outside the edit region")
     ap.add_argument("--cond-noise", type=float, default=0.0, help="noise on the image conditioning, as a fraction "
                     "of the latents' spread (the target stays clean)")
+    ap.add_argument("--rollout", type=int, default=0, help="with --resume: roll this many cases' sources through "
+                    "--rollout-rounds rounds of latent iteration with the empty instruction, and train on them as "
+                    "conditioning with the clean targets (cached in <work>/rollout.pt)")
+    ap.add_argument("--rollout-rounds", type=int, default=4)
+    ap.add_argument("--rollout-share", type=float, default=0.3, help="share of each batch conditioned on a rollout")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--quick", action="store_true", help="tiny smoke run to check the pipeline end to end")
     args = ap.parse_args()
     if args.quick:
         args.cases, args.vae_steps, args.vae_full_steps, args.unet_steps = 256, 20, 4, 20
         args.decoder_steps, args.decoder_full_steps = min(args.decoder_steps, 10), min(args.decoder_full_steps, 2)
-    if args.decoder_steps and not args.resume:
-        raise SystemExit("--decoder-steps fine-tunes a trained decoder: it needs --resume")
+    if (args.decoder_steps or args.rollout) and not args.resume:
+        raise SystemExit("--decoder-steps and --rollout start from a trained model: they need --resume")
     op_weights = None
     if args.op_weights:
         op_weights = {k: float(v) for k, v in (item.split("=") for item in args.op_weights.split(","))}
@@ -357,12 +416,30 @@ def main() -> None:
     def checkpoint(step: int, ema_unet: nets.UNet, ema_text: nets.TextEncoder) -> None:
         save(os.path.join(args.work, f"unet-{step}.pt"), ema_unet.state_dict(), ema_text.state_dict(), f"EMA after {step} UNet steps")
 
+    rolled = rolled_cases = None
+    if args.rollout:
+        rolled_cases = torch.randperm(args.cases, generator=torch.Generator().manual_seed(args.seed))[:args.rollout]
+        cache = os.path.join(args.work, "rollout.pt")
+        key = {"seed": args.seed, "cases": args.cases, "rollout": args.rollout, "rounds": args.rollout_rounds,
+               "resume": os.path.abspath(args.resume)}
+        cached = torch.load(cache) if os.path.exists(cache) else None
+        if cached is not None and cached["key"] == key:
+            rolled = cached["latents"]
+            log(f"rollout: {tuple(rolled.shape)} from {cache}")
+        else:
+            unet0, text0 = nets.UNet(context_dim=64), nets.TextEncoder(len(tokenizer.vocab))
+            unet0.load_state_dict(start["unet"]), text0.load_state_dict(start["text_encoder"])
+            rolled = rollout_latents(unet0, text0, tokenizer, source_lat[rolled_cases], scaling, args.rollout_rounds,
+                                     seed=args.seed)
+            torch.save({"key": key, "latents": rolled}, cache)
+
     if args.unet_steps:
         unet, text = train_unet(source_lat, target_lat, data["instruction"], tokenizer, scaling, args.unet_steps, args.batch,
                                 lr=args.unet_lr, start=start, seed=2 if start is None else args.seed,
                                 on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
                                 seconds=args.unet_minutes and 60 * args.unet_minutes,
-                                edit_masks=data["mask"], consistency=args.consistency, cond_noise=args.cond_noise)
+                                edit_masks=data["mask"], consistency=args.consistency, cond_noise=args.cond_noise,
+                                rolled=rolled, rolled_cases=rolled_cases, rollout_share=args.rollout_share)
         unet_state, text_state = unet.state_dict(), text.state_dict()
     else:
         unet_state, text_state = start["unet"], start["text_encoder"]
