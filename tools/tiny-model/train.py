@@ -213,7 +213,8 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
                start: dict | None = None, seed: int = 2, on_checkpoint=None,
                checkpoint_every: int = 0, seconds: float | None = None, edit_masks: np.ndarray | None = None,
                consistency: float = 0.0, cond_noise: float = 0.0, rolled: torch.Tensor | None = None,
-               rolled_cases: torch.Tensor | None = None, rollout_share: float = 0.0) -> tuple[nets.UNet, nets.TextEncoder]:
+               rolled_cases: torch.Tensor | None = None, rollout_share: float = 0.0,
+               keep_on_dropout: bool = False) -> tuple[nets.UNet, nets.TextEncoder]:
     """InstructPix2Pix objective: eps-prediction on the SD schedule, image latent unscaled, noisy latent scaled,
     conditioning dropout (5% text, 5% image, 5% both) so dual classifier-free guidance works. `start`: the
     state dicts of a previous run's (EMA) UNet and text encoder to continue from.
@@ -221,6 +222,12 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
     `consistency` > 0 (needs `edit_masks`): each case with an instruction is also predicted with the empty one, and
     the two are pulled together outside the edit region. Why: text guidance multiplies their difference by 7.5, so
     any disagreement outside the region is what an unmasked edit does to the rest of the image.
+
+    `keep_on_dropout`: a case whose instruction is dropped but whose image is kept trains the source as its target.
+    Why: the empty instruction is also what latent iteration and text guidance use as "no instruction". Trained on
+    the edit's target (InstructPix2Pix's recipe), ε(image, "") learns the average over all edits, so sampling it
+    now and then performs a random edit (a shape or the background flips colour after some rounds), and text
+    guidance amplifies the edit minus that average, which is non-zero outside the edit region.
 
     `cond_noise` > 0: the image conditioning gets Gaussian noise of up to this fraction of the latents' spread (a
     uniform share of it per case) while the target stays clean. Why: latent iteration conditions on the sampler's
@@ -270,6 +277,9 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
         u = torch.rand(batch, generator=g)
         drop_text = (u < 0.05) | (u >= 0.10) & (u < 0.15)
         drop_image = (u >= 0.05) & (u < 0.15)
+        if keep_on_dropout:
+            keep = drop_text & ~drop_image
+            z0[keep] = source_lat[idx[keep]] * scaling
         ids[drop_text] = empty_ids
         if cond_noise:
             spread = cond_noise * torch.rand(batch, generator=g)[:, None, None, None] / scaling
@@ -289,7 +299,7 @@ def train_unet(source_lat: torch.Tensor, target_lat: torch.Tensor, instructions:
             out = outside[idx][keep]
             agree = ((eps[keep] - eps_empty) ** 2 * out).sum() / (out.sum() * eps.shape[1] + 1e-6)
             # no noise-prediction loss on eps_empty itself: its target would be the edit, and the empty instruction
-            # must keep meaning "change nothing" (identity cases and text dropout already train it)
+            # must keep meaning "change nothing" (identity cases train it, and text dropout with --keep-on-dropout)
             loss = loss + consistency * agree
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -342,6 +352,8 @@ def main() -> None:
                     "conditioning with the clean targets (cached in <work>/rollout.pt)")
     ap.add_argument("--rollout-rounds", type=int, default=4)
     ap.add_argument("--rollout-share", type=float, default=0.3, help="share of each batch conditioned on a rollout")
+    ap.add_argument("--keep-on-dropout", action="store_true", help="text dropout with the image kept trains the "
+                    "source as target, so the empty instruction means 'change nothing' (not 'some edit')")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--quick", action="store_true", help="tiny smoke run to check the pipeline end to end")
     args = ap.parse_args()
@@ -439,7 +451,8 @@ def main() -> None:
                                 on_checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
                                 seconds=args.unet_minutes and 60 * args.unet_minutes,
                                 edit_masks=data["mask"], consistency=args.consistency, cond_noise=args.cond_noise,
-                                rolled=rolled, rolled_cases=rolled_cases, rollout_share=args.rollout_share)
+                                rolled=rolled, rolled_cases=rolled_cases, rollout_share=args.rollout_share,
+                                keep_on_dropout=args.keep_on_dropout)
         unet_state, text_state = unet.state_dict(), text.state_dict()
     else:
         unet_state, text_state = start["unet"], start["text_encoder"]
