@@ -75,11 +75,7 @@ def main() -> None:
     size, scaling = ckpt["size"], ckpt["scaling_factor"]
     tokenizer = nets.WordTokenizer([])
     tokenizer.vocab = ckpt["vocab"]
-    enc, dec = nets.Encoder(), nets.Decoder(full_res_block=ckpt.get("decoder_full_res_block", False))
-    unet, text = nets.UNet(context_dim=64), nets.TextEncoder(len(tokenizer.vocab))
-    for m, key in ((enc, "encoder"), (dec, "decoder"), (unet, "unet"), (text, "text_encoder")):
-        m.load_state_dict(ckpt[key])
-        m.eval()
+    enc, dec, unet, text = nets.networks_from_checkpoint(ckpt)
 
     out = args.out
     if os.path.exists(out):

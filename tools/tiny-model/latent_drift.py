@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 import nets
-import shapes_world as world
 from train import encode_means, make_dataset, rollout_latents
 
 
@@ -31,22 +30,20 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    tokenizer = nets.WordTokenizer(world.VOCABULARY)
-    enc, dec = nets.Encoder(), nets.Decoder(full_res_block=ckpt.get("decoder_full_res_block", False))
-    unet, text = nets.UNet(context_dim=64), nets.TextEncoder(len(tokenizer.vocab))
-    for net, key in ((enc, "encoder"), (dec, "decoder"), (unet, "unet"), (text, "text_encoder")):
-        net.load_state_dict(ckpt[key])
-        net.eval()
+    tokenizer = nets.WordTokenizer([])
+    tokenizer.vocab = ckpt["vocab"]
+    enc, dec, unet, text = nets.networks_from_checkpoint(ckpt)
 
-    sources = make_dataset(args.sources, args.seed, ckpt["size"])["source"].astype(np.float64)
+    sources = make_dataset(args.sources, args.seed, ckpt["size"])["source"]
+    reference = sources.astype(np.float64)
     with torch.no_grad():
-        z0 = encode_means(enc, sources.astype(np.uint8))
+        z0 = encode_means(enc, sources)
         rounds = rollout_latents(unet, text, tokenizer, z0, float(ckpt["scaling_factor"]), args.rounds,
                                  image_scale=args.image_scale, seed=0)
 
         def psnr_to_sources(latents: torch.Tensor) -> np.ndarray:
             pixels = ((dec(latents).clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
-            mse = ((pixels - sources) ** 2).reshape(len(sources), -1).mean(1)
+            mse = ((pixels - reference) ** 2).reshape(len(sources), -1).mean(1)
             return 10 * np.log10(255 ** 2 / np.maximum(mse, 1e-10))
 
         print(f"VAE round trip {psnr_to_sources(z0).mean():.2f} dB; channel means of the sources "

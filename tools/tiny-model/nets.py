@@ -275,6 +275,16 @@ def alphas_cumprod(steps: int = 1000, beta_start: float = 0.00085, beta_end: flo
     return torch.cumprod(1.0 - betas, dim=0)
 
 
+def networks_from_checkpoint(ckpt: dict) -> tuple[Encoder, Decoder, UNet, TextEncoder]:
+    """The four networks of a `train.py` checkpoint, weights loaded, in eval mode."""
+    enc, dec = Encoder(), Decoder(full_res_block=ckpt.get("decoder_full_res_block", False))
+    unet, text = UNet(context_dim=64), TextEncoder(len(ckpt["vocab"]))
+    for net, key in ((enc, "encoder"), (dec, "decoder"), (unet, "unet"), (text, "text_encoder")):
+        net.load_state_dict(ckpt[key])
+        net.eval()
+    return enc, dec, unet, text
+
+
 def write_json(path, obj) -> None:
     with open(path, "w") as f:
         json.dump(obj, f, indent=2)

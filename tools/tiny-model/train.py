@@ -439,8 +439,7 @@ def main() -> None:
             rolled = cached["latents"]
             log(f"rollout: {tuple(rolled.shape)} from {cache}")
         else:
-            unet0, text0 = nets.UNet(context_dim=64), nets.TextEncoder(len(tokenizer.vocab))
-            unet0.load_state_dict(start["unet"]), text0.load_state_dict(start["text_encoder"])
+            _, _, unet0, text0 = nets.networks_from_checkpoint(start)
             rolled = rollout_latents(unet0, text0, tokenizer, source_lat[rolled_cases], scaling, args.rollout_rounds,
                                      seed=args.seed)
             torch.save({"key": key, "latents": rolled}, cache)
